@@ -1,0 +1,61 @@
+# Two commands for a new user (as root on Debian 12): `make run`, `make test`.
+# `make setup` is their shared first step: system packages, kernel mounts,
+# the virtualenv .venv with pinned dependencies, and the BPF objects.
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+ARCH := x86_64
+CLANG ?= clang-19
+BPFTOOL ?= bpftool
+BUILD := build
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	-I ebpf/include -I vmlinux/$(ARCH) -I $(BUILD)/gen
+BPF_SRC := $(wildcard ebpf/*.bpf.c)
+BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
+
+.PHONY: setup system venv build run trace test test-slow bench vmlinux clean distclean
+
+setup: system venv build
+
+system:
+	@ci/setup-system.sh
+
+# The venv is rebuilt when the project's metadata changes.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(VPY) || { echo "setup: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "setup: installing Python dependencies into $(VENV)"
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+build: venv
+	@$(VPY) -m agent.build --build-dir $(BUILD) --quiet
+
+run: setup
+	$(VENV)/bin/rsagent run
+
+trace: setup
+	$(VENV)/bin/rsagent trace
+
+test: setup
+	$(VPY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(VPY) -m pytest -q -m slow
+
+bench: setup
+	$(VPY) -m bench
+
+# Regenerates the committed vmlinux.h from the running kernel's BTF.
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h.tmp
+	mv vmlinux/$(ARCH)/vmlinux.h.tmp vmlinux/$(ARCH)/vmlinux.h
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

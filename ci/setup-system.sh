@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the agent need, and mounts the
+# kernel filesystems the probes need. Idempotent; silent when nothing is to do.
+set -euo pipefail
+
+PKGS=(clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+      python3-venv python3-dev libffi-dev gcc make)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: must run as root (installs packages, mounts tracefs/bpffs, loads BPF)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+mountpoint -q /sys/kernel/tracing || { echo "setup: mounting tracefs"; mount -t tracefs tracefs /sys/kernel/tracing; }
+mountpoint -q /sys/fs/bpf || { echo "setup: mounting bpffs"; mount -t bpf bpf /sys/fs/bpf; }
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+    echo "setup: warning: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF; the CO-RE objects cannot be loaded here (see README, Troubleshooting)" >&2
+fi
