@@ -24,6 +24,7 @@ fi
 
 mountpoint -q /sys/kernel/tracing || { echo "setup: mounting tracefs"; mount -t tracefs tracefs /sys/kernel/tracing; }
 mountpoint -q /sys/fs/bpf || { echo "setup: mounting bpffs"; mount -t bpf bpf /sys/fs/bpf; }
+mountpoint -q /sys/kernel/security || { echo "setup: mounting securityfs"; mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true; }
 if [ ! -r /sys/kernel/btf/vmlinux ]; then
     echo "setup: warning: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF; the CO-RE objects cannot be loaded here (see README, Troubleshooting)" >&2
 fi

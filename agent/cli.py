@@ -1,0 +1,158 @@
+"""rsagent: the runtime security agent's command line.
+
+    rsagent probe                 which kernel features work, which hook set is used
+    rsagent trace [--output SINK] every event the probes see, as JSON documents
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .events.layout import LayoutError
+from .features import format_report, probe
+from .hooksets import choose_hook_set
+from .libbpf.errors import BpfError, VerifierError
+from .objects import ObjectsMissing, object_path
+from .sinks import Sink, SinkError, open_sink
+
+log = logging.getLogger("rsagent")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--objects", type=Path, default=None,
+                   help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS or build/ebpf)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libbpf debug)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rsagent", description="Runtime security agent for Linux (eBPF).")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("probe", help="report kernel features and the hook set the agent will use")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("trace", help="print every event the probes see, no rules")
+    _common(p)
+    p.add_argument("--output", action="append", default=None, metavar="SINK",
+                   help="'-'/'stdout' (default) or 'jsonl:PATH'; repeatable")
+    p.add_argument("--ready-file", type=Path, default=None,
+                   help="written once every probe is attached and the process snapshot is taken")
+    p.add_argument("--event-type", action="append", default=None, metavar="TYPE",
+                   help="only these event types (default: all the hook set supports); repeatable")
+    p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
+    p.add_argument("--stats-interval", type=float, default=0.0,
+                   help="log kernel counters every N seconds (default: only at exit)")
+    return ap
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="rsagent: %(levelname)s: %(message)s", stream=sys.stderr)
+    # Exit summaries (counters, losses) are always worth a line.
+    logging.getLogger("agent.runtime").setLevel(min(level, logging.INFO))
+
+
+def _check_root() -> str | None:
+    if os.geteuid() != 0:
+        return "must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
+    return None
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    report = probe(object_path("features.bpf.o", args.objects))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_report(report))
+    return EXIT_OK if report.hook_set != "none" else EXIT_ERROR
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from codegen.event import materialize
+
+    from .runtime import Runtime, RuntimeConfig
+
+    sinks: list[Sink] = [open_sink(s) for s in (args.output or ["-"])]
+    report = probe(object_path("features.bpf.o", args.objects))
+    choice = choose_hook_set(report)
+    if choice.hook_set is None:
+        log.error("%s (see `rsagent probe`)", choice.reason)
+        return EXIT_ERROR
+    types = set(args.event_type) if args.event_type else None
+    if types:
+        unknown = types - choice.hook_set.supported_event_types()
+        if unknown:
+            log.error("--event-type %s: not produced by the %s hook set (it has: %s)",
+                      ", ".join(sorted(unknown)), choice.name,
+                      ", ".join(sorted(choice.hook_set.supported_event_types())))
+            return EXIT_USAGE
+
+    def consume(doc: dict) -> None:
+        materialize(doc)
+        for sink in sinks:
+            sink.write(doc)
+
+    def flush() -> None:
+        for sink in sinks:
+            sink.flush()
+
+    config = RuntimeConfig(
+        probe_object=object_path("probe.bpf.o", args.objects),
+        hook_set=choice.hook_set,
+        event_types=types,
+        ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
+        ready_file=args.ready_file,
+        stats_interval=args.stats_interval,
+    )
+    try:
+        Runtime(config, consume, flush=flush).run()
+    finally:
+        for sink in sinks:
+            sink.close()
+    return EXIT_OK
+
+
+COMMANDS = {"probe": cmd_probe, "trace": cmd_trace}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    problem = _check_root()
+    if problem:
+        print(f"rsagent: error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return COMMANDS[args.command](args)
+    except SinkError as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ObjectsMissing, LayoutError) as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except VerifierError as exc:
+        print(f"rsagent: error: {exc}\n(full verifier log with -vv)", file=sys.stderr)
+        log.debug("verifier log:\n%s", exc.log)
+        return EXIT_ERROR
+    except BpfError as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # stdout closed by the reader (e.g. `rsagent trace | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kernel records -> event documents."""

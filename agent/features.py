@@ -1,0 +1,129 @@
+"""What this kernel can do, learned by trying (`rsagent probe`).
+
+Each hook kind is tested by loading *and attaching* a tiny program from
+build/ebpf/features.bpf.o, one at a time; nothing is assumed from the kernel
+version. The agent picks its hook set from the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .libbpf.probe import ProbeResult, libbpf_version_string, try_load
+
+log = logging.getLogger(__name__)
+
+BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+LOCKDOWN_PATH = Path("/sys/kernel/security/lockdown")
+
+
+@dataclass(frozen=True)
+class HookKind:
+    name: str
+    program: str
+    description: str
+    min_kernel: str   # where upstream introduced it, for the reader
+
+
+HOOK_KINDS: tuple[HookKind, ...] = (
+    HookKind("tracepoint", "feat_tracepoint", "syscall tracepoints (tracepoint/syscalls/*)", "4.7"),
+    HookKind("tp_btf", "feat_tp_btf", "BTF-typed raw tracepoints (tp_btf/*)", "5.5"),
+    HookKind("raw_tp", "feat_raw_tp", "raw tracepoints (raw_tp/*)", "4.17"),
+    HookKind("ctime_tp", "feat_ctime_tp", "inode ctime tracepoints (tp_btf/ctime_ns_xchg)", "6.13"),
+    HookKind("kprobe", "feat_kprobe", "kprobes (kprobe/vfs_open)", "4.1"),
+    HookKind("fentry", "feat_fentry", "fentry/fexit trampolines (fentry/vfs_open)", "5.5"),
+    HookKind("lsm", "feat_lsm", "BPF LSM (lsm/file_open)", "5.7"),
+)
+
+EXTRA_CHECKS: tuple[HookKind, ...] = (
+    HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8"),
+    HookKind("helpers", "feat_helpers", "bpf_loop and bpf_task_pt_regs helpers", "5.17"),
+    HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11"),
+)
+
+
+@dataclass
+class Feature:
+    name: str
+    description: str
+    available: bool
+    detail: str
+    min_kernel: str
+
+
+@dataclass
+class FeatureReport:
+    kernel: str
+    arch: str
+    libbpf: str
+    btf: bool
+    lockdown: str
+    features: dict[str, Feature] = field(default_factory=dict)
+    hook_set: str = ""
+    hook_set_reason: str = ""
+
+    def has(self, name: str) -> bool:
+        f = self.features.get(name)
+        return bool(f and f.available)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _describe(result: ProbeResult) -> str:
+    if result.ok:
+        return "loaded and attached"
+    return f"{result.stage} failed: {os.strerror(result.errno) if result.errno else result.message}"
+
+
+def _lockdown() -> str:
+    try:
+        text = LOCKDOWN_PATH.read_text()
+    except OSError:
+        return "unknown (securityfs not mounted)"
+    for word in text.split():
+        if word.startswith("["):
+            return word.strip("[]")
+    return text.strip()
+
+
+def probe(features_object: Path) -> FeatureReport:
+    from .hooksets import choose_hook_set
+
+    report = FeatureReport(
+        kernel=platform.release(),
+        arch=platform.machine(),
+        libbpf=libbpf_version_string(),
+        btf=BTF_PATH.is_file(),
+        lockdown=_lockdown(),
+    )
+    for kind in HOOK_KINDS + EXTRA_CHECKS:
+        result = try_load(features_object, kind.program, attach=True)
+        log.debug("probe %s: %s", kind.name, result)
+        report.features[kind.name] = Feature(
+            kind.name, kind.description, result.ok, _describe(result), kind.min_kernel
+        )
+    choice = choose_hook_set(report)
+    report.hook_set = choice.name
+    report.hook_set_reason = choice.reason
+    return report
+
+
+def format_report(report: FeatureReport) -> str:
+    lines = [
+        f"kernel        {report.kernel} ({report.arch})",
+        f"libbpf        {report.libbpf}",
+        f"BTF           {'yes' if report.btf else 'no (/sys/kernel/btf/vmlinux missing: CO-RE objects cannot load)'}",
+        f"lockdown      {report.lockdown}",
+        "",
+        "hook kinds and features (each loaded and attached for real):",
+    ]
+    for f in report.features.values():
+        mark = "yes" if f.available else "no "
+        lines.append(f"  {mark}  {f.name:<13} {f.description} [{f.detail}; upstream since {f.min_kernel}]")
+    lines += ["", f"hook set      {report.hook_set}: {report.hook_set_reason}"]
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""Where the compiled BPF objects are.
+
+Order: ``--objects DIR``, then ``$RSAGENT_OBJECTS``, then ``build/ebpf`` of
+the source checkout the agent runs from. The monitored host only loads
+objects; building them is `make build` (or `python -m agent.build`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .build import ROOT
+
+
+class ObjectsMissing(FileNotFoundError):
+    """A compiled BPF object is not where the agent looks."""
+
+
+def objects_dir(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("RSAGENT_OBJECTS")
+    if env:
+        return Path(env)
+    return ROOT / "build" / "ebpf"
+
+
+def object_path(name: str, explicit_dir: Path | None = None) -> Path:
+    d = objects_dir(explicit_dir)
+    path = d / name
+    if not path.is_file():
+        raise ObjectsMissing(
+            f"{path}: BPF object not found; build it with `make build` "
+            f"(or `python -m agent.build`), or point --objects/RSAGENT_OBJECTS at a directory holding {name}"
+        )
+    return path

@@ -1,0 +1,1 @@
+"""The agent's process tree: lineage, executables and argv of every process."""

@@ -1,0 +1,192 @@
+"""The agent's event loop: load and attach the probes, drain the ring
+buffer, decode, hand documents to a consumer, stop cleanly on a signal.
+
+Shutdown order on SIGINT/SIGTERM: detach every program (nothing new is
+produced), drain what the ring buffer still holds, let the consumer and the
+sinks flush, report counters, close the object. Exit status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .clock import BootClock
+from .events.decode import DecodeEnv, Decoder, Document
+from .events.layout import layout
+from .hooksets import HookSet
+from .kstats import TypeStats, format_type_stats, read_type_stats
+from .libbpf.object import BpfObject, load_object
+from .libbpf.ringbuf import RingBuffer
+from .mounts import MountTable
+from .process.cache import ProcessCache
+from .users import UserNames
+
+log = logging.getLogger(__name__)
+
+Consumer = Callable[[Document], None]
+
+
+@dataclass
+class RuntimeConfig:
+    probe_object: Path
+    hook_set: HookSet
+    event_types: set[str] | None = None         # None: every type the hook set supports
+    ringbuf_bytes: int = 8 * 1024 * 1024
+    ready_file: Path | None = None
+    stats_interval: float = 0.0                  # seconds; 0: only at exit
+    poll_timeout_ms: int = 100
+    globals: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    decoded: int
+    decode_errors: dict[str, int]
+    kernel: dict[str, TypeStats]
+    consumer_errors: int
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (or programmatically); checked between polls."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: int | None = None
+
+    def set(self, signum: int | None = None) -> None:
+        self.signal = signum
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def install(self) -> Callable[[], None]:
+        """Handle SIGINT/SIGTERM; returns a function restoring the old handlers."""
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.set(signum)
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for signum, previous in old.items():
+                signal.signal(signum, previous)
+
+        return restore
+
+
+class Runtime:
+    """One run of the probes; see the module docstring."""
+
+    def __init__(self, config: RuntimeConfig, consumer: Consumer, *, flush: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.flush = flush or (lambda: None)
+        self.layout = layout()
+        self.clock = BootClock()
+        self.mounts = MountTable()
+        self.users = UserNames()
+        self.processes = ProcessCache(self.clock)
+        self.decoder = Decoder(self.layout, DecodeEnv(self.clock, self.processes, self.users, self.mounts))
+        self.stop = StopFlag()
+        self.consumer_errors = 0
+        self._obj: BpfObject | None = None
+
+    # -- the record path -----------------------------------------------------
+    def _on_record(self, data: Any, size: int) -> None:
+        doc = self.decoder.decode(data, size)
+        if doc is None:
+            return
+        try:
+            self.consumer(doc)
+        except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
+            # A bad document must not stop the agent; count and log once per kind.
+            self.consumer_errors += 1
+            if self.consumer_errors <= 10:
+                log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
+
+    def programs(self) -> list[str]:
+        types = self.config.event_types
+        return self.config.hook_set.programs_for(types)
+
+    def kernel_stats(self) -> dict[str, TypeStats]:
+        if self._obj is None or self._obj.closed:
+            return {}
+        return read_type_stats(self._obj.map("type_stats"), self.layout, self.decoder.type_names)
+
+    def run(self) -> RunSummary:
+        cfg = self.config
+        restore = self.stop.install()
+        kernel: dict[str, TypeStats] = {}
+        try:
+            with ExitStack() as stack:
+                progs = self.programs()
+                if not progs:
+                    raise ValueError("no event type to watch: the policy uses none this hook set supports")
+                glob = {"rs_agent_tgid": os.getpid(), **cfg.globals}
+                obj = load_object(
+                    cfg.probe_object,
+                    programs=progs,
+                    globals=glob,
+                    max_entries={"events": cfg.ringbuf_bytes},
+                )
+                stack.enter_context(obj)
+                self._obj = obj
+                rb = RingBuffer(obj.map("events"), self._on_record)
+                stack.enter_context(rb)
+                links = obj.attach_all(progs)
+                log.info("attached %d programs (%s hook set): %s", len(links), cfg.hook_set.name, ", ".join(progs))
+                n = self.processes.snapshot()
+                log.info("process table snapshot: %d processes", n)
+                if cfg.ready_file is not None:
+                    cfg.ready_file.write_text(f"{os.getpid()}\n")
+                self._loop(rb)
+                # Stop producing, then drain what is already in the buffer.
+                for link in links:
+                    link.close()
+                while rb.consume() > 0:
+                    pass
+                self.flush()
+                kernel = self.kernel_stats()
+                self._obj = None
+        finally:
+            restore()
+        summary = RunSummary(self.decoder.decoded, dict(self.decoder.errors), kernel, self.consumer_errors)
+        self._report(summary)
+        return summary
+
+    def _loop(self, rb: RingBuffer) -> None:
+        cfg = self.config
+        next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
+        while not self.stop:
+            rb.poll(cfg.poll_timeout_ms)
+            self.flush()
+            if next_stats is not None and time.monotonic() >= next_stats:
+                log.info("kernel counters: %s", format_type_stats(self.kernel_stats()))
+                next_stats = time.monotonic() + cfg.stats_interval
+
+    def _report(self, s: RunSummary) -> None:
+        log.info("decoded %d events", s.decoded)
+        log.info("kernel counters: %s", format_type_stats(s.kernel))
+        lost = sum(t.lost for t in s.kernel.values())
+        if lost:
+            log.warning("%d events were lost because the ring buffer was full (raise --ringbuf-mb)", lost)
+        if s.decode_errors:
+            log.warning("decode errors: %s", ", ".join(f"{k}={v}" for k, v in sorted(s.decode_errors.items())))
+        if s.consumer_errors:
+            log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
+
+
+def supported(hook_set: HookSet, wanted: Iterable[str]) -> tuple[set[str], set[str]]:
+    wanted = set(wanted)
+    have = hook_set.supported_event_types()
+    return wanted & have, wanted - have

@@ -1,0 +1,66 @@
+"""Where event documents and alerts go: stdout, or a JSON-lines file.
+
+``-``/``stdout``: one JSON document per line on standard output.
+``jsonl:PATH``: appended to PATH, one per line, flushed after each.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+
+class Sink(Protocol):
+    name: str
+
+    def write(self, doc: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SinkError(ValueError):
+    """A --output value that names no usable sink."""
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+class StreamSink:
+    def __init__(self, stream: TextIO, name: str, *, flush_each: bool) -> None:
+        self._stream = stream
+        self.name = name
+        self._flush_each = flush_each
+
+    def write(self, doc: dict[str, Any]) -> None:
+        self._stream.write(dumps(doc) + "\n")
+        if self._flush_each:
+            self._stream.flush()
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._stream is not sys.stdout:
+            self._stream.close()
+
+
+def open_sink(spec: str) -> Sink:
+    if spec in ("-", "stdout"):
+        return StreamSink(sys.stdout, "stdout", flush_each=False)  # flushed after each ring-buffer batch
+    if spec.startswith("jsonl:"):
+        path = Path(spec[len("jsonl:"):])
+        if not path.name:
+            raise SinkError(f"--output {spec}: jsonl: needs a file path, e.g. jsonl:/var/log/rsagent.jsonl")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(path, "a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise SinkError(f"--output {spec}: cannot open {path}: {exc.strerror}") from exc
+        return StreamSink(stream, spec, flush_each=True)
+    raise SinkError(f"--output {spec}: unknown sink (use '-', 'stdout' or 'jsonl:PATH')")

@@ -1,0 +1,76 @@
+"""uid/gid -> user/group names, from /etc/passwd and /etc/group.
+
+Names are looked up in files (not NSS: the agent must not block on a
+directory service per event). The tables reload when either file's
+mtime/size/inode changes, checked at most once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CHECK_NS = 1_000_000_000
+
+
+def _parse(path: Path) -> dict[int, str]:
+    names: dict[int, str] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        log.warning("cannot read %s: %s; names from it will be empty", path, exc)
+        return names
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3 and parts[2].isdigit():
+            names.setdefault(int(parts[2]), parts[0])
+    return names
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class _Table:
+    path: Path
+    names: dict[int, str] = field(default_factory=dict)
+    stamp: tuple[int, int, int] | None = None
+
+    def reload_if_changed(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp != self.stamp or stamp is None:
+            self.names = _parse(self.path)
+            self.stamp = stamp
+
+
+class UserNames:
+    def __init__(self, passwd: Path = Path("/etc/passwd"), group: Path = Path("/etc/group")) -> None:
+        self._users = _Table(passwd)
+        self._groups = _Table(group)
+        self._checked = 0
+        self._check()
+
+    def _check(self) -> None:
+        now = time.monotonic_ns()
+        if now - self._checked >= _CHECK_NS:
+            self._checked = now
+            self._users.reload_if_changed()
+            self._groups.reload_if_changed()
+
+    def user(self, uid: int) -> str:
+        self._check()
+        return self._users.names.get(uid, "")
+
+    def group(self, gid: int) -> str:
+        self._check()
+        return self._groups.names.get(gid, "")

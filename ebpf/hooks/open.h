@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * hooks/open.h - open, openat, openat2, creat on the syscall-exit tracepoints.
+ *
+ * A successful open names its object exactly: the returned fd's struct file
+ * gives the dentry and mount, walked into an absolute path. A failed open has
+ * no object; the record carries the caller's string and the kernel-walked
+ * directory the lookup started from, which user space joins and normalizes.
+ */
+#ifndef RS_HOOK_OPEN_H
+#define RS_HOOK_OPEN_H
+
+#include "common.h"
+#include "path.h"
+#include "task.h"
+
+#define RS_O_CREAT 0100
+#define RS_O_WRONLY 01
+#define RS_O_TRUNC 01000
+
+struct rs_open_args {
+	long dirfd;
+	const char *path;
+	__u32 flags;
+	__u32 mode;
+};
+
+static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, struct rs_open_args *a)
+{
+	struct task_struct *task;
+	struct rs_file_event *e;
+	struct dentry *dentry = NULL;
+	struct vfsmount *mnt = NULL;
+	__u32 off = sizeof(*e);
+	long ret = ctx->ret;
+	void *rec;
+
+	if (rs_is_self())
+		return 0;
+	RS_STAT_INC(RS_EVENT_OPEN, seen);
+	rec = rs_record();
+	if (!rec)
+		return 0;
+	e = rec;
+	__builtin_memset(e, 0, sizeof(*e));
+	rs_fill_header(&e->hdr, RS_EVENT_OPEN);
+	task = bpf_get_current_task_btf();
+	rs_fill_proc(&e->proc, task);
+	e->retval = ret;
+	e->syscall_nr = ctx->id;
+	e->flags = a->flags;
+	e->mode = a->mode;
+	e->dirfd = a->dirfd;
+
+	if (ret >= 0) {
+		struct file *file = rs_fd_file(task, ret);
+
+		rs_fill_file(rec, &off, &e->file, BPF_CORE_READ(file, f_path.dentry),
+			     BPF_CORE_READ(file, f_path.mnt));
+	} else {
+		char first = 0;
+
+		rs_append_str(rec, &off, &e->req_path, a->path, true);
+		if (e->req_path.len)
+			first = ((char *)rec)[e->req_path.off & (RS_RECORD_MAX - 1)];
+		if (rs_lookup_base(task, a->dirfd, first, &dentry, &mnt))
+			rs_fill_file(rec, &off, &e->base, dentry, mnt);
+	}
+	rs_submit(rec, off);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int rs_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_open_args a;
+
+	rs_syscall_args(&r);
+	a.dirfd = r.a[0];
+	a.path = (const char *)r.a[1];
+	a.flags = r.a[2];
+	a.mode = r.a[3];
+	return rs_open_exit(ctx, &a);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int rs_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_open_args a;
+
+	rs_syscall_args(&r);
+	a.dirfd = RS_AT_FDCWD;
+	a.path = (const char *)r.a[0];
+	a.flags = r.a[1];
+	a.mode = r.a[2];
+	return rs_open_exit(ctx, &a);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int rs_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_open_args a;
+
+	rs_syscall_args(&r);
+	a.dirfd = RS_AT_FDCWD;
+	a.path = (const char *)r.a[0];
+	a.flags = RS_O_CREAT | RS_O_WRONLY | RS_O_TRUNC;
+	a.mode = r.a[1];
+	return rs_open_exit(ctx, &a);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int rs_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_open_args a;
+	struct open_how how = {};
+
+	rs_syscall_args(&r);
+	bpf_probe_read_user(&how, sizeof(how), (void *)r.a[2]);
+	a.dirfd = r.a[0];
+	a.path = (const char *)r.a[1];
+	a.flags = how.flags;
+	a.mode = how.mode;
+	return rs_open_exit(ctx, &a);
+}
+
+#endif /* RS_HOOK_OPEN_H */

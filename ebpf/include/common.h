@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* common.h - maps and helpers shared by every hook: the ring buffer, scratch
+ * records, per-type counters, the calling task's context. */
+#ifndef RS_COMMON_H
+#define RS_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "events.h"
+
+#ifndef likely
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#endif
+
+/* Set by the loader before load. */
+const volatile __u32 rs_agent_tgid = 0;   /* our own process: never reported */
+
+/* Events to user space. Size set by the loader (bpf_map__set_max_entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RS_EVENT_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, struct rs_type_stats);
+} type_stats SEC(".maps");
+
+/* One record under construction per CPU. Programs on these hooks run with
+ * preemption disabled, so a CPU never builds two records at once. */
+struct rs_record_buf {
+	/* Twice the largest record: an offset masked with RS_RECORD_MAX - 1 plus
+	 * a bounded length always stays inside, whatever the compiler does to
+	 * the bound checks the verifier sees. */
+	__u8 data[2 * RS_RECORD_MAX];
+};
+
+/* Offset into a record, masked for the verifier (the logic checks bounds first). */
+#define RS_REC_OFF(o) ((o) & (RS_RECORD_MAX - 1))
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_record_buf);
+} record_buf SEC(".maps");
+
+static __always_inline struct rs_type_stats *rs_stats(__u32 type)
+{
+	return bpf_map_lookup_elem(&type_stats, &type);
+}
+
+#define RS_STAT_INC(type, field)                                    \
+	do {                                                        \
+		struct rs_type_stats *__s = rs_stats(type);         \
+		if (__s)                                            \
+			__s->field += 1; /* per-CPU: no atomics */  \
+	} while (0)
+
+static __always_inline void *rs_record(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&record_buf, &zero);
+}
+
+/* True for our own agent's threads: their file activity is not reported. */
+static __always_inline bool rs_is_self(void)
+{
+	return rs_agent_tgid && (bpf_get_current_pid_tgid() >> 32) == rs_agent_tgid;
+}
+
+static __always_inline void rs_fill_header(struct rs_event_header *hdr, __u32 type)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	hdr->type = type;
+	hdr->size = 0;
+	hdr->timestamp = bpf_ktime_get_boot_ns();
+	hdr->pid = pid_tgid >> 32;
+	hdr->tid = (__u32)pid_tgid;
+	hdr->cpu = bpf_get_smp_processor_id();
+	hdr->flags = 0;
+}
+
+static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_struct *task)
+{
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+
+	p->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	p->uid = BPF_CORE_READ(cred, uid.val);
+	p->gid = BPF_CORE_READ(cred, gid.val);
+	p->euid = BPF_CORE_READ(cred, euid.val);
+	p->egid = BPF_CORE_READ(cred, egid.val);
+	p->fsuid = BPF_CORE_READ(cred, fsuid.val);
+	p->fsgid = BPF_CORE_READ(cred, fsgid.val);
+	p->_pad0 = 0;
+	/* kernel_cap_t is a struct { u64 val; } since 6.3 and { u32 cap[2]; } before */
+	bpf_core_read(&p->cap_effective, sizeof(p->cap_effective), &cred->cap_effective);
+	bpf_core_read(&p->cap_permitted, sizeof(p->cap_permitted), &cred->cap_permitted);
+	p->cgroup_id = bpf_get_current_cgroup_id();
+	p->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+}
+
+/* Round a record size up to 8 and bound it for the verifier. */
+static __always_inline __u32 rs_record_size(__u32 size)
+{
+	size = (size + 7) & ~7U;
+	if (size > RS_RECORD_MAX)
+		size = RS_RECORD_MAX;
+	return size;
+}
+
+/* Write a finished record; count it as sent or lost. */
+static __always_inline void rs_submit(void *rec, __u32 size)
+{
+	struct rs_event_header *hdr = rec;
+	__u32 type = hdr->type;
+
+	size = rs_record_size(size);
+	hdr->size = size;
+	if (bpf_ringbuf_output(&events, rec, size, 0) == 0)
+		RS_STAT_INC(type, sent);
+	else
+		RS_STAT_INC(type, lost);
+}
+
+/*
+ * Append a NUL-free string at *off in the record and describe it in *s.
+ * The source is in kernel (user = false) or user memory; at most `max` bytes.
+ * Returns false when it did not fit (the record gets RS_HDR_TRUNCATED).
+ */
+static __always_inline bool rs_append_str(void *rec, __u32 *off, struct rs_str *s,
+					  const void *src, bool user)
+{
+	__u32 o = *off;
+	long n;
+
+	s->off = 0;
+	s->len = 0;
+	if (!src)
+		return true;
+	if (o > RS_RECORD_MAX - RS_PATH_MAX) {
+		((struct rs_event_header *)rec)->flags |= RS_HDR_TRUNCATED;
+		return false;
+	}
+	if (user)
+		n = bpf_probe_read_user_str(rec + RS_REC_OFF(o), RS_PATH_MAX, src);
+	else
+		n = bpf_probe_read_kernel_str(rec + RS_REC_OFF(o), RS_PATH_MAX, src);
+	if (n <= 0)
+		return true;
+	s->off = o;
+	s->len = n - 1;
+	*off = o + n;
+	return true;
+}
+
+/*
+ * Append `len` bytes of user memory (len < RS_ARGS_MAX) at *off.
+ * Returns false when it did not fit or could not be read.
+ */
+static __always_inline bool rs_append_user_bytes(void *rec, __u32 *off, struct rs_str *s,
+						 const void *src, __u32 len)
+{
+	__u32 o = *off;
+
+	s->off = 0;
+	s->len = 0;
+	if (o > RS_RECORD_MAX - RS_ARGS_MAX) {
+		((struct rs_event_header *)rec)->flags |= RS_HDR_TRUNCATED;
+		return false;
+	}
+	len &= RS_ARGS_MAX - 1;
+	if (!len || bpf_probe_read_user(rec + RS_REC_OFF(o), len, src) != 0)
+		return false;
+	s->off = o;
+	s->len = len;
+	*off = o + len;
+	return true;
+}
+
+#endif /* RS_COMMON_H */

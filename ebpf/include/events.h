@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * events.h - every struct that crosses the kernel/user boundary.
+ *
+ * Included by the BPF programs (after vmlinux.h) and parsed by user space with
+ * cffi's cdef (agent/events/layout.py), so this file keeps to the subset both
+ * understand:
+ *   - fixed-width types only (__u8 .. __u64, __s32, __s64), no pointers;
+ *   - explicit padding: every struct is a multiple of 8 bytes and every member
+ *     naturally aligned; members named _padN are zero;
+ *   - integer constants as `#define NAME <decimal or hex literal>` or enums;
+ *   - no other preprocessor logic between RS_CDEF_BEGIN and RS_CDEF_END
+ *     (user space reads only that region).
+ * A test (tests/test_layout.py) compares cffi's sizes and offsets of every
+ * struct with the BTF of the compiled object.
+ *
+ * Record framing: every ring-buffer record starts with struct rs_event_header;
+ * `size` covers the whole record. Variable-length data (paths, argv) follows
+ * the fixed struct and is addressed by struct rs_str {off, len}, where `off`
+ * counts from the start of the record and `len` excludes any terminator.
+ */
+#ifndef RS_EVENTS_H
+#define RS_EVENTS_H
+
+/* RS_CDEF_BEGIN */
+
+#define RS_ABI_VERSION 1
+
+#define RS_PATH_MAX 4096        /* longest path we emit, terminator excluded: PATH_MAX */
+#define RS_NAME_MAX 256         /* NAME_MAX + 1 */
+#define RS_COMM_LEN 16
+#define RS_FSTYPE_LEN 16
+#define RS_ARGS_MAX 4096        /* argv/envp bytes captured per exec */
+#define RS_RECORD_MAX 16384     /* largest ring-buffer record */
+
+enum rs_event_type {
+	RS_EVENT_NONE = 0,
+	RS_EVENT_OPEN = 1,
+	RS_EVENT_CHMOD = 2,
+	RS_EVENT_CHOWN = 3,
+	RS_EVENT_MKDIR = 4,
+	RS_EVENT_RMDIR = 5,
+	RS_EVENT_UNLINK = 6,
+	RS_EVENT_RENAME = 7,
+	RS_EVENT_LINK = 8,
+	RS_EVENT_UTIMES = 9,
+	RS_EVENT_SETXATTR = 10,
+	RS_EVENT_REMOVEXATTR = 11,
+	RS_EVENT_MOUNT = 12,
+	RS_EVENT_UMOUNT = 13,
+	RS_EVENT_EXEC = 14,
+	RS_EVENT_FORK = 15,
+	RS_EVENT_EXIT = 16,
+	RS_EVENT_TYPE_MAX = 17,
+};
+
+/* struct rs_event_header.flags */
+enum rs_header_flags {
+	RS_HDR_TRUNCATED = 1,   /* some variable-length data did not fit the record */
+};
+
+/* Common header, first in every record. 32 bytes. */
+struct rs_event_header {
+	__u32 type;             /* enum rs_event_type */
+	__u32 size;             /* bytes in the whole record, header included */
+	__u64 timestamp;        /* CLOCK_BOOTTIME, ns (bpf_ktime_get_boot_ns) */
+	__u32 pid;              /* thread-group id (user-space "pid") */
+	__u32 tid;              /* thread id */
+	__u32 cpu;
+	__u32 flags;            /* enum rs_header_flags */
+};
+
+/* A string in the record's data area. */
+struct rs_str {
+	__u16 off;              /* from the start of the record; 0 = absent */
+	__u16 len;              /* bytes, no terminator */
+};
+
+/* The calling task at the time of the event. 88 bytes. */
+struct rs_proc_ctx {
+	__u32 ppid;             /* real_parent's tgid now (lineage comes from the process cache) */
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u32 fsuid;
+	__u32 fsgid;
+	__u32 _pad0;
+	__u64 cap_effective;
+	__u64 cap_permitted;
+	__u64 cgroup_id;        /* cgroup v2 id (bpf_get_current_cgroup_id) */
+	__u64 start_time;       /* thread-group leader's start, CLOCK_BOOTTIME ns */
+	char comm[16];          /* RS_COMM_LEN */
+};
+
+/* struct rs_file.flags */
+enum rs_file_flags {
+	RS_FILE_PRESENT = 1,          /* resolved from a kernel object */
+	RS_FILE_PATH_TRUNCATED = 2,   /* walk stopped at the depth or length limit; path is a suffix */
+	RS_FILE_UPPER_LAYER = 4,      /* overlayfs: the inode exists in the upper layer */
+	RS_FILE_DETACHED = 8,         /* walk ended at a mount with no parent that is not the namespace root */
+	RS_FILE_DISCONNECTED = 16,    /* walk ended at a dentry that is its own parent below a mount root */
+	RS_FILE_OVERLAY = 32,         /* the file lives on an overlayfs mount */
+};
+
+/* A file resolved from kernel objects (struct path / dentry / inode). 72 bytes. */
+struct rs_file {
+	__u64 inode;
+	__u64 ctime_ns;
+	__u64 mtime_ns;
+	__u32 mount_id;         /* struct mount.mnt_id, as in /proc/PID/mountinfo */
+	__u32 dev;              /* super_block.s_dev, kernel encoding (major << 20 | minor) */
+	__u32 mode;             /* inode.i_mode */
+	__u32 uid;
+	__u32 gid;
+	__u32 nlink;
+	__u32 flags;            /* enum rs_file_flags */
+	struct rs_str path;     /* absolute path walked in the kernel */
+	char fstype[16];        /* RS_FSTYPE_LEN: file_system_type.name */
+};
+
+/*
+ * File activity (open and the other file-integrity types). A failed call has
+ * no kernel object: `file.flags` lacks RS_FILE_PRESENT and user space
+ * resolves `req_path` against `base`, the kernel-walked directory the kernel
+ * would have started from (dirfd, cwd, or the task's root for absolute paths).
+ */
+struct rs_file_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_file file;
+	struct rs_file base;          /* start directory of req_path (failed calls) */
+	__s64 retval;
+	__u32 syscall_nr;
+	__u32 flags;                  /* open: open flags */
+	__u32 mode;                   /* open: mode argument */
+	__s32 dirfd;
+	struct rs_str req_path;       /* the path string the caller passed, from user memory */
+	__u32 _pad0;
+};
+
+/* exec: the new program image, after the point of no return. */
+struct rs_exec_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;      /* credentials after exec (setuid applied) */
+	struct rs_file file;          /* bprm->file: the file that was mapped */
+	__u32 old_tid;                /* tid that called execve (non-leader threads) */
+	__u32 argc;
+	__u32 args_flags;             /* RS_ARGS_TRUNCATED */
+	__u32 _pad0;
+	struct rs_str filename;       /* bprm->filename: the path string given to execve */
+	struct rs_str interp;         /* bprm->interp: the interpreter for scripts */
+	struct rs_str argv;           /* NUL-separated argv */
+	__u32 _pad1;
+};
+
+enum rs_args_flags {
+	RS_ARGS_TRUNCATED = 1,
+};
+
+/* fork/clone of a new process (threads are not reported). */
+struct rs_fork_event {
+	struct rs_event_header hdr;   /* pid/tid: the child */
+	struct rs_proc_ctx proc;      /* the parent (caller) */
+	__u32 child_pid;
+	__u32 child_tid;
+	__u32 parent_pid;
+	__u32 parent_tid;
+	__u64 child_start_time;       /* CLOCK_BOOTTIME ns */
+	__u64 clone_flags;
+};
+
+/* Exit of a whole thread group (last thread). */
+struct rs_exit_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	__u32 exit_code;              /* wait status: (code << 8) | signal | 0x80 if core dumped */
+	__u32 _pad0;
+};
+
+/* Per event type, per CPU. Index: enum rs_event_type. */
+struct rs_type_stats {
+	__u64 seen;                   /* hook fired for this type */
+	__u64 dropped_approver;       /* no kernel approver matched */
+	__u64 dropped_discarder;      /* a discarder matched */
+	__u64 sent;                   /* written to the ring buffer */
+	__u64 lost;                   /* ring buffer full */
+};
+
+/* RS_CDEF_END */
+
+#endif /* RS_EVENTS_H */

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * path.h - absolute paths from kernel objects.
+ *
+ * rs_resolve_path() walks a struct path (dentry + vfsmount) up to the root of
+ * the task's mount namespace, crossing mount points through struct mount
+ * (mnt_parent / mnt_mountpoint), the way the kernel's prepend_path() does.
+ * It deliberately ignores chroot: a chrooted process reading /etc/passwd
+ * inside its root reports the host path of the object it really touched.
+ *
+ * Components are prepended, last first, into a per-CPU scratch buffer, then
+ * copied into the record. The walk is one bpf_loop() callback per component
+ * (verified once, runs up to RS_PATH_DEPTH_MAX times); past that depth or
+ * past RS_PATH_MAX bytes, the path is the longest suffix that fitted and the
+ * file gets RS_FILE_PATH_TRUNCATED.
+ */
+#ifndef RS_PATH_H
+#define RS_PATH_H
+
+#include "common.h"
+
+#define RS_PATH_DEPTH_MAX 2048          /* PATH_MAX / 2: one-letter components */
+#define RS_PATH_BUF (2 * RS_PATH_MAX)   /* scratch: power of two for masking */
+
+/* Loop state lives in the map value, not on the stack: the verifier then sees
+ * every iteration start from the same unknown state and verifies the
+ * callback once instead of unrolling it. */
+struct rs_walk_state {
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u32 off;             /* first byte of the path in data[] */
+	__u32 flags;           /* RS_FILE_* learned during the walk */
+	__u32 done;
+	__u32 _pad;
+};
+
+struct rs_path_buf {
+	struct rs_walk_state w;
+	char data[RS_PATH_BUF + RS_NAME_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_path_buf);
+} path_buf SEC(".maps");
+
+static __always_inline struct mount *rs_real_mount(struct vfsmount *vfsmnt)
+{
+	/* container_of(vfsmnt, struct mount, mnt), offset relocated by CO-RE */
+	return (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static long rs_walk_step(__u32 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct rs_path_buf *b = bpf_map_lookup_elem(&path_buf, &zero);
+
+	if (!b)
+		return 1;
+
+	struct rs_walk_state *w = &b->w;
+	struct dentry *d = w->dentry;
+	struct mount *mnt = w->mnt;
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+	if (d == mnt_root) {
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (up == mnt || !up) {
+			/* Root of the mount tree. A mount that is its own parent
+			 * but has a namespace is the namespace root; without one
+			 * it was detached (lazy umount, open_tree clone). */
+			if (!BPF_CORE_READ(mnt, mnt_ns))
+				w->flags |= RS_FILE_DETACHED;
+			w->done = 1;
+			return 1;
+		}
+		/* Cross to the mount point in the parent mount. */
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		return 0;
+	}
+	if (d == parent || !parent) {
+		/* Not the mount root, yet its own parent: a disconnected dentry. */
+		w->flags |= RS_FILE_DISCONNECTED;
+		w->done = 1;
+		return 1;
+	}
+
+	struct qstr name = BPF_CORE_READ(d, d_name);
+	__u32 len = name.len;
+	__u32 off = w->off;
+
+	if (len > RS_NAME_MAX - 1)
+		len = RS_NAME_MAX - 1;
+	if (off > RS_PATH_BUF - 1 || off < len + 1) {
+		w->flags |= RS_FILE_PATH_TRUNCATED;
+		w->done = 1;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], len & (RS_NAME_MAX - 1), name.name);
+	off -= 1;
+	b->data[off & (RS_PATH_BUF - 1)] = '/';
+	w->off = off;
+	w->dentry = parent;
+	return 0;
+}
+
+/*
+ * Resolve a struct path into `f->path`, appended to the record at *off.
+ * Returns false when the record had no room for it.
+ */
+static __always_inline bool rs_resolve_path(void *rec, __u32 *off, struct rs_file *f,
+					     struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	__u32 zero = 0;
+	struct rs_path_buf *b;
+	__u32 len, start;
+	__u32 o = *off;
+
+	f->path.off = 0;
+	f->path.len = 0;
+	b = bpf_map_lookup_elem(&path_buf, &zero);
+	if (!b || !dentry || !vfsmnt)
+		return true;
+	b->w.dentry = dentry;
+	b->w.mnt = rs_real_mount(vfsmnt);
+	/* The path ends at RS_PATH_MAX - 1, so it is at most RS_PATH_MAX - 1 long. */
+	b->w.off = RS_PATH_MAX - 1;
+	b->w.flags = 0;
+	b->w.done = 0;
+	bpf_loop(RS_PATH_DEPTH_MAX, rs_walk_step, NULL, 0);
+	if (!b->w.done)
+		b->w.flags |= RS_FILE_PATH_TRUNCATED;
+	f->flags |= b->w.flags;
+
+	start = b->w.off;
+	if (start > RS_PATH_MAX - 1)
+		return true;
+	len = (RS_PATH_MAX - 1) - start;
+	if (len == 0) {
+		/* The walk started at the root: the path is "/". */
+		start -= 1;
+		b->data[start & (RS_PATH_BUF - 1)] = '/';
+		len = 1;
+	}
+	if (o > RS_RECORD_MAX - RS_PATH_MAX) {
+		((struct rs_event_header *)rec)->flags |= RS_HDR_TRUNCATED;
+		return false;
+	}
+	bpf_probe_read_kernel(rec + RS_REC_OFF(o), len & (RS_PATH_MAX - 1), &b->data[start & (RS_PATH_BUF - 1)]);
+	f->path.off = o;
+	f->path.len = len & (RS_PATH_MAX - 1);
+	*off = o + f->path.len;
+	return true;
+}
+
+#define RS_OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define RS_NSEC_PER_SEC 1000000000ULL
+
+/* struct inode's timestamps moved: i_ctime/i_mtime (<= 6.5), __i_ctime (6.6+),
+ * __i_mtime (6.7 - 6.10), i_[cm]time_sec/_nsec (6.11+; bit 31 of
+ * i_ctime_nsec is the multigrain "queried" flag, not part of the time). */
+struct inode___old {
+	struct timespec64 i_ctime;
+	struct timespec64 __i_ctime;
+	struct timespec64 i_mtime;
+	struct timespec64 __i_mtime;
+} __attribute__((preserve_access_index));
+
+#define RS_TS_NS(ts) ((ts).tv_sec * RS_NSEC_PER_SEC + (ts).tv_nsec)
+
+static __always_inline void rs_fill_times(struct rs_file *f, struct inode *inode)
+{
+	struct inode___old *old = (void *)inode;
+
+	if (bpf_core_field_exists(inode->i_ctime_sec))
+		f->ctime_ns = BPF_CORE_READ(inode, i_ctime_sec) * RS_NSEC_PER_SEC +
+			      (BPF_CORE_READ(inode, i_ctime_nsec) & ~(1U << 31));
+	else if (bpf_core_field_exists(old->__i_ctime))
+		f->ctime_ns = RS_TS_NS(BPF_CORE_READ(old, __i_ctime));
+	else
+		f->ctime_ns = RS_TS_NS(BPF_CORE_READ(old, i_ctime));
+
+	if (bpf_core_field_exists(inode->i_mtime_sec))
+		f->mtime_ns = BPF_CORE_READ(inode, i_mtime_sec) * RS_NSEC_PER_SEC +
+			      BPF_CORE_READ(inode, i_mtime_nsec);
+	else if (bpf_core_field_exists(old->__i_mtime))
+		f->mtime_ns = RS_TS_NS(BPF_CORE_READ(old, __i_mtime));
+	else
+		f->mtime_ns = RS_TS_NS(BPF_CORE_READ(old, i_mtime));
+}
+
+/* Inode attributes, fs type and overlay layer of a dentry's inode. */
+static __always_inline void rs_fill_inode(struct rs_file *f, struct dentry *dentry)
+{
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	const char *fsname = BPF_CORE_READ(sb, s_type, name);
+
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), fsname);
+	f->dev = BPF_CORE_READ(sb, s_dev);
+	if (!inode)
+		return;
+	f->flags |= RS_FILE_PRESENT;
+	f->inode = BPF_CORE_READ(inode, i_ino);
+	f->mode = BPF_CORE_READ(inode, i_mode);
+	f->uid = BPF_CORE_READ(inode, i_uid.val);
+	f->gid = BPF_CORE_READ(inode, i_gid.val);
+	f->nlink = BPF_CORE_READ(inode, __i_nlink);
+	rs_fill_times(f, inode);
+	/* overlayfs: the ovl inode knows its upper dentry. */
+	if (BPF_CORE_READ(sb, s_magic) == RS_OVERLAYFS_SUPER_MAGIC) {
+		f->flags |= RS_FILE_OVERLAY;
+		if (bpf_core_type_exists(struct ovl_inode)) {
+			struct ovl_inode *oi =
+				(void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+
+			if (BPF_CORE_READ(oi, __upperdentry))
+				f->flags |= RS_FILE_UPPER_LAYER;
+		}
+	}
+}
+
+/* Everything about the file behind a struct path. */
+static __always_inline bool rs_fill_file(void *rec, __u32 *off, struct rs_file *f,
+					 struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	struct mount *mnt;
+
+	if (!dentry || !vfsmnt)
+		return true;
+	mnt = rs_real_mount(vfsmnt);
+	f->mount_id = BPF_CORE_READ(mnt, mnt_id);
+	rs_fill_inode(f, dentry);
+	return rs_resolve_path(rec, off, f, dentry, vfsmnt);
+}
+
+#endif /* RS_PATH_H */

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* task.h - reading the calling task: its syscall arguments, fds, cwd, root. */
+#ifndef RS_TASK_H
+#define RS_TASK_H
+
+#include "common.h"
+
+#define RS_AT_FDCWD -100
+
+/*
+ * Syscall arguments at sys_exit, from the task's saved user registers.
+ * x86_64 syscall ABI: rdi, rsi, rdx, r10, r8, r9. The kernel never writes
+ * them back during a syscall (only ax, the return value), so at exit they are
+ * the arguments the syscall ran with - no sys_enter program, no map.
+ */
+struct rs_syscall_args {
+	unsigned long a[6];
+};
+
+static __always_inline void rs_syscall_args(struct rs_syscall_args *args)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+	args->a[0] = BPF_CORE_READ(regs, di);
+	args->a[1] = BPF_CORE_READ(regs, si);
+	args->a[2] = BPF_CORE_READ(regs, dx);
+	args->a[3] = BPF_CORE_READ(regs, r10);
+	args->a[4] = BPF_CORE_READ(regs, r8);
+	args->a[5] = BPF_CORE_READ(regs, r9);
+}
+
+/* The struct file behind a descriptor of `task`, or NULL. */
+static __always_inline struct file *rs_fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd & 0xffffff]);
+	return file;
+}
+
+/*
+ * The directory a path lookup starts from: the task's root for an absolute
+ * path, its cwd for AT_FDCWD, otherwise the directory fd. `first` is the
+ * first byte of the user's path string.
+ */
+static __always_inline bool rs_lookup_base(struct task_struct *task, long dirfd, char first,
+					   struct dentry **dentry, struct vfsmount **mnt)
+{
+	struct file *file;
+
+	if (first == '/') {
+		*dentry = BPF_CORE_READ(task, fs, root.dentry);
+		*mnt = BPF_CORE_READ(task, fs, root.mnt);
+		return true;
+	}
+	if ((int)dirfd == RS_AT_FDCWD) {
+		*dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+		*mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+		return true;
+	}
+	file = rs_fd_file(task, (int)dirfd);
+	if (!file)
+		return false;
+	*dentry = BPF_CORE_READ(file, f_path.dentry);
+	*mnt = BPF_CORE_READ(file, f_path.mnt);
+	return true;
+}
+
+#endif /* RS_TASK_H */
