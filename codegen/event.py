@@ -1,0 +1,309 @@
+"""Event access protocol for the evaluator.
+
+An event document (interfaces.md) is the SECL field tree as nested dicts,
+plus top-level ``type`` and ``timestamp``. The agent may build it lazily:
+any dict value or list element may be a :class:`Lazy`; it is resolved on
+first access and the result is written back in place (memoized), at any
+depth.
+
+:class:`DocumentEvent` wraps a document for evaluation: each field is read at
+most once per event (cached by name) and only when a rule needs it.
+
+Missing values, like the reference agent's zero values: a field absent from
+the document (or of the wrong JSON type) reads as its type's zero value —
+``0``, ``""``, ``false``, an empty array, no IP address. So
+``open.file.path != "/x"`` is true on an event without a path, and
+``process.ancestors.file.name == "sshd"`` is false without ancestors.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import posixpath
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+from .fields import ITER, Field, FieldType, PathKey
+
+log = logging.getLogger(__name__)
+
+MISSING: Any = object()
+Getter = Callable[[Any], Any]
+
+
+class Lazy:
+    """A document value computed on first access (zero-argument callable)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.fn!r})"
+
+
+def child(container: Any, key: PathKey) -> Any:
+    """``container[key]``, resolving and memoizing a Lazy; MISSING when absent."""
+    if isinstance(key, int):
+        if not isinstance(container, list) or not -len(container) <= key < len(container):
+            return MISSING
+    elif not isinstance(container, dict):
+        return MISSING
+    else:
+        value = container.get(key, MISSING)
+        if value.__class__ is not Lazy:
+            return value
+    value = container[key]
+    while value.__class__ is Lazy:
+        value = value.fn()
+        container[key] = value
+    return value
+
+
+def elements(value: Any) -> list[Any]:
+    """The elements of a list value, each Lazy resolved in place."""
+    if not isinstance(value, list):
+        return []
+    for i, item in enumerate(value):
+        if item.__class__ is Lazy:
+            child(value, i)
+    return value
+
+
+def materialize(doc: Any) -> Any:
+    """Resolve every Lazy in ``doc`` in place (for JSON output); returns ``doc``."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys: Iterator[PathKey] = iter(list(node))
+        elif isinstance(node, list):
+            keys = iter(range(len(node)))
+        else:
+            continue
+        for key in keys:
+            stack.append(child(node, key))
+    return doc
+
+
+# --- zero values and coercion -------------------------------------------------
+
+ZERO: Mapping[FieldType, Any] = {FieldType.INT: 0, FieldType.STRING: "", FieldType.BOOL: False,
+                                 FieldType.IP: None}
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return 0
+
+
+def _str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", "backslashreplace")
+    return ""
+
+
+def _bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else bool(v) if isinstance(v, int) else False
+
+
+def _ip(v: Any) -> Any:
+    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return v
+    try:
+        return ipaddress.ip_address(v) if isinstance(v, (str, int)) else None
+    except ValueError:
+        return None
+
+
+COERCE: Mapping[FieldType, Callable[[Any], Any]] = {
+    FieldType.INT: _int, FieldType.STRING: _str, FieldType.BOOL: _bool, FieldType.IP: _ip,
+}
+
+
+# --- resolvers: (object holding the key, key) -> raw value ----------------------
+
+def _name(obj: Any, key: str) -> Any:
+    value = child(obj, key)
+    if value is MISSING or value is None:
+        path = child(obj, "path")
+        return posixpath.basename(path) if isinstance(path, str) else MISSING
+    return value
+
+
+def _length(obj: Any, key: str) -> Any:
+    value = child(obj, key)
+    return len(elements(value)) if isinstance(value, list) else len(value) if isinstance(value, str) else 0
+
+
+def _rights(obj: Any, key: str) -> Any:
+    value = child(obj, key)
+    if value is MISSING or value is None:
+        mode = child(obj, "mode")
+        return mode & 0o7777 if isinstance(mode, int) else MISSING
+    return value
+
+
+def _argv(obj: Any) -> list[Any]:
+    return elements(child(obj, "argv"))
+
+
+def _derived(derive: Callable[[list[Any]], Any]) -> Callable[[Any, str], Any]:
+    def resolve(obj: Any, key: str) -> Any:
+        value = child(obj, key)
+        if value is MISSING or value is None:
+            argv = _argv(obj)
+            return derive(argv) if argv else MISSING
+        return value
+    return resolve
+
+
+def _envs(obj: Any, key: str) -> Any:
+    value = child(obj, key)
+    if value is MISSING or value is None:
+        envp = elements(child(obj, "envp"))
+        return [e.split("=", 1)[0] for e in envp if isinstance(e, str)] if envp else MISSING
+    return value
+
+
+RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
+    "name": _name,
+    "name_length": lambda obj, key: len(_str(_name(obj, key))),
+    "length": _length,
+    "rights": _rights,
+    "argv0": _derived(lambda argv: argv[0]),
+    "args": _derived(lambda argv: " ".join(str(a) for a in argv[1:])),
+    "argc": _derived(len),
+    "envs": _envs,
+}
+
+
+# --- field getters ---------------------------------------------------------------
+
+def _walk(node: Any, path: tuple[PathKey, ...]) -> Any:
+    for key in path:
+        node = child(node, key)
+        if node is MISSING:
+            return MISSING
+    return node
+
+
+def _reader(path: tuple[PathKey, ...], resolver: str | None) -> Callable[[Any], Any]:
+    """Raw value at ``path`` (no iterator inside), through ``resolver``."""
+    if resolver is None:
+        return lambda node: _walk(node, path)
+    fn = RESOLVERS[resolver]
+    head, key = path[:-1], path[-1]
+
+    def read(node: Any) -> Any:
+        obj = _walk(node, head)
+        return MISSING if obj is MISSING else fn(obj, str(key))
+    return read
+
+
+def make_getter(field: Field) -> Getter:
+    """A function document -> the field's value, coerced, zero when missing."""
+    coerce = COERCE[field.type]
+    zero = ZERO[field.type]
+
+    def scalar(raw: Any) -> Any:
+        return zero if raw is MISSING or raw is None else coerce(raw)
+
+    def array(raw: Any) -> list[Any]:
+        if raw is MISSING or raw is None:
+            return []
+        if isinstance(raw, list):
+            return [scalar(v) for v in elements(raw)]
+        return [scalar(raw)]
+
+    if field.iterator:
+        i = field.path.index(ITER)
+        to_list, read_each = _reader(field.path[:i], None), _reader(field.path[i + 1 :], field.resolver)
+        nested = field.type is not FieldType.INT or field.resolver != "length"
+
+        def iterate(doc: Any) -> list[Any]:
+            out: list[Any] = []
+            for item in elements(to_list(doc)):
+                raw = read_each(item)
+                if isinstance(raw, list) and nested:
+                    out.extend(array(raw))
+                else:
+                    out.append(scalar(raw))
+            return out
+        return iterate
+
+    read = _reader(field.path, field.resolver)
+    if field.fallback is not None:
+        primary, second = read, _reader(field.fallback, None)
+
+        def read(doc: Any) -> Any:  # noqa: F811  (the fallback-aware reader)
+            raw = primary(doc)
+            return second(doc) if raw is MISSING or raw is None else raw
+    if field.array:
+        return lambda doc: array(read(doc))
+    if field.type is FieldType.INT and field.resolver is None:
+        def int_getter(doc: Any) -> Any:
+            raw = read(doc)
+            return raw if raw.__class__ is int else scalar(raw)
+        return int_getter
+    if field.type is FieldType.STRING and field.resolver is None:
+        def str_getter(doc: Any) -> Any:
+            raw = read(doc)
+            return raw if raw.__class__ is str else scalar(raw)
+        return str_getter
+    return lambda doc: scalar(read(doc))
+
+
+_GETTERS: dict[str, Getter] = {}
+
+
+def getter(field: Field) -> Getter:
+    """Cached :func:`make_getter` (fields are immutable)."""
+    fn = _GETTERS.get(field.name)
+    if fn is None or getattr(fn, "_field", None) is not field:
+        fn = make_getter(field)
+        fn._field = field  # type: ignore[attr-defined]
+        _GETTERS[field.name] = fn
+    return fn
+
+
+class DocumentEvent:
+    """An event document prepared for rule evaluation.
+
+    ``cache`` maps a field name to its value once read; ``variables`` is the
+    store user variables are read from (None: every variable reads as its
+    zero value); ``timestamp`` is the event time ("now" for durations).
+    """
+
+    __slots__ = ("doc", "cache", "type", "timestamp", "variables")
+
+    def __init__(self, doc: dict[str, Any], variables: Any = None) -> None:
+        if not isinstance(doc, dict):
+            raise TypeError("an event document is a JSON object")
+        self.doc = doc
+        self.cache: dict[str, Any] = {}
+        kind = child(doc, "type")
+        self.type: str = kind if isinstance(kind, str) else ""
+        ts = child(doc, "timestamp")
+        self.timestamp: int = ts if isinstance(ts, int) and not isinstance(ts, bool) else time.time_ns()
+        self.variables = variables
+
+    def get(self, field: Field) -> Any:
+        """The value of ``field`` (read at most once per event)."""
+        value = self.cache.get(field.name, MISSING)
+        if value is MISSING:
+            value = self.cache[field.name] = getter(field)(self.doc)
+        return value
+
+    def __repr__(self) -> str:
+        return f"DocumentEvent(type={self.type!r}, timestamp={self.timestamp})"
+
+
+def as_event(event: "DocumentEvent | dict[str, Any]") -> DocumentEvent:
+    return event if isinstance(event, DocumentEvent) else DocumentEvent(event)

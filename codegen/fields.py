@@ -1,0 +1,389 @@
+"""The event model: every event type and SECL field, as declarative data.
+
+One table drives the compiler (types, globs, iterators), the evaluator
+(where a field's value lives in the event document, see
+:mod:`codegen.event`), the kernel filter compiler (which fields approve and
+how) and ``docs/fields.md`` (``python -m codegen.fieldsdoc``).
+
+A field's ``path`` walks the event document (interfaces.md) from its root;
+the marker ``ITER`` stands for "every element of this list" (an iterator,
+e.g. ``process.ancestors``); an integer indexes a list
+(``process.parent.X`` reads ``process.ancestors[0].X``). A ``resolver``
+names a function in :data:`codegen.event.RESOLVERS` that computes the value
+from the object holding the last key (``rights`` from ``mode``, ``name`` from
+``path`` when absent, lengths...). ``fallback`` is a second path read when
+the first is missing.
+"""
+from __future__ import annotations
+
+import difflib
+import enum
+from dataclasses import dataclass
+from typing import Iterable, Union
+
+ITER = "[]"
+PathKey = Union[str, int]
+
+
+class FieldType(str, enum.Enum):
+    INT = "int"
+    STRING = "string"
+    BOOL = "bool"
+    IP = "ip"
+
+
+class ApproverKind(str, enum.Enum):
+    """How a field can approve in the kernel (reference-agent.md)."""
+
+    BASENAME = "basename"  # path fields: the basename of exact paths / literal-basename globs
+    SCALAR = "scalar"      # exact values (`==`, `in`)
+    BITMASK = "bitmask"    # `field & MASK > 0`: the union of masks
+
+
+@dataclass(frozen=True, slots=True)
+class Approver:
+    kind: ApproverKind
+    weight: int  # the best (highest) approvable field of a rule is chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: FieldType
+    event_type: str | None  # None: present on every event type (process context...)
+    path: tuple[PathKey, ...]
+    array: bool = False
+    glob: bool = False      # path-like: `=~` globs, regexes refused
+    time: bool = False      # ns timestamp: compared with durations relative to the event time
+    resolver: str | None = None
+    fallback: tuple[PathKey, ...] | None = None
+    approver: Approver | None = None
+    constants: str | None = None  # the constant family its values use, for docs
+    doc: str = ""
+
+    @property
+    def iterator(self) -> bool:
+        return ITER in self.path
+
+    @property
+    def document_path(self) -> str:
+        """The path as written in docs: ``process.ancestors[].file.path``."""
+        out = ""
+        for key in self.path:
+            if key == ITER:
+                out += "[]"
+            elif isinstance(key, int):
+                out += f"[{key}]"
+            else:
+                out += ("." if out else "") + key
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    category: str
+    doc: str
+    optional: bool = False  # a later event type: declared, not yet produced by every agent build
+
+
+@dataclass(frozen=True, slots=True)
+class _T:
+    """A field template, relative to a prefix (``file.path`` under ``open``)."""
+
+    suffix: str
+    type: FieldType
+    array: bool = False
+    glob: bool = False
+    time: bool = False
+    resolver: str | None = None
+    key: str | None = None  # document key when it differs from the suffix's last part
+    approver: Approver | None = None
+    constants: str | None = None
+    doc: str = ""
+
+
+INT, STR, BOOL, IP = FieldType.INT, FieldType.STRING, FieldType.BOOL, FieldType.IP
+_BASENAME = Approver(ApproverKind.BASENAME, 15)
+_NAME = Approver(ApproverKind.SCALAR, 10)
+_FLAGS = Approver(ApproverKind.BITMASK, 5)
+_SCALAR = Approver(ApproverKind.SCALAR, 5)
+
+FILE_TEMPLATE: tuple[_T, ...] = (
+    _T("path", STR, glob=True, doc="absolute, canonical path of the file"),
+    _T("name", STR, resolver="name", doc="basename of the file (from `path` when absent)"),
+    _T("path.length", INT, resolver="length", key="path", doc="length of `path`"),
+    _T("name.length", INT, resolver="name_length", key="name", doc="length of `name`"),
+    _T("inode", INT, doc="inode number"),
+    _T("mount_id", INT, doc="mount ID"),
+    _T("mode", INT, constants="S_I*", doc="file type and mode bits"),
+    _T("rights", INT, resolver="rights", constants="S_I*",
+       doc="permission bits: `mode & 0o7777` (from `mode` when absent)"),
+    _T("uid", INT, doc="owner UID"),
+    _T("gid", INT, doc="owner GID"),
+    _T("user", STR, doc="owner user name"),
+    _T("group", STR, doc="owner group name"),
+    _T("filesystem", STR, doc="filesystem type (ext4, overlay, tmpfs...)"),
+    _T("in_upper_layer", BOOL, doc="the file is in the upper layer of an overlayfs"),
+    _T("change_time", INT, time=True, doc="ctime, ns since the epoch"),
+    _T("modification_time", INT, time=True, doc="mtime, ns since the epoch"),
+)
+
+PROCESS_TEMPLATE: tuple[_T, ...] = (
+    _T("pid", INT, doc="process ID (thread group ID)"),
+    _T("ppid", INT, doc="parent process ID"),
+    _T("tid", INT, doc="thread ID"),
+    _T("comm", STR, doc="command name (16 bytes at most)"),
+    _T("tty_name", STR, doc="controlling terminal"),
+    _T("uid", INT, doc="real UID"),
+    _T("gid", INT, doc="real GID"),
+    _T("euid", INT, doc="effective UID"),
+    _T("egid", INT, doc="effective GID"),
+    _T("fsuid", INT, doc="filesystem UID"),
+    _T("fsgid", INT, doc="filesystem GID"),
+    _T("user", STR, doc="real user name"),
+    _T("group", STR, doc="real group name"),
+    _T("cap_effective", INT, constants="CAP_*", doc="effective capability set (bit mask)"),
+    _T("cap_permitted", INT, constants="CAP_*", doc="permitted capability set (bit mask)"),
+    _T("cookie", INT, doc="unique ID of the process image"),
+    _T("created_at", INT, time=True, doc="creation time, ns since the epoch"),
+    _T("argv", STR, array=True, doc="arguments, argv[0] included"),
+    _T("argv0", STR, resolver="argv0", doc="first argument (from `argv` when absent)"),
+    _T("args", STR, resolver="args", doc="arguments after argv[0], joined by spaces (from `argv` when absent)"),
+    _T("argc", INT, resolver="argc", doc="number of arguments (from `argv` when absent)"),
+    _T("args_truncated", BOOL, doc="the arguments were truncated"),
+    _T("envs", STR, array=True, resolver="envs", doc="environment variable names (from `envp` when absent)"),
+    _T("envp", STR, array=True, doc="environment, `NAME=value` strings"),
+    _T("envs_truncated", BOOL, doc="the environment was truncated"),
+    _T("is_thread", BOOL, doc="the process is a thread (forked, not exec'd)"),
+    _T("is_kworker", BOOL, doc="the process is a kernel worker"),
+    _T("container.id", STR, doc="container ID, empty outside containers"),
+)
+
+RETVAL = _T("retval", INT, constants="errno", doc="return value; errors are negative errno (`-EACCES`)")
+_FIM = "file integrity"
+_PROC = "process"
+
+
+def _file_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None,
+                 approvers: bool, array: bool = False) -> list[Field]:
+    fields = []
+    for t in FILE_TEMPLATE:
+        approver = None
+        if approvers and t.suffix == "path":
+            approver = _BASENAME
+        elif approvers and t.suffix == "name":
+            approver = _NAME
+        fields.append(_expand(t, prefix, path, event_type, array, approver))
+    return fields
+
+
+def _expand(t: _T, prefix: str, path: tuple[PathKey, ...], event_type: str | None,
+            array: bool = False, approver: Approver | None = None) -> Field:
+    parts = t.suffix.split(".")
+    if t.key is not None:
+        parts = parts[:-2] + [t.key] if t.suffix.endswith(".length") else parts[:-1] + [t.key]
+    return Field(
+        name=f"{prefix}.{t.suffix}", type=t.type, event_type=event_type,
+        path=path + tuple(parts), array=array or t.array, glob=t.glob, time=t.time,
+        resolver=t.resolver, approver=approver or t.approver, constants=t.constants, doc=t.doc,
+    )
+
+
+def _process_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None,
+                    array: bool = False) -> list[Field]:
+    fields = [_expand(t, prefix, path, event_type, array) for t in PROCESS_TEMPLATE]
+    fields += _file_fields(f"{prefix}.file", path + ("file",), event_type, False, array)
+    return fields
+
+
+# Event types and their own fields (besides the process context), relative to the event name.
+_EVENTS: tuple[tuple[EventType, tuple[str, ...], tuple[_T, ...]], ...] = (
+    (EventType("open", _FIM, "a file was opened"), ("file",), (
+        _T("flags", INT, approver=_FLAGS, constants="O_*", doc="open flags"),
+        _T("file.destination.mode", INT, constants="S_I*", doc="mode of the created file"),
+        RETVAL)),
+    (EventType("chmod", _FIM, "a file's permissions were changed"), ("file",), (
+        _T("file.destination.mode", INT, constants="S_I*", doc="new mode"),
+        _T("file.destination.rights", INT, resolver="rights", constants="S_I*", doc="new permission bits"),
+        RETVAL)),
+    (EventType("chown", _FIM, "a file's owner was changed"), ("file",), (
+        _T("file.destination.uid", INT, doc="new owner UID"),
+        _T("file.destination.gid", INT, doc="new owner GID"),
+        _T("file.destination.user", STR, doc="new owner user name"),
+        _T("file.destination.group", STR, doc="new owner group name"),
+        RETVAL)),
+    (EventType("mkdir", _FIM, "a directory was created"), ("file",), (
+        _T("file.destination.mode", INT, constants="S_I*", doc="mode of the new directory"),
+        RETVAL)),
+    (EventType("rmdir", _FIM, "a directory was removed"), ("file",), (RETVAL,)),
+    (EventType("unlink", _FIM, "a file was deleted"), ("file",), (
+        _T("flags", INT, doc="unlinkat flags"), RETVAL)),
+    (EventType("rename", _FIM, "a file was renamed; `file` is the source, `file.destination` the target"),
+     ("file", "file.destination"), (RETVAL,)),
+    (EventType("link", _FIM, "a hard link was created; `file` is the source, `file.destination` the link"),
+     ("file", "file.destination"), (RETVAL,)),
+    (EventType("utimes", _FIM, "a file's access/modification times were changed"), ("file",), (RETVAL,)),
+    (EventType("setxattr", _FIM, "an extended attribute was set"), ("file",), (
+        _T("file.destination.name", STR, doc="attribute name"),
+        _T("file.destination.namespace", STR, doc="attribute namespace (user, security...)"),
+        RETVAL)),
+    (EventType("removexattr", _FIM, "an extended attribute was removed"), ("file",), (
+        _T("file.destination.name", STR, doc="attribute name"),
+        _T("file.destination.namespace", STR, doc="attribute namespace"),
+        RETVAL)),
+    (EventType("mount", _FIM, "a filesystem was mounted"), (), (
+        _T("mountpoint.path", STR, glob=True, doc="mount point"),
+        _T("source.path", STR, glob=True, doc="mounted source (bind mounts)"),
+        _T("fs_type", STR, doc="filesystem type"),
+        RETVAL)),
+    (EventType("umount", _FIM, "a filesystem was unmounted"), (), (RETVAL,)),
+    (EventType("exec", _PROC, "a process executed a file; `exec.*` is the new image"), (), ()),
+    (EventType("fork", _PROC, "a process was created; `fork.*` is the child"), (), ()),
+    (EventType("exit", _PROC, "a process exited; `exit.*` is the exiting process"), (), (
+        _T("code", INT, doc="exit code, or the number of the signal that killed it"),
+        _T("cause", STR, doc="EXITED, SIGNALED or COREDUMP"))),
+    (EventType("signal", _PROC, "a signal was sent", optional=True), (), (
+        _T("type", INT, constants="SIG*", doc="signal number"),
+        _T("pid", INT, doc="target process ID"),
+        RETVAL)),
+    (EventType("ptrace", _PROC, "ptrace was called", optional=True), (), (
+        _T("request", INT, constants="PTRACE_*", doc="ptrace request"),
+        _T("tracee.pid", INT, doc="traced process ID"),
+        RETVAL)),
+    (EventType("load_module", "kernel", "a kernel module was loaded", optional=True), ("file",), (
+        _T("name", STR, doc="module name"),
+        _T("loaded_from_memory", BOOL, doc="loaded from memory, not from a file"),
+        RETVAL)),
+    (EventType("bpf", "kernel", "the bpf syscall was called", optional=True), (), (
+        _T("cmd", INT, approver=_SCALAR, doc="bpf command number"),
+        _T("prog.name", STR, doc="program name"),
+        _T("map.name", STR, doc="map name"),
+        RETVAL)),
+    (EventType("mmap", "kernel", "memory was mapped", optional=True), ("file",), (
+        _T("protection", INT, approver=_FLAGS, constants="PROT_*", doc="protection"),
+        _T("flags", INT, approver=_FLAGS, constants="MAP_*", doc="mapping flags"),
+        RETVAL)),
+    (EventType("mprotect", "kernel", "a mapping's protection was changed", optional=True), (), (
+        _T("req_protection", INT, approver=_FLAGS, constants="PROT_*", doc="requested protection"),
+        _T("vm_protection", INT, approver=_FLAGS, constants="PROT_*", doc="protection before the call"),
+        RETVAL)),
+    (EventType("dns", "network", "a DNS request was sent", optional=True), (), (
+        _T("question.name", STR, doc="queried name"),
+        _T("question.type", INT, doc="query type (1 = A, 28 = AAAA...)"),
+    )),
+    (EventType("bind", "network", "a socket was bound", optional=True), (), (
+        _T("addr.ip", IP, doc="bound address"),
+        _T("addr.port", INT, doc="bound port"),
+        _T("addr.family", INT, constants="AF_*", doc="address family"),
+        RETVAL)),
+    (EventType("connect", "network", "a socket was connected", optional=True), (), (
+        _T("addr.ip", IP, doc="remote address"),
+        _T("addr.port", INT, doc="remote port"),
+        _T("addr.family", INT, constants="AF_*", doc="address family"),
+        RETVAL)),
+)
+
+EVENT_TYPES: tuple[EventType, ...] = tuple(e for e, _, _ in _EVENTS)
+_PROCESS_EVENTS = frozenset({"exec", "fork", "exit"})
+
+
+def _common_fields() -> list[Field]:
+    fields = _process_fields("process", ("process",), None)
+    fields += _process_fields("process.parent", ("process", "ancestors", 0), None)
+    fields += _process_fields("process.ancestors", ("process", "ancestors", ITER), None, array=True)
+    fields.append(Field("process.ancestors.length", INT, None, ("process", "ancestors"),
+                        resolver="length", doc="number of known ancestors"))
+    fields += [
+        Field("container.id", STR, None, ("container", "id"),
+              fallback=("process", "container", "id"), doc="container ID, empty outside containers"),
+        Field("container.created_at", INT, None, ("container", "created_at"), time=True,
+              fallback=("process", "container", "created_at"), doc="container creation time, ns"),
+        Field("cgroup.id", STR, None, ("cgroup", "id"),
+              fallback=("process", "cgroup", "id"), doc="cgroup ID of the process"),
+        Field("event.timestamp", INT, None, ("timestamp",), time=True,
+              doc="event time, ns since the epoch (top-level `timestamp`)"),
+    ]
+    return fields
+
+
+def _event_fields() -> list[Field]:
+    fields: list[Field] = []
+    for event, files, own in _EVENTS:
+        name = event.name
+        if name in _PROCESS_EVENTS:
+            fields += _process_fields(name, (name,), name)
+        for sub in files:
+            fields += _file_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name,
+                                   approvers=not event.optional or name == "mmap")
+        fields += [_expand(t, name, (name,), name) for t in own]
+    return fields
+
+
+HOST_FIELDS: tuple[Field, ...] = tuple(
+    Field(name, type_, "host", path, doc=doc) for name, type_, path, doc in (
+        ("kernel.version.major", INT, ("kernel", "version", "major"), "kernel major version"),
+        ("kernel.version.minor", INT, ("kernel", "version", "minor"), "kernel minor version"),
+        ("kernel.version.patch", INT, ("kernel", "version", "patch"), "kernel patch level"),
+        ("kernel.version.flavor", STR, ("kernel", "version", "flavor"), "release suffix (`-amd64`...)"),
+        ("os", STR, ("os", "name"), "pretty OS name"),
+        ("os.id", STR, ("os", "id"), "`ID` from /etc/os-release"),
+        ("os.platform_id", STR, ("os", "platform_id"), "`PLATFORM_ID` from /etc/os-release"),
+        ("os.version_id", STR, ("os", "version_id"), "`VERSION_ID` from /etc/os-release"),
+        ("os.is_amazon_linux", BOOL, ("os", "is_amazon_linux"), "Amazon Linux"),
+        ("os.is_cos", BOOL, ("os", "is_cos"), "Container-Optimized OS"),
+        ("os.is_debian", BOOL, ("os", "is_debian"), "Debian"),
+        ("os.is_oracle", BOOL, ("os", "is_oracle"), "Oracle Linux"),
+        ("os.is_rhel", BOOL, ("os", "is_rhel"), "RHEL or CentOS"),
+        ("os.is_rhel7", BOOL, ("os", "is_rhel7"), "RHEL/CentOS 7"),
+        ("os.is_rhel8", BOOL, ("os", "is_rhel8"), "RHEL/CentOS 8"),
+        ("os.is_sles", BOOL, ("os", "is_sles"), "SUSE Linux Enterprise"),
+        ("os.is_ubuntu", BOOL, ("os", "is_ubuntu"), "Ubuntu"),
+    )
+)
+
+
+class Registry:
+    """Fields by name, with the event types they belong to."""
+
+    def __init__(self, fields: Iterable[Field], event_types: Iterable[EventType] = ()) -> None:
+        self.fields: dict[str, Field] = {}
+        for f in fields:
+            if f.name in self.fields:
+                raise ValueError(f"field {f.name!r} declared twice")
+            self.fields[f.name] = f
+        self.event_types: dict[str, EventType] = {e.name: e for e in event_types}
+
+    def get(self, name: str) -> Field | None:
+        return self.fields.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields
+
+    def suggest(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name, self.fields, n=1, cutoff=0.75)
+        return close[0] if close else None
+
+    def fields_of(self, event_type: str) -> list[Field]:
+        """Fields usable by rules of ``event_type`` (its own and the common ones)."""
+        return [f for f in self.fields.values() if f.event_type in (None, event_type)]
+
+    def approvable(self, event_type: str) -> list[Field]:
+        """Fields of ``event_type`` able to approve, best first."""
+        fields = [f for f in self.fields_of(event_type) if f.approver is not None]
+        return sorted(fields, key=lambda f: (-f.approver.weight, f.name))  # type: ignore[union-attr]
+
+    def with_field(self, field: Field) -> "Registry":
+        """A copy with ``field`` added or replaced (tests, extensions)."""
+        fields = dict(self.fields)
+        fields[field.name] = field
+        return Registry(fields.values(), self.event_types.values())
+
+
+REGISTRY = Registry(_common_fields() + _event_fields(), EVENT_TYPES)
+HOST_REGISTRY = Registry(HOST_FIELDS)
+
+__all__ = [
+    "ITER", "FieldType", "ApproverKind", "Approver", "Field", "EventType", "Registry",
+    "REGISTRY", "HOST_REGISTRY", "EVENT_TYPES",
+]

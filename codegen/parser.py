@@ -1,0 +1,252 @@
+"""SECL parser (PLY, LALR). Built once per process, no table files written.
+
+Precedence, loosest first (secl.md): ``||`` < ``&&`` < comparisons <
+``+ -`` < ``& | ^`` < unary ``! - ^``. Comparisons do not chain.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import replace
+from typing import Any
+
+from ply import yacc
+
+from . import ast
+from .errors import Diagnostics, Source, Span
+from .lexer import new_lexer, tokens  # noqa: F401  (PLY reads `tokens` from this module)
+
+log = logging.getLogger(__name__)
+
+precedence = (
+    ("left", "OR"),
+    ("left", "AND"),
+    ("nonassoc", "EQ", "NE", "LT", "LE", "GT", "GE", "MATCH", "NOTMATCH", "IN", "NOTIN", "ALLIN"),
+    ("left", "PLUS", "MINUS"),
+    ("left", "BAND", "BOR", "BXOR"),
+    ("right", "NOT", "UMINUS", "UBNOT"),
+)
+
+start = "expression"
+
+
+class _Abort(Exception):
+    """Stops the parse at the first syntax error of an expression."""
+
+
+def _tok_span(p: Any, i: int) -> Span:
+    pos = p.lexpos(i)
+    return Span(pos, pos + len(p.slice[i].raw))
+
+
+def p_expression_binary(p: Any) -> None:
+    """expression : expression OR expression
+                  | expression AND expression
+                  | expression EQ expression
+                  | expression NE expression
+                  | expression LT expression
+                  | expression LE expression
+                  | expression GT expression
+                  | expression GE expression
+                  | expression MATCH expression
+                  | expression NOTMATCH expression
+                  | expression IN expression
+                  | expression NOTIN expression
+                  | expression ALLIN expression
+                  | expression PLUS expression
+                  | expression MINUS expression
+                  | expression BAND expression
+                  | expression BOR expression
+                  | expression BXOR expression"""
+    left, right = p[1], p[3]
+    p[0] = ast.Binary(p[2], left, right, Span(left.span.start, right.span.end), _tok_span(p, 2))
+
+
+def p_expression_unary(p: Any) -> None:
+    """expression : NOT expression
+                  | MINUS expression %prec UMINUS
+                  | BXOR expression %prec UBNOT"""
+    p[0] = ast.Unary(p[1], p[2], Span(p.lexpos(1), p[2].span.end))
+
+
+def p_expression_group(p: Any) -> None:
+    """expression : LPAREN expression RPAREN"""
+    inner = p[2]
+    if isinstance(inner, ast.Binary):
+        inner = replace(inner, parens=True)
+    p[0] = inner
+
+
+def p_expression_primary(p: Any) -> None:
+    """expression : primary"""
+    p[0] = p[1]
+
+
+def p_primary_ident(p: Any) -> None:
+    """primary : IDENT"""
+    p[0] = ast.Ident(p[1], _tok_span(p, 1))
+
+
+def p_primary_variable(p: Any) -> None:
+    """primary : VARIABLE"""
+    p[0] = ast.Variable(p[1], _tok_span(p, 1))
+
+
+def p_primary_int(p: Any) -> None:
+    """primary : INT"""
+    p[0] = ast.IntLit(p[1], _tok_span(p, 1))
+
+
+def p_primary_duration(p: Any) -> None:
+    """primary : DURATION"""
+    p[0] = ast.DurationLit(p[1], _tok_span(p, 1))
+
+
+def p_primary_bool(p: Any) -> None:
+    """primary : TRUE
+               | FALSE"""
+    p[0] = ast.BoolLit(p[1] == "true", _tok_span(p, 1))
+
+
+def p_primary_string(p: Any) -> None:
+    """primary : STRING
+               | PATTERN
+               | REGEX"""
+    cls = {"STRING": ast.StringLit, "PATTERN": ast.PatternLit, "REGEX": ast.RegexLit}[p.slice[1].type]
+    value, offsets = p[1]
+    p[0] = cls(value, offsets, _tok_span(p, 1))
+
+
+def p_primary_ip(p: Any) -> None:
+    """primary : IP"""
+    network, text = p[1]
+    p[0] = ast.IPLit(network, text, _tok_span(p, 1))
+
+
+def p_primary_array(p: Any) -> None:
+    """primary : LBRACKET elements RBRACKET
+               | LBRACKET elements COMMA RBRACKET
+               | LBRACKET RBRACKET"""
+    items = tuple(p[2]) if len(p) > 3 else ()
+    end = p.lexpos(len(p) - 1) + 1
+    p[0] = ast.ArrayLit(items, Span(p.lexpos(1), end))
+
+
+def p_elements(p: Any) -> None:
+    """elements : expression
+                | elements COMMA expression"""
+    p[0] = [p[1]] if len(p) == 2 else p[1] + [p[3]]
+
+
+_TOKEN_NAMES = {
+    "OR": "'||'", "AND": "'&&'", "NOT": "'!'", "EQ": "'=='", "NE": "'!='", "LT": "'<'",
+    "LE": "'<='", "GT": "'>'", "GE": "'>='", "MATCH": "'=~'", "NOTMATCH": "'!~'",
+    "IN": "'in'", "NOTIN": "'not in'", "ALLIN": "'allin'", "PLUS": "'+'", "MINUS": "'-'",
+    "BAND": "'&'", "BOR": "'|'", "BXOR": "'^'", "LPAREN": "'('", "RPAREN": "')'",
+    "LBRACKET": "'['", "RBRACKET": "']'", "COMMA": "','", "INT": "integer",
+    "DURATION": "duration", "STRING": "string", "PATTERN": "pattern", "REGEX": "regex",
+    "IP": "IP address", "TRUE": "'true'", "FALSE": "'false'", "IDENT": "identifier",
+    "VARIABLE": "variable",
+}
+
+
+def p_error(tok: Any) -> None:
+    state = _STATE.current
+    if len(state.diags) > state.count:
+        raise _Abort()  # a lexical error already explains this one
+    if tok is None:
+        state.diags.error(state.source, len(state.source.text), "unexpected end of expression")
+    else:
+        state.diags.error(state.source, tok.lexpos, f"syntax error: unexpected {_describe(tok)}")
+    raise _Abort()
+
+
+def _describe(tok: Any) -> str:
+    name = _TOKEN_NAMES.get(tok.type, tok.type)
+    if tok.type in ("IDENT", "INT", "DURATION", "STRING", "PATTERN", "REGEX", "IP"):
+        return f"{name} {tok.raw!r}"
+    return name
+
+
+class _State(threading.local):
+    current: Any = None
+
+
+class _ParseState:
+    __slots__ = ("source", "diags", "count")
+
+    def __init__(self, source: Source, diags: Diagnostics) -> None:
+        self.source = source
+        self.diags = diags
+        self.count = len(diags)
+
+
+_STATE = _State()
+_LOCK = threading.Lock()
+
+
+class _RawTokenLexer:
+    """Wraps a PLY lexer so every token keeps its source text (``raw``)."""
+
+    def __init__(self, text: str, on_error: Any) -> None:
+        self._lexer = new_lexer(text, on_error)
+        self._text = text
+        self.lineno = 1
+        self.lexpos = 0
+
+    def input(self, text: str) -> None:  # PLY calls this only when given text
+        self._lexer.input(text)
+
+    def token(self) -> Any:
+        tok = self._lexer.token()
+        if tok is not None:
+            tok.raw = self._text[tok.lexpos : self._lexer.lexpos]
+        return tok
+
+
+_PARSER = yacc.yacc(
+    module=sys.modules[__name__], debug=False, write_tables=False,
+    tabmodule="codegen_secl_parsetab_never_written", errorlog=yacc.NullLogger(),
+)
+
+
+def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
+    """Parse ``source.text``; on error, report to ``diags`` and return None."""
+    if not source.text.strip():
+        diags.error(source, 0, "empty expression")
+        return None
+    count = len(diags)
+
+    def on_error(offset: int, message: str) -> None:
+        diags.error(source, offset, message)
+
+    lexer = _RawTokenLexer(source.text, on_error)
+    with _LOCK:
+        _STATE.current = _ParseState(source, diags)
+        try:
+            result = _PARSER.parse(lexer=lexer, tracking=False)
+        except _Abort:
+            return None
+        finally:
+            _STATE.current = None
+    if len(diags) > count:  # lexical errors
+        return None
+    return result
+
+
+def grammar_conflicts() -> tuple[list[Any], list[Any]]:
+    """(shift/reduce, reduce/reduce) conflicts of the grammar, rebuilt here."""
+    pdict = {k: getattr(sys.modules[__name__], k) for k in dir(sys.modules[__name__])}
+    info = yacc.ParserReflect(pdict, log=yacc.NullLogger())
+    info.get_all()
+    if info.validate_all():
+        raise yacc.YaccError("invalid grammar")
+    grammar = yacc.Grammar(info.tokens)
+    for term, assoc, level in info.preclist:
+        grammar.set_precedence(term, assoc, level)
+    for funcname, (file, line, prodname, syms) in info.grammar:
+        grammar.add_production(prodname, syms, funcname, file, line)
+    grammar.set_start(info.start)
+    table = yacc.LRGeneratedTable(grammar, "LALR", yacc.NullLogger())
+    return list(table.sr_conflicts), list(table.rr_conflicts)

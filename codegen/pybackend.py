@@ -1,0 +1,235 @@
+"""Python backend: IR -> closures, built once per rule.
+
+Each node becomes a function ``fn(event) -> value`` over a
+:class:`codegen.event.DocumentEvent`. Fields are read lazily through the
+event's cache (resolved only when read, at most once per event). Operands
+of ``&&``/``||`` run cheapest first, by weight: plain field compare <
+array membership < resolver-backed field < regex < pattern arrays <
+iterators; evaluation is pure, so reordering never changes a result.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import ir, ops
+from .event import MISSING, ZERO, DocumentEvent, getter
+from .fields import FieldType
+from .ir import Kind
+from .patterns import StrMatcher
+
+Fn = Callable[[DocumentEvent], Any]
+
+W_PLAIN = 1
+W_ARRAY = 2
+W_RESOLVER = 3
+W_REGEX = 4
+W_PATTERN_ARRAY = 5
+W_ITERATOR = 6
+
+_ZERO_BY_KIND = {Kind.INT: 0, Kind.STR: "", Kind.BOOL: False, Kind.IP: None, Kind.ANY: None}
+_CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    fn: Fn
+    weight: int
+
+
+def weight(expr: ir.Expr) -> int:
+    """Cost estimate used to order ``&&``/``||`` operands."""
+    if isinstance(expr, ir.FieldRef):
+        f = expr.field
+        if f.iterator:
+            return W_ITERATOR
+        if f.resolver or f.fallback:
+            return W_RESOLVER
+        return W_ARRAY if f.array else W_PLAIN
+    if isinstance(expr, ir.Const):
+        return _const_weight(expr.value)
+    if isinstance(expr, (ir.VarRef, ir.Template)):
+        return W_RESOLVER
+    if isinstance(expr, ir.Logic):
+        return sum(weight(o) for o in expr.operands)
+    if isinstance(expr, ir.Compare):
+        return max(weight(expr.left), weight(expr.right), W_ARRAY if expr.op in ("in", "not in") else W_PLAIN)
+    return max((weight(c) for c in ir.children(expr)), default=0)
+
+
+def _const_weight(value: Any) -> int:
+    if isinstance(value, StrMatcher):
+        return W_REGEX if value.kind == "regex" else W_RESOLVER
+    if isinstance(value, tuple):
+        if any(isinstance(v, StrMatcher) for v in value):
+            return W_PATTERN_ARRAY
+        return W_ARRAY
+    return 0
+
+
+def compile_expr(expr: ir.Expr) -> Fn:
+    """The closure evaluating ``expr`` on a :class:`DocumentEvent`."""
+    return _compile(expr)
+
+
+def _compile(expr: ir.Expr) -> Fn:
+    method = _COMPILERS[type(expr)]
+    return method(expr)
+
+
+def _const(expr: ir.Const) -> Fn:
+    value = expr.value
+    return lambda ev: value
+
+
+def field_reader(expr: ir.FieldRef) -> Fn:
+    f = expr.field
+    if f.name == "event.timestamp":
+        return lambda ev: ev.timestamp
+    name, get = f.name, getter(f)
+
+    def read(ev: DocumentEvent) -> Any:
+        cache = ev.cache
+        value = cache.get(name, MISSING)
+        if value is MISSING:
+            value = cache[name] = get(ev.doc)
+        return value
+    return read
+
+
+def _var(expr: ir.VarRef) -> Fn:
+    name = expr.name
+    zero: Any = [] if expr.type.array else _ZERO_BY_KIND[expr.type.kind]
+
+    def read(ev: DocumentEvent) -> Any:
+        store = ev.variables
+        if store is None:
+            return zero
+        value = store.lookup(name, ev)
+        return zero if value is MISSING else value
+    return read
+
+
+def _template(expr: ir.Template) -> Fn:
+    parts: list[Fn] = [(lambda ev, s=p: s) if isinstance(p, str) else _compile(p) for p in expr.parts]
+
+    def render(ev: DocumentEvent) -> str:
+        return "".join(_text(fn(ev)) for fn in parts)
+    return render
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _since(expr: ir.Since) -> Fn:
+    operand = _compile(expr.operand)
+    if expr.operand.type.array:
+        return lambda ev: [ev.timestamp - v for v in operand(ev)]
+    return lambda ev: ev.timestamp - operand(ev)
+
+
+def _not(expr: ir.Not) -> Fn:
+    operand = _compile(expr.operand)
+    return lambda ev: not operand(ev)
+
+
+def _logic(expr: ir.Logic) -> Fn:
+    ordered = sorted(expr.operands, key=weight)  # stable: source order among equals
+    fns = [_compile(o) for o in ordered]
+    fn = fns[-1]
+    for head in reversed(fns[:-1]):
+        fn = _and(head, fn) if expr.op == "&&" else _or(head, fn)
+    return fn
+
+
+def _and(a: Fn, b: Fn) -> Fn:
+    return lambda ev: bool(a(ev)) and bool(b(ev))
+
+
+def _or(a: Fn, b: Fn) -> Fn:
+    return lambda ev: bool(a(ev)) or bool(b(ev))
+
+
+def _arith(expr: ir.Arith) -> Fn:
+    left, right, fn = _compile(expr.left), _compile(expr.right), ops.ARITH[expr.op]
+    if isinstance(expr.right, ir.Const) and expr.op == "&":
+        mask = expr.right.value
+        return lambda ev: left(ev) & mask
+    return lambda ev: fn(left(ev), right(ev))
+
+
+def _unary(expr: ir.Unary) -> Fn:
+    operand, fn = _compile(expr.operand), ops.UNARY[expr.op]
+    return lambda ev: fn(operand(ev))
+
+
+def _compare(expr: ir.Compare) -> Fn:
+    op = expr.op
+    if op in ("!=", "not in"):
+        positive = _positive(ir.Compare(ir.NEGATION[op], expr.left, expr.right, expr.span))
+        return lambda ev: not positive(ev)
+    return _positive(expr)
+
+
+def _positive(expr: ir.Compare) -> Fn:
+    op, left, right = expr.op, _compile(expr.left), expr.right
+    many = expr.left.type.array
+    if isinstance(right, ir.Const):
+        fast = _against_const(op, left, many, right.value, right.type)
+        if fast is not None:
+            return fast
+    rfn, rmany = _compile(right), right.type.array
+    return lambda ev: ops.compare(op, left(ev), rfn(ev), many, rmany)
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, StrMatcher)
+
+
+def _against_const(op: str, left: Fn, many: bool, value: Any, rtype: ir.Type) -> Fn | None:
+    """Specialised closures for a comparison with a constant, or None."""
+    if op == "==" and not rtype.array:
+        if isinstance(value, StrMatcher):
+            match = value.match
+            if many:
+                return lambda ev: any(match(v) for v in left(ev))
+            return lambda ev: match(left(ev))
+        if _plain(value):
+            if many:
+                return lambda ev: value in left(ev)
+            return lambda ev: left(ev) == value
+        return None
+    if op == "in" and rtype.array:
+        exact = frozenset(v for v in value if _plain(v))
+        matchers = tuple(v.match for v in value if isinstance(v, StrMatcher))
+        if len(exact) + len(matchers) != len(value):
+            return None  # networks: generic path
+        if not matchers:
+            if many:
+                return lambda ev: not exact.isdisjoint(left(ev))
+            return lambda ev: left(ev) in exact
+
+        def one(v: Any) -> bool:
+            return v in exact or any(m(v) for m in matchers)
+        if many:
+            return lambda ev: any(one(v) for v in left(ev))
+        return lambda ev: one(left(ev))
+    if op in _CMP and not rtype.array and isinstance(value, int):
+        cmp = _CMP[op]
+        if many:
+            return lambda ev: any(cmp(v, value) for v in left(ev))
+        return lambda ev: cmp(left(ev), value)
+    return None
+
+
+_COMPILERS: dict[type, Callable[[Any], Fn]] = {
+    ir.Const: _const, ir.FieldRef: field_reader, ir.VarRef: _var, ir.Template: _template,
+    ir.Since: _since, ir.Not: _not, ir.Logic: _logic, ir.Compare: _compare,
+    ir.Arith: _arith, ir.Unary: _unary,
+}
+
+__all__ = ["Compiled", "compile_expr", "weight", "field_reader", "FieldType", "ZERO"]

@@ -1,0 +1,105 @@
+"""Compiled rules and the ruleset the agent evaluates events against."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from . import ast, ir
+from .actions import Action, Position, SetAction
+from .event import DocumentEvent, as_event
+from .variables import VariableStore
+
+log = logging.getLogger(__name__)
+
+Fn = Callable[[DocumentEvent], Any]
+
+
+@dataclass(eq=False)
+class Rule:
+    """One compiled rule. ``matches`` runs its closure on an event of its type."""
+
+    id: str
+    expression: str
+    event_type: str
+    ast: ast.Node
+    ir: ir.Expr
+    position: Position
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    every: int | None = None  # ns between two alerts, None: no limit
+    actions: tuple[Action, ...] = ()
+    filters: tuple[str, ...] = ()  # host filters, OR-ed
+    disabled: bool = False
+    policy: str = ""
+    fn: Fn = field(default=lambda ev: False, repr=False)
+    host_filters: tuple[Fn, ...] = field(default=(), repr=False)
+
+    def matches(self, event: DocumentEvent | dict[str, Any]) -> bool:
+        """True when the event is of this rule's type and the expression holds."""
+        ev = as_event(event)
+        return ev.type == self.event_type and bool(self.fn(ev))
+
+    def accepts_host(self, host: DocumentEvent | dict[str, Any]) -> bool:
+        """Whether the host filters (OR-ed) let this rule load on ``host``."""
+        if not self.host_filters:
+            return True
+        ev = as_event(host)
+        return any(bool(f(ev)) for f in self.host_filters)
+
+    @property
+    def set_actions(self) -> tuple[SetAction, ...]:
+        return tuple(a for a in self.actions if isinstance(a, SetAction))
+
+
+class Ruleset:
+    """Enabled rules bucketed by event type (policy order inside a bucket).
+
+    ``evaluate`` runs only the rules of the event's type; a matching rule's
+    ``set`` actions update :attr:`variables` right away, so rules after it
+    (and later events) see the new values.
+    """
+
+    def __init__(self, rules: Iterable[Rule], variables: VariableStore | None = None) -> None:
+        self.rules: tuple[Rule, ...] = tuple(r for r in rules if not r.disabled)
+        self.variables = variables if variables is not None else VariableStore()
+        buckets: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            buckets.setdefault(rule.event_type, []).append(rule)
+        self.by_event_type: Mapping[str, tuple[Rule, ...]] = {k: tuple(v) for k, v in buckets.items()}
+        self._plain = {k: tuple((r.id, r.fn) for r in v) for k, v in buckets.items()
+                       if not any(r.set_actions for r in v)}
+
+    def rules_for(self, event_type: str) -> tuple[Rule, ...]:
+        return self.by_event_type.get(event_type, ())
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self.by_event_type)
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def matching(self, event: DocumentEvent | dict[str, Any]) -> list[Rule]:
+        """Rules matching ``event``, in policy order; runs their ``set`` actions."""
+        ev = as_event(event)
+        ev.variables = self.variables
+        out = []
+        for rule in self.by_event_type.get(ev.type, ()):
+            if rule.fn(ev):
+                out.append(rule)
+                for action in rule.set_actions:
+                    self.variables.apply(action, ev)
+        return out
+
+    def evaluate(self, event: DocumentEvent | dict[str, Any]) -> list[str]:
+        """IDs of the rules matching ``event``."""
+        ev = event if isinstance(event, DocumentEvent) else DocumentEvent(event)
+        plain = self._plain.get(ev.type)
+        if plain is not None:
+            ev.variables = self.variables
+            return [rule_id for rule_id, fn in plain if fn(ev)]
+        return [r.id for r in self.matching(ev)]
+
+    def __len__(self) -> int:
+        return len(self.rules)

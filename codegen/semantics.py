@@ -1,0 +1,421 @@
+"""Semantic pass: AST -> typed IR.
+
+Resolves names (fields from the registry, macros, constants, variables),
+type-checks, folds constants, validates patterns, globs and regexes (no
+regex on ``.path`` fields), turns time fields compared with durations into
+``event.timestamp - field``, and infers the rule's event type (exactly one).
+Every problem goes to the :class:`Diagnostics`; analysis goes on after an
+error so all of them are reported (a failed sub-tree is ``None`` and does
+not cause further messages).
+
+Before / after, for ``open.file.path =~ "/etc/*" && process.created_at < 5s``::
+
+    Binary(&&)                         Logic(&&)
+      Binary(=~) path "/etc/*"    ->     Compare(==, FieldRef path, Const glob"/etc/*")
+      Binary(<) created_at 5s            Compare(<, Since(FieldRef created_at), Const 5e9)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from . import ast, ir, ops
+from .constants import lookup as lookup_constant
+from .errors import Diagnostics, Source, Span
+from .fields import ITER, REGISTRY, Registry
+from .ir import Kind, Type
+from .patterns import StrMatcher, as_glob, glob_error, make_pattern, make_regex
+
+BUILTIN_VARIABLES = {"process.pid": "process.pid"}
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A checked expression: its IR, event type (None when it has none) and fields."""
+
+    expr: ir.Expr
+    event_type: str | None
+    event_types: tuple[str, ...]  # every event type its fields belong to, in order of use
+
+
+MacroProvider = Callable[[str], "Analysis | None"]
+
+
+class Scope:
+    """What names mean besides fields and constants: macros and user variables."""
+
+    def __init__(self, macros: Mapping[str, MacroProvider] | None = None,
+                 variables: Mapping[str, Type] | None = None) -> None:
+        self.macros: Mapping[str, MacroProvider] = macros or {}
+        self.variables: Mapping[str, Type] = variables or {}
+
+
+_ORDERING = frozenset({"<", "<=", ">", ">="})
+
+
+def _iterator_prefixes(registry: Registry) -> frozenset[str]:
+    out = set()
+    for f in registry.fields.values():
+        if f.iterator:
+            out.add(".".join(f.name.split(".")[: f.path.index(ITER)]))
+    return frozenset(out)
+
+
+class Analyzer:
+    def __init__(self, source: Source, diags: Diagnostics, registry: Registry, scope: Scope) -> None:
+        self.source = source
+        self.diags = diags
+        self.registry = registry
+        self.scope = scope
+        self.event_types: dict[str, int] = {}
+        self.start = len(diags)
+        self.iterators = _iterator_prefixes(registry)
+
+    # -- reporting ------------------------------------------------------------
+    def error(self, offset: int, message: str) -> None:
+        self.diags.error(self.source, offset, message)
+
+    def _record_event_type(self, event_type: str | None, offset: int) -> None:
+        if event_type is not None:
+            self.event_types.setdefault(event_type, offset)
+
+    # -- dispatch -------------------------------------------------------------
+    def visit(self, node: ast.Node) -> ir.Expr | None:
+        method = getattr(self, "visit_" + type(node).__name__)
+        return method(node)  # type: ignore[no-any-return]
+
+    def visit_BoolLit(self, node: ast.BoolLit) -> ir.Expr:
+        return ir.Const(node.value, ir.BOOL, node.span)
+
+    def visit_IntLit(self, node: ast.IntLit) -> ir.Expr:
+        return ir.Const(node.value, ir.INT, node.span)
+
+    def visit_DurationLit(self, node: ast.DurationLit) -> ir.Expr:
+        return ir.Const(node.value, Type(Kind.INT, duration=True), node.span)
+
+    def visit_IPLit(self, node: ast.IPLit) -> ir.Expr:
+        return ir.Const(node.value, Type(Kind.IP), node.span)
+
+    def visit_PatternLit(self, node: ast.PatternLit) -> ir.Expr:
+        return ir.Const(make_pattern(node.value), ir.STR, node.span)
+
+    def visit_RegexLit(self, node: ast.RegexLit) -> ir.Expr | None:
+        try:
+            return ir.Const(make_regex(node.value), ir.STR, node.span)
+        except re.error as exc:
+            pos = exc.pos if exc.pos is not None and exc.pos < len(node.offsets) else None
+            self.error(node.offsets[pos] if pos is not None else node.span.start,
+                       f"invalid regular expression: {exc.msg}")
+            return None
+
+    def visit_StringLit(self, node: ast.StringLit) -> ir.Expr | None:
+        if "${" not in node.value:
+            return ir.Const(node.value, ir.STR, node.span)
+        parts: list[str | ir.Expr] = []
+        text, i, ok = node.value, 0, True
+        for m in re.finditer(r"\$\{([^}]*)\}", text):
+            if m.start() > i:
+                parts.append(text[i : m.start()])
+            var = self.variable(m.group(1), node.offsets[m.start()], node.span)
+            if var is None:
+                ok = False
+            elif var.type.array:
+                self.error(node.offsets[m.start()], f"array variable '${{{m.group(1)}}}' cannot be used inside a string")
+                ok = False
+            else:
+                parts.append(var)
+            i = m.end()
+        if i < len(text):
+            parts.append(text[i:])
+        return ir.Template(tuple(parts), node.span) if ok else None
+
+    def visit_ArrayLit(self, node: ast.ArrayLit) -> ir.Expr | None:
+        values: list[Any] = []
+        kind: Kind | None = None
+        ok = True
+        for item in node.items:
+            value = self.visit(item)
+            if value is None:
+                ok = False
+                continue
+            if not isinstance(value, ir.Const) or value.type.array:
+                self.error(item.span.start, "array elements must be constant values")
+                ok = False
+                continue
+            if kind is not None and value.type.kind is not kind:
+                self.error(item.span.start, f"mixed types in array: {value.type.kind.value} after {kind.value}")
+                ok = False
+                continue
+            kind = value.type.kind
+            values.append(value.value)
+        if not ok:
+            return None
+        return ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), node.span)
+
+    def visit_Ident(self, node: ast.Ident) -> ir.Expr | None:
+        name = node.name
+        if name in self.scope.macros:
+            result = self.scope.macros[name](name)
+            if result is None:
+                self.error(node.span.start, f"macro '{name}' is invalid (see its errors)")
+                return None
+            for event_type in result.event_types:
+                self._record_event_type(event_type, node.span.start)
+            return result.expr
+        if "." in name or "[" in name:
+            return self.field(name, node.span)
+        value = lookup_constant(name)
+        if value is not None:
+            return ir.Const(value, ir.INT, node.span)
+        self.error(node.span.start, f"unknown identifier '{name}' (not a field, macro or constant)")
+        return None
+
+    def field(self, name: str, span: Span, via_variable: bool = False) -> ir.Expr | None:
+        plain = name.replace("[_]", "")
+        if "[_]" in name:
+            head = name.split("[_]")[0]
+            if head not in self.iterators or name.count("[_]") > 1:
+                self.error(span.start + name.index("[_]"), f"'[_]' is only allowed after an iterator ({', '.join(sorted(self.iterators))})")
+                return None
+        spec = self.registry.get(plain)
+        if spec is None:
+            hint = self.registry.suggest(plain)
+            self.error(span.start, f"unknown field '{plain}'" + (f", did you mean '{hint}'?" if hint else ""))
+            return None
+        self._record_event_type(spec.event_type, span.start)
+        return ir.FieldRef(spec, span, via_variable)
+
+    def variable(self, name: str, offset: int, span: Span) -> ir.Expr | None:
+        if name in BUILTIN_VARIABLES:
+            return self.field(BUILTIN_VARIABLES[name], span, via_variable=True)
+        var_type = self.scope.variables.get(name)
+        if var_type is None:
+            self.error(offset, f"unknown variable '${{{name}}}'")
+            return None
+        return ir.VarRef(name, var_type, span)
+
+    def visit_Variable(self, node: ast.Variable) -> ir.Expr | None:
+        return self.variable(node.name, node.span.start, node.span)
+
+    # -- operators ------------------------------------------------------------
+    def visit_Unary(self, node: ast.Unary) -> ir.Expr | None:
+        operand = self.visit(node.operand)
+        if operand is None:
+            return None
+        t = operand.type
+        if node.op == "!":
+            operand = self.condition(operand, node.operand, " ('!' applies to the operand right after it: write !(a == b))")
+            if operand is None:
+                return None
+            if isinstance(operand, ir.Const):
+                return ir.Const(not operand.value, ir.BOOL, node.span)
+            if isinstance(operand, ir.Not):
+                return operand.operand
+            return ir.Not(operand, node.span)
+        if t.kind is not Kind.INT or t.array:
+            self.error(node.span.start, f"operator '{node.op}' needs an integer, got {t}")
+            return None
+        if isinstance(operand, ir.Const):
+            return ir.Const(ops.UNARY[node.op](operand.value), Type(Kind.INT, duration=t.duration), node.span)
+        return ir.Unary(node.op, operand, node.span)
+
+    def condition(self, expr: ir.Expr, node: ast.Node, hint: str = "") -> ir.Expr | None:
+        """``expr`` as a boolean operand (a bool array means "any is true")."""
+        t = expr.type
+        if t.kind is not Kind.BOOL:
+            self.error(node.span.start, f"expected a boolean, got {t}{hint}")
+            return None
+        if t.array:
+            return ir.Compare("==", expr, ir.Const(True, ir.BOOL, node.span), node.span)
+        return expr
+
+    def visit_Binary(self, node: ast.Binary) -> ir.Expr | None:
+        if node.op in ast.LOGICAL_OPS:
+            return self.logical(node)
+        left, right = self.visit(node.left), self.visit(node.right)
+        if left is None or right is None:
+            return None
+        if node.op in ast.ARITHMETIC_OPS:
+            return self.arithmetic(node, left, right)
+        return self.comparison(node, left, right)
+
+    def logical(self, node: ast.Binary) -> ir.Expr | None:
+        if node.op == "||":
+            for sub in (node.left, node.right):
+                if isinstance(sub, ast.Binary) and sub.op == "&&" and not sub.parens:
+                    self.diags.warning(self.source, sub.op_span.start,
+                                       "'&&' and '||' mixed without parentheses; the reference agent "
+                                       "groups them differently: add parentheses")
+        left, right = self.visit(node.left), self.visit(node.right)
+        left = self.condition(left, node.left) if left is not None else None
+        right = self.condition(right, node.right) if right is not None else None
+        if left is None or right is None:
+            return None
+        absorbing = node.op == "||"  # the value that decides: true for ||, false for &&
+        for a, b in ((left, right), (right, left)):
+            if isinstance(a, ir.Const):
+                return ir.Const(absorbing, ir.BOOL, node.span) if a.value == absorbing else b
+        operands: list[ir.Expr] = []
+        for side in (left, right):
+            if isinstance(side, ir.Logic) and side.op == node.op:
+                operands.extend(side.operands)
+            else:
+                operands.append(side)
+        return ir.Logic(node.op, tuple(operands), node.span)
+
+    def arithmetic(self, node: ast.Binary, left: ir.Expr, right: ir.Expr) -> ir.Expr | None:
+        lt, rt = left.type, right.type
+        for side, t in ((node.left, lt), (node.right, rt)):
+            if t.kind is not Kind.INT or t.array:
+                self.error(side.span.start, f"operator '{node.op}' needs integers, got {t}")
+                return None
+        duration = node.op in "+-" and (lt.duration or rt.duration)
+        if isinstance(left, ir.Const) and isinstance(right, ir.Const):
+            return ir.Const(ops.arith(node.op, left.value, right.value), Type(Kind.INT, duration=duration), node.span)
+        return ir.Arith(node.op, left, right, node.span, Type(Kind.INT, duration=duration))
+
+    def comparison(self, node: ast.Binary, left: ir.Expr, right: ir.Expr) -> ir.Expr | None:
+        op = node.op
+        at = node.op_span.start
+        left_node, right_node = node.left, node.right
+        if op in ir.FLIPPED and _is_value(left) and not _is_value(right):
+            left, right, left_node, right_node = right, left, right_node, left_node
+            op = ir.FLIPPED[op]
+        lt, rt = left.type, right.type
+        if lt.time and rt.duration and not isinstance(left, ir.Const):
+            left = ir.Since(left, left.span)
+            lt = left.type
+        negate = False
+        if op in ("=~", "!~"):
+            negate = op == "!~"
+            if lt.kind is not Kind.STR or rt.kind is not Kind.STR or rt.array or not isinstance(right, ir.Const):
+                self.error(at, f"operator '{op}' compares a string with a pattern, got {lt} and {rt}")
+                return None
+            right = self.strings(left, right, right_node, to_pattern=True)
+            op = "=="
+        elif op in ("==", "!="):
+            negate = op == "!="
+            op = "=="
+            if rt.array and isinstance(right, ir.Const):
+                self.error(right_node.span.start, f"use 'in' to compare with an array")
+                return None
+            if not _compatible(lt, rt):
+                self.error(at, f"cannot compare {lt} with {rt}")
+                return None
+            if isinstance(right, ir.Const) and rt.kind is Kind.STR:
+                right = self.strings(left, right, right_node, to_pattern=False)
+        elif op in _ORDERING:
+            if lt.kind is not Kind.INT or rt.kind is not Kind.INT:
+                self.error(at, f"operator '{op}' compares integers, got {lt} and {rt}")
+                return None
+        elif op in ("in", "not in"):
+            negate = op == "not in"
+            op = "in"
+            if not rt.array:
+                self.error(right_node.span.start, f"'{node.op}' needs an array on the right, got {rt}")
+                return None
+            if not _compatible(lt, rt):
+                self.error(at, f"cannot look for {lt} in {rt}")
+                return None
+            if isinstance(right, ir.Const) and rt.kind is Kind.STR:
+                right = self.strings(left, right, right_node, to_pattern=False)
+        elif op == "allin":
+            if lt.kind is not Kind.IP or not rt.array or rt.kind not in (Kind.IP, Kind.ANY):
+                self.error(at, f"'allin' checks IP addresses against an array of CIDRs, got {lt} and {rt}")
+                return None
+        if right is None:
+            return None
+        result: ir.Expr
+        if isinstance(left, ir.Const) and isinstance(right, ir.Const):
+            value = ops.compare(op, left.value, right.value, left.type.array, right.type.array)
+            result = ir.Const(value, ir.BOOL, node.span)
+        else:
+            result = ir.Compare(op, left, right, node.span)
+        if negate:
+            if isinstance(result, ir.Const):
+                return ir.Const(not result.value, ir.BOOL, node.span)
+            return ir.Compare(ir.NEGATION[op], left, right, node.span)
+        return result
+
+    def strings(self, left: ir.Expr, right: ir.Const, node: ast.Node, to_pattern: bool) -> ir.Const | None:
+        """Right-hand strings for ``left``: globs on path fields, no regex there."""
+        glob = isinstance(left, ir.FieldRef) and left.field.glob
+        items = right.value if right.type.array else (right.value,)
+        nodes = node.items if isinstance(node, ast.ArrayLit) else (node,) * len(items)
+        out: list[Any] = []
+        ok = True
+        for value, item_node in zip(items, nodes):
+            if isinstance(value, str) and to_pattern:
+                value = make_pattern(value)
+            if isinstance(value, StrMatcher) and glob:
+                if value.kind == "regex":
+                    name = left.field.name  # type: ignore[union-attr]
+                    self.error(item_node.span.start, f"regular expressions are not allowed on path field '{name}'; use a glob")
+                    ok = False
+                    continue
+                problem = glob_error(value.text)
+                if problem is not None:
+                    self.error(_offset_in(item_node, problem[0]), f"invalid glob: {problem[1]}")
+                    ok = False
+                    continue
+                value = as_glob(value)
+            out.append(value)
+        if not ok:
+            return None
+        return ir.Const(tuple(out) if right.type.array else out[0], right.type, right.span)
+
+    # -- entry ------------------------------------------------------------------
+    def event_type(self, require: bool) -> tuple[str | None, bool]:
+        types = sorted(self.event_types.items(), key=lambda kv: kv[1])
+        if len(types) > 1:
+            first, (second, offset) = types[0][0], types[1]
+            self.error(offset, f"the expression uses fields of two event types, '{first}' and '{second}'; a rule applies to exactly one")
+            return None, False
+        if not types:
+            if require and not self.diags.has_errors_since(self.start):
+                self.error(0, "cannot infer the event type: use at least one field of an event type (e.g. open.file.path)")
+                return None, False
+            return None, True
+        return types[0][0], True
+
+
+def _offset_in(node: ast.Node, index: int) -> int:
+    offsets = getattr(node, "offsets", ())
+    return offsets[index] if index < len(offsets) else node.span.start
+
+
+def _is_value(expr: ir.Expr) -> bool:
+    return isinstance(expr, (ir.Const, ir.Template))
+
+
+def _compatible(a: Type, b: Type) -> bool:
+    return a.kind is b.kind or Kind.ANY in (a.kind, b.kind)
+
+
+def analyze(
+    node: ast.Node,
+    source: Source,
+    diags: Diagnostics,
+    *,
+    registry: Registry = REGISTRY,
+    scope: Scope | None = None,
+    require_event_type: bool = True,
+    expect: Sequence[Kind] | None = (Kind.BOOL,),
+) -> Analysis | None:
+    """Check ``node``; errors go to ``diags``; None when there were any."""
+    analyzer = Analyzer(source, diags, registry, scope or Scope())
+    count = len(diags.errors)
+    expr = analyzer.visit(node)
+    if expr is not None and expect is not None:
+        t = expr.type
+        if t.kind not in expect or (t.array and Kind.BOOL in expect and len(expect) == 1):
+            if t.kind is Kind.BOOL and t.array:
+                expr = analyzer.condition(expr, node)
+            else:
+                analyzer.error(node.span.start, f"the expression must be a boolean, got {t}")
+                expr = None
+    event_type, ok = analyzer.event_type(require_event_type)
+    if expr is None or not ok or len(diags.errors) > count:
+        return None
+    return Analysis(expr, event_type, tuple(analyzer.event_types))
