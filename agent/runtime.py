@@ -46,6 +46,7 @@ class RuntimeConfig:
     stats_interval: float = 0.0                  # seconds; 0: only at exit
     poll_timeout_ms: int = 100
     globals: dict[str, int] = field(default_factory=dict)
+    handle_signals: bool = True                  # False when run off the main thread (tests)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Runtime:
         self.processes = ProcessCache(self.clock)
         self.decoder = Decoder(self.layout, DecodeEnv(self.clock, self.processes, self.users, self.mounts))
         self.stop = StopFlag()
+        self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
         self._obj: BpfObject | None = None
 
@@ -125,7 +127,7 @@ class Runtime:
 
     def run(self) -> RunSummary:
         cfg = self.config
-        restore = self.stop.install()
+        restore = self.stop.install() if cfg.handle_signals else (lambda: None)
         kernel: dict[str, TypeStats] = {}
         try:
             with ExitStack() as stack:
@@ -149,6 +151,7 @@ class Runtime:
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
                     cfg.ready_file.write_text(f"{os.getpid()}\n")
+                self.ready.set()
                 self._loop(rb)
                 # Stop producing, then drain what is already in the buffer.
                 for link in links:

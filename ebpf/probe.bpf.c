@@ -9,3 +9,15 @@
 #include "hooks/process.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Every record struct appears in the object's BTF through this anchor, even
+ * those only reached by casts: tests/foundation/test_layout.py compares them
+ * with cffi's view of events.h, and `bpftool btf dump` shows them. */
+union rs_btf_anchor {
+	struct rs_event_header header;
+	struct rs_file_event file;
+	struct rs_exec_event exec;
+	struct rs_fork_event fork;
+	struct rs_exit_event exit;
+	struct rs_type_stats stats;
+} rs_btf_anchor __attribute__((unused));
