@@ -70,7 +70,7 @@ def compile_object(source: Path, output: Path, *, extra_includes: list[Path] | N
         if newest <= output.stat().st_mtime_ns:
             return False
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(".o.tmp")
+    tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
     cmd = [find_clang(), *bpf_cflags(extra), *(f"-D{k}={v}" for k, v in (defines or {}).items()),
            "-c", str(source), "-o", str(tmp)]
     log.debug("%s", " ".join(cmd))
