@@ -210,7 +210,7 @@ def run(n: int, rounds: int) -> list[Result]:
         path = compile_bpf(Path(tmp))
         with load_object(
             path,
-            globals={"bench_pid": os.getpid(), "records": n},
+            variables={"bench_pid": os.getpid(), "records": n},
             max_entries={"bench_events": RING_BYTES},
             attach=True,
         ) as obj:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from types import ModuleType
 
 from cffi import FFI
 
 
-def _load_cdef():  # type: ignore[no-untyped-def]
+def _load_cdef() -> ModuleType:
     # Loaded by path: cffi executes this file outside the package, and the
     # package cannot be imported before the extension exists.
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cdef.py")

@@ -60,7 +60,9 @@ class NotSupportedError(BpfError):
 
     feature: str
 
-    def __init__(self, op: str, code: int, feature: str, *, where: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, op: str, code: int, feature: str, *, where: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(op, code, where=where, reason=reason)
         self.feature = feature
 

@@ -28,7 +28,7 @@ class Link:
 
     @property
     def closed(self) -> bool:
-        return self._ptr == ffi.NULL
+        return bool(self._ptr == ffi.NULL)
 
     @property
     def fd(self) -> int:

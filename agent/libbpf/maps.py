@@ -12,7 +12,7 @@ import errno
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ._ffi import ffi, lib
 from .errors import BpfError, NotSupportedError
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Map", "MapInfo", "UpdateFlags"]
 
-Buffer = Union[bytes, bytearray, memoryview]
-KeyLike = Union[Buffer, int]
-ValueLike = Union[Buffer, int]
+Buffer = bytes | bytearray | memoryview
+KeyLike = Buffer | int
+ValueLike = Buffer | int
 
 _PERCPU = frozenset(
     {
@@ -95,7 +95,7 @@ class Map:
 
     @property
     def type_name(self) -> str:
-        return ffi.string(lib.libbpf_bpf_map_type_str(self.type)).decode()
+        return str(ffi.string(lib.libbpf_bpf_map_type_str(self.type)).decode())
 
     @property
     def max_entries(self) -> int:
@@ -148,7 +148,7 @@ class Map:
         if rc < 0:
             raise self._error(op, -rc)
         if not self.is_percpu:
-            return ffi.buffer(buf, self.value_size)[:]
+            return bytes(ffi.buffer(buf, self.value_size)[:])
         raw = ffi.buffer(buf)
         return [raw[i * self._slot : i * self._slot + self.value_size] for i in range(self._ncpus)]
 

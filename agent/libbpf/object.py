@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from ._ffi import ffi, lib
 from .btf import VariableSpec
@@ -52,7 +52,7 @@ from .spec import (
 
 __all__ = ["BpfObject", "GlobalValue", "Program", "load_object"]
 
-GlobalValue = Union[int, bytes, bytearray, memoryview]
+GlobalValue = int | bytes | bytearray | memoryview
 
 _NOT_SUPPORTED = (errno.EOPNOTSUPP, 524)
 # Program kinds a kernel may lack wholesale; EPERM for them as root means "not here".
@@ -79,7 +79,8 @@ class Program:
     @property
     def kind(self) -> str:
         """The section prefix: "tracepoint", "tp_btf", "raw_tp", "fentry", ..."""
-        return self.section.split("/", 1)[0].split(".", 1)[0]
+        kind: str = self.section.split("/", 1)[0].split(".", 1)[0]
+        return kind
 
     @property
     def autoload(self) -> bool:
@@ -107,7 +108,9 @@ class Program:
             code = ffi.errno
         if link == ffi.NULL:
             raise _classify(op, code, self.kind, where=op)
-        return self._owner._adopt(Link(link, self.name, self._owner._forget))
+        handle = Link(link, self.name, self._owner._forget)
+        self._owner._adopt(handle)
+        return handle
 
     def _handle(self, op: str) -> Any:
         self._owner._require_open(f"{op} {self.name}")
@@ -137,13 +140,19 @@ class BpfObject:
             object_name=object_name,
             btf_custom_path=os.fspath(btf_custom_path) if btf_custom_path is not None else None,
         )
-        self.name = ffi.string(lib.bpf_object__name(self._ptr)).decode()
-        self.programs: Mapping[str, Program] = {p.name: p for p in (Program(self, x) for x in iter_programs(self._ptr))}
-        sections = section_maps(self._ptr)
-        self.maps: Mapping[str, Map] = {
-            m.name: m for m in (Map(self, x, map_name(x, sections)) for x in iter_maps(self._ptr))
-        }
-        self._variables = {v.name: v for v in variables_of(self._ptr)}
+        try:
+            self.name = ffi.string(lib.bpf_object__name(self._ptr)).decode()
+            self.programs: Mapping[str, Program] = {
+                p.name: p for p in (Program(self, x) for x in iter_programs(self._ptr))
+            }
+            sections = section_maps(self._ptr)
+            self.maps: Mapping[str, Map] = {
+                m.name: m for m in (Map(self, x, map_name(x, sections)) for x in iter_maps(self._ptr))
+            }
+            self._variables = {v.name: v for v in variables_of(self._ptr)}
+        except BaseException:
+            self.close()
+            raise
 
     # -- inspection ----------------------------------------------------------
     @property
@@ -156,7 +165,7 @@ class BpfObject:
 
     @property
     def closed(self) -> bool:
-        return self._ptr == ffi.NULL
+        return bool(self._ptr == ffi.NULL)
 
     def program(self, name: str) -> Program:
         try:
@@ -210,7 +219,7 @@ class BpfObject:
         op = f"get global {name}"
         if self._loaded:
             return self._live_section(var, op)[var.offset : var.offset + var.size]
-        return ffi.buffer(self._initial_value(var, op) + var.offset, var.size)[:]
+        return bytes(ffi.buffer(self._initial_value(var, op) + var.offset, var.size)[:])
 
     def get_global_int(self, name: str) -> int:
         var = self.variable(name)
@@ -374,11 +383,13 @@ def _closer(link: Link) -> Any:
 def _classify(op: str, code: int, feature: str, *, where: str) -> BpfError:
     if code in _NOT_SUPPORTED:
         return NotSupportedError(op, code, feature, where=where)
-    if code == errno.ENOENT and feature in ("kprobe", "kretprobe", "ksyscall", "kretsyscall"):
-        if not os.path.exists("/sys/bus/event_source/devices/kprobe") and not os.path.exists(
-            "/sys/kernel/tracing/kprobe_events"
-        ):
-            return NotSupportedError(op, code, f"{feature} attach", where=where)
+    if (
+        code == errno.ENOENT
+        and feature in ("kprobe", "kretprobe", "ksyscall", "kretsyscall")
+        and not os.path.exists("/sys/bus/event_source/devices/kprobe")
+        and not os.path.exists("/sys/kernel/tracing/kprobe_events")
+    ):
+        return NotSupportedError(op, code, f"{feature} attach", where=where)
     return BpfError(op, code, where=where)
 
 
@@ -386,13 +397,14 @@ def load_object(
     path: str | os.PathLike[str],
     *,
     programs: Iterable[str] | None = None,
-    globals: Mapping[str, GlobalValue] | None = None,
+    variables: Mapping[str, GlobalValue] | None = None,
     max_entries: Mapping[str, int] | None = None,
     attach: bool | Sequence[str] = False,
 ) -> BpfObject:
     """Open, configure, load and (optionally) attach in one step, all or nothing.
 
-    ``programs`` limits autoload; ``attach=True`` attaches every loaded
+    ``programs`` limits autoload; ``variables`` are :meth:`BpfObject.set_global`
+    calls; ``max_entries`` resizes maps; ``attach=True`` attaches every loaded
     program, a sequence attaches those named. On any failure everything
     done so far is undone before the error propagates.
     """
@@ -400,7 +412,7 @@ def load_object(
         obj = stack.enter_context(BpfObject(path))
         if programs is not None:
             obj.set_autoload(programs)
-        for name, value in (globals or {}).items():
+        for name, value in (variables or {}).items():
             obj.set_global(name, value)
         for name, entries in (max_entries or {}).items():
             obj.map(name).set_max_entries(entries)

@@ -28,7 +28,7 @@ def libbpf_version() -> LibbpfVersion:
 
 
 def libbpf_version_string() -> str:
-    return ffi.string(lib.libbpf_version_string()).decode()
+    return str(ffi.string(lib.libbpf_version_string()).decode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,5 +59,5 @@ def try_load(obj_path: str | os.PathLike[str], prog_name: str, attach: bool = Tr
                 stage = "attach"
                 obj.attach(prog_name).close()
         except BpfError as exc:
-            return ProbeResult(False, exc.errno, str(exc), stage, exc)
+            return ProbeResult(False, exc.errno or 0, str(exc), stage, exc)
     return ProbeResult(True, 0, "ok", "attach" if attach else "load")

@@ -35,13 +35,13 @@ SampleCallback = Callable[[Any, int], "int | None"]
 
 def record_bytes(data: Any, size: int) -> bytes:
     """Copy a record out of the ring buffer (only when you need to keep it)."""
-    return ffi.buffer(data, size)[:]
+    return bytes(ffi.buffer(data, size)[:])
 
 
 class _Slot:
     """What the C trampoline's ``ctx`` points at: one map's callback."""
 
-    __slots__ = ("fn", "error", "stop", "name")
+    __slots__ = ("error", "fn", "name", "stop")
 
     def __init__(self, fn: SampleCallback, name: str) -> None:
         self.fn = fn
@@ -50,8 +50,8 @@ class _Slot:
         self.stop: int | None = None
 
 
-@ffi.def_extern(name="_rsa_ringbuf_sample")
-def _rsa_ringbuf_sample(ctx: Any, data: Any, size: int, _from_handle: Any = ffi.from_handle) -> int:
+@ffi.def_extern(name="_rsa_ringbuf_sample")  # type: ignore[untyped-decorator]
+def _rsa_ringbuf_sample(ctx: Any, data: Any, size: int, _from_handle: Any = ffi.from_handle) -> Any:
     slot = _from_handle(ctx)
     try:
         rv = slot.fn(data, size)
@@ -73,25 +73,26 @@ class RingBuffer:
     the object that owns its first map, if not before.
     """
 
-    def __init__(self, map: Map, callback: SampleCallback) -> None:
+    def __init__(self, source: Map, callback: SampleCallback) -> None:
         self._slots: list[_Slot] = []
         self._handles: list[Any] = []
         self._ptr: Any = ffi.NULL
         self._owners: list[Any] = []
-        slot, handle = self._slot(callback, map.name)
-        ptr = lib.ring_buffer__new(map.fd, lib._rsa_ringbuf_sample, handle, ffi.NULL)
+        slot, handle = self._slot(callback, source.name)
+        ptr = lib.ring_buffer__new(source.fd, lib._rsa_ringbuf_sample, handle, ffi.NULL)
         if ptr == ffi.NULL:
-            raise BpfError(f"ring buffer new {map.name}", ffi.errno)
+            raise BpfError(f"ring buffer new {source.name}", ffi.errno)
         self._ptr = ptr
-        self._keep(slot, handle, map)
+        self._keep(slot, handle, source)
 
-    def add(self, map: Map, callback: SampleCallback) -> None:
-        """Also drain ``map`` into ``callback``."""
-        slot, handle = self._slot(callback, map.name)
-        rc = lib.ring_buffer__add(self._live(f"ring buffer add {map.name}"), map.fd, lib._rsa_ringbuf_sample, handle)
+    def add(self, source: Map, callback: SampleCallback) -> None:
+        """Also drain ``source`` (another ring-buffer map) into ``callback``."""
+        op = f"ring buffer add {source.name}"
+        slot, handle = self._slot(callback, source.name)
+        rc = lib.ring_buffer__add(self._live(op), source.fd, lib._rsa_ringbuf_sample, handle)
         if rc < 0:
-            raise BpfError(f"ring buffer add {map.name}", -rc)
-        self._keep(slot, handle, map)
+            raise BpfError(op, -rc)
+        self._keep(slot, handle, source)
 
     def poll(self, timeout_ms: int = 100) -> int:
         """Wait up to ``timeout_ms`` (-1: forever) for records and consume them.
@@ -112,7 +113,7 @@ class RingBuffer:
 
     @property
     def closed(self) -> bool:
-        return self._ptr == ffi.NULL
+        return bool(self._ptr == ffi.NULL)
 
     def close(self) -> None:
         ptr, self._ptr = self._ptr, ffi.NULL
@@ -139,10 +140,10 @@ class RingBuffer:
         slot = _Slot(callback, name)
         return slot, ffi.new_handle(slot)
 
-    def _keep(self, slot: _Slot, handle: Any, map: Map) -> None:
+    def _keep(self, slot: _Slot, handle: Any, source: Map) -> None:
         self._slots.append(slot)
         self._handles.append(handle)  # the C side holds only the raw pointer
-        owner = map._owner
+        owner = source._owner
         if owner not in self._owners:
             owner._adopt(self)
             self._owners.append(owner)

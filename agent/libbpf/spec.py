@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._ffi import ffi, lib
 from .btf import VariableSpec, datasec_names, datasec_variables
@@ -76,7 +76,10 @@ class ObjectSpec:
         return _by_name(self.variables, name, "global variable", self.path)
 
 
-def _by_name(items: tuple[Any, ...], name: str, what: str, path: str) -> Any:
+_T = TypeVar("_T", ProgramSpec, MapSpec, VariableSpec)
+
+
+def _by_name(items: tuple[_T, ...], name: str, what: str, path: str) -> _T:
     for item in items:
         if item.name == name:
             return item

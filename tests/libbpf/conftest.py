@@ -29,7 +29,8 @@ def bpf_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     jobs = []
     for src in sorted(BPF_DIR.glob("*.bpf.c")):
         obj = out / (src.name[: -len(".c")] + ".o")
-        cmd = [CLANG, *CFLAGS, "-I", str(REPO / "vmlinux" / "x86_64"), "-I", str(BPF_DIR), "-c", str(src), "-o", str(obj)]
+        includes = ["-I", str(REPO / "vmlinux" / "x86_64"), "-I", str(BPF_DIR)]
+        cmd = [CLANG, *CFLAGS, *includes, "-c", str(src), "-o", str(obj)]
         jobs.append((src, obj, subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)))
     objects = {}
     for src, obj, proc in jobs:
@@ -57,7 +58,7 @@ def rb_obj(bpf_objects: dict[str, Path]) -> Iterator[BpfObject]:
     """ringbuf_pid.bpf.o loaded for this process and attached."""
     with load_object(
         bpf_objects["ringbuf_pid"],
-        globals={"target_pid": os.getpid(), "magic": 0xFEEDFACE, "tag": b"pytest"},
+        variables={"target_pid": os.getpid(), "magic": 0xFEEDFACE, "tag": b"pytest"},
         attach=True,
     ) as obj:
         yield obj

@@ -24,7 +24,7 @@ def u32(n: int) -> bytes:
 
 @pytest.fixture
 def loaded(bpf_objects: dict[str, Path]) -> BpfObject:
-    with load_object(bpf_objects["ringbuf_pid"], globals={"target_pid": os.getpid()}) as obj:
+    with load_object(bpf_objects["ringbuf_pid"], variables={"target_pid": os.getpid()}) as obj:
         yield obj
 
 
@@ -65,7 +65,7 @@ def test_hash_iteration(loaded: BpfObject) -> None:
 
 def test_array_map(loaded: BpfObject) -> None:
     m = loaded.maps["array_map"]
-    assert [int.from_bytes(k, sys.byteorder) for k in m.keys()] == list(range(8))
+    assert [int.from_bytes(k, sys.byteorder) for k in m.keys()] == list(range(8))  # noqa: SIM118 - the API under test
     assert m[3] == u64(0)
     m[3] = 33
     assert m[3] == u64(33)

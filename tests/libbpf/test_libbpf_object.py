@@ -35,7 +35,7 @@ def drain(obj: BpfObject) -> list[bytes]:
 def test_set_global_filters_by_pid(bpf_objects: dict[str, Path]) -> None:
     """target_pid is a const volatile: this process sees records, another pid none."""
     for pid, expected in ((os.getpid(), 3), (1, 0)):
-        with load_object(bpf_objects["ringbuf_pid"], globals={"target_pid": pid, "magic": 7}, attach=True) as obj:
+        with load_object(bpf_objects["ringbuf_pid"], variables={"target_pid": pid, "magic": 7}, attach=True) as obj:
             for _ in range(3):
                 os.getppid()
             records = drain(obj)
@@ -96,7 +96,7 @@ def test_autoload_chooses_programs(bpf_objects: dict[str, Path]) -> None:
         obj.load()
         assert obj.programs["kinds_tp"].fd >= 0
         with pytest.raises(BpfError, match="not loaded"):
-            obj.programs["kinds_raw_tp"].fd
+            _ = obj.programs["kinds_raw_tp"].fd
         assert [link.program for link in obj.attach_all()] == ["kinds_tp"]
         with pytest.raises(KeyError):
             obj.set_autoload(["typo"])
@@ -104,7 +104,7 @@ def test_autoload_chooses_programs(bpf_objects: dict[str, Path]) -> None:
 
 def test_attach_each_kind_and_detach(bpf_objects: dict[str, Path]) -> None:
     counters = ("tp_hits", "tp_btf_hits", "raw_tp_hits")
-    with load_object(bpf_objects["kinds"], globals={"target_pid": os.getpid()}) as obj:
+    with load_object(bpf_objects["kinds"], variables={"target_pid": os.getpid()}) as obj:
         links = obj.attach_all()
         assert sorted(link.program for link in links) == ["kinds_raw_tp", "kinds_tp", "kinds_tp_btf"]
         for _ in range(5):
@@ -215,7 +215,7 @@ def test_try_load(bpf_objects: dict[str, Path]) -> None:
 
 def test_no_fd_leak_over_200_cycles(bpf_objects: dict[str, Path]) -> None:
     path = bpf_objects["ringbuf_pid"]
-    with load_object(path, globals={"target_pid": os.getpid()}, attach=True) as warm:
+    with load_object(path, variables={"target_pid": os.getpid()}, attach=True) as warm:
         drain(warm)  # first-use allocations (logging, caches) happen before counting
     before = open_fds()
     for i in range(200):

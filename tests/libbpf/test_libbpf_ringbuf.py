@@ -80,7 +80,8 @@ def test_negative_return_stops_consumption(rb_obj: BpfObject) -> None:
 
 
 def test_two_maps_in_one_ring_buffer(rb_obj: BpfObject, bpf_objects: dict[str, Path]) -> None:
-    with load_object(bpf_objects["ringbuf_pid"], globals={"target_pid": os.getpid(), "magic": 2}, attach=True) as other:
+    settings = {"target_pid": os.getpid(), "magic": 2}
+    with load_object(bpf_objects["ringbuf_pid"], variables=settings, attach=True) as other:
         magics: list[int] = []
 
         def on(data: Any, size: int) -> None:
@@ -96,7 +97,7 @@ def test_two_maps_in_one_ring_buffer(rb_obj: BpfObject, bpf_objects: dict[str, P
 
 
 def test_ring_buffer_closes_with_its_object(bpf_objects: dict[str, Path]) -> None:
-    obj = load_object(bpf_objects["ringbuf_pid"], globals={"target_pid": os.getpid()}, attach=True)
+    obj = load_object(bpf_objects["ringbuf_pid"], variables={"target_pid": os.getpid()}, attach=True)
     rb = RingBuffer(obj.maps["events"], lambda data, size: None)
     obj.close()
     assert rb.closed

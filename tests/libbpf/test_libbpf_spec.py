@@ -62,8 +62,8 @@ def test_spec_is_readable_without_root(bpf_objects: dict[str, Path]) -> None:
         shutil.copy(bpf_objects["ringbuf_pid"], obj)
         obj.chmod(0o644)
         code = (
-            "import os; from agent.libbpf import ObjectSpec; s = ObjectSpec.from_file(%r);"
-            "print(os.geteuid(), [p.name for p in s.programs], len(s.maps), len(s.variables))" % str(obj)
+            f"import os; from agent.libbpf import ObjectSpec; s = ObjectSpec.from_file({str(obj)!r});"
+            "print(os.geteuid(), [p.name for p in s.programs], len(s.maps), len(s.variables))"
         )
         repo = Path(__file__).resolve().parents[2]
         out = subprocess.run(
@@ -102,7 +102,10 @@ def test_error_messages_chain_context_in_lower_case() -> None:
 
 
 def test_verifier_error_keeps_full_log_and_short_message() -> None:
-    log = "0: R1=ctx()\n1: (79) r1 = *(u64 *)(r0 +0)\nR0 invalid mem access 'map_value_or_null'\n\nprocessed 7 insns (limit 1000000)\n"
+    log = (
+        "0: R1=ctx()\n1: (79) r1 = *(u64 *)(r0 +0)\nR0 invalid mem access 'map_value_or_null'\n"
+        "\nprocessed 7 insns (limit 1000000)\n"
+    )
     err = VerifierError("load program p", errno.EACCES, "p", log, where="load object o.bpf.o: program p")
     assert err.log == log and err.program == "p"
     assert err.short.endswith("R0 invalid mem access 'map_value_or_null'")
