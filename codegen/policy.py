@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import ir
 from .actions import Action, Position, SetAction, parse_actions
 from .durations import parse_duration
-from .errors import Diagnostics, Source
+from .errors import Diagnostics, Severity, Source
 from .event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
@@ -494,7 +494,8 @@ def compile_expression(text: str, *, policies: Sequence[str | Path] = (), name: 
     pol_diags = Diagnostics()
     policy_files_, _ = read_policies(policies, pol_diags)
     macro_defs, rule_defs = merge(policy_files_, pol_diags)
-    diags.extend(d for d in pol_diags if d.is_error)
+    # The policy only lends macros and variables: its own problems do not stop the evaluation.
+    diags.extend(replace(d, severity=Severity.WARNING) for d in pol_diags)
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), pol_diags))
     source = Source(text, name)
     tree = parse(source, diags)

@@ -1,0 +1,219 @@
+"""Approvers: per event type, values that certainly match at least one rule.
+
+For the kernel filter compiler (secl.md "In-kernel filters",
+reference-agent.md). For every rule of an event type and every approvable
+field (registry ``approver``), the rule *offers* the constant values it
+compares the field with — or a reason why it cannot: negations, regexes,
+field-to-field compares, variables, globs whose basename has ``*``,
+patterns on name fields, a field OR-ed with another field. An offer is
+checked by partial evaluation: with the field outside the offered values
+the rule must be certainly false. Path fields offer basenames, bit fields
+a mask. Each rule picks its best field (highest weight); if any rule of the
+type has none, the type gets no approvers (everything is sent to user
+space).
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from . import ir
+from .fields import REGISTRY, ApproverKind, Field, Registry
+from .partial import BasenameNotIn, MaskNone, ValueNotIn, partial_eval
+from .patterns import StrMatcher, glob_basename
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one rule offers on one field: values (or a mask), or why not."""
+
+    field: str
+    kind: ApproverKind
+    values: frozenset[Any] = frozenset()
+    mask: int = 0
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class RuleApprovers:
+    rule_id: str
+    offers: Mapping[str, Offer]
+    chosen: Offer | None  # the best valid offer
+
+    @property
+    def reason(self) -> str | None:
+        if self.chosen is not None:
+            return None
+        return "; ".join(f"{o.field}: {o.reason}" for o in self.offers.values()) or "no approvable field"
+
+
+@dataclass(frozen=True)
+class FieldApprovers:
+    field: str
+    kind: ApproverKind
+    values: frozenset[Any] = frozenset()  # basenames or scalar values
+    mask: int = 0                          # bitmask kind: union of the rules' masks
+
+
+@dataclass(frozen=True)
+class EventTypeApprovers:
+    event_type: str
+    rules: tuple[RuleApprovers, ...]
+    approvers: Mapping[str, FieldApprovers] | None  # None: no approvers for this type
+    reason: str | None = None
+
+
+class _Collector:
+    """Walks a rule's IR for comparisons of one field with constants."""
+
+    def __init__(self, spec: Field) -> None:
+        self.spec = spec
+        self.kind = spec.approver.kind  # type: ignore[union-attr]
+        self.values: set[Any] = set()
+        self.mask = 0
+        self.problems: list[str] = []
+
+    def refers(self, node: ir.Expr) -> bool:
+        return isinstance(node, ir.FieldRef) and node.field.name == self.spec.name
+
+    def walk(self, node: ir.Expr, negated: bool = False) -> None:
+        if isinstance(node, ir.Not):
+            self.walk(node.operand, not negated)
+        elif isinstance(node, ir.Logic):
+            for o in node.operands:
+                self.walk(o, negated)
+        elif isinstance(node, ir.Compare):
+            self.compare(node, negated)
+
+    def compare(self, node: ir.Compare, negated: bool) -> None:
+        left, right = node.left, node.right
+        if self.kind is ApproverKind.BITMASK and isinstance(left, ir.Arith) and self.refers(left.left):
+            if negated:
+                self.problems.append("negation")
+            elif left.op == "&" and isinstance(left.right, ir.Const) and _tests_any_bit(node):
+                self.mask |= left.right.value
+            else:
+                self.problems.append("not a bit test (field & MASK > 0)")
+            return
+        mentions = self.refers(left) or self.refers(right)
+        if not mentions:
+            return
+        if negated != (node.op in ("!=", "not in")):
+            self.problems.append("negation")
+            return
+        if not self.refers(left) or not isinstance(right, ir.Const):
+            other = right if self.refers(left) else left
+            if isinstance(other, (ir.VarRef, ir.Template)) or getattr(other, "via_variable", False):
+                self.problems.append("compared with a variable")
+            elif isinstance(other, ir.FieldRef):
+                self.problems.append("compared with another field")
+            else:
+                self.problems.append("not compared with a constant")
+            return
+        if node.op not in ("==", "in"):
+            self.problems.append(f"operator '{node.op}' cannot approve")
+            return
+        items = right.value if right.type.array else (right.value,)
+        found = [self.approver_value(v) for v in items]
+        if all(v is not None for v in found):
+            for v in found:
+                if self.kind is ApproverKind.BITMASK:
+                    self.mask |= v  # type: ignore[operator]
+                else:
+                    self.values.add(v)
+
+    def approver_value(self, value: Any) -> Any:
+        if isinstance(value, StrMatcher):
+            if value.kind == "regex":
+                self.problems.append("regex")
+            elif self.kind is ApproverKind.BASENAME and value.kind == "glob":
+                base = glob_basename(value.text)
+                if "*" not in base and base:
+                    return base
+                self.problems.append("glob whose basename has '*'")
+            else:
+                self.problems.append(f"{value.kind} on a {self.kind.value} field")
+            return None
+        if self.kind is ApproverKind.BASENAME:
+            base = posixpath.basename(value) if isinstance(value, str) else ""
+            if not base:
+                self.problems.append(f"no basename in {value!r}")
+                return None
+            return base
+        if self.kind is ApproverKind.BITMASK:
+            if not isinstance(value, int) or value == 0:
+                self.problems.append("zero mask")
+                return None
+            return value
+        return value
+
+
+def _tests_any_bit(node: ir.Compare) -> bool:
+    """``X > 0``, ``X != 0``, ``X >= 1``, or ``X == M`` with M the mask."""
+    if not isinstance(node.right, ir.Const) or not isinstance(node.right.value, int):
+        return False
+    k = node.right.value
+    mask = node.left.right.value if isinstance(node.left, ir.Arith) and isinstance(node.left.right, ir.Const) else 0
+    return ((node.op == ">" and k == 0) or (node.op == "!=" and k == 0) or (node.op == ">=" and k == 1)
+            or (node.op == "==" and k == mask and k != 0))
+
+
+def offer(expr: ir.Expr, spec: Field) -> Offer:
+    """What a rule (its IR) offers as approvers on ``spec``."""
+    assert spec.approver is not None
+    c = _Collector(spec)
+    c.walk(expr)
+    kind = spec.approver.kind
+    if not c.values and not c.mask:
+        reason = ", ".join(dict.fromkeys(c.problems)) or "not compared with a constant"
+        return Offer(spec.name, kind, reason=reason)
+    if kind is ApproverKind.BITMASK:
+        outside: Any = MaskNone(c.mask)
+    elif kind is ApproverKind.BASENAME:
+        outside = BasenameNotIn(frozenset(c.values))
+    else:
+        outside = ValueNotIn(frozenset(c.values))
+    if partial_eval(expr, spec, outside) is not False:
+        detail = ", ".join(dict.fromkeys(c.problems))
+        reason = "the rule can match with other values" + (f" ({detail})" if detail else
+                                                             " (e.g. it is OR-ed with another field)")
+        return Offer(spec.name, kind, reason=reason)
+    return Offer(spec.name, kind, frozenset(c.values), c.mask)
+
+
+def rule_approvers(rule_id: str, expr: ir.Expr, event_type: str, registry: Registry = REGISTRY) -> RuleApprovers:
+    offers = {f.name: offer(expr, f) for f in registry.approvable(event_type)}
+    chosen = next((o for o in offers.values() if o.ok), None)  # approvable() is best first
+    return RuleApprovers(rule_id, offers, chosen)
+
+
+def event_type_approvers(event_type: str, rules: Iterable[Any], registry: Registry = REGISTRY) -> EventTypeApprovers:
+    """Approvers of one event type, from its rules (objects with ``id`` and ``ir``)."""
+    per_rule = tuple(rule_approvers(r.id, r.ir, event_type, registry) for r in rules)
+    if not per_rule:
+        return EventTypeApprovers(event_type, (), None, "no rules")
+    missing = [r for r in per_rule if r.chosen is None]
+    if missing:
+        reason = "; ".join(f"rule '{r.rule_id}' offers no approver ({r.reason})" for r in missing)
+        return EventTypeApprovers(event_type, per_rule, None, reason)
+    merged: dict[str, FieldApprovers] = {}
+    for r in per_rule:
+        o = r.chosen
+        assert o is not None
+        prev = merged.get(o.field, FieldApprovers(o.field, o.kind))
+        merged[o.field] = FieldApprovers(o.field, o.kind, prev.values | o.values, prev.mask | o.mask)
+    return EventTypeApprovers(event_type, per_rule, dict(sorted(merged.items())))
+
+
+def compute_approvers(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, EventTypeApprovers]:
+    """Approvers for every event type of a :class:`codegen.ruleset.Ruleset`."""
+    return {t: event_type_approvers(t, ruleset.rules_for(t), registry) for t in ruleset.event_types}
+
+
+__all__ = ["Offer", "RuleApprovers", "FieldApprovers", "EventTypeApprovers", "offer",
+           "rule_approvers", "event_type_approvers", "compute_approvers"]

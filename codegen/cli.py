@@ -1,0 +1,133 @@
+"""``rulec``: validate, evaluate and test SECL policies.
+
+Each subcommand registers itself in :data:`COMMANDS` (name -> (setup,
+handler)); a new one (``rulec compile``) is one more entry.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable, Sequence, TextIO
+
+from .errors import Diagnostic, Diagnostics
+from .event import DocumentEvent
+from .policy import compile_expression, load_policies
+from .testcases import case_files, expand, read_cases, run_cases
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _print_diagnostics(diags: Sequence[Diagnostic], out: TextIO) -> None:
+    for d in diags:
+        print(d.format(), file=out)
+
+
+def _setup_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="POLICY_OR_DIR", help="policy files or directories")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    result = load_policies(args.paths)
+    diags = result.diagnostics.sorted()
+    _print_diagnostics(diags, sys.stderr)
+    errors = sum(1 for d in diags if d.is_error)
+    warnings = len(diags) - errors
+    if errors:
+        print(f"rulec: {errors} error(s), {warnings} warning(s) in {len(result.files)} file(s)", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{len(result.ruleset.rules)} rule(s), {len(result.macros)} macro(s) in {len(result.files)} "
+          f"file(s): valid" + (f", {warnings} warning(s)" if warnings else ""))
+    return EXIT_OK
+
+
+def _setup_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--expr", required=True, help="the SECL expression")
+    p.add_argument("--event", required=True, metavar="EVENT.json", help="event document; '-' reads stdin")
+    p.add_argument("--policy", action="append", default=[], metavar="FILE",
+                   help="policy (file or directory) whose macros and variables the expression may use")
+
+
+def _read_event(path: str) -> tuple[dict[str, Any] | None, str]:
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as exc:
+        return None, f"{name}: error: cannot read event: {exc.strerror or exc}"
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"{name}:{exc.lineno}:{exc.colno}: error: invalid JSON: {exc.msg}"
+    if not isinstance(doc, dict):
+        return None, f"{name}:1:1: error: an event document is a JSON object"
+    return doc, ""
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    compiled, diags = compile_expression(args.expr, policies=args.policy)
+    _print_diagnostics(diags.sorted(), sys.stderr)
+    if compiled is None:
+        return EXIT_USAGE
+    doc, problem = _read_event(args.event)
+    if doc is None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    print("true" if compiled.matches(DocumentEvent(doc)) else "false")
+    return EXIT_OK
+
+
+def _setup_test(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="POLICY_OR_DIR", help="policy files or directories")
+    p.add_argument("--cases", action="append", default=[], metavar="FILE_OR_DIR",
+                   help="test case files (default: tests/*.yaml in each policy directory)")
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    result = load_policies(args.paths)
+    diags = Diagnostics(list(result.diagnostics))
+    files = expand(args.cases) if args.cases else case_files(args.paths)
+    if not files:
+        print("rulec: no test cases found (give --cases, or put tests/*.yaml beside the policies)", file=sys.stderr)
+        return EXIT_INVALID
+    cases = [c for f in files for c in read_cases(f, diags)]
+    outcome = run_cases(result.ruleset, cases, diags)
+    _print_diagnostics(diags.sorted(), sys.stderr)
+    print(f"{outcome.passed} passed, {outcome.failed} failed")
+    return EXIT_INVALID if diags.has_errors else EXIT_OK
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "validate": ("check policies; print every problem as PATH:LINE:COL", _setup_validate, cmd_validate),
+    "eval": ("evaluate one expression on one event document", _setup_eval, cmd_eval),
+    "test": ("run rule test cases (events in, expected rule IDs out)", _setup_test, cmd_test),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rulec", description="SECL rule compiler")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, setup, handler) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        setup(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="rulec: %(levelname)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
