@@ -246,7 +246,9 @@ class BpfObject:
     def attach_all(self, names: Sequence[str] | None = None) -> list[Link]:
         """Attach ``names`` (default: every autoloaded program), all or nothing.
 
-        If one fails, the links made so far are destroyed and the object is
+        Pass ``names`` when the object holds programs that are not attached
+        by section name (tail-call targets): libbpf refuses those with
+        EOPNOTSUPP. If one fails, the links made so far are destroyed and the object is
         closed before the error propagates.
         """
         progs = [self.program(n) for n in names] if names is not None else [

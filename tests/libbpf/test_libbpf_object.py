@@ -188,6 +188,20 @@ def test_single_attach_failure_keeps_the_object(bpf_objects: dict[str, Path]) ->
         assert link.closed
 
 
+def test_link_pin_outlives_the_link_object(bpf_objects: dict[str, Path]) -> None:
+    pin = Path(f"/sys/fs/bpf/rsa_test_link_{os.getpid()}")
+    with load_object(bpf_objects["kinds"], variables={"target_pid": os.getpid()}, programs=["kinds_tp"]) as obj:
+        link = obj.attach("kinds_tp")
+        link.pin(pin)
+        try:
+            assert pin.exists()
+        finally:
+            link.unpin()
+        assert not pin.exists()
+        os.getppid()
+        assert obj.get_global_int("tp_hits") == 1
+
+
 def test_use_after_close_raises(bpf_objects: dict[str, Path]) -> None:
     obj = load_object(bpf_objects["ringbuf_pid"])
     link = obj.attach("handle_getppid")
