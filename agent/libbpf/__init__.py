@@ -4,7 +4,7 @@ Public API::
 
     ObjectSpec.from_file(path)           # programs/maps/globals, no root needed
     BpfObject(path)                      # open; set_autoload/set_global/resize; load; attach
-    load_object(path, globals=..., attach=True)   # all of it, all or nothing
+    load_object(path, variables=..., attach=True)  # all of it, all or nothing
     Program.attach() -> Link             # Link.close()/detach()
     Map: lookup/update/delete/keys/items/info (per-CPU aware)
     RingBuffer(map, callback).poll()/consume(); record_bytes(data, size)
