@@ -138,7 +138,7 @@ class Runtime:
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,
-                    globals=glob,
+                    variables=glob,
                     max_entries={"events": cfg.ringbuf_bytes},
                 )
                 stack.enter_context(obj)
