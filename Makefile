@@ -25,7 +25,7 @@ system:
 
 # The venv is rebuilt when the project's metadata changes.
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml setup.py agent/libbpf/_cdef.py agent/libbpf/_build.py
 	@test -x $(VPY) || { echo "setup: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "setup: installing Python dependencies into $(VENV)"
 	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]'
