@@ -188,7 +188,11 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
 
 def _walk(node: Any, path: tuple[PathKey, ...]) -> Any:
     for key in path:
-        node = child(node, key)
+        if key.__class__ is str and isinstance(node, dict):
+            value = node.get(key, MISSING)
+            node = child(node, key) if value.__class__ is Lazy else value
+        else:
+            node = child(node, key)
         if node is MISSING:
             return MISSING
     return node
@@ -238,6 +242,10 @@ def make_getter(field: Field) -> Getter:
             return out
         return iterate
 
+    if field.resolver is None and field.fallback is None and not field.array and all(
+            k.__class__ is str for k in field.path):
+        return _plain_getter(field.path, zero, coerce, int if field.type is FieldType.INT else
+                             str if field.type is FieldType.STRING else bool if field.type is FieldType.BOOL else None)
     read = _reader(field.path, field.resolver)
     if field.fallback is not None:
         primary, second = read, _reader(field.fallback, None)
@@ -247,17 +255,23 @@ def make_getter(field: Field) -> Getter:
             return second(doc) if raw is MISSING or raw is None else raw
     if field.array:
         return lambda doc: array(read(doc))
-    if field.type is FieldType.INT and field.resolver is None:
-        def int_getter(doc: Any) -> Any:
-            raw = read(doc)
-            return raw if raw.__class__ is int else scalar(raw)
-        return int_getter
-    if field.type is FieldType.STRING and field.resolver is None:
-        def str_getter(doc: Any) -> Any:
-            raw = read(doc)
-            return raw if raw.__class__ is str else scalar(raw)
-        return str_getter
     return lambda doc: scalar(read(doc))
+
+
+def _plain_getter(path: tuple[PathKey, ...], zero: Any, coerce: Callable[[Any], Any], cls: Any) -> Getter:
+    """The common case, inlined: a scalar at a path of dict keys."""
+    def get(node: Any) -> Any:
+        for key in path:
+            if not isinstance(node, dict):
+                return zero
+            value = node.get(key, MISSING)
+            node = child(node, key) if value.__class__ is Lazy else value
+            if node is MISSING:
+                return zero
+        if node.__class__ is cls:
+            return node
+        return zero if node is None else coerce(node)
+    return get
 
 
 _GETTERS: dict[str, Getter] = {}
@@ -288,9 +302,13 @@ class DocumentEvent:
             raise TypeError("an event document is a JSON object")
         self.doc = doc
         self.cache: dict[str, Any] = {}
-        kind = child(doc, "type")
+        kind = doc.get("type")
+        if kind.__class__ is Lazy:
+            kind = child(doc, "type")
         self.type: str = kind if isinstance(kind, str) else ""
-        ts = child(doc, "timestamp")
+        ts = doc.get("timestamp")
+        if ts.__class__ is Lazy:
+            ts = child(doc, "timestamp")
         self.timestamp: int = ts if isinstance(ts, int) and not isinstance(ts, bool) else time.time_ns()
         self.variables = variables
 

@@ -49,7 +49,7 @@ def _glob_regex(text: str) -> str:
 def _fast(rx: "re.Pattern[str]", text: str, star: str) -> Callable[[str], bool]:
     """Cheaper matchers for the common shapes (``/etc/*``, ``*.log``, literal)."""
     if "*" not in text:
-        return text.__eq__
+        return lambda s: s == text
     if text.count("*") == 1 and text.endswith("*") and star == ".*":
         return lambda s, p=text[:-1]: s.startswith(p)
     return lambda s, m=rx.fullmatch: m(s) is not None

@@ -146,12 +146,13 @@ def _logic(expr: ir.Logic) -> Fn:
     return fn
 
 
+# Boolean closures return bools (comparisons, coerced fields), so `and`/`or` need no bool().
 def _and(a: Fn, b: Fn) -> Fn:
-    return lambda ev: bool(a(ev)) and bool(b(ev))
+    return lambda ev: a(ev) and b(ev)
 
 
 def _or(a: Fn, b: Fn) -> Fn:
-    return lambda ev: bool(a(ev)) or bool(b(ev))
+    return lambda ev: a(ev) or b(ev)
 
 
 def _arith(expr: ir.Arith) -> Fn:

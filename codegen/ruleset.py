@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import ast, ir
 from .actions import Action, Position, SetAction
 from .event import DocumentEvent, as_event
+from .index import Bucket
 from .variables import VariableStore
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ class Ruleset:
         for rule in self.rules:
             buckets.setdefault(rule.event_type, []).append(rule)
         self.by_event_type: Mapping[str, tuple[Rule, ...]] = {k: tuple(v) for k, v in buckets.items()}
-        self._plain = {k: tuple((r.id, r.fn) for r in v) for k, v in buckets.items()
-                       if not any(r.set_actions for r in v)}
+        self._index = {k: Bucket(v) for k, v in self.by_event_type.items()}
+        self._stateful = frozenset(k for k, v in buckets.items() if any(r.set_actions for r in v))
 
     def rules_for(self, event_type: str) -> tuple[Rule, ...]:
         return self.by_event_type.get(event_type, ())
@@ -84,22 +85,27 @@ class Ruleset:
         """Rules matching ``event``, in policy order; runs their ``set`` actions."""
         ev = as_event(event)
         ev.variables = self.variables
-        out = []
-        for rule in self.by_event_type.get(ev.type, ()):
-            if rule.fn(ev):
+        bucket = self._index.get(ev.type)
+        out: list[Rule] = []
+        if bucket is None:
+            return out
+        for _, rule, fn in bucket.candidates(ev):
+            if fn(ev):
                 out.append(rule)
                 for action in rule.set_actions:
                     self.variables.apply(action, ev)
         return out
 
     def evaluate(self, event: DocumentEvent | dict[str, Any]) -> list[str]:
-        """IDs of the rules matching ``event``."""
+        """IDs of the rules matching ``event``, in policy order."""
         ev = event if isinstance(event, DocumentEvent) else DocumentEvent(event)
-        plain = self._plain.get(ev.type)
-        if plain is not None:
-            ev.variables = self.variables
-            return [rule_id for rule_id, fn in plain if fn(ev)]
-        return [r.id for r in self.matching(ev)]
+        if ev.type in self._stateful:
+            return [r.id for r in self.matching(ev)]
+        bucket = self._index.get(ev.type)
+        if bucket is None:
+            return []
+        ev.variables = self.variables
+        return bucket.ids(ev)
 
     def __len__(self) -> int:
         return len(self.rules)
