@@ -74,7 +74,7 @@ def p_expression_group(p: Any) -> None:
     """expression : LPAREN expression RPAREN"""
     inner = p[2]
     if isinstance(inner, ast.Binary):
-        inner = replace(inner, parens=True)
+        inner = replace(inner, parens=True, span=Span(p.lexpos(1), p.lexpos(3) + 1))
     p[0] = inner
 
 
