@@ -71,6 +71,7 @@ class RuleDef:
     combine: str | None = None
     override_fields: tuple[str, ...] = ()
     policy: str = ""
+    valid: bool = True  # False when its definition had errors: it is checked but not loaded
 
 
 @dataclass(eq=False)
@@ -191,6 +192,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
     report.unknown_keys(item, _RULE_KEYS, "rule")
     v = item.value
     rule = RuleDef(ident[0], ident[1], frozenset(v), policy=path)
+    errors_before = len(report.diags.errors)
     if "expression" in v:
         if isinstance(v["expression"].value, str):
             rule.expression = v["expression"]
@@ -232,6 +234,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
     rule.combine = _combine(item, report)
     if "override_options" in v:
         rule.override_fields = _override_fields(v["override_options"], report)
+    rule.valid = len(report.diags.errors) == errors_before
     return rule
 
 
@@ -300,6 +303,7 @@ def _override(prev: RuleDef, new: RuleDef, report: _Reporter) -> None:
             report.error(new.id_node, f"rule '{new.id}' overrides '{name}' but does not define it")
             continue
         setattr(prev, name, getattr(new, name))
+    prev.valid = prev.valid and new.valid
 
 
 # --- compiling --------------------------------------------------------------------
@@ -454,7 +458,7 @@ def _compile_rule(compiler: _Compiler, rdef: RuleDef) -> Rule | None:
         result = compiler.expression(f, require_event_type=False, registry=HOST_REGISTRY)
         if result is not None:
             host_filters.append(result[2])
-    if compiled is None or len(host_filters) != len(rdef.filters):
+    if compiled is None or len(host_filters) != len(rdef.filters) or not rdef.valid:
         return None
     tree, analysis, fn = compiled
     assert analysis.event_type is not None
