@@ -96,6 +96,8 @@ class _Collector:
             if negated:
                 self.problems.append("negation")
             elif left.op == "&" and isinstance(left.right, ir.Const) and _tests_any_bit(node):
+                if left.right.value == 0:
+                    self.problems.append("zero mask")
                 self.mask |= left.right.value
             else:
                 self.problems.append("not a bit test (field & MASK > 0)")

@@ -1,0 +1,172 @@
+"""APIs for the kernel filter compiler: partial evaluation, discarders, approvers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from codegen import ir
+from codegen.approvers import compute_approvers, event_type_approvers, rule_approvers
+from codegen.fields import ApproverKind
+from codegen.partial import (BasenameNotIn, MaskNone, PathsBelow, ValueNotIn, directory_discardable,
+                             glob_below, is_discarder, partial_eval)
+from codegen.policy import load_policies
+from secl_helpers import compile_ok
+
+
+@dataclass
+class R:
+    id: str
+    ir: ir.Expr
+
+
+def rule(text: str, rule_id: str = "r") -> R:
+    return R(rule_id, compile_ok(text).analysis.expr)
+
+
+@pytest.mark.parametrize("text, value, expected", [
+    ('open.file.path == "/etc/x"', "/etc/x", True),
+    ('open.file.path == "/etc/x"', "/etc/y", False),
+    ('open.file.path == "/etc/x" && open.flags > 0', "/etc/x", None),
+    ('open.file.path == "/etc/x" && open.flags > 0', "/etc/y", False),
+    ('open.file.path == "/etc/x" || open.flags > 0', "/etc/x", True),
+    ('open.file.path == "/etc/x" || open.flags > 0', "/etc/y", None),
+    ('open.file.path != "/etc/x"', "/etc/x", False),
+    ('!(open.file.path =~ "/etc/*") && open.flags > 0', "/etc/a", False),
+    ('open.file.name == "x"', "/var/x", True),
+    ('open.file.name =~ "x*" && open.file.path.length > 3', "/var/xy", True),
+    ('open.file.path in ["/a", ~"/b/*"]', "/b/c", True),
+    ('open.flags > 0', "/etc/x", None),
+    ('open.file.path == process.file.path', "/etc/x", None),
+    ('open.file.path == "/proc/${process.pid}"', "/proc/1", None),
+])
+def test_partial_eval_three_valued(text: str, value: str, expected: bool | None) -> None:
+    assert partial_eval(rule(text).ir, "open.file.path", value) is expected
+
+
+def test_partial_eval_other_field_kinds() -> None:
+    assert partial_eval(rule("open.flags & O_RDWR > 0").ir, "open.flags", 2) is True
+    assert partial_eval(rule("open.flags & O_RDWR > 0").ir, "open.flags", 1) is False
+    assert partial_eval(rule('process.comm == "x" && open.flags > 0').ir, "process.comm", "y") is False
+
+
+def test_discarders() -> None:
+    rules = [rule('open.file.path =~ "/etc/*"'), rule('open.file.name == "shadow" && open.flags > 0')]
+    assert is_discarder(rules, "open.file.path", "/var/log/httpd/x")
+    assert not is_discarder(rules, "open.file.path", "/etc/passwd")
+    assert not is_discarder(rules, "open.file.path", "/var/shadow")
+    assert not is_discarder(rules, "open.file.path", "")
+    assert is_discarder([], "open.file.path", "/x")
+
+
+@pytest.mark.parametrize("glob, directory, expected", [
+    ("/etc/*", "/etc", None), ("/etc/*", "/var/log", False), ("/etc/*", "/etc/ssh", False),
+    ("/etc/**", "/etc/ssh", True), ("/etc/**", "/etc", True), ("/**", "/anything", True),
+    ("/var/*/x", "/var/a", None), ("/var/*/x", "/var/a/x", False), ("/var/*/x", "/var/a/y", False),
+    ("/*/log/**", "/var/log", True), ("/*/log/**", "/var/lib", False), ("relative/*", "/x", None),
+])
+def test_glob_below(glob: str, directory: str, expected: bool | None) -> None:
+    assert glob_below(glob, directory) is expected
+
+
+def test_parent_directory_discarders() -> None:
+    rules = [rule('open.file.path =~ "/etc/*"'), rule('open.file.path == "/var/log/httpd/access" && open.flags > 0'),
+             rule('open.file.path =~ "/usr/**" && open.file.name == "x"')]
+    assert directory_discardable(rules, "open.file.path", "/tmp")
+    assert directory_discardable(rules, "open.file.path", "/var/lib")
+    assert not directory_discardable(rules, "open.file.path", "/var/log")
+    assert not directory_discardable(rules, "open.file.path", "/var/log/httpd")
+    assert directory_discardable(rules, "open.file.path", "/var/log/httpd/old")
+    assert not directory_discardable(rules, "open.file.path", "/etc")
+    assert directory_discardable(rules, "open.file.path", "/etc/ssh")
+    assert not directory_discardable(rules, "open.file.path", "/usr/lib")
+    assert not directory_discardable(rules, "open.file.path", "/")
+    assert not directory_discardable(rules, "open.file.path", "relative")
+    name_rule = [rule('open.file.name == "shadow"')]
+    assert not directory_discardable(name_rule, "open.file.path", "/tmp")
+    negated = [rule('open.file.path != "/etc/x"')]
+    assert not directory_discardable(negated, "open.file.path", "/tmp")
+    assert partial_eval(negated[0].ir, "open.file.path", PathsBelow("/tmp")) is True
+
+
+def test_symbolic_domains() -> None:
+    r = rule('open.file.path in ["/etc/a", "/etc/b"]').ir
+    assert partial_eval(r, "open.file.path", BasenameNotIn(frozenset({"a", "b"}))) is False
+    assert partial_eval(r, "open.file.path", BasenameNotIn(frozenset({"a"}))) is None
+    assert partial_eval(rule('open.file.name == "a"').ir, "open.file.name", ValueNotIn(frozenset({"a"}))) is False
+    assert partial_eval(rule("open.flags & 6 > 0").ir, "open.flags", MaskNone(6)) is False
+    assert partial_eval(rule("open.flags & 6 > 0").ir, "open.flags", MaskNone(2)) is None
+    assert partial_eval(rule("open.flags & 6 == 0").ir, "open.flags", MaskNone(6)) is True
+
+
+@pytest.mark.parametrize("text, field, values, mask", [
+    ('open.file.path == "/etc/shadow"', "open.file.path", {"shadow"}, 0),
+    ('open.file.path in ["/etc/passwd", "/etc/*/sudoers"] && process.uid != 0', "open.file.path", {"passwd", "sudoers"}, 0),
+    ('open.file.path == "/a/x" || open.file.path =~ "/b/y"', "open.file.path", {"x", "y"}, 0),
+    ('open.file.path =~ "/etc/*" && open.flags & O_RDWR > 0', "open.flags", set(), 2),
+    ("open.flags & (O_CREAT | O_TRUNC) > 0 || open.flags & O_APPEND != 0", "open.flags", set(), 0o3100),
+    ("open.flags & O_WRONLY == O_WRONLY", "open.flags", set(), 1),
+    ('open.file.name in ["a", "b"] && open.file.path =~ "/x/**"', "open.file.name", {"a", "b"}, 0),
+    ('open.file.path == "/etc/x" && !(open.flags & O_RDWR > 0)', "open.file.path", {"x"}, 0),
+    ('unlink.file.path == "/etc/x"', "unlink.file.path", {"x"}, 0),
+    ('rename.file.destination.path == "/etc/x"', "rename.file.destination.path", {"x"}, 0),
+])
+def test_rule_approvers(text: str, field: str, values: set[str], mask: int) -> None:
+    r = rule(text)
+    event_type = field.split(".")[0]
+    chosen = rule_approvers("r", r.ir, event_type).chosen
+    assert chosen is not None and chosen.field == field
+    assert chosen.values == values and chosen.mask == mask
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('open.file.path != "/etc/x"', "open.file.path: negation"),
+    ('!(open.file.path == "/etc/x")', "open.file.path: negation"),
+    ('open.file.name =~ r"abc"', "open.file.name: regex"),
+    ('open.file.path == process.file.path', "open.file.path: compared with another field"),
+    ('open.file.path == "/proc/${process.pid}/x"', "open.file.path: compared with a variable"),
+    ('open.file.path =~ "/etc/*"', "open.file.path: glob whose basename has '*'"),
+    ('open.file.name =~ "ab*"', "open.file.name: pattern on a scalar field"),
+    ('open.file.path == "/a/b" || open.file.name == "c"', "open.file.path: the rule can match with other values"),
+    ('open.file.path == "/a/b" || open.flags & O_RDWR > 0', "open.file.path: the rule can match with other values"),
+    ("open.flags & O_RDONLY > 0", "open.flags: zero mask"),
+    ("open.flags > 3", "open.flags: operator '>' cannot approve"),
+])
+def test_rules_without_approvers_say_why(text: str, reason: str) -> None:
+    result = rule_approvers("r", rule(text).ir, "open")
+    assert result.chosen is None and result.reason is not None and reason in result.reason
+
+
+def test_event_type_approvers_need_every_rule(write_policy: Callable[..., Path]) -> None:
+    rules = [rule('open.file.path == "/etc/shadow"', "a"),
+             rule('open.file.path =~ "/etc/*" && open.flags & O_RDWR > 0', "b"),
+             rule('open.file.path =~ "/var/*/sudoers" && open.flags & O_CREAT > 0', "c")]
+    result = event_type_approvers("open", rules)
+    assert result.approvers is not None and result.reason is None
+    assert result.approvers["open.file.path"].values == {"shadow", "sudoers"}
+    assert result.approvers["open.file.path"].kind is ApproverKind.BASENAME
+    assert result.approvers["open.flags"].mask == 2
+    assert [r.chosen.field for r in result.rules] == ["open.file.path", "open.flags", "open.file.path"]  # type: ignore[union-attr]
+    worse = event_type_approvers("open", rules + [rule('open.file.path != "/x"', "d")])
+    assert worse.approvers is None and worse.reason is not None and worse.reason.startswith("rule 'd' offers no approver")
+    policy = write_policy("rules:\n  - id: a\n    expression: open.file.path == \"/etc/shadow\"\n"
+                          "  - id: b\n    expression: exec.file.name == \"nc\"\n")
+    by_type = compute_approvers(load_policies([policy]).ruleset)
+    assert sorted(by_type) == ["exec", "open"]
+    assert by_type["open"].approvers["open.file.path"].values == {"shadow"}  # type: ignore[index]
+    assert by_type["exec"].approvers is None  # exec fields declare no approvers
+
+
+def test_approvers_are_sound_against_the_evaluator() -> None:
+    """An event whose field is outside the approvers never matches the rule."""
+    from codegen.event import DocumentEvent
+    r = rule('open.file.path in ["/etc/passwd", "/etc/*/sudoers"] || open.file.path == "/x/y" && open.flags > 0')
+    chosen = rule_approvers("r", r.ir, "open").chosen
+    assert chosen is not None
+    fn = compile_ok('open.file.path in ["/etc/passwd", "/etc/*/sudoers"] || open.file.path == "/x/y" && open.flags > 0')
+    for path in ("/etc/passwd", "/etc/a/sudoers", "/x/y", "/etc/shadow", "/x/z", "/etc/passwd2"):
+        doc = {"type": "open", "open": {"flags": 1, "file": {"path": path}}}
+        if fn.matches(DocumentEvent(doc)):
+            assert path.rsplit("/", 1)[1] in chosen.values
