@@ -3,6 +3,7 @@
 # the virtualenv .venv with pinned dependencies, and the BPF objects.
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
@@ -28,7 +29,8 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml setup.py agent/libbpf/_cdef.py agent/libbpf/_build.py
 	@test -x $(VPY) || { echo "setup: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "setup: installing Python dependencies into $(VENV)"
-	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@# (this machine's pip config names local mirrors that may be absent: drop those warnings)
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@touch $@
 
 build: venv
