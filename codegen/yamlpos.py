@@ -100,8 +100,9 @@ class YNode:
 def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
     """Parse one YAML document; problems go to ``diags`` (None on error)."""
     ytext = YamlText(text, path)
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
         if root is None:
             return None
@@ -112,11 +113,17 @@ def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
         message = exc.problem or exc.context or "invalid YAML"
         diags.error_at(path, line, col, f"invalid YAML: {message}", _line(ytext, line))
         return None
+    except yaml.reader.ReaderError as exc:
+        line, col = ytext.position(exc.position)
+        diags.error_at(path, line, col, f"invalid YAML: character {exc.character:#x} is not allowed",
+                       _line(ytext, line))
+        return None
     except yaml.YAMLError as exc:
         diags.error_at(path, 1, 1, f"invalid YAML: {exc}")
         return None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _line(ytext: YamlText, line: int) -> str:
