@@ -124,6 +124,7 @@ def parse_actions(node: YNode, diags: Diagnostics) -> tuple[Action, ...]:
         kind = kinds[0]
         body = item.value[kind]
         pos = Position(item.file.path, item.keys[kind].line, item.keys[kind].col)
+        action: Action | None
         if kind == "kill":
             action = _kill(check, body, pos)
         elif kind == "set":
@@ -218,5 +219,5 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
     default = v["default_value"].plain() if "default_value" in v else None
     if not ok:
         return None
-    return SetAction(name, scope, value, field, bools["append"], size, ttl, default,
+    return SetAction(str(name), scope, value, field, bools["append"], size, ttl, default,
                      bools["inherited"], bools["private"], t, pos)

@@ -125,7 +125,7 @@ class _Collector:
         if all(v is not None for v in found):
             for v in found:
                 if self.kind is ApproverKind.BITMASK:
-                    self.mask |= v  # type: ignore[operator]
+                    self.mask |= v
                 else:
                     self.values.add(v)
 

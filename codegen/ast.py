@@ -89,7 +89,7 @@ class IPLit:
 
 @dataclass(frozen=True, slots=True)
 class ArrayLit:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
     span: Span
 
 
@@ -98,7 +98,7 @@ class Unary:
     """``op`` is one of ``!`` ``-`` ``^`` (``not`` is spelled ``!``)."""
 
     op: str
-    operand: "Node"
+    operand: Node
     span: Span
 
 
@@ -111,8 +111,8 @@ class Binary:
     """
 
     op: str
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     span: Span
     op_span: Span
     parens: bool = False

@@ -323,5 +323,5 @@ class DocumentEvent:
         return f"DocumentEvent(type={self.type!r}, timestamp={self.timestamp})"
 
 
-def as_event(event: "DocumentEvent | dict[str, Any]") -> DocumentEvent:
+def as_event(event: DocumentEvent | dict[str, Any]) -> DocumentEvent:
     return event if isinstance(event, DocumentEvent) else DocumentEvent(event)

@@ -112,7 +112,7 @@ class Bucket:
         if not self.indexes:
             return self.always
         found: list[Entry] = list(self.always)
-        sources = bool(found)
+        sources = 1 if found else 0
         for read, table in self.indexes:
             hit = table.get(read(ev))
             if hit:

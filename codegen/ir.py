@@ -36,7 +36,7 @@ class Type:
         base = "duration" if self.duration else self.kind.value
         return f"{base} array" if self.array else base
 
-    def element(self) -> "Type":
+    def element(self) -> Type:
         return Type(self.kind)
 
 
@@ -85,7 +85,7 @@ class VarRef:
 class Template:
     """A string with variables: ``"/proc/${process.pid}/maps"``."""
 
-    parts: tuple[Union[str, "Expr"], ...]
+    parts: tuple[Union[str, Expr], ...]
     span: Span
     type: Type = STR
 
@@ -94,7 +94,7 @@ class Template:
 class Since:
     """``event.timestamp - operand`` (a time field compared with a duration)."""
 
-    operand: "Expr"
+    operand: Expr
     span: Span
 
     @property
@@ -104,7 +104,7 @@ class Since:
 
 @dataclass(frozen=True, slots=True)
 class Not:
-    operand: "Expr"
+    operand: Expr
     span: Span
     type: Type = BOOL
 
@@ -112,7 +112,7 @@ class Not:
 @dataclass(frozen=True, slots=True)
 class Logic:
     op: str  # "&&" | "||"
-    operands: tuple["Expr", ...]
+    operands: tuple[Expr, ...]
     span: Span
     type: Type = BOOL
 
@@ -120,8 +120,8 @@ class Logic:
 @dataclass(frozen=True, slots=True)
 class Compare:
     op: str  # == != < <= > >= in "not in" allin
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
     type: Type = BOOL
 
@@ -129,8 +129,8 @@ class Compare:
 @dataclass(frozen=True, slots=True)
 class Arith:
     op: str  # + - & | ^
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
     type: Type = INT
 
@@ -138,7 +138,7 @@ class Arith:
 @dataclass(frozen=True, slots=True)
 class Unary:
     op: str  # "-" | "^"
-    operand: "Expr"
+    operand: Expr
     span: Span
     type: Type = INT
 

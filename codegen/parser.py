@@ -163,7 +163,7 @@ def p_error(tok: Any) -> None:
 
 
 def _describe(tok: Any) -> str:
-    name = _TOKEN_NAMES.get(tok.type, tok.type)
+    name = str(_TOKEN_NAMES.get(tok.type, tok.type))
     if tok.type in ("IDENT", "INT", "DURATION", "STRING", "PATTERN", "REGEX", "IP"):
         return f"{name} {tok.raw!r}"
     return name
@@ -232,7 +232,7 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
             _STATE.current = None
     if len(diags) > count:  # lexical errors
         return None
-    return result
+    return result  # type: ignore[no-any-return]  (PLY's parse() is untyped)
 
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:

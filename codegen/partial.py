@@ -90,7 +90,7 @@ class MaskNone:
 Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone)
 
 
-def _segment_regex(segment: str) -> "re.Pattern[str]":
+def _segment_regex(segment: str) -> re.Pattern[str]:
     return re.compile("".join("[^/]*" if c == "*" else re.escape(c) for c in segment))
 
 

@@ -46,13 +46,31 @@ def _glob_regex(text: str) -> str:
     return _wildcard_regex(text, "[^/]*")
 
 
-def _fast(rx: "re.Pattern[str]", text: str, star: str) -> Callable[[str], bool]:
+def _fast(rx: re.Pattern[str], text: str, star: str) -> Callable[[str], bool]:
     """Cheaper matchers for the common shapes (``/etc/*``, ``*.log``, literal)."""
     if "*" not in text:
-        return lambda s: s == text
+        return _equals(text)
     if text.count("*") == 1 and text.endswith("*") and star == ".*":
-        return lambda s, p=text[:-1]: s.startswith(p)
-    return lambda s, m=rx.fullmatch: m(s) is not None
+        return _prefix(text[:-1])
+    return _full(rx)
+
+
+def _equals(text: str) -> Callable[[str], bool]:
+    return lambda s: s == text
+
+
+def _prefix(prefix: str) -> Callable[[str], bool]:
+    return lambda s: s.startswith(prefix)
+
+
+def _one_segment_below(prefix: str) -> Callable[[str], bool]:
+    n = len(prefix)
+    return lambda s: s.startswith(prefix) and "/" not in s[n:]
+
+
+def _full(rx: "re.Pattern[str]") -> Callable[[str], bool]:
+    fullmatch = rx.fullmatch
+    return lambda s: fullmatch(s) is not None
 
 
 def make_pattern(text: str) -> StrMatcher:
@@ -64,18 +82,16 @@ def make_glob(text: str) -> StrMatcher:
     """A glob matcher; call :func:`glob_error` first."""
     rx = re.compile(_glob_regex(text), re.S)
     if text.endswith("/**") and "*" not in text[:-3]:
-        prefix = text[:-2]
-        return StrMatcher("glob", text, lambda s, p=prefix: s.startswith(p))
+        return StrMatcher("glob", text, _prefix(text[:-2]))
     if text.count("*") == 1 and text.endswith("/*"):
-        prefix, n = text[:-1], len(text) - 1
-        return StrMatcher("glob", text, lambda s, p=prefix, n=n: s.startswith(p) and "/" not in s[n:])
+        return StrMatcher("glob", text, _one_segment_below(text[:-1]))
     return StrMatcher("glob", text, _fast(rx, text, "[^/]*"))
 
 
 def make_regex(text: str) -> StrMatcher:
     """A regex matcher; raises ``re.error`` (with ``pos``) when invalid."""
-    rx = re.compile(text)
-    return StrMatcher("regex", text, lambda s, m=rx.search: m(s) is not None)
+    search = re.compile(text).search
+    return StrMatcher("regex", text, lambda s: search(s) is not None)
 
 
 def as_glob(matcher: StrMatcher) -> StrMatcher:

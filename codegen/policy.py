@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from . import ir
 from .actions import Action, Position, SetAction, parse_actions
 from .durations import parse_duration
-from .errors import Diagnostics, Severity, Source
+from .errors import Diagnostics, Severity, Source, Span
 from .event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
@@ -243,7 +243,7 @@ def _override_fields(node: YNode, report: _Reporter) -> tuple[str, ...]:
     if fields is None or not fields.is_sequence:
         report.error(node, "'override_options' needs 'fields', a list")
         return ()
-    out = []
+    out: list[str] = []
     for f in fields.value:
         if f.value == "all":
             out.extend(OVERRIDABLE)
@@ -374,7 +374,7 @@ class _Compiler:
                 return None
             kind = k
             values.append(v.value)
-        span = ir.Span(0, 0)
+        span = Span(0, 0)
         return Analysis(ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), span), None, ())
 
     def expression(self, node: YNode, require_event_type: bool = True,

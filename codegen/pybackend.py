@@ -112,11 +112,15 @@ def _var(expr: ir.VarRef) -> Fn:
 
 
 def _template(expr: ir.Template) -> Fn:
-    parts: list[Fn] = [(lambda ev, s=p: s) if isinstance(p, str) else _compile(p) for p in expr.parts]
+    parts: list[Fn] = [_literal(p) if isinstance(p, str) else _compile(p) for p in expr.parts]
 
     def render(ev: DocumentEvent) -> str:
         return "".join(_text(fn(ev)) for fn in parts)
     return render
+
+
+def _literal(text: str) -> Fn:
+    return lambda ev: text
 
 
 def _text(value: Any) -> str:

@@ -292,19 +292,25 @@ class Analyzer:
             if lt.kind is not Kind.STR or rt.kind is not Kind.STR or rt.array or not isinstance(right, ir.Const):
                 self.error(at, f"operator '{op}' compares a string with a pattern, got {lt} and {rt}")
                 return None
-            right = self.strings(left, right, right_node, to_pattern=True)
+            checked = self.strings(left, right, right_node, to_pattern=True)
+            if checked is None:
+                return None
+            right = checked
             op = "=="
         elif op in ("==", "!="):
             negate = op == "!="
             op = "=="
             if rt.array and isinstance(right, ir.Const):
-                self.error(right_node.span.start, f"use 'in' to compare with an array")
+                self.error(right_node.span.start, "use 'in' to compare with an array")
                 return None
             if not _compatible(lt, rt):
                 self.error(at, f"cannot compare {lt} with {rt}")
                 return None
             if isinstance(right, ir.Const) and rt.kind is Kind.STR:
-                right = self.strings(left, right, right_node, to_pattern=False)
+                checked = self.strings(left, right, right_node, to_pattern=False)
+                if checked is None:
+                    return None
+                right = checked
         elif op in _ORDERING:
             if lt.kind is not Kind.INT or rt.kind is not Kind.INT:
                 self.error(at, f"operator '{op}' compares integers, got {lt} and {rt}")
@@ -319,13 +325,14 @@ class Analyzer:
                 self.error(at, f"cannot look for {lt} in {rt}")
                 return None
             if isinstance(right, ir.Const) and rt.kind is Kind.STR:
-                right = self.strings(left, right, right_node, to_pattern=False)
+                checked = self.strings(left, right, right_node, to_pattern=False)
+                if checked is None:
+                    return None
+                right = checked
         elif op == "allin":
             if lt.kind is not Kind.IP or not rt.array or rt.kind not in (Kind.IP, Kind.ANY):
                 self.error(at, f"'allin' checks IP addresses against an array of CIDRs, got {lt} and {rt}")
                 return None
-        if right is None:
-            return None
         result: ir.Expr
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
             value = ops.compare(op, left.value, right.value, left.type.array, right.type.array)

@@ -56,7 +56,7 @@ class YNode:
     col: int
     file: YamlText
     tag: str = ""
-    keys: dict[str, "YNode"] = field(default_factory=dict)  # mapping key nodes
+    keys: dict[str, YNode] = field(default_factory=dict)  # mapping key nodes
     _node: Node | None = None
     _index_map: list[int] | None = None
 
@@ -72,7 +72,7 @@ class YNode:
     def is_string(self) -> bool:
         return isinstance(self.value, str) and self.tag.endswith(":str")
 
-    def get(self, key: str) -> "YNode | None":
+    def get(self, key: str) -> YNode | None:
         return self.value.get(key) if isinstance(self.value, dict) else None
 
     def plain(self) -> Any:

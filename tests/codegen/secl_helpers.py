@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from codegen.errors import Diagnostics
 from codegen.event import DocumentEvent

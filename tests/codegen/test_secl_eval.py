@@ -7,7 +7,7 @@ import pytest
 
 from codegen import pybackend
 from codegen.event import DocumentEvent, Lazy
-from secl_helpers import NOW, OPEN_EVENT, compile_ok, evaluate, open_event
+from secl_helpers import NOW, OPEN_EVENT, compile_ok, evaluate
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import pytest
 
 from codegen.actions import KillAction, SetAction
 from codegen.hostinfo import host_document
