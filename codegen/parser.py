@@ -232,7 +232,7 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
             _STATE.current = None
     if len(diags) > count:  # lexical errors
         return None
-    return result  # type: ignore[no-any-return]  (PLY's parse() is untyped)
+    return result  # type: ignore[no-any-return]
 
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:
