@@ -82,6 +82,27 @@ def compile_object(source: Path, output: Path, *, extra_includes: list[Path] | N
     return True
 
 
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds it (keeps mtimes for make-like staleness)."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def trace_policy_header(gen_dir: Path) -> Path:
+    """policy.h of the trace build: every event type, no in-kernel filter."""
+    from codegen.cbackend import render_policy_header, trace_filters
+
+    path = gen_dir / "policy.h"
+    write_if_changed(path, render_policy_header(trace_filters(), policy_name="(none: trace)",
+                                                policy_sha256="-"))
+    return path
+
+
 def default_targets(build_dir: Path) -> list[Target]:
     return [
         Target(EBPF / "probe.bpf.c", build_dir / "ebpf" / "probe.bpf.o"),
@@ -91,8 +112,10 @@ def default_targets(build_dir: Path) -> list[Target]:
 
 def build(build_dir: Path, *, quiet: bool = False, force: bool = False) -> list[Path]:
     built = []
+    gen = build_dir / "trace" / "gen"
+    trace_policy_header(gen)
     for t in default_targets(build_dir):
-        if compile_object(t.source, t.output, force=force):
+        if compile_object(t.source, t.output, extra_includes=[gen], force=force):
             built.append(t.output)
             if not quiet:
                 print(f"build: {t.output}")

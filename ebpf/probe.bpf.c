@@ -5,6 +5,7 @@
  * of the event types the policy needs.
  */
 #include "common.h"
+#include "filters.h"
 #include "hooks/open.h"
 #include "hooks/process.h"
 
@@ -20,4 +21,8 @@ union rs_btf_anchor {
 	struct rs_fork_event fork;
 	struct rs_exit_event exit;
 	struct rs_type_stats stats;
+	struct rs_basename_key basename_key;
+	struct rs_discarder_key discarder_key;
+	struct rs_discarder_value discarder_value;
+	struct rs_inode_key inode_key;
 } rs_btf_anchor __attribute__((unused));

@@ -187,6 +187,39 @@ struct rs_type_stats {
 	__u64 lost;                   /* ring buffer full */
 };
 
+/*
+ * In-kernel filters (ebpf/include/filters.h): map keys and values that user
+ * space writes. Event-type masks have bit (1 << enum rs_event_type).
+ */
+
+/* basename_approvers: a file name some rule of the masked types can match. */
+struct rs_basename_key {
+	char name[256];               /* RS_NAME_MAX, NUL-padded */
+};
+
+/* inode_discarders: an inode (leaf) or a directory (everything below it
+ * within the same mount) that no rule of the masked types can match. */
+struct rs_discarder_key {
+	__u64 inode;
+	__u32 mount_id;
+	__u32 is_leaf;                /* 1: the inode itself; 0: a directory and its descendants */
+};
+
+struct rs_discarder_value {
+	__u64 event_mask;             /* types for which it discards */
+	__u64 decided_at;             /* CLOCK_BOOTTIME ns of the event the decision came from */
+	__u32 revision;               /* discarders_revision at insertion: stale when it changed */
+	__u32 _pad0;
+};
+
+/* inode_tombstones: when an inode last changed place (rename, unlink, link).
+ * A discarder decided before that no longer holds. */
+struct rs_inode_key {
+	__u64 inode;
+	__u32 dev;                    /* super_block.s_dev */
+	__u32 _pad0;
+};
+
 /* RS_CDEF_END */
 
 #endif /* RS_EVENTS_H */
