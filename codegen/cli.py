@@ -63,6 +63,8 @@ def _read_event(path: str) -> tuple[dict[str, Any] | None, str]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"{name}:{exc.lineno}:{exc.colno}: error: invalid JSON: {exc.msg}"
+    except RecursionError:
+        return None, f"{name}:1:1: error: invalid JSON: nested too deeply"
     if not isinstance(doc, dict):
         return None, f"{name}:1:1: error: an event document is a JSON object"
     return doc, ""

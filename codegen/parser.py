@@ -232,7 +232,27 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
             _STATE.current = None
     if len(diags) > count:  # lexical errors
         return None
+    if nesting_depth(result) > MAX_DEPTH:
+        diags.error(source, 0, f"expression nested too deeply (more than {MAX_DEPTH} levels)")
+        return None
     return result  # type: ignore[no-any-return]
+
+
+MAX_DEPTH = 100
+
+
+def nesting_depth(node: ast.Node) -> int:
+    """Nesting depth, a chain of one logical operator counting as one level."""
+    best = 0
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        best = max(best, depth)
+        for c in ast.children(n):
+            same_chain = (isinstance(n, ast.Binary) and isinstance(c, ast.Binary)
+                          and n.op in ast.LOGICAL_OPS and c.op == n.op)
+            stack.append((c, depth if same_chain else depth + 1))
+    return best
 
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:

@@ -144,6 +144,11 @@ def _not(expr: ir.Not) -> Fn:
 def _logic(expr: ir.Logic) -> Fn:
     ordered = sorted(expr.operands, key=weight)  # stable: source order among equals
     fns = [_compile(o) for o in ordered]
+    if len(fns) > 8:  # long chains: a loop, not nested closures
+        run = tuple(fns)
+        if expr.op == "&&":
+            return lambda ev: all(f(ev) for f in run)
+        return lambda ev: any(f(ev) for f in run)
     fn = fns[-1]
     for head in reversed(fns[:-1]):
         fn = _and(head, fn) if expr.op == "&&" else _or(head, fn)

@@ -241,27 +241,41 @@ class Analyzer:
         return self.comparison(node, left, right)
 
     def logical(self, node: ast.Binary) -> ir.Expr | None:
+        # A chain of one operator (`a || b || c ...`) is flattened without recursion.
+        chain: list[ast.Node] = []
+        stack: list[ast.Node] = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.Binary) and n.op == node.op:
+                stack += (n.right, n.left)
+            else:
+                chain.append(n)
         if node.op == "||":
-            for sub in (node.left, node.right):
+            for sub in chain:
                 if isinstance(sub, ast.Binary) and sub.op == "&&" and not sub.parens:
                     self.diags.warning(self.source, sub.op_span.start,
                                        "'&&' and '||' mixed without parentheses; the reference agent "
                                        "groups them differently: add parentheses")
-        left, right = self.visit(node.left), self.visit(node.right)
-        left = self.condition(left, node.left) if left is not None else None
-        right = self.condition(right, node.right) if right is not None else None
-        if left is None or right is None:
+        visited = [self.visit(sub) for sub in chain]
+        checked = [self.condition(v, sub) if v is not None else None for v, sub in zip(visited, chain)]
+        if any(c is None for c in checked):
             return None
         absorbing = node.op == "||"  # the value that decides: true for ||, false for &&
-        for a, b in ((left, right), (right, left)):
-            if isinstance(a, ir.Const):
-                return ir.Const(absorbing, ir.BOOL, node.span) if a.value == absorbing else b
         operands: list[ir.Expr] = []
-        for side in (left, right):
+        for side in checked:
+            assert side is not None
+            if isinstance(side, ir.Const):
+                if side.value == absorbing:
+                    return ir.Const(absorbing, ir.BOOL, node.span)
+                continue  # the neutral value
             if isinstance(side, ir.Logic) and side.op == node.op:
                 operands.extend(side.operands)
             else:
                 operands.append(side)
+        if not operands:
+            return ir.Const(not absorbing, ir.BOOL, node.span)
+        if len(operands) == 1:
+            return operands[0]
         return ir.Logic(node.op, tuple(operands), node.span)
 
     def arithmetic(self, node: ast.Binary, left: ir.Expr, right: ir.Expr) -> ir.Expr | None:

@@ -121,6 +121,9 @@ def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
     except yaml.YAMLError as exc:
         diags.error_at(path, 1, 1, f"invalid YAML: {exc}")
         return None
+    except RecursionError:
+        diags.error_at(path, 1, 1, "invalid YAML: nested too deeply")
+        return None
     finally:
         if loader is not None:
             loader.dispose()

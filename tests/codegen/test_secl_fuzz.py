@@ -331,3 +331,22 @@ def test_indexed_ruleset_agrees_with_each_rule(tmp_path: Path, exprs: list[tuple
     for doc in docs:
         expected = [r.id for r, (_, ref) in zip(rules, exprs) if ref(doc)]
         assert result.ruleset.evaluate(copy.deepcopy(doc)) == expected
+
+
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    assert compile_expression("(" * 150 + "open.flags > 0" + ")" * 150)[0] is not None  # parens add no level
+    deep = "open.flags > 0"
+    for i in range(150):
+        deep = f"open.retval == {i} {'&&' if i % 2 else '||'} ({deep})"
+    compiled, diags = compile_expression(deep)
+    assert compiled is None and [(d.line, d.col, d.message) for d in diags] == [
+        (1, 1, "expression nested too deeply (more than 100 levels)")]
+    assert compile_expression("!" * 150 + "open.file.in_upper_layer")[0] is None
+    long_chain = " || ".join(f"open.flags == {i}" for i in range(3000))
+    compiled, diags = compile_expression(long_chain + " && open.retval == 0")
+    assert compiled is not None and not diags.has_errors
+    assert compiled.matches(DocumentEvent({"type": "open", "open": {"flags": 2999}}))
+    assert not compiled.matches(DocumentEvent({"type": "open", "open": {"flags": 3000}}))
+    path = tmp_path / "deep.policy"
+    path.write_text("rules: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    assert not load_policies([path]).ok
