@@ -24,11 +24,3 @@ def parse_duration(value: object) -> int | None:
         total += float(m.group(1)) * DURATION_UNITS[unit]
         pos = m.end()
     return int(total) if pos == len(text) and pos > 0 else None
-
-
-def format_duration(ns: int) -> str:
-    for unit in ("h", "m", "s", "ms", "us"):
-        size = DURATION_UNITS[unit]
-        if ns and ns % size == 0:
-            return f"{ns // size}{unit}"
-    return f"{ns}ns"

@@ -144,11 +144,3 @@ class Diagnostics:
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-class CompileError(Exception):
-    """Raised by convenience APIs when the input has errors; carries them all."""
-
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.diagnostics = list(diagnostics)
-        super().__init__("\n".join(d.format() for d in self.diagnostics) or "compile error")

@@ -373,12 +373,6 @@ class Registry:
         fields = [f for f in self.fields_of(event_type) if f.approver is not None]
         return sorted(fields, key=lambda f: (-f.approver.weight, f.name))  # type: ignore[union-attr]
 
-    def with_field(self, field: Field) -> Registry:
-        """A copy with ``field`` added or replaced (tests, extensions)."""
-        fields = dict(self.fields)
-        fields[field.name] = field
-        return Registry(fields.values(), self.event_types.values())
-
 
 REGISTRY = Registry(_common_fields() + _event_fields(), EVENT_TYPES)
 HOST_REGISTRY = Registry(HOST_FIELDS)

@@ -68,7 +68,7 @@ def _one_segment_below(prefix: str) -> Callable[[str], bool]:
     return lambda s: s.startswith(prefix) and "/" not in s[n:]
 
 
-def _full(rx: "re.Pattern[str]") -> Callable[[str], bool]:
+def _full(rx: re.Pattern[str]) -> Callable[[str], bool]:
     fullmatch = rx.fullmatch
     return lambda s: fullmatch(s) is not None
 

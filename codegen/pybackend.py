@@ -10,12 +10,10 @@ iterators; evaluation is pure, so reordering never changes a result.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import ir, ops
-from .event import MISSING, ZERO, DocumentEvent, getter
-from .fields import FieldType
+from .event import MISSING, DocumentEvent, getter
 from .ir import Kind
 from .patterns import StrMatcher
 
@@ -30,12 +28,6 @@ W_ITERATOR = 6
 
 _ZERO_BY_KIND = {Kind.INT: 0, Kind.STR: "", Kind.BOOL: False, Kind.IP: None, Kind.ANY: None}
 _CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    fn: Fn
-    weight: int
 
 
 def weight(expr: ir.Expr) -> int:
@@ -242,4 +234,4 @@ _COMPILERS: dict[type, Callable[[Any], Fn]] = {
     ir.Arith: _arith, ir.Unary: _unary,
 }
 
-__all__ = ["Compiled", "compile_expr", "weight", "field_reader", "FieldType", "ZERO"]
+__all__ = ["compile_expr", "weight", "field_reader"]

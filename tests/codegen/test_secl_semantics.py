@@ -166,3 +166,9 @@ def test_builtin_variable_is_the_pid_field() -> None:
     assert isinstance(expr, ir.Compare) and isinstance(expr.right, ir.Template)
     ref = compile_ok("open.flags != ${process.pid}").analysis.expr.right  # type: ignore[union-attr]
     assert isinstance(ref, ir.FieldRef) and ref.via_variable
+
+
+def test_fields_of_lists_the_fields_a_rule_reads() -> None:
+    from codegen.ir import fields_of
+    expr = compile_ok('open.file.path == "/x" && process.ancestors.comm == "a" || open.flags > 0').analysis.expr
+    assert [f.name for f in fields_of(expr)] == ["open.file.path", "process.ancestors.comm", "open.flags"]
