@@ -13,7 +13,7 @@ def parse_duration(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value * 1_000_000_000) if value >= 0 else None
+        return int(value * 1_000_000_000) if 0 <= value < 1e12 else None
     if not isinstance(value, str) or not value.strip():
         return None
     text, total, pos = value.strip(), 0.0, 0

@@ -345,3 +345,15 @@ def test_not_a_mapping_and_missing_file(tmp_path: Path, write_policy: WritePolic
 def test_rule_ids_are_unique_within_a_file_and_every_is_a_duration(write_policy: WritePolicy) -> None:
     result = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flags > 0\n    every: 1m30s\n")])
     assert result.ruleset.get("a").every == 90_000_000_000  # type: ignore[union-attr]
+
+
+def test_durations() -> None:
+    from codegen.durations import parse_duration
+    assert [parse_duration(v) for v in ("10s", "1m30s", "500ms", "2h", "1.5s", 3, 0.5)] == [
+        10**10, 90 * 10**9, 5 * 10**8, 7200 * 10**9, 15 * 10**8, 3 * 10**9, 5 * 10**8]
+    assert [parse_duration(v) for v in ("", "5x", "s", -1, float("inf"), float("nan"), True, None)] == [None] * 8
+
+
+def test_every_infinite_is_an_error(write_policy: WritePolicy) -> None:
+    result = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flags > 0\n    every: .inf\n")])
+    assert errors(result) == [(4, 12, "invalid 'every' inf: a duration such as 10s, 5m, 1h")]
