@@ -1,7 +1,8 @@
 """rsagent: the runtime security agent's command line.
 
-    rsagent probe                 which kernel features work, which hook set is used
+    rsagent run [--policy P]...   evaluate the policy's rules, write alerts
     rsagent trace [--output SINK] every event the probes see, as JSON documents
+    rsagent probe                 which kernel features work, which hook set is used
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from .sinks import Sink, SinkError, open_sink
 
 log = logging.getLogger("rsagent")
 
+PROCESS_TYPES = frozenset({"exec", "fork", "exit"})
+DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "rules"
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -41,25 +45,40 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("run", help="run the agent: evaluate the policy's rules, write alerts")
+    _common(p)
+    _stream_options(p)
+    p.add_argument("--policy", action="append", type=Path, default=None, metavar="POLICY_OR_DIR",
+                   help=f"policy file or directory; repeatable (default: {DEFAULT_POLICY})")
+    p.add_argument("--compiled", type=Path, default=None, metavar="DIR",
+                   help="objects from `rulec compile` (default: a cache under build/policies, "
+                        "compiled on the spot when clang is installed)")
+    p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
+
     p = sub.add_parser("trace", help="print every event the probes see, no rules")
     _common(p)
+    _stream_options(p)
+    p.add_argument("--event-type", action="append", default=None, metavar="TYPE",
+                   help="only these event types (default: all the hook set supports); repeatable")
+    return ap
+
+
+def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", action="append", default=None, metavar="SINK",
                    help="'-'/'stdout' (default) or 'jsonl:PATH'; repeatable")
     p.add_argument("--ready-file", type=Path, default=None,
                    help="written once every probe is attached and the process snapshot is taken")
-    p.add_argument("--event-type", action="append", default=None, metavar="TYPE",
-                   help="only these event types (default: all the hook set supports); repeatable")
     p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
     p.add_argument("--stats-interval", type=float, default=0.0,
                    help="log kernel counters every N seconds (default: only at exit)")
-    return ap
 
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="rsagent: %(levelname)s: %(message)s", stream=sys.stderr)
     # Exit summaries (counters, losses) are always worth a line.
-    logging.getLogger("agent.runtime").setLevel(min(level, logging.INFO))
+    for name in ("agent.runtime", "rsagent"):
+        logging.getLogger(name).setLevel(min(level, logging.INFO))
 
 
 def _check_root() -> str | None:
@@ -122,7 +141,90 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"probe": cmd_probe, "trace": cmd_trace}
+def cmd_run(args: argparse.Namespace) -> int:
+    from codegen.hostinfo import host_document
+    from codegen.policy import load_policies
+
+    from .compiled import CompiledPolicyError, locate
+    from .discarders import DiscarderLearner
+    from .engine import Engine
+    from .kfilters import KernelFilters
+    from .runtime import Runtime, RuntimeConfig
+
+    policies = args.policy or [DEFAULT_POLICY]
+    result = load_policies(policies, host=host_document())
+    for d in result.diagnostics.sorted():
+        print(d.format(), file=sys.stderr)
+    if not result.ok:
+        print(f"rsagent: error: the policy has errors; fix them (`rulec validate {' '.join(map(str, policies))}`)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    ruleset = result.ruleset
+    if not ruleset.rules:
+        print("rsagent: error: the policy has no enabled rule", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        compiled = locate(result, args.compiled)
+    except CompiledPolicyError as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    report = probe(compiled.features_object)
+    choice = choose_hook_set(report)
+    if choice.hook_set is None:
+        log.error("%s (see `rsagent probe`)", choice.reason)
+        return EXIT_ERROR
+    wanted = set(compiled.filters)
+    have = choice.hook_set.supported_event_types()
+    for event_type in sorted(wanted - have):
+        ids = ", ".join(r.id for r in ruleset.rules_for(event_type))
+        log.warning("rules of type %s cannot fire: the %s hook set does not produce %s events (%s)",
+                    event_type, choice.name, event_type, ids)
+    if not wanted & have:
+        print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
+        return EXIT_ERROR
+    # Process lifecycle events always flow: they keep the process tree that
+    # every rule's process.* fields read (and are rare next to file events).
+    types = (wanted | PROCESS_TYPES) & have
+    sinks: list[Sink] = [open_sink(s) for s in (args.output or ["-"])]
+    engine = Engine(ruleset, sinks)
+
+    def prepare(obj) -> None:  # type: ignore[no-untyped-def]
+        kf = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
+        n = kf.load_approvers()
+        log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
+        log.info("loaded %d approver basename(s)", n)
+        if not args.no_discarders:
+            engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
+                                              runtime.decoder.type_ids, runtime.clock)
+
+    def flush() -> None:
+        for sink in sinks:
+            sink.flush()
+
+    config = RuntimeConfig(
+        probe_object=compiled.probe_object,
+        hook_set=choice.hook_set,
+        event_types=types,
+        ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
+        ready_file=args.ready_file,
+        stats_interval=args.stats_interval,
+    )
+    runtime = Runtime(config, engine, flush=flush, prepare=prepare)
+    log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
+    try:
+        runtime.run()
+    finally:
+        for sink in sinks:
+            sink.close()
+    st = engine.stats
+    log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
+             st.events, st.matched, st.alerts, st.throttled, st.kills)
+    if engine.learner is not None:
+        log.info("discarders: %s", engine.learner.stats)
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except SinkError as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ObjectsMissing, LayoutError) as exc:
+    except (ObjectsMissing, LayoutError, FileNotFoundError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except VerifierError as exc:

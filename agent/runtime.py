@@ -88,10 +88,13 @@ class StopFlag:
 class Runtime:
     """One run of the probes; see the module docstring."""
 
-    def __init__(self, config: RuntimeConfig, consumer: Consumer, *, flush: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: RuntimeConfig, consumer: Consumer, *, flush: Callable[[], None] | None = None,
+                 prepare: Callable[[BpfObject], None] | None = None) -> None:
         self.config = config
         self.consumer = consumer
         self.flush = flush or (lambda: None)
+        # Called after load and before attach (fill maps the programs read).
+        self.prepare = prepare or (lambda obj: None)
         self.layout = layout()
         self.clock = BootClock()
         self.mounts = MountTable()
@@ -143,6 +146,7 @@ class Runtime:
                 )
                 stack.enter_context(obj)
                 self._obj = obj
+                self.prepare(obj)
                 rb = RingBuffer(obj.map("events"), self._on_record)
                 stack.enter_context(rb)
                 links = obj.attach_all(progs)

@@ -103,10 +103,44 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_INVALID if diags.has_errors else EXIT_OK
 
 
+def _setup_compile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="POLICY_OR_DIR", help="policy files or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="directory for the generated sources, the CO-RE objects and manifest.json")
+    p.add_argument("--force", action="store_true", help="recompile even when up to date")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .clang import BuildError
+    from .compile import compile_policy
+
+    try:
+        result, compiled = compile_policy(args.paths, Path(args.output), force=args.force)
+    except BuildError as exc:
+        print(f"rulec: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    diags = result.diagnostics.sorted()
+    _print_diagnostics(diags, sys.stderr)
+    if compiled is None:
+        errors = sum(1 for d in diags if d.is_error)
+        print(f"rulec: {errors} error(s): nothing compiled", file=sys.stderr)
+        return EXIT_INVALID
+    m = compiled.manifest
+    print(f"{compiled.outdir}: {'compiled' if compiled.rebuilt else 'up to date'}; "
+          f"{len(result.ruleset.rules)} rule(s), event types: {', '.join(m.event_types) or 'none'}")
+    for t, f in sorted(compiled.filters.items()):
+        print(f"  {t}: {f.summary}")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "validate": ("check policies; print every problem as PATH:LINE:COL", _setup_validate, cmd_validate),
     "eval": ("evaluate one expression on one event document", _setup_eval, cmd_eval),
     "test": ("run rule test cases (events in, expected rule IDs out)", _setup_test, cmd_test),
+    "compile": ("generate and compile the policy's in-kernel filters into CO-RE objects",
+                _setup_compile, cmd_compile),
 }
 
 

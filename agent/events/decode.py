@@ -57,6 +57,10 @@ class Decoder:
         register_file_events(self)
         register_process_events(self)
 
+    @property
+    def type_ids(self) -> dict[str, int]:
+        return {name: type_id for type_id, name in self.type_names.items()}
+
     def register(self, type_id: int, name: str, handler: Handler) -> None:
         self.type_names[type_id] = name
         self._handlers[type_id] = handler

@@ -11,6 +11,7 @@
 #define RS_HOOK_OPEN_H
 
 #include "common.h"
+#include "filters.h"
 #include "path.h"
 #include "task.h"
 
@@ -38,13 +39,22 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	if (rs_is_self())
 		return 0;
 	RS_STAT_INC(RS_EVENT_OPEN, seen);
+	task = bpf_get_current_task_btf();
+	if (ret >= 0) {
+		struct file *file = rs_fd_file(task, ret);
+
+		dentry = BPF_CORE_READ(file, f_path.dentry);
+		mnt = BPF_CORE_READ(file, f_path.mnt);
+	}
+	/* Drop here, before building anything, what no rule can match. */
+	if (!rs_filter(RS_EVENT_OPEN, dentry, mnt, a->flags, a->path))
+		return 0;
 	rec = rs_record();
 	if (!rec)
 		return 0;
 	e = rec;
 	__builtin_memset(e, 0, sizeof(*e));
 	rs_fill_header(&e->hdr, RS_EVENT_OPEN);
-	task = bpf_get_current_task_btf();
 	rs_fill_proc(&e->proc, task);
 	e->retval = ret;
 	e->syscall_nr = ctx->id;
@@ -53,10 +63,7 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	e->dirfd = a->dirfd;
 
 	if (ret >= 0) {
-		struct file *file = rs_fd_file(task, ret);
-
-		rs_fill_file(rec, &off, &e->file, BPF_CORE_READ(file, f_path.dentry),
-			     BPF_CORE_READ(file, f_path.mnt));
+		rs_fill_file(rec, &off, &e->file, dentry, mnt);
 	} else {
 		char first = 0;
 

@@ -104,6 +104,68 @@ static __always_inline bool rs_approve_basename(__u32 type, struct dentry *dentr
 	return mask && (*mask & rs_type_bit(type));
 }
 
+/* Scratch for a failed call's path string and the scan for its last '/'. */
+struct rs_upath_buf {
+	__u32 len;
+	__s32 last_slash;
+	char data[RS_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_upath_buf);
+} upath_scratch SEC(".maps");
+
+static long rs_last_slash_step(__u32 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct rs_upath_buf *b = bpf_map_lookup_elem(&upath_scratch, &zero);
+
+	if (!b || i >= b->len)
+		return 1;
+	if (b->data[i & (RS_PATH_MAX - 1)] == '/')
+		b->last_slash = i;
+	return 0;
+}
+
+/*
+ * A failed call has no dentry: approve on the last component of the path
+ * string the caller passed. An empty last component (trailing '/') or an
+ * unreadable string approves, leaving the decision to user space.
+ */
+static __always_inline bool rs_approve_basename_user(__u32 type, const char *upath)
+{
+	__u32 zero = 0;
+	struct rs_upath_buf *b = bpf_map_lookup_elem(&upath_scratch, &zero);
+	struct rs_basename_key *key = bpf_map_lookup_elem(&basename_scratch, &zero);
+	long n;
+	__u32 start, len;
+	__u64 *mask;
+
+	if (!b || !key || !upath)
+		return true;
+	n = bpf_probe_read_user_str(b->data, sizeof(b->data), upath);
+	if (n <= 1)
+		return true;
+	b->len = n - 1;
+	b->last_slash = -1;
+	bpf_loop(RS_PATH_MAX, rs_last_slash_step, NULL, 0);
+	start = (__u32)(b->last_slash + 1);
+	if (start >= b->len)
+		return true;
+	len = b->len - start;
+	if (len > RS_NAME_MAX - 1)
+		return true;
+	__builtin_memset(key, 0, sizeof(*key));
+	/* Keep the bound in the register the helper gets (clang may recompute it). */
+	asm volatile("%[len] &= 255" : [len] "+r"(len));
+	bpf_probe_read_kernel(key->name, len, &b->data[start & (RS_PATH_MAX - 1)]);
+	mask = bpf_map_lookup_elem(&basename_approvers, key);
+	return mask && (*mask & rs_type_bit(type));
+}
+
 static __always_inline bool rs_approve_flags(__u32 type, __u64 flags)
 {
 	__u64 *mask = bpf_map_lookup_elem(&flags_approvers, &type);
@@ -173,11 +235,12 @@ static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, stru
 /*
  * The decision for one event of `type` (a constant at every call site, so
  * the policy's switch folds away). `dentry`/`vfsmnt` name the file (NULL when
- * the call failed), `flags` the call's flags. Counts drops.
+ * the call failed: then `upath`, the caller's path string, is used for
+ * basename approvers), `flags` the call's flags. Counts drops.
  * Returns true when the event must be sent.
  */
 static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct vfsmount *vfsmnt,
-				      __u64 flags)
+				      __u64 flags, const char *upath)
 {
 	__u32 kinds = rs_policy_approve(type);
 
@@ -189,7 +252,7 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 		if (!ok && (kinds & RS_APPROVE_FLAGS))
 			ok = rs_approve_flags(type, flags);
 		if (!ok && (kinds & RS_APPROVE_BASENAME) && !dentry)
-			ok = true; /* no object to name (failed call): let user space decide */
+			ok = rs_approve_basename_user(type, upath);
 		if (!ok) {
 			RS_STAT_INC(type, dropped_approver);
 			return false;

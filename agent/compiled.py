@@ -1,0 +1,104 @@
+"""Finding (or building) the compiled kernel side of a policy.
+
+`rsagent run` needs the CO-RE objects `rulec compile` produced for the
+policy it runs. Order:
+
+1. ``--compiled DIR``: that directory; its manifest must match this agent's
+   record ABI and the policy's filter *shape* (the checks compiled in). The
+   values (basenames, masks) come from the policy itself, so an object built
+   for a policy with the same shape is reused as is.
+2. The cache ``<build>/policies/<policy sha256[:16]>/`` when it holds a
+   valid build for this policy.
+   When clang is installed (a build machine), the cache is (re)built
+   incrementally first, so it always matches the sources. On a monitored
+   host without clang, a missing cache is an error that says to run
+   `rulec compile`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.cbackend import TypeFilter, kernel_filters, shape_digest
+from codegen.clang import CLANG_CANDIDATES, ROOT
+from codegen.compile import Manifest, ManifestError, compile_loaded, policy_digest
+from codegen.policy import LoadResult
+
+from .events.layout import layout
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = ROOT / "build" / "policies"
+
+
+class CompiledPolicyError(RuntimeError):
+    """No usable compiled objects for the policy."""
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    directory: Path
+    manifest: Manifest
+    filters: dict[str, TypeFilter]
+
+    @property
+    def probe_object(self) -> Path:
+        return self.directory / self.manifest.probe_object
+
+    @property
+    def features_object(self) -> Path:
+        return self.directory / self.manifest.features_object
+
+
+def _check(directory: Path, manifest: Manifest, filters: dict[str, TypeFilter], digest: str) -> None:
+    abi = layout().const("RS_ABI_VERSION")
+    if manifest.abi != abi:
+        raise CompiledPolicyError(
+            f"{directory}: objects built for record ABI {manifest.abi}, this agent reads ABI {abi}; "
+            f"recompile with this version's `rulec compile`")
+    shape = shape_digest(filters)
+    if manifest.shape_sha256 != shape:
+        raise CompiledPolicyError(
+            f"{directory}: objects were compiled for a policy whose kernel filters differ from this "
+            f"policy's; run `rulec compile POLICY... -o {directory}` again")
+    if manifest.policy_sha256 != digest:
+        log.info("%s: compiled for another version of the policy with the same filter shape; reusing it",
+                 directory)
+    for name in (manifest.probe_object, manifest.features_object):
+        if not (directory / name).is_file():
+            raise CompiledPolicyError(f"{directory / name}: missing; run `rulec compile` again")
+
+
+def _clang_available() -> bool:
+    return any(shutil.which(c) for c in CLANG_CANDIDATES)
+
+
+def locate(result: LoadResult, explicit: Path | None = None, cache: Path = DEFAULT_CACHE) -> CompiledPolicy:
+    filters = kernel_filters(result.ruleset)
+    digest = policy_digest(result.files)
+    if explicit is not None:
+        try:
+            manifest = Manifest.read(explicit)
+        except ManifestError as exc:
+            raise CompiledPolicyError(str(exc)) from exc
+        _check(explicit, manifest, filters, digest)
+        return CompiledPolicy(explicit, manifest, filters)
+    directory = cache / digest[:16]
+    if _clang_available():
+        # A build machine: (re)build incrementally, so the objects always
+        # match the sources (a no-op when they are up to date).
+        compiled = compile_loaded(result, directory)
+        if compiled.rebuilt:
+            log.warning("compiled the policy's kernel filters into %s", directory)
+        return CompiledPolicy(directory, compiled.manifest, compiled.filters)
+    try:
+        manifest = Manifest.read(directory)
+        _check(directory, manifest, filters, digest)
+    except (ManifestError, CompiledPolicyError) as exc:
+        raise CompiledPolicyError(
+            f"no compiled objects for this policy ({exc}); on a build machine run "
+            f"`rulec compile POLICY... -o DIR` and start the agent with --compiled DIR") from None
+    return CompiledPolicy(directory, manifest, filters)

@@ -1,0 +1,139 @@
+"""Learning discarders: from an event that matched no rule, prove that its
+file — or better one of its parent directories — can never match a rule of
+that event type, and tell the kernel (map ``inode_discarders``).
+
+The proof is partial evaluation (codegen.partial) of every rule of the type
+with only the file's path known. Directories are tried from the farthest
+(RS_DISCARDER_DEPTH levels up) to the nearest, so one entry covers as much
+as possible; the leaf inode is the fallback. Insertions are deduplicated and
+rate-limited; the kernel keeps them in a bounded LRU map.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from codegen.cbackend import TypeFilter
+from codegen.partial import directory_discardable, is_discarder
+from codegen.ruleset import Ruleset
+
+from .clock import BootClock
+from .events.layout import Layout
+from .libbpf.object import BpfObject
+
+log = logging.getLogger(__name__)
+
+DEPTH = 3                       # RS_DISCARDER_DEPTH in filters.h
+DECISION_MARGIN_NS = 10_000_000  # decided_at is set this much before the event: conservative vs tombstones
+
+
+@dataclass
+class DiscarderStats:
+    pushed_leaf: int = 0
+    pushed_parent: int = 0
+    rate_limited: int = 0
+    duplicates: int = 0
+    not_discardable: int = 0
+    errors: int = 0
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class DiscarderLearner:
+    def __init__(self, obj: BpfObject, layout: Layout, ruleset: Ruleset, filters: dict[str, TypeFilter],
+                 type_ids: dict[str, int], clock: BootClock, *, rate: float = 500.0,
+                 dedup_size: int = 8192) -> None:
+        self._map = obj.map("inode_discarders")
+        self._revision = obj.map("discarders_revision")
+        self._ffi = layout.ffi
+        self._ruleset = ruleset
+        self._types = {t for t, f in filters.items() if f.discard}
+        self._type_ids = type_ids
+        self._clock = clock
+        self._bucket = TokenBucket(rate, rate, rate)
+        self._recent: OrderedDict[tuple[int, int, int, int], None] = OrderedDict()
+        self._dedup_size = dedup_size
+        self._key = self._ffi.new("struct rs_discarder_key *")
+        self._value = self._ffi.new("struct rs_discarder_value *")
+        self.stats = DiscarderStats()
+
+    def learn(self, doc: dict[str, Any]) -> None:
+        """Called with an event document that matched no rule."""
+        event_type = doc["type"]
+        if event_type not in self._types:
+            return
+        file = doc.get(event_type, {}).get("file", {})
+        inode, mount_id, path = file.get("inode", 0), file.get("mount_id", 0), file.get("path", "")
+        if not inode or not path.startswith("/") or "path_raw_b64" in file or file.get("path_truncated"):
+            return
+        rules = self._ruleset.rules_for(event_type)
+        field_name = f"{event_type}.file.path"
+        parents: list[int] = list(file.get("parent_inodes", ()))[:DEPTH]
+        directory = path
+        dirs = []
+        for _ in parents:
+            directory = posixpath.dirname(directory)
+            dirs.append(directory)
+        for depth in range(len(dirs), 0, -1):
+            if parents[depth - 1] and directory_discardable(rules, field_name, dirs[depth - 1]):
+                self._push(event_type, parents[depth - 1], mount_id, 0, doc["timestamp"])
+                return
+        if is_discarder(rules, field_name, path):
+            self._push(event_type, inode, mount_id, 1, doc["timestamp"])
+        else:
+            self.stats.not_discardable += 1
+
+    def _push(self, event_type: str, inode: int, mount_id: int, is_leaf: int, event_epoch_ns: int) -> None:
+        type_id = self._type_ids[event_type]
+        dedup = (inode, mount_id, is_leaf, type_id)
+        if dedup in self._recent:
+            self._recent.move_to_end(dedup)
+            self.stats.duplicates += 1
+            return
+        if not self._bucket.take():
+            self.stats.rate_limited += 1
+            return
+        key, value = self._key, self._value
+        key.inode, key.mount_id, key.is_leaf = inode, mount_id, is_leaf
+        key_bytes = bytes(self._ffi.buffer(key))
+        mask = 1 << type_id
+        try:
+            existing = self._map.lookup(key_bytes)
+            if isinstance(existing, bytes):
+                mask |= self._ffi.cast("struct rs_discarder_value *", self._ffi.from_buffer(existing)).event_mask
+            rev = self._revision.lookup(0)
+            value.event_mask = mask
+            value.decided_at = max(0, event_epoch_ns - self._clock.offset_ns - DECISION_MARGIN_NS)
+            value.revision = int.from_bytes(rev, "little") if isinstance(rev, bytes) else 0
+            self._map.update(key_bytes, bytes(self._ffi.buffer(value)))
+        except OSError as exc:
+            self.stats.errors += 1
+            log.debug("cannot push discarder %s: %s", dedup, exc)
+            return
+        self._recent[dedup] = None
+        if len(self._recent) > self._dedup_size:
+            self._recent.popitem(last=False)
+        if is_leaf:
+            self.stats.pushed_leaf += 1
+        else:
+            self.stats.pushed_parent += 1

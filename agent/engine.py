@@ -1,0 +1,117 @@
+"""Rules in the agent: evaluate each event against its type's rules, raise
+alerts, apply actions, and learn discarders from what matched nothing.
+
+Evaluation is lazy: the event document's expensive parts (ancestors, user
+names...) are `Lazy` values resolved only when a rule reads them, at most
+once per event; alerts materialize the whole document for output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from codegen.actions import KillAction
+from codegen.event import DocumentEvent, materialize
+from codegen.ruleset import Rule, Ruleset
+
+from .discarders import DiscarderLearner
+from .sinks import Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    matched: int = 0
+    alerts: int = 0
+    throttled: int = 0
+    kills: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+
+
+class Engine:
+    def __init__(self, ruleset: Ruleset, sinks: Sequence[Sink], *,
+                 learner: DiscarderLearner | None = None,
+                 self_pid: int | None = None,
+                 kill: Callable[[int, int], None] = os.kill) -> None:
+        self.ruleset = ruleset
+        self.sinks = list(sinks)
+        self.learner = learner
+        self.stats = EngineStats()
+        self._last_alert: dict[str, int] = {}
+        self._self_pid = os.getpid() if self_pid is None else self_pid
+        self._kill = kill
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        self.stats.events += 1
+        event = DocumentEvent(doc)
+        matched = self.ruleset.matching(event)
+        if not matched:
+            if self.learner is not None:
+                self.learner.learn(doc)
+            return
+        self.stats.matched += 1
+        ts = doc["timestamp"]
+        alerts = []
+        for rule in matched:
+            if not self._allow(rule, ts):
+                self.stats.throttled += 1
+                continue
+            alert: dict[str, Any] = {"rule_id": rule.id, "rule_tags": dict(rule.tags), "timestamp": ts}
+            if rule.description:
+                alert["rule_description"] = rule.description
+            performed = self._actions(rule, doc)
+            if performed:
+                alert["actions"] = performed
+            alerts.append(alert)
+        if not alerts:
+            return
+        materialize(doc)
+        for alert in alerts:
+            alert["event"] = doc
+            self.stats.alerts += 1
+            self.stats.by_rule[alert["rule_id"]] += 1
+            for sink in self.sinks:
+                sink.write(alert)
+
+    def _allow(self, rule: Rule, ts: int) -> bool:
+        if not rule.every:
+            return True
+        last = self._last_alert.get(rule.id)
+        if last is not None and ts - last < rule.every:
+            return False
+        self._last_alert[rule.id] = ts
+        return True
+
+    def _actions(self, rule: Rule, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        done: list[dict[str, Any]] = []
+        for action in rule.actions:
+            if isinstance(action, KillAction):
+                done.append({"kill": self._do_kill(action, doc)})
+        return done
+
+    def _do_kill(self, action: KillAction, doc: dict[str, Any]) -> dict[str, Any]:
+        pid = int(doc.get("process", {}).get("pid", 0))
+        result: dict[str, Any] = {"signal": action.signal, "scope": action.scope, "pid": pid}
+        if action.scope != "process":
+            result["status"] = "unsupported scope"
+            return result
+        if pid <= 1 or pid == self._self_pid:
+            result["status"] = "refused (pid 1 or the agent itself)"
+            return result
+        try:
+            self._kill(pid, action.signal_number)
+        except ProcessLookupError:
+            result["status"] = "process already gone"
+        except PermissionError as exc:
+            result["status"] = f"failed: {exc.strerror}"
+        else:
+            self.stats.kills += 1
+            result["status"] = "performed"
+        return result

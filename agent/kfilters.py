@@ -1,0 +1,70 @@
+"""The agent's side of the in-kernel filters: filling the approver maps from
+the policy, and the discarders revision (see ebpf/include/filters.h)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+
+from codegen.cbackend import BASENAME, TypeFilter
+
+from .events.layout import Layout
+from .libbpf.object import BpfObject
+
+log = logging.getLogger(__name__)
+
+NAME_MAX = 255
+
+
+def type_bit(type_id: int) -> int:
+    return 1 << type_id
+
+
+def basename_key(name: str, size: int) -> bytes | None:
+    raw = name.encode("utf-8", "surrogateescape")
+    if not raw or len(raw) > NAME_MAX or b"/" in raw or b"\0" in raw:
+        return None
+    return raw.ljust(size, b"\0")
+
+
+@dataclass
+class KernelFilters:
+    obj: BpfObject
+    layout: Layout
+    filters: dict[str, TypeFilter]
+    type_ids: dict[str, int]
+
+    def load_approvers(self) -> int:
+        """Write basename and flags approvers; returns how many entries."""
+        key_size = self.layout.sizeof("struct rs_basename_key")
+        masks: dict[bytes, int] = {}
+        flags = self.obj.map("flags_approvers")
+        for event_type, f in sorted(self.filters.items()):
+            bit = type_bit(self.type_ids[event_type])
+            if BASENAME in f.approve_kinds:
+                for name in sorted(f.basenames):
+                    key = basename_key(name, key_size)
+                    if key is None:
+                        log.warning("%s: approver basename %r cannot name a file; ignored", event_type, name)
+                        continue
+                    masks[key] = masks.get(key, 0) | bit
+            if f.flags_mask:
+                flags.update(self.type_ids[event_type], f.flags_mask)
+        basenames = self.obj.map("basename_approvers")
+        if len(masks) > basenames.max_entries:
+            raise ValueError(f"{len(masks)} approver basenames exceed the map's {basenames.max_entries} entries")
+        for key, mask in masks.items():
+            basenames.update(key, mask)
+        return len(masks)
+
+    @property
+    def revision(self) -> int:
+        value = self.obj.map("discarders_revision").lookup(0)
+        return struct.unpack("=I", value)[0] if isinstance(value, bytes) else 0
+
+    def bump_revision(self) -> int:
+        """Invalidate every discarder (policy reload)."""
+        rev = (self.revision + 1) & 0xFFFFFFFF
+        self.obj.map("discarders_revision").update(0, struct.pack("=I", rev))
+        return rev
