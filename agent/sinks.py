@@ -27,7 +27,9 @@ class SinkError(ValueError):
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    # ASCII only: a raw U+2028 or U+0085 in a path would split the line for
+    # many line-oriented readers; \uXXXX escapes keep one document per line.
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
 
 
 class StreamSink:

@@ -54,13 +54,13 @@ def test_trace_streams_documents_and_stops_cleanly_on_sigterm(built_objects: Non
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    docs = [json.loads(line) for line in out.splitlines()]
+    docs = [json.loads(line) for line in out.split("\n") if line]
     cat_opens = [d for d in docs if d["type"] == "open" and d["open"]["file"]["path"] == str(target)]
     assert len(cat_opens) == 1
     assert cat_opens[0]["process"]["comm"] == "cat"
     assert cat_opens[0]["process"]["file"]["path"] == "/usr/bin/cat"
     # The jsonl sink got the same documents, one per line.
-    file_docs = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    file_docs = [json.loads(line) for line in jsonl.read_text().split("\n") if line]
     assert len(file_docs) == len(docs)
     # The agent's own activity is never reported (no feedback loop).
     assert not [d for d in docs if d["process"]["pid"] == proc.pid]
