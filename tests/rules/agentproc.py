@@ -1,0 +1,71 @@
+"""`rsagent run` as a subprocess, the way an operator starts it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RSAGENT = str(Path(sys.executable).parent / "rsagent")
+
+
+@dataclass
+class AgentRun:
+    proc: subprocess.Popen[str]
+    alerts_path: Path
+    stderr: str = ""
+
+    def alerts(self) -> list[dict[str, Any]]:
+        if not self.alerts_path.exists():
+            return []
+        return [json.loads(line) for line in self.alerts_path.read_text().split("\n") if line]
+
+    def wait_for(self, rule_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [a for a in self.alerts() if a["rule_id"] == rule_id]
+            if found:
+                return found
+            time.sleep(0.1)
+        return []
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, self.stderr = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, self.stderr
+        return self.stderr
+
+
+def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
+    ready = workdir / "agent.ready"
+    alerts = workdir / "alerts.jsonl"
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [RSAGENT, "run", "-v", "--policy", str(policy), "--output", f"jsonl:{alerts}",
+         "--ready-file", str(ready), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"rsagent run exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError("rsagent run did not become ready in 60 s")
+        time.sleep(0.05)
+    return AgentRun(proc, alerts)
+
+
+def counters(stderr: str) -> dict[str, dict[str, int]]:
+    """Parse the 'kernel counters:' line the agent logs at exit."""
+    line = [l for l in stderr.splitlines() if "kernel counters:" in l][-1]
+    out: dict[str, dict[str, int]] = {}
+    for part in line.split("kernel counters:", 1)[1].split(";"):
+        name, _, rest = part.strip().partition(": ")
+        out[name] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
+    return out
