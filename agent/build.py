@@ -41,6 +41,19 @@ def default_targets(build_dir: Path) -> list[Target]:
     ]
 
 
+def build_default_policy(*, quiet: bool = False) -> list[Path]:
+    """Compile the bundled default policy into the cache `rsagent run` reads."""
+    from codegen.policy import load_policies
+
+    from .compiled import locate
+
+    result = load_policies([ROOT / "rules"])
+    if not result.ok:
+        raise BuildError("rules/ has errors: run `rulec validate rules/`")
+    compiled = locate(result)
+    return [compiled.probe_object] if compiled.directory.exists() and not quiet else []
+
+
 def build(build_dir: Path, *, quiet: bool = False, force: bool = False) -> list[Path]:
     built = []
     gen = build_dir / "trace" / "gen"
@@ -50,6 +63,7 @@ def build(build_dir: Path, *, quiet: bool = False, force: bool = False) -> list[
             built.append(t.output)
             if not quiet:
                 print(f"build: {t.output}")
+    built += build_default_policy(quiet=quiet)
     if quiet and built:
         print(f"build: compiled {', '.join(p.name for p in built)}")
     return built
@@ -61,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="build: %(message)s")
     try:
         build(args.build_dir.resolve(), quiet=args.quiet, force=args.force)
     except BuildError as exc:
