@@ -29,8 +29,7 @@ def trace_policy_header(gen_dir: Path) -> Path:
     from codegen.cbackend import render_policy_header, trace_filters
 
     path = gen_dir / "policy.h"
-    write_if_changed(path, render_policy_header(trace_filters(), policy_name="(none: trace)",
-                                                policy_sha256="-"))
+    write_if_changed(path, render_policy_header(trace_filters()))
     return path
 
 

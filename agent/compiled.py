@@ -7,8 +7,9 @@ policy it runs. Order:
    record ABI and the policy's filter *shape* (the checks compiled in). The
    values (basenames, masks) come from the policy itself, so an object built
    for a policy with the same shape is reused as is.
-2. The cache ``<build>/policies/<policy sha256[:16]>/`` when it holds a
-   valid build for this policy.
+2. The cache ``<build>/policies/<filter shape sha256[:16]>/``: objects
+   depend only on the policy's filter shape, so policies of one shape share
+   one build.
    When clang is installed (a build machine), the cache is (re)built
    incrementally first, so it always matches the sources. On a monitored
    host without clang, a missing cache is an error that says to run
@@ -86,7 +87,7 @@ def locate(result: LoadResult, explicit: Path | None = None, cache: Path = DEFAU
             raise CompiledPolicyError(str(exc)) from exc
         _check(explicit, manifest, filters, digest)
         return CompiledPolicy(explicit, manifest, filters)
-    directory = cache / digest[:16]
+    directory = cache / shape_digest(filters)[:16]
     if _clang_available():
         # A build machine: (re)build incrementally, so the objects always
         # match the sources (a no-op when they are up to date).

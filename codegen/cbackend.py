@@ -91,6 +91,11 @@ class TypeFilter:
             approve = f"no approvers ({self.reason})"
         return f"{len(self.rules)} rule(s); {approve}; discarders {'on' if self.discard else 'off'}"
 
+    @property
+    def shape_summary(self) -> str:
+        approve = "approvers: " + ", ".join(self.approve_kinds) if self.approve_kinds else "no approvers"
+        return f"{approve}; discarders {'on' if self.discard else 'off'}"
+
     def shape(self) -> dict[str, Any]:
         """What the compiled object depends on (not the values)."""
         return {"approve": list(self.approve_kinds), "discard": self.discard}
@@ -184,12 +189,12 @@ def _env() -> jinja2.Environment:
     )
 
 
-def render_policy_header(filters: dict[str, TypeFilter], *, policy_name: str, policy_sha256: str) -> str:
-    """policy.h for these filters; deterministic (sorted by event type)."""
+def render_policy_header(filters: dict[str, TypeFilter]) -> str:
+    """policy.h for these filters: deterministic, and a function of their
+    shape only (sorted by event type; no values, no policy names)."""
     return _env().get_template("policy.h.j2").render(
         banner=BANNER,
-        policy_name=policy_name,
-        policy_sha256=policy_sha256,
+        shape_sha256=shape_digest(filters),
         filters=[filters[t] for t in sorted(filters)],
     )
 

@@ -108,14 +108,12 @@ class Compiled:
     rebuilt: bool
 
 
-def compile_loaded(result: LoadResult, outdir: Path, *, name: str | None = None, force: bool = False) -> Compiled:
+def compile_loaded(result: LoadResult, outdir: Path, *, force: bool = False) -> Compiled:
     """Build OUTDIR for an already loaded (and valid) policy."""
     filters = kernel_filters(result.ruleset)
     digest = policy_digest(result.files)
     gen = outdir / "gen"
-    header = render_policy_header(filters, policy_name=name or ", ".join(result.files) or "(empty)",
-                                  policy_sha256=digest)
-    write_if_changed(gen / "policy.h", header)
+    write_if_changed(gen / "policy.h", render_policy_header(filters))
     rebuilt = compile_object(EBPF / "probe.bpf.c", outdir / "probe.bpf.o", extra_includes=[gen], force=force)
     rebuilt |= compile_object(EBPF / "features.bpf.c", outdir / "features.bpf.o", force=force)
     manifest = Manifest(
