@@ -35,6 +35,7 @@ from .users import UserNames
 log = logging.getLogger(__name__)
 
 Consumer = Callable[[Document], None]
+PROCESS_TYPES = frozenset({"exec", "fork", "exit"})
 
 
 @dataclass
@@ -50,6 +51,7 @@ class RuntimeConfig:
     handle_signals: bool = True                  # False when run off the main thread (tests)
     capture_env: bool = False                    # exec: also capture the environment (opt-in)
     process_cache_max: int = DEFAULT_MAX_ENTRIES  # process images indexed (live + recently exited)
+    track_processes: bool = True                 # attach exec/fork/exit even when not asked for
 
 
 @dataclass
@@ -116,6 +118,9 @@ class Runtime:
         doc = self.decoder.decode(data, size)
         if doc is None:
             return
+        wanted = self.config.event_types
+        if wanted is not None and doc["type"] not in wanted:
+            return  # decoded only to keep the process cache up to date
         try:
             self.consumer(doc)
         except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
@@ -126,6 +131,10 @@ class Runtime:
 
     def programs(self) -> list[str]:
         types = self.config.event_types
+        if types is not None and types and self.config.track_processes:
+            # The process cache needs every exec, fork and exit to know the
+            # lineage of the processes behind the events asked for.
+            types = types | (PROCESS_TYPES & self.config.hook_set.supported_event_types())
         return self.config.hook_set.programs_for(types)
 
     def kernel_stats(self) -> dict[str, TypeStats]:

@@ -324,7 +324,7 @@ class ProcessCache:
     # -- bounds --------------------------------------------------------------
     def _put_live(self, proc: Process) -> None:
         old = self._live.get(proc.pid)
-        if old is not None and old.start_boot_ns != proc.start_boot_ns:
+        if old is not None and not self._matches(old, proc.start_boot_ns):
             self.stats.pid_reuse += 1  # the earlier instance's exit was missed
         self._live[proc.pid] = proc
         self._bound()
