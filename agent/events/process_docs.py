@@ -62,9 +62,10 @@ def creds_fields(c: Credentials, users: UserNames) -> dict[str, Any]:
     }
 
 
-def image_doc(proc: Process, users: UserNames) -> dict[str, Any]:
-    """The document of one image (cached on it): what process.*, the
-    ancestors and exec.* show of it."""
+def image_doc(proc: Process, users: UserNames, *, keep: bool = True) -> dict[str, Any]:
+    """The document of one image: what process.*, the ancestors and exec.*
+    show of it. Kept on the image when ``keep`` (ancestors are shown again
+    and again; most images are never anyone's ancestor and need not keep it)."""
     doc = proc.doc
     if doc is not None:
         return doc
@@ -99,7 +100,8 @@ def image_doc(proc: Process, users: UserNames) -> dict[str, Any]:
         doc["from_snapshot"] = True
     elif proc.source.value in ("procfs", "partial"):
         doc["source"] = proc.source.value
-    proc.doc = doc
+    if keep:
+        proc.doc = doc
     return doc
 
 
@@ -127,7 +129,7 @@ def process_doc(
     """``process`` of an event: the image from the cache; tid, comm,
     credentials and cgroup from the kernel at the time of the event."""
     if proc is not None:
-        doc = dict(image_doc(proc, users))
+        doc = dict(image_doc(proc, users, keep=False))
         doc["ancestors"] = Lazy(lambda: ancestor_docs(proc, users))
     else:
         doc = {"pid": pid, "ppid": task.ppid, "file": {}, "ancestors": [], "container": {"id": ""}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..mounts import MountTable
@@ -23,9 +24,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class FileDocs:
+    """Executable file documents shared by every image of the same file
+    (a host runs few distinct executables, many times): bounded, least
+    recently used first out."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._docs: OrderedDict[tuple[Any, ...], Document] = OrderedDict()
+        self._size = size
+
+    def get(self, dec: Decoder, data: Any, size: int, f: Any) -> Document:
+        path = dec.bytes_at(data, size, f.path)
+        key = (path, int(f.inode), int(f.mount_id), int(f.ctime_ns), int(f.mtime_ns), int(f.mode),
+               int(f.uid), int(f.gid), int(f.flags), bytes(dec.ffi.string(f.fstype)))
+        doc = self._docs.get(key)
+        if doc is None:
+            doc = self._docs[key] = dec.file(data, size, f, path=path)
+            if len(self._docs) > self._size:
+                self._docs.popitem(last=False)
+        else:
+            self._docs.move_to_end(key)
+        return doc
+
+
 def register(dec: Decoder) -> None:
     c = dec.layout.const
-    dec.register(c("RS_EVENT_EXEC"), "exec", lambda d, s: decode_exec(dec, d, s))
+    files = FileDocs()
+    dec.register(c("RS_EVENT_EXEC"), "exec", lambda d, s: decode_exec(dec, d, s, files))
     dec.register(c("RS_EVENT_FORK"), "fork", lambda d, s: decode_fork(dec, d, s))
     dec.register(c("RS_EVENT_EXIT"), "exit", lambda d, s: decode_exit(dec, d, s))
 
@@ -71,19 +96,20 @@ def file_from_name(filename: bytes, pid: int) -> Document:
     return doc
 
 
-def decode_exec(dec: Decoder, data: Any, size: int) -> Document:
+def decode_exec(dec: Decoder, data: Any, size: int, files: FileDocs | None = None) -> Document:
     e = dec.ffi.cast("struct rs_exec_event *", data)
     env = dec.env
     c = dec.layout.const
     task = dec.task(e.proc)
     flags = int(e.args_flags)
+    files = files or FileDocs(1)
     interpreter = None
     if flags & c("RS_EXEC_SCRIPT"):
-        interpreter = dec.file(data, size, e.interpreter)
+        interpreter = files.get(dec, data, size, e.interpreter)
     if flags & c("RS_EXEC_SCRIPT_FROM_NAME"):
         file = file_from_name(dec.bytes_at(data, size, e.filename), e.hdr.pid)
     else:
-        file = dec.file(data, size, e.file)
+        file = files.get(dec, data, size, e.file)
     envp = None
     if flags & c("RS_ENVS_CAPTURED"):
         envp = split_nul(dec.bytes_at(data, size, e.envp))
