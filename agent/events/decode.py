@@ -141,7 +141,7 @@ class Decoder:
         env = self.env
         if image is None:
             image = env.processes.for_event(pid, task.start_boot_ns, ppid=task.ppid,
-                                            comm=task.comm, creds=task.creds)
+                                            comm=task.comm, creds=lambda: task.creds)
         return {
             "type": name,
             "timestamp": env.clock.to_epoch(hdr.timestamp),

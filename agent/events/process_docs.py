@@ -127,13 +127,30 @@ def process_doc(
     users: UserNames,
 ) -> dict[str, Any]:
     """``process`` of an event: the image from the cache; tid, comm,
-    credentials and cgroup from the kernel at the time of the event."""
+    credentials and cgroup from the kernel at the time of the event.
+
+    On the hot path (every event): a shallow copy of the image's cached
+    document, credentials laid over only when they changed since the image
+    started. A running image keeps its document; an exited one drops it
+    (cache.on_exit) unless it is shown again as an ancestor.
+    """
     if proc is not None:
-        doc = dict(image_doc(proc, users, keep=False))
+        base = proc.doc
+        if base is None:
+            base = image_doc(proc, users, keep=proc.exited_at is None)
+        doc = base.copy()
         doc["ancestors"] = Lazy(lambda: ancestor_docs(proc, users))
+        c = proc.creds
+        if not (task.uid == c.uid and task.gid == c.gid and task.euid == c.euid
+                and task.egid == c.egid and task.fsuid == c.fsuid and task.fsgid == c.fsgid
+                and task.cap_effective == c.cap_effective and task.cap_permitted == c.cap_permitted):
+            doc.update(creds_fields(task.creds, users))
     else:
-        doc = {"pid": pid, "ppid": task.ppid, "file": {}, "ancestors": [], "container": {"id": ""}}
-    doc.update(tid=tid, comm=task.comm, cgroup={"id": str(task.cgroup_id)}, **creds_fields(task.creds, users))
+        doc = {"pid": pid, "ppid": task.ppid, "file": {}, "ancestors": [], "container": {"id": ""},
+               **creds_fields(task.creds, users)}
+    doc["tid"] = tid
+    doc["comm"] = task.comm
+    doc["cgroup"] = {"id": str(task.cgroup_id)}
     return doc
 
 

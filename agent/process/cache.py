@@ -219,7 +219,7 @@ class ProcessCache:
         return proc
 
     def for_event(self, pid: int, start_boot_ns: int, *, ppid: int, comm: str,
-                  creds: Credentials) -> Process:
+                  creds: Callable[[], Credentials]) -> Process:
         """The image an event of (pid, start) belongs to; when neither the
         cache nor /proc knows the process, an image made from the event's
         task context, its parent being the kernel's current one."""
@@ -231,7 +231,7 @@ class ProcessCache:
         proc = Process(
             pid=pid, ppid=ppid, parent=parent, created_at=self.clock.to_epoch(start_boot_ns),
             start_boot_ns=start_boot_ns, source=Source.PARTIAL, cookie=next(self._cookies),
-            comm=comm, creds=creds, depth=parent.depth + 1 if parent else 0,
+            comm=comm, creds=creds(), depth=parent.depth + 1 if parent else 0,
         )
         self._put_live(proc)
         return proc
@@ -314,6 +314,7 @@ class ProcessCache:
             return None
         proc.exited_at = exit_epoch_ns
         proc.exit_code = exit_code
+        proc.doc = None  # rebuilt (and kept) only if it is shown again, as an ancestor
         if self._live.get(pid) is proc:
             del self._live[pid]
         self._exited[pid] = proc

@@ -27,7 +27,7 @@ def _exec(cache: ProcessCache, pid: int, start: int, path: str) -> None:
 def _init(cache: ProcessCache) -> None:
     """A root the synthetic processes descend from: "pid 1" with a start time
     /proc does not confirm, so the image comes from the call alone."""
-    root = cache.for_event(1, 1, ppid=0, comm="init", creds=ROOT)
+    root = cache.for_event(1, 1, ppid=0, comm="init", creds=lambda: ROOT)
     assert root.source is Source.PARTIAL
 
 
@@ -103,7 +103,7 @@ def test_deep_fork_chains_are_cut_to_bound_memory() -> None:
 
 def test_unknown_parent_marks_the_chain_truncated() -> None:
     cache = _cache()
-    img = cache.for_event(BASE + 7, 123, ppid=BASE + 6, comm="x", creds=ROOT)
+    img = cache.for_event(BASE + 7, 123, ppid=BASE + 6, comm="x", creds=lambda: ROOT)
     assert img.source is Source.PARTIAL
     chain, truncated = img.ancestors()
     assert chain == [] and truncated
