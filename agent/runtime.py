@@ -23,12 +23,12 @@ from typing import Any
 from .clock import BootClock
 from .events.decode import DecodeEnv, Decoder, Document
 from .events.layout import layout
+from .events.process_events import procfs_file_doc
 from .hooksets import HookSet
 from .kstats import TypeStats, format_type_stats, read_type_stats
 from .libbpf.object import BpfObject, load_object
 from .libbpf.ringbuf import RingBuffer
 from .mounts import MountTable
-from .events.process_events import procfs_file_doc
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .users import UserNames
 

@@ -34,7 +34,6 @@ import sys
 import threading
 import time
 import tracemalloc
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     old_stats = stats_path.read_text().strip()
     base: list[float] = []
     with_agent: list[float] = []
-    runs = [0, 0]
     lost = 0
     stats_path.write_text("1\n")
     try:

@@ -17,11 +17,11 @@ from typing import Any
 from ..clock import BootClock
 from ..mounts import MountTable
 from ..process.cache import ProcessCache
-from ..users import UserNames
 from ..process.model import Process
+from ..users import UserNames
 from .documents import file_doc
-from .process_docs import TaskContext, process_doc
 from .layout import Layout
+from .process_docs import TaskContext, process_doc
 
 log = logging.getLogger(__name__)
 

@@ -144,8 +144,7 @@ def read_process(pid: int, root: Path = Path("/proc")) -> ProcEntry | None:
     exe: bytes | None
     try:
         exe = os.readlink(os.fsencode(base / "exe"))
-        if exe.endswith(b" (deleted)"):
-            exe = exe[: -len(b" (deleted)")]
+        exe = exe.removesuffix(b" (deleted)")
     except OSError:
         exe = None
     try:

@@ -29,8 +29,8 @@ LAYOUTS = [
     (f"machine.slice/crio-{CID}.scope", CID),                   # CRI-O
     (f"machine.slice/libpod-{CID}.scope", CID),                 # podman
     (f"kubepods/burstable/{POD}/{CID}", CID),                   # kubelet, cgroupfs driver
-    (f"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-{POD.replace('-', '_')}.slice/"
-     f"cri-containerd-{CID}.scope", CID),                        # kubelet, systemd driver
+    (f"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-{POD.replace('-', '_')}.slice"
+     + f"/cri-containerd-{CID}.scope", CID),                    # kubelet, systemd driver
     (f"docker/{CID}/system.slice/inner.service", CID),         # a cgroup the container made
     (f"machine.slice/crio-conmon-{CID}.scope", ""),            # the runtime's monitor
     (f"system.slice/docker-{CID[:32]}.scope", ""),             # not 64 hex digits
