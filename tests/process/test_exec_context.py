@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TRUE
+from proc_helpers import TRUE
 
 pytestmark = pytest.mark.root
 

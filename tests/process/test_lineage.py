@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DASH, TRUE, kernel_ppid, pids
+from proc_helpers import DASH, TRUE, kernel_ppid, pids
 
 pytestmark = pytest.mark.root
 

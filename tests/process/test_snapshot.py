@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DASH, pids
+from proc_helpers import DASH, pids
 
 pytestmark = pytest.mark.root
 

@@ -1,4 +1,4 @@
-"""Helpers for the process-monitoring tests (issue 5)."""
+"""Helpers shared by the process-monitoring tests (issue 5)."""
 
 from __future__ import annotations
 
