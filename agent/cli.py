@@ -19,6 +19,7 @@ from .features import format_report, probe
 from .hooksets import choose_hook_set
 from .libbpf.errors import BpfError, VerifierError
 from .objects import ObjectsMissing, object_path
+from .process.cache import DEFAULT_MAX_ENTRIES
 from .sinks import Sink, SinkError, open_sink
 
 log = logging.getLogger("rsagent")
@@ -71,6 +72,10 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
     p.add_argument("--stats-interval", type=float, default=0.0,
                    help="log kernel counters every N seconds (default: only at exit)")
+    p.add_argument("--capture-env", action="store_true",
+                   help="exec events also carry the environment (process.envp; off by default: it holds secrets)")
+    p.add_argument("--process-cache-max", type=int, default=DEFAULT_MAX_ENTRIES, metavar="N",
+                   help=f"process images kept (live + recently exited; default {DEFAULT_MAX_ENTRIES})")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -107,6 +112,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
         return EXIT_ERROR
+    if args.process_cache_max < 1:
+        log.error("--process-cache-max must be at least 1, got %d", args.process_cache_max)
+        return EXIT_USAGE
     types = set(args.event_type) if args.event_type else None
     if types:
         unknown = types - choice.hook_set.supported_event_types()
@@ -132,6 +140,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
         ready_file=args.ready_file,
         stats_interval=args.stats_interval,
+        capture_env=args.capture_env,
+        process_cache_max=args.process_cache_max,
     )
     try:
         Runtime(config, consume, flush=flush).run()
@@ -151,6 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .kfilters import KernelFilters
     from .runtime import Runtime, RuntimeConfig
 
+    if args.process_cache_max < 1:
+        log.error("--process-cache-max must be at least 1, got %d", args.process_cache_max)
+        return EXIT_USAGE
     policies = args.policy or [DEFAULT_POLICY]
     result = load_policies(policies, host=host_document())
     for d in result.diagnostics.sorted():
@@ -208,6 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
         ready_file=args.ready_file,
         stats_interval=args.stats_interval,
+        capture_env=args.capture_env,
+        process_cache_max=args.process_cache_max,
     )
     runtime = Runtime(config, engine, flush=flush, prepare=prepare)
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))

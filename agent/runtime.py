@@ -23,17 +23,19 @@ from typing import Any
 from .clock import BootClock
 from .events.decode import DecodeEnv, Decoder, Document
 from .events.layout import layout
+from .events.process_events import procfs_file_doc
 from .hooksets import HookSet
 from .kstats import TypeStats, format_type_stats, read_type_stats
 from .libbpf.object import BpfObject, load_object
 from .libbpf.ringbuf import RingBuffer
 from .mounts import MountTable
-from .process.cache import ProcessCache
+from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .users import UserNames
 
 log = logging.getLogger(__name__)
 
 Consumer = Callable[[Document], None]
+PROCESS_TYPES = frozenset({"exec", "fork", "exit"})
 
 
 @dataclass
@@ -47,6 +49,9 @@ class RuntimeConfig:
     poll_timeout_ms: int = 100
     globals: dict[str, int] = field(default_factory=dict)
     handle_signals: bool = True                  # False when run off the main thread (tests)
+    capture_env: bool = False                    # exec: also capture the environment (opt-in)
+    process_cache_max: int = DEFAULT_MAX_ENTRIES  # process images indexed (live + recently exited)
+    track_processes: bool = True                 # attach exec/fork/exit even when not asked for
 
 
 @dataclass
@@ -55,6 +60,7 @@ class RunSummary:
     decode_errors: dict[str, int]
     kernel: dict[str, TypeStats]
     consumer_errors: int
+    processes: dict[str, int] = field(default_factory=dict)
 
 
 class StopFlag:
@@ -99,7 +105,8 @@ class Runtime:
         self.clock = BootClock()
         self.mounts = MountTable()
         self.users = UserNames()
-        self.processes = ProcessCache(self.clock)
+        self.processes = ProcessCache(self.clock, max_entries=config.process_cache_max,
+                                      file_doc=procfs_file_doc(self.users, self.mounts))
         self.decoder = Decoder(self.layout, DecodeEnv(self.clock, self.processes, self.users, self.mounts))
         self.stop = StopFlag()
         self.ready = threading.Event()   # set once attached and snapshotted
@@ -111,6 +118,9 @@ class Runtime:
         doc = self.decoder.decode(data, size)
         if doc is None:
             return
+        wanted = self.config.event_types
+        if wanted is not None and doc["type"] not in wanted:
+            return  # decoded only to keep the process cache up to date
         try:
             self.consumer(doc)
         except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
@@ -121,6 +131,10 @@ class Runtime:
 
     def programs(self) -> list[str]:
         types = self.config.event_types
+        if types is not None and types and self.config.track_processes:
+            # The process cache needs every exec, fork and exit to know the
+            # lineage of the processes behind the events asked for.
+            types = types | (PROCESS_TYPES & self.config.hook_set.supported_event_types())
         return self.config.hook_set.programs_for(types)
 
     def kernel_stats(self) -> dict[str, TypeStats]:
@@ -137,7 +151,7 @@ class Runtime:
                 progs = self.programs()
                 if not progs:
                     raise ValueError("no event type to watch: the policy uses none this hook set supports")
-                glob = {"rs_agent_tgid": os.getpid(), **cfg.globals}
+                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env), **cfg.globals}
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,
@@ -167,7 +181,8 @@ class Runtime:
                 self._obj = None
         finally:
             restore()
-        summary = RunSummary(self.decoder.decoded, dict(self.decoder.errors), kernel, self.consumer_errors)
+        summary = RunSummary(self.decoder.decoded, dict(self.decoder.errors), kernel, self.consumer_errors,
+                             self.processes.stats.as_dict())
         self._report(summary)
         return summary
 
@@ -184,6 +199,8 @@ class Runtime:
     def _report(self, s: RunSummary) -> None:
         log.info("decoded %d events", s.decoded)
         log.info("kernel counters: %s", format_type_stats(s.kernel))
+        log.info("process cache: %d entries; %s", len(self.processes),
+                 ", ".join(f"{k}={v}" for k, v in sorted(s.processes.items()) if v))
         lost = sum(t.lost for t in s.kernel.values())
         if lost:
             log.warning("%d events were lost because the ring buffer was full (raise --ringbuf-mb)", lost)

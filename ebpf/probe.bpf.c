@@ -20,6 +20,7 @@ union rs_btf_anchor {
 	struct rs_exec_event exec;
 	struct rs_fork_event fork;
 	struct rs_exit_event exit;
+	struct rs_task_meta task_meta;
 	struct rs_type_stats stats;
 	struct rs_basename_key basename_key;
 	struct rs_discarder_key discarder_key;

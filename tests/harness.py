@@ -49,7 +49,8 @@ class Collection:
 
 
 class Tracer:
-    def __init__(self, event_types: set[str] | None = None) -> None:
+    def __init__(self, event_types: set[str] | None = None, *, capture_env: bool = False,
+                 process_cache_max: int | None = None) -> None:
         report = probe(object_path("features.bpf.o"))
         choice = choose_hook_set(report)
         assert choice.hook_set is not None, choice.reason
@@ -66,7 +67,10 @@ class Tracer:
             # The probes run inside the test process: report its own syscalls
             # too, so tests can act with os.* calls directly.
             globals={"rs_agent_tgid": 0},
+            capture_env=capture_env,
         )
+        if process_cache_max is not None:
+            config.process_cache_max = process_cache_max
         self.runtime = Runtime(config, self._consume)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="tracer", daemon=True)

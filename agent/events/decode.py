@@ -17,9 +17,11 @@ from typing import Any
 from ..clock import BootClock
 from ..mounts import MountTable
 from ..process.cache import ProcessCache
+from ..process.model import Process
 from ..users import UserNames
-from .documents import TaskContext, file_doc, process_doc
+from .documents import file_doc
 from .layout import Layout
+from .process_docs import TaskContext, process_doc
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +133,17 @@ class Decoder:
             users=self.env.users,
         )
 
-    def envelope(self, name: str, hdr: Any, task: TaskContext, pid: int | None = None) -> Document:
+    def envelope(self, name: str, hdr: Any, task: TaskContext, pid: int | None = None,
+                 image: Process | None = None) -> Document:
+        """``type``, ``timestamp`` and ``process`` of an event. The image is
+        the cache's for (pid, task start time) unless given."""
         pid = hdr.pid if pid is None else pid
         env = self.env
+        if image is None:
+            image = env.processes.for_event(pid, task.start_boot_ns, ppid=task.ppid,
+                                            comm=task.comm, creds=lambda: task.creds)
         return {
             "type": name,
             "timestamp": env.clock.to_epoch(hdr.timestamp),
-            "process": process_doc(
-                env.processes.get(pid), pid=pid, tid=hdr.tid, task=task, users=env.users
-            ),
+            "process": process_doc(image, pid=pid, tid=hdr.tid, task=task, users=env.users),
         }

@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+# pids whose missing parent does not make a lineage incomplete: init and kthreadd
+ROOT_PIDS = frozenset({0, 1, 2})
+
+
+class Source(str, enum.Enum):
+    """Where an image came from."""
+
+    FORK = "fork"            # a fork event: a copy of the parent's image
+    EXEC = "exec"            # an exec event
+    SNAPSHOT = "snapshot"    # /proc, at start: the process predates the agent
+    PROCFS = "procfs"        # /proc, later: its fork/exec events were missed
+    PARTIAL = "partial"      # only the event's task context (gone from /proc too)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    uid: int = 0
+    gid: int = 0
+    euid: int = 0
+    egid: int = 0
+    fsuid: int = 0
+    fsgid: int = 0
+    cap_effective: int = 0
+    cap_permitted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMeta:
+    """struct rs_task_meta: tty, container, kernel-thread flag."""
+
+    tty_name: str = ""
+    container_id: str = ""
+    is_kworker: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -15,29 +50,57 @@ class Process:
     so an orphan reparented to init keeps its true ancestry, and a parent
     that later exec'd something else still shows what it was when it forked.
     An exec creates a new image for the same pid with the same parent.
+    A live descendant holds its whole chain of (possibly exited) ancestors
+    through these references, whatever the cache's pid index forgot.
+
+    (pid, start_boot_ns) identifies a process instance: pids are reused,
+    start times are not.
     """
 
     pid: int
     ppid: int
     parent: Process | None
     created_at: int                      # epoch ns: fork time of the pid
+    start_boot_ns: int                   # CLOCK_BOOTTIME ns of the fork (task start_boottime)
+    source: Source
+    cookie: int = 0                      # unique per image
+    start_exact: bool = True             # False: from /proc, clock-tick resolution
     exec_time: int = 0                   # epoch ns: when this image started (0: inherited at fork)
     comm: str = ""
-    file: dict[str, Any] | None = None   # file document of the executable
-    argv: list[str] = field(default_factory=list)
+    file: dict[str, Any] | None = None   # file document of the executable (the script for scripts)
+    interpreter: dict[str, Any] | None = None  # scripts: file document of the interpreter
+    argv: tuple[str, ...] = ()           # argv[0] included
     args_truncated: bool = False
-    interpreter: dict[str, Any] | None = None
+    envp: tuple[str, ...] | None = None  # None: not captured
+    envs_truncated: bool = False
+    creds: Credentials = field(default_factory=Credentials)
+    tty_name: str = ""
+    container_id: str = ""
+    is_kworker: bool = False
+    is_thread: bool = False              # forked and not exec'd since (reference semantics)
+    depth: int = 0                       # ancestors known when created
+    lineage_cut: bool = False            # the chain above was cut to bound memory
     exited_at: int | None = None
     exit_code: int | None = None
-    from_snapshot: bool = False          # seen in /proc at start, not born under the agent
+    doc: dict[str, Any] | None = None    # cached image document (events/process_docs.py)
+
+    @property
+    def from_snapshot(self) -> bool:
+        return self.source is Source.SNAPSHOT
 
     def ancestors(self, limit: int = 256) -> tuple[list[Process], bool]:
-        """Parent first, then its parent...; (chain, truncated)."""
+        """Parent first, then its parent...; (chain, truncated).
+
+        Truncated: the limit was hit, the chain was cut to bound memory, or
+        it ends at a process other than init/kthreadd (its parent is unknown).
+        """
         chain: list[Process] = []
         node = self.parent
+        last: Process = self
         while node is not None:
             if len(chain) >= limit:
                 return chain, True
             chain.append(node)
+            last = node
             node = node.parent
-        return chain, False
+        return chain, last.lineage_cut or last.pid not in ROOT_PIDS

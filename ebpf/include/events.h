@@ -32,6 +32,8 @@
 #define RS_FSTYPE_LEN 16
 #define RS_ARGS_MAX 4096        /* argv/envp bytes captured per exec */
 #define RS_RECORD_MAX 16384     /* largest ring-buffer record */
+#define RS_TTY_LEN 64           /* tty_struct.name */
+#define RS_CONTAINER_ID_LEN 72  /* 64 hex digits + NUL, padded to 8 */
 
 enum rs_event_type {
 	RS_EVENT_NONE = 0,
@@ -139,35 +141,64 @@ struct rs_file_event {
 	__u32 _pad0;
 };
 
-/* exec: the new program image, after the point of no return. */
+/*
+ * What a process is besides its credentials, captured at exec and fork
+ * (tty and cgroups can change only through these, setsid/TIOCSCTTY and
+ * cgroup migration aside). 144 bytes.
+ */
+struct rs_task_meta {
+	char tty_name[64];            /* RS_TTY_LEN: signal->tty->name ("pts0"), empty without a tty */
+	char container_id[72];        /* RS_CONTAINER_ID_LEN: from the cgroup names, empty outside containers */
+	__u32 task_flags;             /* enum rs_task_flags */
+	__u32 _pad0;
+};
+
+enum rs_task_flags {
+	RS_TASK_KTHREAD = 1,          /* a kernel thread (PF_KTHREAD) */
+};
+
+/* struct rs_exec_event.args_flags */
+enum rs_args_flags {
+	RS_ARGS_TRUNCATED = 1,        /* argv did not fit RS_ARGS_MAX */
+	RS_ENVS_TRUNCATED = 2,        /* envp did not fit RS_ARGS_MAX */
+	RS_ENVS_CAPTURED = 4,         /* environment capture is on (rs_capture_env) */
+	RS_EXEC_SCRIPT = 8,           /* a script: `file` is the script, `interpreter` what runs it */
+	RS_EXEC_SCRIPT_FROM_NAME = 16, /* the script's struct file was not found: `file` is empty, use `filename` */
+};
+
+/*
+ * exec: the new program image, after the point of no return.
+ * For a script (#! or binfmt_misc), `file` is the script execve named and
+ * `interpreter` is bprm->file, the interpreter the kernel mapped; otherwise
+ * `file` is bprm->file and `interpreter` is empty.
+ */
 struct rs_exec_event {
 	struct rs_event_header hdr;
 	struct rs_proc_ctx proc;      /* credentials after exec (setuid applied) */
-	struct rs_file file;          /* bprm->file: the file that was mapped */
-	__u32 old_tid;                /* tid that called execve (non-leader threads) */
+	struct rs_file file;
+	struct rs_file interpreter;
+	struct rs_task_meta meta;
+	__u32 old_tid;                /* tid that called execve (!= pid: a non-leader thread) */
 	__u32 argc;
-	__u32 args_flags;             /* RS_ARGS_TRUNCATED */
-	__u32 _pad0;
+	__u32 envc;
+	__u32 args_flags;             /* enum rs_args_flags */
 	struct rs_str filename;       /* bprm->filename: the path string given to execve */
-	struct rs_str interp;         /* bprm->interp: the interpreter for scripts */
-	struct rs_str argv;           /* NUL-separated argv */
-	__u32 _pad1;
-};
-
-enum rs_args_flags {
-	RS_ARGS_TRUNCATED = 1,
+	struct rs_str argv;           /* NUL-separated argv, as the new image sees it */
+	struct rs_str envp;           /* NUL-separated envp (only with RS_ENVS_CAPTURED) */
+	__u32 _pad0;
 };
 
 /* fork/clone of a new process (threads are not reported). */
 struct rs_fork_event {
 	struct rs_event_header hdr;   /* pid/tid: the child */
 	struct rs_proc_ctx proc;      /* the parent (caller) */
+	struct rs_task_meta child;    /* the child's tty, container, flags */
 	__u32 child_pid;
 	__u32 child_tid;
 	__u32 parent_pid;
 	__u32 parent_tid;
 	__u64 child_start_time;       /* CLOCK_BOOTTIME ns */
-	__u64 clone_flags;
+	__u64 parent_start_time;      /* parent's group leader start, CLOCK_BOOTTIME ns */
 };
 
 /* Exit of a whole thread group (last thread). */

@@ -1,0 +1,77 @@
+"""What an exec event says about the new image besides its lineage:
+credentials and capabilities, controlling tty, the overlayfs layer of the
+executable (issue 5)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from proc_helpers import TRUE
+
+pytestmark = pytest.mark.root
+
+
+
+def _exec_with_argv(col, argv: list[str]) -> dict:
+    execs = col.of_type("exec", lambda d: d["exec"]["argv"] == argv)
+    assert len(execs) == 1, [d["exec"]["argv"] for d in col.of_type("exec")]
+    return execs[0]
+
+
+def test_credentials_and_capabilities_of_the_new_image(tracer) -> None:
+    with tracer.collect() as col:
+        subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                        TRUE, "as-nobody"], check=True)
+        subprocess.run([TRUE, "as-root"], check=True)
+    nobody = _exec_with_argv(col, [TRUE, "as-nobody"])
+    for doc in (nobody["process"], nobody["exec"]):
+        assert (doc["uid"], doc["gid"], doc["euid"], doc["egid"], doc["fsuid"], doc["fsgid"]) == (65534,) * 6
+        assert doc["cap_effective"] == 0 and doc["cap_permitted"] == 0
+        assert doc["user"] == "nobody"
+    root = _exec_with_argv(col, [TRUE, "as-root"])["process"]
+    assert root["uid"] == 0 and root["user"] == "root"
+    assert root["cap_effective"] & (1 << 21)  # CAP_SYS_ADMIN
+    # the ancestor shows the credentials its image ran with
+    assert nobody["process"]["ancestors"][0]["uid"] == 0
+
+
+def test_controlling_tty(tracer) -> None:
+    master, slave = os.openpty()
+    try:
+        name = "pts" + os.ttyname(slave).rsplit("/", 1)[1]
+        with tracer.collect() as col:
+            subprocess.run(["setsid", "--ctty", "--wait", TRUE, "with-tty"], stdin=slave, stdout=slave,
+                           stderr=slave, check=True)
+            subprocess.run([TRUE, "without-tty"], stdin=subprocess.DEVNULL, check=True,
+                           start_new_session=True)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert _exec_with_argv(col, [TRUE, "with-tty"])["process"]["tty_name"] == name
+    assert _exec_with_argv(col, [TRUE, "without-tty"])["process"]["tty_name"] == ""
+
+
+def test_executable_in_the_upper_layer_of_an_overlay(tracer, tmp_path: Path) -> None:
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    for d in (lower, upper, work, merged):
+        d.mkdir()
+    shutil.copy(TRUE, lower / "from-lower")
+    subprocess.run(["mount", "-t", "overlay", "rsagent-ovl", "-o",
+                    f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], check=True)
+    try:
+        shutil.copy(TRUE, merged / "from-upper")  # written through the overlay: upper layer
+        with tracer.collect() as col:
+            subprocess.run([str(merged / "from-lower")], check=True)
+            subprocess.run([str(merged / "from-upper")], check=True)
+        lo = _exec_with_argv(col, [str(merged / "from-lower")])["exec"]["file"]
+        up = _exec_with_argv(col, [str(merged / "from-upper")])["exec"]["file"]
+        assert lo["filesystem"] == up["filesystem"] == "overlay"
+        assert lo["in_upper_layer"] is False
+        assert up["in_upper_layer"] is True
+        assert lo["path"] == str(merged / "from-lower")
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
