@@ -119,10 +119,10 @@ def test_test_command(capsys: pytest.CaptureFixture[str], tmp_path: Path, write_
     assert code == 1 and "no test cases found" in err
 
 
-def test_subcommands_and_no_compile_yet() -> None:
-    assert sorted(COMMANDS) == ["eval", "test", "validate"]
+def test_subcommands() -> None:
+    assert sorted(COMMANDS) == ["compile", "eval", "test", "validate"]
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["compile", "x"])
+        build_parser().parse_args(["compile", "x"])  # -o OUTDIR is required
     assert exc.value.code == 2
 
 
