@@ -47,7 +47,7 @@ class RuntimeConfig:
     ready_file: Path | None = None
     stats_interval: float = 0.0                  # seconds; 0: only at exit
     poll_timeout_ms: int = 100
-    globals: dict[str, int] = field(default_factory=dict)
+    variables: dict[str, int] = field(default_factory=dict)  # const volatile globals of the object
     handle_signals: bool = True                  # False when run off the main thread (tests)
     capture_env: bool = False                    # exec: also capture the environment (opt-in)
     process_cache_max: int = DEFAULT_MAX_ENTRIES  # process images indexed (live + recently exited)
@@ -151,7 +151,7 @@ class Runtime:
                 progs = self.programs()
                 if not progs:
                     raise ValueError("no event type to watch: the policy uses none this hook set supports")
-                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env), **cfg.globals}
+                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env), **cfg.variables}
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,

@@ -66,7 +66,7 @@ class Tracer:
             poll_timeout_ms=20,
             # The probes run inside the test process: report its own syscalls
             # too, so tests can act with os.* calls directly.
-            globals={"rs_agent_tgid": 0},
+            variables={"rs_agent_tgid": 0},
             capture_env=capture_env,
         )
         if process_cache_max is not None:

@@ -1,0 +1,91 @@
+"""`rsagent run`'s pipeline inside the test process: compiled objects for a
+policy, approver maps, the rule engine and the discarder learner, on the
+real kernel. Alerts are collected in memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from codegen.policy import load_policies
+
+from agent.compiled import locate
+from agent.discarders import DiscarderLearner
+from agent.engine import Engine
+from agent.features import probe
+from agent.hooksets import choose_hook_set
+from agent.kfilters import KernelFilters
+from agent.runtime import Runtime, RuntimeConfig
+
+
+class ListSink:
+    name = "list"
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def write(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self.docs.append(doc)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessAgent:
+    def __init__(self, policy: Path, cache: Path, *, discarders: bool = True) -> None:
+        result = load_policies([policy])
+        assert result.ok, [d.format() for d in result.diagnostics]
+        self.ruleset = result.ruleset
+        self.compiled = locate(result, cache=cache)
+        hook_set = choose_hook_set(probe(self.compiled.features_object)).hook_set
+        assert hook_set is not None
+        self.sink = ListSink()
+        self.engine = Engine(self.ruleset, [self.sink])
+        types = (set(self.compiled.filters) | {"exec", "fork", "exit"}) & hook_set.supported_event_types()
+        config = RuntimeConfig(probe_object=self.compiled.probe_object, hook_set=hook_set, event_types=types,
+                               handle_signals=False, poll_timeout_ms=10,
+                               variables={"rs_agent_tgid": os.getpid()})
+        self.runtime = Runtime(config, self.engine, prepare=self._prepare)
+        self._discarders = discarders
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._error: BaseException | None = None
+        self.kernel_stats: dict[str, Any] = {}
+
+    def _prepare(self, obj: Any) -> None:
+        rt = self.runtime
+        KernelFilters(obj, rt.layout, self.compiled.filters, rt.decoder.type_ids).load_approvers()
+        if self._discarders:
+            self.engine.learner = DiscarderLearner(obj, rt.layout, self.ruleset, self.compiled.filters,
+                                                   rt.decoder.type_ids, rt.clock)
+
+    def _run(self) -> None:
+        try:
+            summary = self.runtime.run()
+            self.kernel_stats = summary.kernel
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            self._error = exc
+            self.runtime.ready.set()
+
+    def __enter__(self) -> InProcessAgent:
+        self._thread.start()
+        if not self.runtime.ready.wait(60):
+            raise TimeoutError("the agent did not attach within 60 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runtime.stop.set()
+        self._thread.join(60)
+        if self._error is not None:
+            raise self._error
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(self.sink.docs)
