@@ -38,34 +38,12 @@ from agent.process.cache import ProcessCache
 from agent.sinks import dumps
 from agent.users import UserNames
 
-from .common import WORK, build_bpf, build_c, median, objects_dir, pct, require_root
-
-VENV_BIN = Path(sys.executable).parent
-
-
-def run_loop(loop: Path, target: Path, n: int) -> float:
-    out = subprocess.run([str(loop), str(target), str(n)], check=True, capture_output=True, text=True)
-    return float(out.stdout)
+from .common import (WORK, build_bpf, build_c, median, objects_dir, pct, require_root, run_loop, start_rsagent,
+                     stop_rsagent as stop_trace)
 
 
 def start_trace(ready: Path) -> subprocess.Popen[bytes]:
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "rsagent"), "trace", "--ready-file", str(ready), "--ringbuf-mb", "64"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"rsagent trace did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop_trace(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    return err.decode()
+    return start_rsagent(["trace", "--ringbuf-mb", "64"], ready)
 
 
 def overhead(iterations: int, rounds: int) -> dict[str, float]:

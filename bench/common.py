@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from agent.build import ROOT, compile_object
@@ -47,3 +50,33 @@ def pct(value: float, base: float) -> str:
 
 def objects_dir() -> Path:
     return ROOT / "build" / "ebpf"
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def run_loop(loop: Path, target: Path, n: int) -> float:
+    """Run a C load generator; it prints ns per iteration."""
+    out = subprocess.run([str(loop), str(target), str(n)], check=True, capture_output=True, text=True)
+    return float(out.stdout)
+
+
+def start_rsagent(args: list[str], ready: Path) -> subprocess.Popen[bytes]:
+    """`rsagent ARGS --ready-file READY`, output discarded; returns once attached."""
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen([str(VENV_BIN / "rsagent"), *args, "--ready-file", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"rsagent {args[0]} did not start: {err}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop_rsagent(proc: subprocess.Popen[bytes]) -> str:
+    """SIGTERM, wait, return what it logged."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return err.decode()

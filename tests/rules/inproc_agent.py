@@ -50,7 +50,7 @@ class InProcessAgent:
         self.engine = Engine(self.ruleset, [self.sink])
         types = (set(self.compiled.filters) | {"exec", "fork", "exit"}) & hook_set.supported_event_types()
         config = RuntimeConfig(probe_object=self.compiled.probe_object, hook_set=hook_set, event_types=types,
-                               handle_signals=False, poll_timeout_ms=10,
+                               handle_signals=False, poll_timeout_ms=10, ringbuf_bytes=64 << 20,
                                variables={"rs_agent_tgid": os.getpid()})
         self.runtime = Runtime(config, self.engine, prepare=self._prepare)
         self._discarders = discarders
@@ -86,6 +86,10 @@ class InProcessAgent:
         self._thread.join(60)
         if self._error is not None:
             raise self._error
+
+    @property
+    def lost(self) -> int:
+        return sum(t.lost for t in self.kernel_stats.values())
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(self.sink.docs)

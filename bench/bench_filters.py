@@ -1,0 +1,152 @@
+"""In-kernel filters: what `rsagent run` costs on files no rule covers, and
+how many events/s the whole pipeline handles when every event matches.
+
+    .venv/bin/python -m bench.bench_filters [--iterations N] [--rounds R] [--no-auditd]
+
+Overhead on an open()+close() loop of a file no rule covers (C,
+bench/c/openloop.c), alternating configurations each round, medians:
+  none      no agent
+  floor     empty programs on sys_enter and sys_exit of the open syscalls
+  approve   rsagent run, 20 rules on other paths, all approvable (basenames)
+  discard   rsagent run, 20 glob rules with '*' basenames: no approver, the
+            first open teaches the kernel a discarder
+  auditd    auditd with one `-w /etc/shadow -p rwa` watch (never matching)
+Targets (issue 6): approve overhead <= 1.5x the floor's, discard <= 2x.
+
+Pipeline: a policy matching every open of one file; the loop's events are
+decoded, evaluated and written as alerts to /dev/null; events/s and losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.libbpf import load_object
+
+from .common import (WORK, build_bpf, build_c, median, pct, require_root, run_loop, start_rsagent,
+                     stop_rsagent)
+
+
+def write_policies() -> dict[str, Path]:
+    approve = ["rules:"] + [
+        f"  - id: watch_{i}\n    expression: open.file.path == \"/etc/rsagent-bench/secret-{i}\""
+        for i in range(20)]
+    discard = ["rules:"] + [
+        f"  - id: glob_{i}\n    expression: open.file.path =~ \"/etc/rsagent-bench/app{i}/*.conf\""
+        for i in range(20)]
+    match_all = ["rules:", '  - id: every_open\n    expression: open.file.path == "%s"' % (WORK / "hot-file")]
+    out = {}
+    for name, lines in (("approve", approve), ("discard", discard), ("pipeline", match_all)):
+        path = WORK / f"{name}.policy"
+        path.write_text("\n".join(lines) + "\n")
+        out[name] = path
+    return out
+
+
+class Auditd:
+    """auditd with one never-matching watch, for comparison (installed on demand)."""
+
+    def __init__(self) -> None:
+        if not shutil.which("auditd"):
+            print("installing auditd (apt) for the comparison...", file=sys.stderr)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "auditd"], check=True,
+                           stdout=subprocess.DEVNULL)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Auditd:
+        self.proc = subprocess.Popen(["auditd", "-n"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        subprocess.run(["auditctl", "-D"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["auditctl", "-w", "/etc/shadow", "-p", "rwa"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["auditctl", "-e", "1"], check=True, stdout=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["auditctl", "-D"], stdout=subprocess.DEVNULL)
+        subprocess.run(["auditctl", "-e", "0"], stdout=subprocess.DEVNULL)
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def overhead(iterations: int, rounds: int, with_auditd: bool) -> None:
+    loop = build_c("openloop")
+    floor = build_bpf("empty_open_enter_exit")
+    target = WORK / "uncovered-file"
+    target.write_text("x")
+    policies = write_policies()
+    ready = WORK / "run.ready"
+    configs = ["none", "floor", "approve", "discard"] + (["auditd"] if with_auditd else [])
+    res: dict[str, list[float]] = {c: [] for c in configs}
+    notes: list[str] = []
+    for _ in range(rounds):
+        res["none"].append(run_loop(loop, target, iterations))
+        with load_object(floor, attach=True):
+            res["floor"].append(run_loop(loop, target, iterations))
+        for name in ("approve", "discard"):
+            proc = start_rsagent(["run", "-v", "--policy", str(policies[name]), "--output", "jsonl:/dev/null"], ready)
+            try:
+                run_loop(loop, target, 10)  # the first opens teach the discarder
+                time.sleep(0.3)
+                res[name].append(run_loop(loop, target, iterations))
+            finally:
+                err = stop_rsagent(proc)
+            notes += [f"{name}: {l.split('INFO: ', 1)[-1]}" for l in err.splitlines() if "kernel counters" in l]
+        if with_auditd:
+            with Auditd():
+                res["auditd"].append(run_loop(loop, target, iterations))
+    med = {k: median(v) for k, v in res.items()}
+    base, floor_ns = med["none"], med["floor"] - med["none"]
+    print(f"open+close of a file no rule covers, {iterations} iterations x {rounds} rounds (median ns/iteration):")
+    for name in configs:
+        extra = ""
+        if name not in ("none", "floor") and floor_ns > 0:
+            extra = f"   overhead = {(med[name] - base) / floor_ns:.2f}x the floor's"
+        print(f"  {name:<8} {med[name]:8.1f}  {pct(med[name], base) if name != 'none' else '':>9}{extra}")
+    for note in notes[-2:]:
+        print(f"  ({note})")
+
+
+def pipeline(events: int) -> None:
+    loop = build_c("openloop")
+    hot = WORK / "hot-file"
+    hot.write_text("x")
+    policies = write_policies()
+    ready = WORK / "run.ready"
+    proc = start_rsagent(["run", "-v", "--policy", str(policies["pipeline"]), "--output", "jsonl:/dev/null",
+                          "--ringbuf-mb", "256"], ready)
+    t0 = time.perf_counter()
+    run_loop(loop, hot, events)
+    produced = time.perf_counter() - t0
+    err = stop_rsagent(proc)
+    total = time.perf_counter() - t0
+    alerts = [l for l in err.splitlines() if "rules:" in l]
+    counters = [l for l in err.splitlines() if "kernel counters" in l]
+    print(f"pipeline (kernel -> decode -> evaluate -> alert JSON to /dev/null), {events} matching opens:")
+    print(f"  produced in {produced:.2f} s; drained and stopped after {total:.2f} s"
+          f" -> {events / total:,.0f} events/s end to end")
+    for line in alerts + counters:
+        print("  " + line.split("INFO: ", 1)[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--no-auditd", action="store_true")
+    args = ap.parse_args(argv)
+    require_root()
+    WORK.mkdir(parents=True, exist_ok=True)
+    overhead(args.iterations, args.rounds, not args.no_auditd)
+    pipeline(args.events)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
