@@ -21,11 +21,16 @@ def type_bit(type_id: int) -> int:
     return 1 << type_id
 
 
-def basename_key(name: str, size: int) -> bytes | None:
+def basename_key(name: str, layout: Layout) -> bytes | None:
+    """struct rs_basename_key for ``name``: its length and first bytes."""
     raw = name.encode("utf-8", "surrogateescape")
     if not raw or len(raw) > NAME_MAX or b"/" in raw or b"\0" in raw:
         return None
-    return raw.ljust(size, b"\0")
+    key = layout.ffi.new("struct rs_basename_key *")
+    key.len = len(raw)
+    prefix = raw[: layout.const("RS_BASENAME_PREFIX")]
+    layout.ffi.memmove(key.prefix, prefix, len(prefix))
+    return bytes(layout.ffi.buffer(key))
 
 
 @dataclass
@@ -37,14 +42,13 @@ class KernelFilters:
 
     def load_approvers(self) -> int:
         """Write basename and flags approvers; returns how many entries."""
-        key_size = self.layout.sizeof("struct rs_basename_key")
         masks: dict[bytes, int] = {}
         flags = self.obj.map("flags_approvers")
         for event_type, f in sorted(self.filters.items()):
             bit = type_bit(self.type_ids[event_type])
             if BASENAME in f.approve_kinds:
                 for name in sorted(f.basenames):
-                    key = basename_key(name, key_size)
+                    key = basename_key(name, self.layout)
                     if key is None:
                         log.warning("%s: approver basename %r cannot name a file; ignored", event_type, name)
                         continue

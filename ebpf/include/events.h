@@ -223,9 +223,16 @@ struct rs_type_stats {
  * space writes. Event-type masks have bit (1 << enum rs_event_type).
  */
 
-/* basename_approvers: a file name some rule of the masked types can match. */
+/* basename_approvers: a file name some rule of the masked types can match,
+ * keyed by its length and first RS_BASENAME_PREFIX bytes (NUL-padded). Two
+ * names sharing both collide, which only ever lets an event through to user
+ * space (approvers may over-approve, never under-approve); in exchange the
+ * kernel hashes a 32-byte key instead of a 256-byte one. */
+#define RS_BASENAME_PREFIX 28
+
 struct rs_basename_key {
-	char name[256];               /* RS_NAME_MAX, NUL-padded */
+	__u32 len;                    /* full length of the name */
+	char prefix[28];              /* RS_BASENAME_PREFIX */
 };
 
 /* inode_discarders: an inode (leaf) or a directory (everything below it

@@ -73,35 +73,31 @@ struct {
 	__type(value, __u32);
 } discarders_revision SEC(".maps");
 
-/* Scratch for building a basename key (256 bytes: too big for the stack frame budget). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rs_basename_key);
-} basename_scratch SEC(".maps");
-
 static __always_inline __u64 rs_type_bit(__u32 type)
 {
 	return 1ULL << (type & 63);
 }
 
+static __always_inline bool rs_basename_lookup(__u32 type, struct rs_basename_key *key)
+{
+	__u64 *mask = bpf_map_lookup_elem(&basename_approvers, key);
+
+	return mask && (*mask & rs_type_bit(type));
+}
+
 /* Is the dentry's name an approved basename for `type`? */
 static __always_inline bool rs_approve_basename(__u32 type, struct dentry *dentry)
 {
-	__u32 zero = 0;
-	struct rs_basename_key *key = bpf_map_lookup_elem(&basename_scratch, &zero);
-	const unsigned char *name;
-	__u64 *mask;
+	struct rs_basename_key key = {};
+	struct qstr name;
+	__u32 n;
 
-	if (!key || !dentry)
+	if (!dentry || bpf_core_read(&name, sizeof(name), &dentry->d_name))
 		return false;
-	__builtin_memset(key, 0, sizeof(*key));
-	name = BPF_CORE_READ(dentry, d_name.name);
-	if (bpf_probe_read_kernel_str(key->name, sizeof(key->name), name) <= 0)
-		return false;
-	mask = bpf_map_lookup_elem(&basename_approvers, key);
-	return mask && (*mask & rs_type_bit(type));
+	key.len = name.len;
+	n = key.len < RS_BASENAME_PREFIX ? key.len : RS_BASENAME_PREFIX;
+	bpf_probe_read_kernel(key.prefix, n & 31, name.name);
+	return rs_basename_lookup(type, &key);
 }
 
 /* Scratch for a failed call's path string and the scan for its last '/'. */
@@ -139,12 +135,11 @@ static __always_inline bool rs_approve_basename_user(__u32 type, const char *upa
 {
 	__u32 zero = 0;
 	struct rs_upath_buf *b = bpf_map_lookup_elem(&upath_scratch, &zero);
-	struct rs_basename_key *key = bpf_map_lookup_elem(&basename_scratch, &zero);
+	struct rs_basename_key key = {};
 	long n;
 	__u32 start, len;
-	__u64 *mask;
 
-	if (!b || !key || !upath)
+	if (!b || !upath)
 		return true;
 	n = bpf_probe_read_user_str(b->data, sizeof(b->data), upath);
 	if (n <= 1)
@@ -158,12 +153,13 @@ static __always_inline bool rs_approve_basename_user(__u32 type, const char *upa
 	len = b->len - start;
 	if (len > RS_NAME_MAX - 1)
 		return true;
-	__builtin_memset(key, 0, sizeof(*key));
+	key.len = len;
+	if (len > RS_BASENAME_PREFIX)
+		len = RS_BASENAME_PREFIX;
 	/* Keep the bound in the register the helper gets (clang may recompute it). */
-	asm volatile("%[len] &= 255" : [len] "+r"(len));
-	bpf_probe_read_kernel(key->name, len, &b->data[start & (RS_PATH_MAX - 1)]);
-	mask = bpf_map_lookup_elem(&basename_approvers, key);
-	return mask && (*mask & rs_type_bit(type));
+	asm volatile("%[len] &= 31" : [len] "+r"(len));
+	bpf_probe_read_kernel(key.prefix, len, &b->data[start & (RS_PATH_MAX - 1)]);
+	return rs_basename_lookup(type, &key);
 }
 
 static __always_inline bool rs_approve_flags(__u32 type, __u64 flags)
@@ -247,10 +243,11 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 	if (kinds) {
 		bool ok = false;
 
-		if ((kinds & RS_APPROVE_BASENAME) && dentry)
-			ok = rs_approve_basename(type, dentry);
-		if (!ok && (kinds & RS_APPROVE_FLAGS))
+		/* Cheapest first: one array lookup for flags. */
+		if (kinds & RS_APPROVE_FLAGS)
 			ok = rs_approve_flags(type, flags);
+		if (!ok && (kinds & RS_APPROVE_BASENAME) && dentry)
+			ok = rs_approve_basename(type, dentry);
 		if (!ok && (kinds & RS_APPROVE_BASENAME) && !dentry)
 			ok = rs_approve_basename_user(type, upath);
 		if (!ok) {
