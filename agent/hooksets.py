@@ -41,12 +41,31 @@ class HookSet:
         return set(self.programs)
 
 
+_CTIME = ("rs_ctime_ns_xchg", "rs_ctime_xchg_skip", "rs_inode_set_ctime")
+
 TRACEPOINT = HookSet(
     name="tracepoint",
     requires=("tracepoint", "tp_btf", "ringbuf", "helpers"),
     description="syscall-exit tracepoints + BTF tracepoints (no kprobes/fentry/LSM needed)",
     programs={
         "open": ("rs_exit_open", "rs_exit_openat", "rs_exit_openat2", "rs_exit_creat"),
+        # File integrity: the sys_exit program of every syscall variant, and
+        # for path-based calls the ctime tracepoints that name their objects
+        # (ebpf/include/fim.h). Those capture only for the types in the
+        # loader's rs_event_mask, so a type's capture never outlives its exit.
+        "chmod": ("rs_exit_chmod", "rs_exit_fchmod", "rs_exit_fchmodat", "rs_exit_fchmodat2", *_CTIME),
+        "chown": ("rs_exit_chown", "rs_exit_fchown", "rs_exit_lchown", "rs_exit_fchownat", *_CTIME),
+        "mkdir": ("rs_exit_mkdir", "rs_exit_mkdirat", *_CTIME),
+        "rmdir": ("rs_exit_rmdir", "rs_exit_unlinkat", *_CTIME),
+        "unlink": ("rs_exit_unlink", "rs_exit_unlinkat", *_CTIME),
+        "rename": ("rs_exit_rename", "rs_exit_renameat", "rs_exit_renameat2", *_CTIME),
+        "link": ("rs_exit_link", "rs_exit_linkat", *_CTIME),
+        "utimes": ("rs_exit_utime", "rs_exit_utimes", "rs_exit_utimensat", "rs_exit_futimesat", *_CTIME),
+        "setxattr": ("rs_exit_setxattr", "rs_exit_lsetxattr", "rs_exit_fsetxattr", "rs_exit_setxattrat", *_CTIME),
+        "removexattr": ("rs_exit_removexattr", "rs_exit_lremovexattr", "rs_exit_fremovexattr",
+                        "rs_exit_removexattrat", *_CTIME),
+        "mount": ("rs_exit_mount",),
+        "umount": ("rs_exit_umount",),
         "exec": ("rs_sched_exec",),
         "fork": ("rs_sched_fork",),
         "exit": ("rs_sched_exit",),

@@ -129,13 +129,27 @@ class Runtime:
             if self.consumer_errors <= 10:
                 log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
 
-    def programs(self) -> list[str]:
+    def event_types(self) -> set[str] | None:
+        """The event types whose programs load (None: every one)."""
         types = self.config.event_types
         if types is not None and types and self.config.track_processes:
             # The process cache needs every exec, fork and exit to know the
             # lineage of the processes behind the events asked for.
             types = types | (PROCESS_TYPES & self.config.hook_set.supported_event_types())
-        return self.config.hook_set.programs_for(types)
+        return types
+
+    def programs(self) -> list[str]:
+        return self.config.hook_set.programs_for(self.event_types())
+
+    def event_mask(self) -> int:
+        """rs_event_mask: bit (1 << type id) per event type watched; hooks
+        shared by several types (the ctime tracepoints) test it."""
+        wanted = self.event_types()
+        mask = 0
+        for type_id, name in self.decoder.type_names.items():
+            if wanted is None or name in wanted:
+                mask |= 1 << type_id
+        return mask
 
     def kernel_stats(self) -> dict[str, TypeStats]:
         if self._obj is None or self._obj.closed:
@@ -151,7 +165,8 @@ class Runtime:
                 progs = self.programs()
                 if not progs:
                     raise ValueError("no event type to watch: the policy uses none this hook set supports")
-                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env), **cfg.variables}
+                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
+                        "rs_event_mask": self.event_mask(), **cfg.variables}
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,

@@ -8,6 +8,10 @@
 #include "filters.h"
 #include "hooks/open.h"
 #include "hooks/process.h"
+#include "hooks/ctime.h"
+#include "hooks/setattr.h"
+#include "hooks/dirent.h"
+#include "hooks/mount.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

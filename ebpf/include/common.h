@@ -17,6 +17,14 @@
 
 /* Set by the loader before load. */
 const volatile __u32 rs_agent_tgid = 0;   /* our own process: never reported */
+/* Bit (1 << enum rs_event_type) set for each event type the policy needs;
+ * hooks shared by several types (the ctime tracepoints) test it. */
+const volatile __u64 rs_event_mask = ~0ULL;
+
+static __always_inline bool rs_type_enabled(__u32 type)
+{
+	return (rs_event_mask >> (type & 63)) & 1;
+}
 
 /* Events to user space. Size set by the loader (bpf_map__set_max_entries). */
 struct {

@@ -103,6 +103,9 @@ enum rs_file_flags {
 	RS_FILE_DETACHED = 8,         /* walk ended at a mount with no parent that is not the namespace root */
 	RS_FILE_DISCONNECTED = 16,    /* walk ended at a dentry that is its own parent below a mount root */
 	RS_FILE_OVERLAY = 32,         /* the file lives on an overlayfs mount */
+	RS_FILE_SB_RELATIVE = 64,     /* path is from the filesystem's root (no mount known: several
+	                               * mounts show this superblock); mount_id is 0 and user space
+	                               * places the path on one of them */
 };
 
 /* A file resolved from kernel objects (struct path / dentry / inode). 72 bytes. */
@@ -121,23 +124,52 @@ struct rs_file {
 	char fstype[16];        /* RS_FSTYPE_LEN: file_system_type.name */
 };
 
+/* struct rs_file_event.fim_flags: where the kernel found the objects. */
+enum rs_fim_flags {
+	RS_FIM_OBJ_FD = 1,            /* file: a descriptor's struct file (fchmod, AT_EMPTY_PATH, ...) */
+	RS_FIM_OBJ_INODE = 2,         /* file: an inode the ctime tracepoints named inside the call */
+	RS_FIM_OBJ_PARENT = 4,        /* file: only its directory fired; file.path is that directory
+	                               * walked in the kernel + the last component of req_path */
+	RS_FIM_DEST_KERNEL = 8,       /* dest: walked from kernel objects after the call */
+	RS_FIM_DEST_PARENT = 16,      /* dest: the new directory from the kernel + the last component of req_path2 */
+	RS_FIM_FOLLOW = 32,           /* the call follows a symlink in the last component of req_path */
+	RS_FIM_EXCHANGE = 64,         /* renameat2(RENAME_EXCHANGE): one record per file */
+	RS_FIM_STALE = 128,           /* captured objects belonged to another call and were ignored */
+};
+
 /*
- * File activity (open and the other file-integrity types). A failed call has
- * no kernel object: `file.flags` lacks RS_FILE_PRESENT and user space
- * resolves `req_path` against `base`, the kernel-walked directory the kernel
- * would have started from (dirfd, cwd, or the task's root for absolute paths).
+ * File activity: open and the other file-integrity types, one layout.
+ *
+ * `file` is the object, resolved from kernel objects when the kernel named
+ * one (fim_flags says how). A failed call has no object: `file.flags` lacks
+ * RS_FILE_PRESENT and user space resolves `req_path` against `base`, the
+ * kernel-walked directory the lookup started from (dirfd, cwd, or the task's
+ * root for absolute paths); the same pair is the hint that picks a mount for
+ * RS_FILE_SB_RELATIVE paths. rename/link: `dest`, `req_path2`, `base2` are
+ * the new name. mount: req_path is the target, req_path2 the source.
  */
 struct rs_file_event {
 	struct rs_event_header hdr;
 	struct rs_proc_ctx proc;
 	struct rs_file file;
-	struct rs_file base;          /* start directory of req_path (failed calls) */
+	struct rs_file base;          /* start directory of req_path */
 	__s64 retval;
 	__u32 syscall_nr;
-	__u32 flags;                  /* open: open flags */
-	__u32 mode;                   /* open: mode argument */
+	__u32 flags;                  /* open: open flags; unlinkat, renameat2, linkat, utimensat,
+	                               * *xattr*, mount, umount2: the call's flags argument */
+	__u32 mode;                   /* open, creat, mkdir: mode argument; chmod: the new mode */
 	__s32 dirfd;
 	struct rs_str req_path;       /* the path string the caller passed, from user memory */
+	__u32 fim_flags;              /* enum rs_fim_flags */
+	struct rs_file dest;          /* rename: the object at its new path; link: the new link */
+	struct rs_file base2;         /* start directory of req_path2 */
+	__u32 uid;                    /* chown: the new owner argument (0xffffffff: unchanged) */
+	__u32 gid;
+	__s32 dirfd2;
+	struct rs_str req_path2;      /* rename, link: the new path; mount: the source */
+	struct rs_str xattr_name;     /* setxattr, removexattr: the attribute name */
+	struct rs_str fs_type;        /* mount: the filesystem type argument */
+	struct rs_str root;           /* the task's root, walked, when it is chrooted */
 	__u32 _pad0;
 };
 

@@ -8,6 +8,12 @@
  * It deliberately ignores chroot: a chrooted process reading /etc/passwd
  * inside its root reports the host path of the object it really touched.
  *
+ * Without a mount (a dentry named by an inode tracepoint has none), the walk
+ * stops at the superblock's root and the path is relative to it
+ * (RS_FILE_SB_RELATIVE) unless the superblock has exactly one mount, which is
+ * then the mount (rs_sb_single_mount). A walk may start at a directory with a
+ * last component given as bytes (the name a dentry had inside the syscall).
+ *
  * Components are prepended, last first, into a per-CPU scratch buffer, then
  * copied into the record. The walk is one bpf_loop() callback per component
  * (verified once, runs up to RS_PATH_DEPTH_MAX times); past that depth or
@@ -18,6 +24,16 @@
 #define RS_PATH_H
 
 #include "common.h"
+
+/* `v & mask` that the compiler cannot drop: a clamp seen earlier lets clang
+ * remove a plain mask, and the verifier then sees a signed range where a
+ * helper wants an unsigned size. */
+#define RS_MASKED(v, mask)                                              \
+	({                                                              \
+		__u64 __v = (v);                                        \
+		asm volatile("%[val] &= %[lim]" : [val] "+r"(__v) : [lim] "i"(mask)); \
+		__v;                                                    \
+	})
 
 #define RS_PATH_DEPTH_MAX 2048          /* PATH_MAX / 2: one-letter components */
 #define RS_PATH_BUF (2 * RS_PATH_MAX)   /* scratch: power of two for masking */
@@ -63,10 +79,16 @@ static long rs_walk_step(__u32 i, void *ctx)
 	struct rs_walk_state *w = &b->w;
 	struct dentry *d = w->dentry;
 	struct mount *mnt = w->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 
-	if (d == mnt_root) {
+	if (!mnt) {
+		/* No mount: stop at the superblock's root. */
+		if (d == parent || !parent) {
+			w->flags |= RS_FILE_SB_RELATIVE;
+			w->done = 1;
+			return 1;
+		}
+	} else if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 		if (up == mnt || !up) {
@@ -82,8 +104,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = up;
 		return 0;
-	}
-	if (d == parent || !parent) {
+	} else if (d == parent || !parent) {
 		/* Not the mount root, yet its own parent: a disconnected dentry. */
 		w->flags |= RS_FILE_DISCONNECTED;
 		w->done = 1;
@@ -111,33 +132,47 @@ static long rs_walk_step(__u32 i, void *ctx)
 }
 
 /*
- * Resolve a struct path into `f->path`, appended to the record at *off.
- * Returns false when the record had no room for it.
+ * Walk from `dentry` (in `mnt`, or NULL: up to the superblock root) into the
+ * per-CPU buffer, after a last component `tail` of `tail_len` bytes (kernel
+ * memory; 0: none). Returns the buffer, the path at data[w.off, RS_PATH_MAX - 1).
  */
-static __always_inline bool rs_resolve_path(void *rec, __u32 *off, struct rs_file *f,
-					     struct dentry *dentry, struct vfsmount *vfsmnt)
+static __always_inline struct rs_path_buf *rs_walk(struct dentry *dentry, struct mount *mnt,
+						   const char *tail, __u32 tail_len)
 {
 	__u32 zero = 0;
-	struct rs_path_buf *b;
-	__u32 len, start;
-	__u32 o = *off;
+	struct rs_path_buf *b = bpf_map_lookup_elem(&path_buf, &zero);
+	__u32 off = RS_PATH_MAX - 1;
 
-	f->path.off = 0;
-	f->path.len = 0;
-	b = bpf_map_lookup_elem(&path_buf, &zero);
-	if (!b || !dentry || !vfsmnt)
-		return true;
+	if (!b)
+		return NULL;
+	if (tail_len > RS_NAME_MAX - 1)
+		tail_len = RS_NAME_MAX - 1;
+	tail_len = RS_MASKED(tail_len, RS_NAME_MAX - 1);
+	if (tail && tail_len) {
+		off -= tail_len;
+		bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], tail_len, tail);
+		off -= 1;
+		b->data[off & (RS_PATH_BUF - 1)] = '/';
+	}
 	b->w.dentry = dentry;
-	b->w.mnt = rs_real_mount(vfsmnt);
+	b->w.mnt = mnt;
 	/* The path ends at RS_PATH_MAX - 1, so it is at most RS_PATH_MAX - 1 long. */
-	b->w.off = RS_PATH_MAX - 1;
+	b->w.off = off;
 	b->w.flags = 0;
 	b->w.done = 0;
 	bpf_loop(RS_PATH_DEPTH_MAX, rs_walk_step, NULL, 0);
 	if (!b->w.done)
 		b->w.flags |= RS_FILE_PATH_TRUNCATED;
-	f->flags |= b->w.flags;
+	return b;
+}
 
+/* Copy the walked path into the record at *off as `f->path`. */
+static __always_inline bool rs_emit_walk(void *rec, __u32 *off, struct rs_file *f, struct rs_path_buf *b)
+{
+	__u32 len, start;
+	__u32 o = *off;
+
+	f->flags |= b->w.flags;
 	start = b->w.off;
 	if (start > RS_PATH_MAX - 1)
 		return true;
@@ -157,6 +192,83 @@ static __always_inline bool rs_resolve_path(void *rec, __u32 *off, struct rs_fil
 	f->path.len = len & (RS_PATH_MAX - 1);
 	*off = o + f->path.len;
 	return true;
+}
+
+/*
+ * Resolve a struct path into `f->path`, appended to the record at *off.
+ * Returns false when the record had no room for it.
+ */
+static __always_inline bool rs_resolve_path(void *rec, __u32 *off, struct rs_file *f,
+					     struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	struct rs_path_buf *b;
+
+	f->path.off = 0;
+	f->path.len = 0;
+	if (!dentry || !vfsmnt)
+		return true;
+	b = rs_walk(dentry, rs_real_mount(vfsmnt), NULL, 0);
+	if (!b)
+		return true;
+	return rs_emit_walk(rec, off, f, b);
+}
+
+/* struct super_block's mounts: a list_head through mount.mnt_instance before
+ * 6.16, a singly linked list through mount.mnt_next_for_sb since. */
+struct super_block___old {
+	struct list_head s_mounts;
+} __attribute__((preserve_access_index));
+
+struct mount___old {
+	struct list_head mnt_instance;
+} __attribute__((preserve_access_index));
+
+/* The only mount of a superblock, or NULL when it has several (bind mounts,
+ * the same filesystem mounted twice, other namespaces). */
+static __always_inline struct mount *rs_sb_single_mount(struct super_block *sb)
+{
+	if (bpf_core_field_exists(struct mount, mnt_next_for_sb)) {
+		struct mount *first = (struct mount *)BPF_CORE_READ(sb, s_mounts);
+
+		if (first && !BPF_CORE_READ(first, mnt_next_for_sb))
+			return first;
+		return NULL;
+	} else {
+		struct super_block___old *osb = (void *)sb;
+		struct list_head *head = &osb->s_mounts;
+		struct list_head *first = BPF_CORE_READ(osb, s_mounts.next);
+
+		if (first && first != head && BPF_CORE_READ(first, next) == head)
+			return (struct mount *)((void *)first -
+						bpf_core_field_offset(struct mount___old, mnt_instance));
+		return NULL;
+	}
+}
+
+/*
+ * The path of `dentry` (+ `/tail` when tail_len > 0), through the mount of
+ * its superblock when there is only one, else relative to the superblock's
+ * root (RS_FILE_SB_RELATIVE). Sets f->mount_id when the mount is known.
+ */
+static __always_inline bool rs_resolve_dentry(void *rec, __u32 *off, struct rs_file *f,
+					       struct dentry *dentry, const char *tail, __u32 tail_len)
+{
+	struct mount *mnt;
+	struct rs_path_buf *b;
+
+	f->path.off = 0;
+	f->path.len = 0;
+	if (!dentry)
+		return true;
+	mnt = rs_sb_single_mount(BPF_CORE_READ(dentry, d_sb));
+	if (mnt)
+		f->mount_id = BPF_CORE_READ(mnt, mnt_id);
+	else
+		f->mount_id = 0;
+	b = rs_walk(dentry, mnt, tail, tail_len);
+	if (!b)
+		return true;
+	return rs_emit_walk(rec, off, f, b);
 }
 
 #define RS_OVERLAYFS_SUPER_MAGIC 0x794c7630
@@ -195,17 +307,14 @@ static __always_inline void rs_fill_times(struct rs_file *f, struct inode *inode
 		f->mtime_ns = RS_TS_NS(BPF_CORE_READ(old, i_mtime));
 }
 
-/* Inode attributes, fs type and overlay layer of a dentry's inode. */
-static __always_inline void rs_fill_inode(struct rs_file *f, struct dentry *dentry)
+/* Inode attributes, fs type and overlay layer of an inode. */
+static __always_inline void rs_fill_inode_attrs(struct rs_file *f, struct inode *inode)
 {
-	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
-	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
 	const char *fsname = BPF_CORE_READ(sb, s_type, name);
 
 	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), fsname);
 	f->dev = BPF_CORE_READ(sb, s_dev);
-	if (!inode)
-		return;
 	f->flags |= RS_FILE_PRESENT;
 	f->inode = BPF_CORE_READ(inode, i_ino);
 	f->mode = BPF_CORE_READ(inode, i_mode);
@@ -224,6 +333,21 @@ static __always_inline void rs_fill_inode(struct rs_file *f, struct dentry *dent
 				f->flags |= RS_FILE_UPPER_LAYER;
 		}
 	}
+}
+
+/* Inode attributes, fs type and overlay layer of a dentry's inode. */
+static __always_inline void rs_fill_inode(struct rs_file *f, struct dentry *dentry)
+{
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	const char *fsname = BPF_CORE_READ(sb, s_type, name);
+
+	if (inode) {
+		rs_fill_inode_attrs(f, inode);
+		return;
+	}
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), fsname);
+	f->dev = BPF_CORE_READ(sb, s_dev);
 }
 
 /* Everything about the file behind a struct path. */
