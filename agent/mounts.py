@@ -163,6 +163,21 @@ class MountTable:
         top = [m for m in here if m.mount_id not in parents]
         return max(top or here, key=lambda m: m.mount_id, default=None)
 
+    def remember(self, mount: Mount) -> None:
+        """A mount the kernel reported that /proc no longer lists (made and
+        removed before a refresh): kept among the removed ones, so that its
+        umount still finds it."""
+        if mount.mount_id not in self._mounts:
+            self._removed[mount.mount_id] = mount
+            self._removed.move_to_end(mount.mount_id)
+
+    def removed_at(self, mount_point: bytes) -> Mount | None:
+        """The most recently removed mount that was at ``mount_point``."""
+        for m in reversed(self._removed.values()):
+            if m.mount_point == mount_point:
+                return m
+        return None
+
     def containing(self, path: bytes) -> Mount | None:
         """The mount a lookup of absolute ``path`` ends in, by mount points
         alone (the longest mount point that is a prefix; the top one there)."""

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegen.event import Lazy
 
+from ..mounts import Mount
 from ..paths import resolve_user_path
 from .documents import path_fields
 
@@ -82,6 +83,7 @@ class FileEventDecoder:
         self.FIM_OBJ_PARENT = c("RS_FIM_OBJ_PARENT")
         self.FIM_DEST_PARENT = c("RS_FIM_DEST_PARENT")
         self.FIM_EXCHANGE = c("RS_FIM_EXCHANGE")
+        self.FIM_DEST_KERNEL = c("RS_FIM_DEST_KERNEL")
 
     def decode(self, data: Any, size: int) -> Document:
         dec = self.dec
@@ -175,30 +177,44 @@ class FileEventDecoder:
 
     # -- mount, umount -------------------------------------------------------
     def _mount(self, name: str, e: Any, data: Any, size: int, req: _Request) -> Document:
+        """mount: the kernel names the namespace's newest mount at exit
+        (RS_FIM_DEST_KERNEL); it is ours when its mount point is the target.
+        Otherwise (or for umount) the agent's mount table, refreshed here in
+        ring-buffer order, says which mount is at the target."""
         dec = self.dec
         mounts = dec.env.mounts
         target = req.resolve() if req.req else b""
         ok = e.retval == 0
         body: Document = {"retval": int(e.retval), "flags": int(e.flags)}
         if name == "umount":
-            # The mount is gone from /proc by now; the table still has it.
-            gone = mounts.top_at(target) if target else None
+            # Gone from /proc by now; the table (or its memory) still has it.
+            gone = (mounts.top_at(target) or mounts.removed_at(target)) if target else None
             if ok:
                 mounts.refresh()
-            body["mountpoint"] = path_fields(target, {})
+            body["mountpoint"] = path_fields(target, {"path_source": "user"})
             body["mount_id"] = gone.mount_id if gone is not None else 0
             body["fs_type"] = gone.fs_type if gone is not None else ""
             return body
-        if ok:
-            mounts.refresh()
-        new = mounts.top_at(target) if ok and target else None
         src_raw = dec.bytes_at(data, size, e.req_path2)
         if src_raw and e.flags & (MS_BIND | MS_MOVE):
             src_req = _Request(src_raw, dec.bytes_at(data, size, e.base2.path), req.root, True)
             src_raw = src_req.resolve()
         fs_arg = dec.bytes_at(data, size, e.fs_type).decode("utf-8", "backslashreplace")
-        body["mountpoint"] = path_fields(target, {})
+        if ok:
+            mounts.refresh()
+        point, source, mount_id, fs_type = target, "user", 0, fs_arg
+        kernel_point = dec.bytes_at(data, size, e.dest.path) if e.fim_flags & self.FIM_DEST_KERNEL else b""
+        if ok and kernel_point and kernel_point == target:
+            point, source, mount_id = kernel_point, "kernel", int(e.dest.mount_id)
+            fs_type = dec.ffi.string(e.dest.fstype).decode("utf-8", "replace")
+            dev = int(e.dest.dev)
+            mounts.remember(Mount(mount_id, 0, dev >> 20, dev & 0xFFFFF, b"", point, fs_type, src_raw))
+        elif ok and target:
+            new = mounts.top_at(target)
+            if new is not None:
+                mount_id, fs_type = new.mount_id, new.fs_type
+        body["mountpoint"] = path_fields(point, {"path_source": source})
         body["source"] = path_fields(src_raw, {})
-        body["fs_type"] = new.fs_type if new is not None else fs_arg
-        body["mount_id"] = new.mount_id if new is not None else 0
+        body["fs_type"] = fs_type
+        body["mount_id"] = mount_id
         return body

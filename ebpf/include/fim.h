@@ -61,6 +61,9 @@
 #define RS_AT_SYMLINK_FOLLOW 0x400
 #define RS_AT_EMPTY_PATH 0x1000
 #define RS_RENAME_EXCHANGE 2
+/* mount(2) flags that change an existing mount instead of making one:
+ * MS_REMOUNT, MS_MOVE, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED */
+#define RS_MS_NOT_NEW (32 | 8192 | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))
 
 #define RS_S_IFMT 0170000
 #define RS_S_IFDIR 0040000
@@ -127,6 +130,8 @@ struct rs_fim_scratch {
 	__u32 fresh;
 	__u32 obj;
 	__u32 obj2;
+	__u32 overlay_seq;
+	__u32 overlay_dev;
 	char req[RS_PATH_MAX];
 	char name[RS_NAME_MAX];
 };
@@ -495,13 +500,17 @@ static __always_inline bool rs_fd_path(struct task_struct *task, long fd,
 	return true;
 }
 
-/* The slot still describes a live inode (attributes can be re-read). */
+/* The slot still describes a live inode (attributes can be re-read). An
+ * inode captured while being set up (overlayfs) had no number yet. */
 static __always_inline bool rs_slot_inode_live(struct rs_fim_slot *s)
 {
 	struct inode *inode = s->inode;
+	__u64 ino;
 
-	return inode && BPF_CORE_READ(inode, i_ino) == s->file.inode &&
-	       BPF_CORE_READ(inode, i_sb, s_dev) == s->file.dev;
+	if (!inode || BPF_CORE_READ(inode, i_sb, s_dev) != s->file.dev)
+		return false;
+	ino = BPF_CORE_READ(inode, i_ino);
+	return ino == s->file.inode || (s->file.inode == 0 && ino != 0);
 }
 
 /*
@@ -612,12 +621,18 @@ static long rs_choose_last_step(__u32 i, void *ctx)
 {
 	struct rs_fim_scratch *s = rs_fim_scratch();
 	struct rs_fim_capture *cap = rs_fim_current();
+	struct rs_fim_slot *slot;
 
 	if (!s || !cap || i >= s->count)
 		return 1;
-	if (cap->slot[i & (RS_FIM_SLOTS - 1)].seq > s->best_seq) {
-		s->best_seq = cap->slot[i & (RS_FIM_SLOTS - 1)].seq;
+	slot = &cap->slot[i & (RS_FIM_SLOTS - 1)];
+	if (slot->seq > s->best_seq) {
+		s->best_seq = slot->seq;
 		s->last = i;
+	}
+	if ((slot->file.flags & RS_FILE_OVERLAY) && slot->seq > s->overlay_seq) {
+		s->overlay_seq = slot->seq;
+		s->overlay_dev = slot->file.dev;
 	}
 	return 0;
 }
@@ -638,7 +653,8 @@ static long rs_choose_kind_step(__u32 i, void *ctx)
 			s->dir_seq = slot->seq;
 			s->dir = i + 1;
 		}
-	} else if (slot->seq > s->nondir_seq) {
+	} else if (slot->seq > s->nondir_seq && slot->dentry) {
+		/* (an inode without an alias is new: not what unlink or link named) */
 		s->nondir_seq = slot->seq;
 		s->nondir = i + 1;
 	}
@@ -674,10 +690,10 @@ static long rs_choose_subdir_step(__u32 k, void *ctx)
 }
 
 /*
- * Choose among the inodes a call changed. The object's filesystem is the
- * one of the last inode updated: a stacking filesystem (overlayfs) updates
- * its own inodes after the lower filesystem's, and on other filesystems all
- * the inodes of a call share one superblock. Then, per type:
+ * Choose among the inodes a call changed. The object's filesystem is
+ * overlayfs if any of them is an overlayfs inode (overlayfs works through
+ * its layers' inodes, which update too), else the one of the last inode
+ * updated (all the inodes of a call share one superblock). Then, per type:
  *   chmod, chown, utimes, setxattr, removexattr: the last one updated;
  *   unlink: the last non-directory; its directory as fallback;
  *   rmdir: the directory whose parent is another captured directory;
@@ -698,10 +714,15 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 	s->count = cap->count < RS_FIM_SLOTS ? cap->count : RS_FIM_SLOTS;
 	s->last = 0;
 	s->best_seq = 0;
+	s->overlay_seq = 0;
+	s->overlay_dev = 0;
 	bpf_loop(RS_FIM_SLOTS, rs_choose_last_step, NULL, 0);
 	if (!s->best_seq)
 		return;
-	s->dev = cap->slot[s->last & (RS_FIM_SLOTS - 1)].file.dev;
+	/* An overlayfs inode wins over the layers' ones (it is what the caller
+	 * named; the lower filesystem's inodes may update last, e.g. on the
+	 * final iput of an upper file). */
+	s->dev = s->overlay_seq ? s->overlay_dev : cap->slot[s->last & (RS_FIM_SLOTS - 1)].file.dev;
 	s->nondir = 0;
 	s->nondir_seq = 0;
 	s->dir = 0;
@@ -753,6 +774,9 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 		if (dir && (removed || c->type == RS_EVENT_MKDIR) &&
 		    rs_fim_parent_file(rec, off, &e->file, dir, c->path))
 			e->fim_flags |= RS_FIM_OBJ_PARENT;
+		/* link on overlayfs: only the new directory's ctime changes. */
+		if (dir && c->type == RS_EVENT_LINK && rs_fim_parent_file(rec, off, &e->dest, dir, c->path2))
+			e->fim_flags |= RS_FIM_DEST_PARENT;
 		return 1;
 	}
 	s = &cap->slot[(p.obj - 1) & (RS_FIM_SLOTS - 1)];
@@ -819,6 +843,67 @@ static __always_inline bool rs_file_unplaced(struct rs_file *f)
 	return !f->path.len || (f->flags & RS_FILE_SB_RELATIVE);
 }
 
+/* Mount namespaces before 6.8 list their mounts; 6.8+ keep an rb-tree by
+ * mnt_id_unique, 6.12+ with a pointer to its last node. */
+struct mnt_namespace___list {
+	struct list_head list;
+} __attribute__((preserve_access_index));
+
+struct mount___list {
+	struct list_head mnt_list;
+} __attribute__((preserve_access_index));
+
+#define RS_RB_DEPTH_MAX 64
+
+/* The newest mount of the task's mount namespace. */
+static __always_inline struct mount *rs_newest_mount(struct task_struct *task)
+{
+	struct mnt_namespace *ns = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	struct rb_node *node;
+	__u32 i;
+
+	if (!ns)
+		return NULL;
+	if (bpf_core_field_exists(ns->mnt_last_node)) {
+		node = BPF_CORE_READ(ns, mnt_last_node);
+	} else if (bpf_core_field_exists(ns->mounts)) {
+		node = BPF_CORE_READ(ns, mounts.rb_node);
+		for (i = 0; i < RS_RB_DEPTH_MAX && node; i++) {
+			struct rb_node *right = BPF_CORE_READ(node, rb_right);
+
+			if (!right)
+				break;
+			node = right;
+		}
+	} else {
+		struct mnt_namespace___list *ons = (void *)ns;
+		struct list_head *last = BPF_CORE_READ(ons, list.prev);
+
+		if (!last || last == &ons->list)
+			return NULL;
+		return (struct mount *)((void *)last - bpf_core_field_offset(struct mount___list, mnt_list));
+	}
+	if (!node)
+		return NULL;
+	return (struct mount *)((void *)node - bpf_core_field_offset(struct mount, mnt_node));
+}
+
+/* mount(2) that made a mount: the namespace's newest one, walked from its
+ * root (its mount point, id, filesystem). User space checks that its mount
+ * point is the target (another mount may have come in between). */
+static __always_inline void rs_fim_new_mount(void *rec, __u32 *off, struct rs_file_event *e,
+					     struct task_struct *task)
+{
+	struct mount *m = rs_newest_mount(task);
+
+	if (!m)
+		return;
+	e->dest.mount_id = BPF_CORE_READ(m, mnt_id);
+	rs_fill_inode(&e->dest, BPF_CORE_READ(m, mnt.mnt_root));
+	rs_resolve_path(rec, off, &e->dest, BPF_CORE_READ(m, mnt.mnt_root), &m->mnt);
+	e->fim_flags |= RS_FIM_DEST_KERNEL;
+}
+
 /* The common sys_exit of every file-integrity syscall. */
 static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, struct rs_fim_call *c)
 {
@@ -881,6 +966,8 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 		records = rs_fim_objects(rec, &off, e, cap, c, &second);
 	}
 
+	if (c->type == RS_EVENT_MOUNT && e->retval == 0 && !(c->flags & RS_MS_NOT_NEW))
+		rs_fim_new_mount(rec, &off, e, task);
 	if (c->xattr)
 		rs_append_str(rec, &off, &e->xattr_name, c->xattr, true);
 	if (c->fstype)
