@@ -2,7 +2,8 @@
 
 Names are looked up in files (not NSS: the agent must not block on a
 directory service per event). The tables reload when either file's
-mtime/size/inode changes, checked at most once a second.
+mtime/size/inode changes: checked at most once a second, and at most every
+50 ms on a lookup that misses (a user added just before the event names it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _CHECK_NS = 1_000_000_000
+_MISS_CHECK_NS = 50_000_000
 
 
 def _parse(path: Path) -> dict[int, str]:
@@ -60,17 +62,23 @@ class UserNames:
         self._checked = 0
         self._check()
 
-    def _check(self) -> None:
+    def _check(self, interval: int = _CHECK_NS) -> None:
         now = time.monotonic_ns()
-        if now - self._checked >= _CHECK_NS:
+        if now - self._checked >= interval:
             self._checked = now
             self._users.reload_if_changed()
             self._groups.reload_if_changed()
 
-    def user(self, uid: int) -> str:
+    def _lookup(self, table: _Table, key: int) -> str:
         self._check()
-        return self._users.names.get(uid, "")
+        name = table.names.get(key)
+        if name is None:
+            self._check(_MISS_CHECK_NS)
+            name = table.names.get(key, "")
+        return name
+
+    def user(self, uid: int) -> str:
+        return self._lookup(self._users, uid)
 
     def group(self, gid: int) -> str:
-        self._check()
-        return self._groups.names.get(gid, "")
+        return self._lookup(self._groups, gid)

@@ -87,16 +87,24 @@ class Tracer:
 
     def sync(self, timeout: float = 5.0) -> None:
         """Return once every event this process caused so far has been read
-        from the ring buffer: open a unique missing path and wait for it."""
-        marker = _marker_path()
-        done = threading.Event()
-        self._markers[str(marker)] = done
-        try:
-            os.open(marker, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-        if not done.wait(timeout):
-            raise TimeoutError(f"the probes did not report the marker open within {timeout} s")
+        from the ring buffer: open a unique missing path and wait for it.
+        The marker is opened again (a new one) every half second: on a busy
+        machine the ring buffer may overflow and lose it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            marker = _marker_path()
+            done = threading.Event()
+            self._markers[str(marker)] = done
+            try:
+                os.open(marker, os.O_RDONLY)
+            except FileNotFoundError:
+                pass
+            left = deadline - time.monotonic()
+            if done.wait(min(0.5, max(left, 0))):
+                return
+            self._markers.pop(str(marker), None)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the probes did not report the marker open within {timeout} s")
 
     def _run(self) -> None:
         try:

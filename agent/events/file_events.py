@@ -48,7 +48,7 @@ _INODE_KEYS = ("inode", "mode", "uid", "gid", "user", "group", "change_time", "m
 _MODE_BITS = 0o7777
 MS_BIND = 4096
 MS_MOVE = 8192
-MS_REMOUNT = 32
+O_NOFOLLOW = 0o400000
 
 
 def register(dec: Decoder) -> None:
@@ -92,6 +92,8 @@ class FileEventDecoder:
         doc = dec.envelope(name, e.hdr, dec.task(e.proc))
         root = dec.bytes_at(data, size, e.root) or b"/"
         follow = bool(e.fim_flags & self.FIM_FOLLOW)
+        if name == "open":
+            follow = not e.flags & O_NOFOLLOW
         req = _Request(dec.bytes_at(data, size, e.req_path), dec.bytes_at(data, size, e.base.path), root, follow)
         if name in ("mount", "umount"):
             doc[name] = self._mount(name, e, data, size, req)

@@ -998,6 +998,7 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 		__builtin_memcpy(&e->dest, &second, sizeof(second));
 		e->file.path = from;
 		e->dest.path = to;
+		RS_STAT_INC(c->type, seen);
 		rs_submit(rec, off);
 	}
 out:
