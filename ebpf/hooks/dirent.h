@@ -8,7 +8,7 @@
 #ifndef RS_HOOK_DIRENT_H
 #define RS_HOOK_DIRENT_H
 
-#include "fim.h"
+#include "fim_exit.h"
 
 /* -- mkdir ---------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 #ifndef RS_HOOK_MOUNT_H
 #define RS_HOOK_MOUNT_H
 
-#include "fim.h"
+#include "fim_exit.h"
 
 SEC("tracepoint/syscalls/sys_exit_mount")
 int rs_exit_mount(struct trace_event_raw_sys_exit *ctx)

@@ -8,7 +8,7 @@
 #ifndef RS_HOOK_SETATTR_H
 #define RS_HOOK_SETATTR_H
 
-#include "fim.h"
+#include "fim_exit.h"
 
 #define RS_MODE_BITS 07777
 

@@ -213,8 +213,9 @@ static __always_inline bool rs_resolve_path(void *rec, __u32 *off, struct rs_fil
 	return rs_emit_walk(rec, off, f, b);
 }
 
-/* struct super_block's mounts: a list_head through mount.mnt_instance before
- * 6.16, a singly linked list through mount.mnt_next_for_sb since. */
+/* struct super_block's mounts: a singly linked list through
+ * mount.mnt_next_for_sb (6.18), a list_head through mount.mnt_instance on
+ * older kernels. */
 struct super_block___old {
 	struct list_head s_mounts;
 } __attribute__((preserve_access_index));
