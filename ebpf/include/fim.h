@@ -82,8 +82,9 @@
 
 /* One inode a watched call changed. */
 struct rs_fim_slot {
-	struct rs_file file;          /* attributes at its last ctime update (path unused) */
+	struct rs_file file;          /* attributes at its last ctime update (path, fstype unused) */
 	struct inode *inode;
+	struct super_block *sb;
 	struct dentry *dentry;        /* its alias at the first update; NULL: none yet (a new inode) */
 	struct dentry *parent;        /* dentry->d_parent then */
 	struct inode *parent_inode;   /* parent->d_inode then: proves `parent` still valid at exit */
@@ -178,6 +179,42 @@ static __always_inline __u64 rs_fim_syscall_types(long nr, int *path_arg)
 	return 0;
 }
 
+/*
+ * The inode attributes a capture keeps, with direct loads: in the tp_btf
+ * programs `inode` is a BTF pointer, and a load costs a few instructions
+ * where a bpf_probe_read_kernel() call costs tens of nanoseconds (a capture
+ * runs for every inode a watched call changes). The filesystem type name is
+ * read at exit, for the chosen inode only (rs_fim_fill_fstype).
+ */
+static __always_inline void rs_capture_attrs(struct rs_file *f, struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+
+	f->inode = inode->i_ino;
+	f->mode = inode->i_mode;
+	f->uid = inode->i_uid.val;
+	f->gid = inode->i_gid.val;
+	f->nlink = inode->__i_nlink;
+	f->dev = sb->s_dev;
+	f->flags = RS_FILE_PRESENT;
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		f->ctime_ns = inode->i_ctime_sec * RS_NSEC_PER_SEC + (inode->i_ctime_nsec & ~(1U << 31));
+		f->mtime_ns = inode->i_mtime_sec * RS_NSEC_PER_SEC + inode->i_mtime_nsec;
+	} else {
+		rs_fill_times(f, inode);
+	}
+	if (sb->s_magic == RS_OVERLAYFS_SUPER_MAGIC) {
+		f->flags |= RS_FILE_OVERLAY;
+		if (bpf_core_type_exists(struct ovl_inode)) {
+			struct ovl_inode *oi =
+				(void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+
+			if (BPF_CORE_READ(oi, __upperdentry))
+				f->flags |= RS_FILE_UPPER_LAYER;
+		}
+	}
+}
+
 /* The calling task runs a 32-bit syscall: its numbers are not ours. */
 static __always_inline bool rs_in_compat_syscall(struct task_struct *task)
 {
@@ -203,16 +240,18 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 	int path_arg;
 	long nr;
 
-	if (BPF_CORE_READ(task, flags) & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
+	/* Every ctime update in the system comes here: leave early and cheaply
+	 * (direct loads) unless the task is inside a watched syscall. */
+	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	nr = BPF_CORE_READ(regs, orig_ax);
+	nr = regs->orig_ax;
 	if (!(rs_fim_syscall_types(nr, &path_arg) & rs_event_mask))
 		return 0;
 	if (rs_is_self() || rs_in_compat_syscall(task))
 		return 0;
-	a0 = BPF_CORE_READ(regs, di);
-	a1 = BPF_CORE_READ(regs, si);
+	a0 = regs->di;
+	a1 = regs->si;
 	cap = bpf_task_storage_get(&fim_capture, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cap)
 		return 0;
@@ -243,8 +282,7 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 		 * the alias stays the one it had first. */
 		s = &cap->slot[idx & (RS_FIM_SLOTS - 1)];
 		s->seq = ++cap->seq;
-		__builtin_memset(&s->file, 0, sizeof(s->file));
-		rs_fill_inode_attrs(&s->file, inode);
+		rs_capture_attrs(&s->file, inode);
 		if (s->dentry)
 			return 0;
 	} else {
@@ -254,9 +292,10 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 			idx = oldest;
 		s = &cap->slot[idx & (RS_FIM_SLOTS - 1)];
 		s->inode = inode;
+		s->sb = inode->i_sb;
 		s->seq = ++cap->seq;
 		__builtin_memset(&s->file, 0, sizeof(s->file));
-		rs_fill_inode_attrs(&s->file, inode);
+		rs_capture_attrs(&s->file, inode);
 		s->dentry = NULL;
 		s->parent = NULL;
 		s->parent_inode = NULL;

@@ -70,6 +70,11 @@ static __always_inline bool rs_fd_path(struct task_struct *task, long fd,
 	return true;
 }
 
+static __always_inline void rs_fim_fill_fstype(struct rs_file *f, struct super_block *sb)
+{
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), BPF_CORE_READ(sb, s_type, name));
+}
+
 /* The slot still describes a live inode (attributes can be re-read). An
  * inode captured while being set up (overlayfs) had no number yet. */
 static __always_inline bool rs_slot_inode_live(struct rs_fim_slot *s)
@@ -100,6 +105,7 @@ static __always_inline void rs_fim_slot_file(void *rec, __u32 *off, struct rs_fi
 		rs_fill_inode_attrs(f, s->inode);
 	} else {
 		__builtin_memcpy(f, &s->file, sizeof(*f));
+		rs_fim_fill_fstype(f, s->sb);
 	}
 	f->path.off = 0;
 	f->path.len = 0;
@@ -125,16 +131,13 @@ static __always_inline void rs_fim_slot_file(void *rec, __u32 *off, struct rs_fi
 	rs_resolve_dentry(rec, off, f, parent, s->name, s->name_len);
 }
 
-/* The current path of a slot's dentry (rename: after d_move; link: the new alias). */
+/* The current path of `d`, an alias of the object `src` describes (rename:
+ * the dentry after d_move; link: the new alias): the same inode. */
 static __always_inline void rs_fim_dentry_file(void *rec, __u32 *off, struct rs_file *f,
-					       struct rs_fim_slot *s, struct dentry *d)
+					       struct rs_file *src, struct dentry *d)
 {
-	if (rs_slot_inode_live(s)) {
-		__builtin_memset(f, 0, sizeof(*f));
-		rs_fill_inode_attrs(f, s->inode);
-	} else {
-		__builtin_memcpy(f, &s->file, sizeof(*f));
-	}
+	__builtin_memcpy(f, src, sizeof(*f));
+	f->flags &= ~(RS_FILE_SB_RELATIVE | RS_FILE_PATH_TRUNCATED | RS_FILE_DETACHED | RS_FILE_DISCONNECTED);
 	f->path.off = 0;
 	f->path.len = 0;
 	rs_resolve_dentry(rec, off, f, d, NULL, 0);
@@ -158,7 +161,7 @@ static __always_inline bool rs_fim_parent_file(void *rec, __u32 *off, struct rs_
 	__builtin_memset(f, 0, sizeof(*f));
 	f->dev = dir->file.dev;
 	f->flags = dir->file.flags & RS_FILE_OVERLAY;
-	__builtin_memcpy(f->fstype, dir->file.fstype, sizeof(f->fstype));
+	rs_fim_fill_fstype(f, dir->sb);
 	rs_resolve_dentry(rec, off, f, dir->dentry, &s->req[s->start & (RS_PATH_MAX - 1)], len);
 	return f->path.len != 0;
 }
@@ -179,18 +182,20 @@ static __always_inline bool rs_slot_moved(struct rs_fim_slot *s)
 	return BPF_CORE_READ(d, d_parent) != s->parent || BPF_CORE_READ(d, d_name.hash_len) != s->hash_len;
 }
 
-static __always_inline struct rs_fim_capture *rs_fim_current(void)
-{
-	return bpf_task_storage_get(&fim_capture, bpf_get_current_task_btf(), 0, 0);
-}
+/* bpf_loop() context of the choice: constant pointers only (the loop state
+ * is in the scratch map value). */
+struct rs_choose_ctx {
+	struct rs_fim_capture *cap;
+	struct rs_fim_scratch *s;
+};
 
 /* The choice runs as bpf_loop() callbacks over the slots, its state in the
  * per-CPU scratch: the verifier checks each callback once instead of every
  * combination of branches across the unrolled slots. */
-static long rs_choose_last_step(__u32 i, void *ctx)
+static long rs_choose_last_step(__u32 i, struct rs_choose_ctx *ctx)
 {
-	struct rs_fim_scratch *s = rs_fim_scratch();
-	struct rs_fim_capture *cap = rs_fim_current();
+	struct rs_fim_scratch *s = ctx->s;
+	struct rs_fim_capture *cap = ctx->cap;
 	struct rs_fim_slot *slot;
 
 	if (!s || !cap || i >= s->count)
@@ -207,10 +212,10 @@ static long rs_choose_last_step(__u32 i, void *ctx)
 	return 0;
 }
 
-static long rs_choose_kind_step(__u32 i, void *ctx)
+static long rs_choose_kind_step(__u32 i, struct rs_choose_ctx *ctx)
 {
-	struct rs_fim_scratch *s = rs_fim_scratch();
-	struct rs_fim_capture *cap = rs_fim_current();
+	struct rs_fim_scratch *s = ctx->s;
+	struct rs_fim_capture *cap = ctx->cap;
 	struct rs_fim_slot *slot;
 
 	if (!s || !cap || i >= s->count)
@@ -240,10 +245,10 @@ static long rs_choose_kind_step(__u32 i, void *ctx)
 }
 
 /* Pair k = (child i, parent j): a captured directory inside another one. */
-static long rs_choose_subdir_step(__u32 k, void *ctx)
+static long rs_choose_subdir_step(__u32 k, struct rs_choose_ctx *ctx)
 {
-	struct rs_fim_scratch *s = rs_fim_scratch();
-	struct rs_fim_capture *cap = rs_fim_current();
+	struct rs_fim_scratch *s = ctx->s;
+	struct rs_fim_capture *cap = ctx->cap;
 	__u32 i = k / RS_FIM_SLOTS, j = k % RS_FIM_SLOTS;
 	struct rs_fim_slot *c, *p;
 
@@ -274,6 +279,7 @@ static long rs_choose_subdir_step(__u32 k, void *ctx)
 static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type, struct rs_fim_pick *p)
 {
 	struct rs_fim_scratch *s = rs_fim_scratch();
+	struct rs_choose_ctx ctx = { .cap = cap, .s = s };
 
 	p->obj = 0;
 	p->obj2 = 0;
@@ -286,7 +292,7 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 	s->best_seq = 0;
 	s->overlay_seq = 0;
 	s->overlay_dev = 0;
-	bpf_loop(RS_FIM_SLOTS, rs_choose_last_step, NULL, 0);
+	bpf_loop(RS_FIM_SLOTS, rs_choose_last_step, &ctx, 0);
 	if (!s->best_seq)
 		return;
 	/* An overlayfs inode wins over the layers' ones (it is what the caller
@@ -300,7 +306,7 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 	s->fresh = 0;
 	s->obj = 0;
 	s->obj2 = 0;
-	bpf_loop(RS_FIM_SLOTS, rs_choose_kind_step, NULL, 0);
+	bpf_loop(RS_FIM_SLOTS, rs_choose_kind_step, &ctx, 0);
 	switch (type) {
 	case RS_EVENT_UNLINK:
 	case RS_EVENT_LINK:
@@ -310,7 +316,7 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 		s->obj = s->fresh;
 		break;
 	case RS_EVENT_RMDIR:
-		bpf_loop(RS_FIM_SLOTS * RS_FIM_SLOTS, rs_choose_subdir_step, NULL, 0);
+		bpf_loop(RS_FIM_SLOTS * RS_FIM_SLOTS, rs_choose_subdir_step, &ctx, 0);
 		break;
 	case RS_EVENT_RENAME:
 		break;
@@ -350,28 +356,27 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 		return 1;
 	}
 	s = &cap->slot[(p.obj - 1) & (RS_FIM_SLOTS - 1)];
-	rs_fim_slot_file(rec, off, &e->file, s, !removed);
+	/* Attributes as captured (the last ctime update), re-read for the calls
+	 * that may set some after the ctime (utimes sets mtime after it) and
+	 * for a new inode (mkdir: captured while being set up). */
+	rs_fim_slot_file(rec, off, &e->file, s, !removed && c->type != RS_EVENT_RENAME && c->type != RS_EVENT_LINK);
 	e->fim_flags |= RS_FIM_OBJ_INODE;
 
 	if (c->type == RS_EVENT_RENAME && s->dentry) {
-		rs_fim_dentry_file(rec, off, &e->dest, s, s->dentry);
+		rs_fim_dentry_file(rec, off, &e->dest, &e->file, s->dentry);
 		e->fim_flags |= RS_FIM_DEST_KERNEL;
 		if (p.obj2 && (c->flags & RS_RENAME_EXCHANGE)) {
 			struct rs_fim_slot *s2 = &cap->slot[(p.obj2 - 1) & (RS_FIM_SLOTS - 1)];
 
-			if (rs_slot_inode_live(s2)) {
-				__builtin_memset(second, 0, sizeof(*second));
-				rs_fill_inode_attrs(second, s2->inode);
-			} else {
-				__builtin_memcpy(second, &s2->file, sizeof(*second));
-			}
+			__builtin_memcpy(second, &s2->file, sizeof(*second));
+			rs_fim_fill_fstype(second, s2->sb);
 			return 2;
 		}
 	} else if (c->type == RS_EVENT_LINK && s->inode) {
 		struct dentry *alias = rs_alias_named(s->inode, c->path2, s->dentry);
 
 		if (alias) {
-			rs_fim_dentry_file(rec, off, &e->dest, s, alias);
+			rs_fim_dentry_file(rec, off, &e->dest, &e->file, alias);
 			e->fim_flags |= RS_FIM_DEST_KERNEL;
 		} else if (dir && rs_fim_parent_file(rec, off, &e->dest, dir, c->path2)) {
 			e->fim_flags |= RS_FIM_DEST_PARENT;
