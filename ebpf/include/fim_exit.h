@@ -148,6 +148,10 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 		struct vfsmount *mnt = NULL;
 
 		if (rs_fd_path(task, c->fd, &dentry, &mnt)) {
+			if (!rs_filter(c->type, dentry, mnt, c->flags, NULL))
+				goto out;
+			if (c->type == RS_EVENT_LINK && e->retval == 0)
+				rs_inode_moved(BPF_CORE_READ(dentry, d_inode));
 			rs_fill_file(rec, &off, &e->file, dentry, mnt);
 			e->fim_flags |= RS_FIM_OBJ_FD;
 			if (c->type == RS_EVENT_LINK && dentry && c->path2) {
@@ -164,7 +168,14 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 		}
 	} else if (cap && cap->count) {
 		records = rs_fim_objects(rec, &off, e, cap, c, &second);
+		if (!records)
+			goto out;
+	} else if (!rs_filter(c->type, NULL, NULL, c->flags, c->path)) {
+		/* No kernel object (the call failed): the caller's string decides. */
+		goto out;
 	}
+	if ((c->type == RS_EVENT_MOUNT || c->type == RS_EVENT_UMOUNT) && e->retval == 0)
+		rs_bump_discarders_revision();   /* paths below mount points changed */
 
 	if (c->type == RS_EVENT_MOUNT && e->retval == 0 && !(c->flags & RS_MS_NOT_NEW))
 		rs_fim_new_mount(rec, &off, e, task);
@@ -185,11 +196,12 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 				    BPF_CORE_READ(task, fs, root.mnt)))
 			e->root = root.path;
 	}
-	if (records == 2)
+	if ((records & 0xff) == 2)
 		e->fim_flags |= RS_FIM_EXCHANGE;
-	rs_submit(rec, off);
+	if (!(records & RS_FIM_SECOND_ONLY))
+		rs_submit(rec, off);
 
-	if (records == 2) {
+	if ((records & 0xff) == 2) {
 		/* RENAME_EXCHANGE: the other file went the other way. */
 		struct rs_str from = e->dest.path;
 		struct rs_str to = e->file.path;

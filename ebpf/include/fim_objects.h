@@ -8,6 +8,7 @@
 #define RS_FIM_OBJECTS_H
 
 #include "fim.h"
+#include "filters.h"
 
 /* What one watched syscall passed, normalized by its exit program. */
 struct rs_fim_call {
@@ -165,6 +166,8 @@ static __always_inline bool rs_fim_parent_file(void *rec, __u32 *off, struct rs_
 	rs_resolve_dentry(rec, off, f, dir->dentry, &s->req[s->start & (RS_PATH_MAX - 1)], len);
 	return f->path.len != 0;
 }
+
+#define RS_FIM_SECOND_ONLY 0x100   /* rs_fim_objects(): only the exchange's second record */
 
 /* Which captured slots are the object(s): slot index + 1, 0 for none. */
 struct rs_fim_pick {
@@ -329,10 +332,64 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 	p->dir = s->dir;
 }
 
+/* The dentry the kernel filters judge for a slot: its alias, if it is still
+ * the name it had in the directory it had (else NULL: the caller's string
+ * decides by its last component). */
+static __always_inline struct dentry *rs_fim_filter_dentry(struct rs_fim_slot *s)
+{
+	struct dentry *d = s->dentry;
+	struct inode *inode = s->inode;
+
+	if (!d) {
+		/* mkdir: the new directory's alias, made by now */
+		struct hlist_node *first = BPF_CORE_READ(inode, i_dentry.first);
+
+		if (!first)
+			return NULL;
+		d = rs_alias_dentry(first);
+		return BPF_CORE_READ(d, d_inode) == inode ? d : NULL;
+	}
+	if (BPF_CORE_READ(d, d_parent) != s->parent || BPF_CORE_READ(d, d_name.hash_len) != s->hash_len)
+		return NULL;
+	return d;
+}
+
+/* rename/unlink/rmdir/link moved or removed an inode: discarders decided
+ * before now no longer hold for it (filters.h). From the captured numbers:
+ * a removed inode may be freed by now. */
+static __always_inline void rs_fim_tombstone(struct rs_fim_slot *s)
+{
+	struct rs_inode_key key = { .inode = s->file.inode, .dev = s->file.dev };
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	bpf_map_update_elem(&inode_tombstones, &key, &now, BPF_ANY);
+}
+
+/*
+ * The kernel filters' decision for the object in slot `s` (filters.h).
+ * rename's object has moved by now: it is judged by the last component of
+ * the caller's old path (rename does not follow it, so that is the name it
+ * had) and without discarders; so is any object whose dentry cannot be
+ * trusted any more. Discarders need the mount: only with a single mount.
+ */
+static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_call *c, const char *upath)
+{
+	struct dentry *d = NULL;
+	struct mount *m;
+
+	if (c->type != RS_EVENT_RENAME && s)
+		d = rs_fim_filter_dentry(s);
+	if (!d)
+		return rs_filter(c->type, NULL, NULL, c->flags, upath);
+	m = rs_sb_single_mount(s->sb);
+	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
+}
+
 /*
  * The object and destination of a path-based call from the captured inodes.
- * Returns how many records the call makes (2: RENAME_EXCHANGE), with the
- * second file's attributes in *second.
+ * Returns how many records the call makes (2: RENAME_EXCHANGE, with the
+ * second file's attributes in *second; bit RS_FIM_SECOND_ONLY of the result:
+ * the kernel filters drop the first), 0 when the filters drop the event.
  */
 static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_file_event *e,
 					    struct rs_fim_capture *cap, struct rs_fim_call *c,
@@ -341,11 +398,14 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 	struct rs_fim_pick p;
 	struct rs_fim_slot *s, *dir = NULL;
 	bool removed = c->type == RS_EVENT_UNLINK || c->type == RS_EVENT_RMDIR;
+	bool sent_first = true;
 
 	rs_fim_choose(cap, c->type, &p);
 	if (p.dir)
 		dir = &cap->slot[(p.dir - 1) & (RS_FIM_SLOTS - 1)];
 	if (!p.obj) {
+		if (!rs_fim_send(NULL, c, c->path))
+			return 0;
 		/* Nothing named the object itself; its directory may have fired. */
 		if (dir && (removed || c->type == RS_EVENT_MKDIR) &&
 		    rs_fim_parent_file(rec, off, &e->file, dir, c->path))
@@ -356,6 +416,17 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 		return 1;
 	}
 	s = &cap->slot[(p.obj - 1) & (RS_FIM_SLOTS - 1)];
+	if (e->retval == 0 && (removed || c->type == RS_EVENT_RENAME || c->type == RS_EVENT_LINK)) {
+		rs_fim_tombstone(s);
+		if (p.obj2)
+			rs_fim_tombstone(&cap->slot[(p.obj2 - 1) & (RS_FIM_SLOTS - 1)]);
+	}
+	if (!rs_fim_send(s, c, c->path)) {
+		/* RENAME_EXCHANGE: the other file may still be wanted. */
+		if (!(p.obj2 && (c->flags & RS_RENAME_EXCHANGE) && rs_fim_send(NULL, c, c->path2)))
+			return 0;
+		sent_first = false;
+	}
 	/* Attributes as captured (the last ctime update), re-read for the calls
 	 * that may set some after the ctime (utimes sets mtime after it) and
 	 * for a new inode (mkdir: captured while being set up). */
@@ -370,7 +441,9 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 
 			__builtin_memcpy(second, &s2->file, sizeof(*second));
 			rs_fim_fill_fstype(second, s2->sb);
-			return 2;
+			if (!sent_first)
+				return 2 | RS_FIM_SECOND_ONLY;
+			return rs_fim_send(NULL, c, c->path2) ? 2 : 1;
 		}
 	} else if (c->type == RS_EVENT_LINK && s->inode) {
 		struct dentry *alias = rs_alias_named(s->inode, c->path2, s->dentry);
