@@ -17,11 +17,14 @@ the bench's work directory instead.
 Configurations: no agent; the floor, empty programs on exactly the hooks the
 FIM event types attach (bench/bpf/empty_fim.bpf.c: every sys_exit variant +
 the three ctime tracepoints); the real probes for every FIM type with nobody
-reading a ring buffer large enough for the round (the kernel side alone); and
-the agent's runtime decoding every event into a document in a thread of this
-process (the consumer `rsagent run` has, without rules), competing with the
-load for the machine's cores. Median ns/iteration per configuration, and the
-events lost by the decoding agent (ring buffer full), if any.
+reading a ring buffer large enough for the round (the kernel side alone, every
+event built and sent); the agent's runtime decoding every event into a
+document in a thread of this process (every event reaches Python), competing
+with the load for the machine's cores; and `rsagent run` with a policy of FIM
+rules on other files (open, chmod, rename, unlink of /etc/rsagent-bench/*):
+their approvers drop the loads' events in the kernel, the production path.
+Median ns/iteration per configuration, and the events lost by the decoding
+agent (ring buffer full), if any.
 """
 
 from __future__ import annotations
@@ -40,19 +43,24 @@ from agent.hooksets import TRACEPOINT
 from agent.libbpf import load_object
 from agent.runtime import Runtime, RuntimeConfig
 
-from .common import WORK, build_bpf, build_c, median, objects_dir, pct, require_root
+from .common import (WORK, build_bpf, build_c, median, objects_dir, pct, require_root, start_rsagent,
+                     stop_rsagent)
 
 FIM_TYPES = frozenset({
     "open", "chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link",
     "utimes", "setxattr", "removexattr", "mount", "umount",
 })
-CONFIGS = ("none", "empty", "probes", "agent")
+CONFIGS = ("none", "empty", "probes", "agent", "run")
 LABELS = {
     "none": "no agent",
     "empty": "empty programs on the same hooks",
     "probes": "FIM probes, nobody reading (kernel side)",
     "agent": "FIM probes + agent decoding every event",
+    "run": "rsagent run, FIM rules on other files",
 }
+POLICY = "rules:\n" + "".join(
+    f'  - id: other_{t}\n    expression: {t}.file.path == "/etc/rsagent-bench/secret"\n'
+    for t in ("open", "chmod", "rename", "unlink"))
 
 
 def run_load(loop: Path, mode: str, directory: Path, n: int) -> float:
@@ -113,6 +121,9 @@ def agent(lost: list[int]) -> Iterator[None]:
 
 def measure(name: str, load: Callable[[], float], rounds: int, ring_bytes: int) -> dict[str, float]:
     empty = build_bpf("empty_fim")
+    policy = WORK / "fim.policy"
+    policy.write_text(POLICY)
+    run_counters: list[str] = []
     results: dict[str, list[float]] = {c: [] for c in CONFIGS}
     lost: list[int] = []
     for _ in range(rounds):
@@ -123,6 +134,13 @@ def measure(name: str, load: Callable[[], float], rounds: int, ring_bytes: int) 
             results["probes"].append(load())
         with agent(lost):
             results["agent"].append(load())
+        proc = start_rsagent(["run", "-v", "--policy", str(policy), "--output", "jsonl:/dev/null"],
+                             WORK / "fim-run.ready")
+        try:
+            results["run"].append(load())
+        finally:
+            err = stop_rsagent(proc)
+        run_counters = [l.split("INFO: ", 1)[-1] for l in err.splitlines() if "kernel counters" in l]
     med = {c: median(v) for c, v in results.items()}
     base = med["none"]
     print(f"{name} (median ns/iteration over {rounds} rounds):")
@@ -134,6 +152,8 @@ def measure(name: str, load: Callable[[], float], rounds: int, ring_bytes: int) 
               f" agent {(med['agent'] - base) / floor:.1f}x")
     if any(lost):
         print(f"  note: the decoding agent lost {sum(lost)} events in {rounds} rounds (ring buffer full)")
+    for line in run_counters:
+        print(f"  rsagent run, last round: {line}")
     return med
 
 

@@ -110,17 +110,47 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rs_fim_capture *cap = bpf_task_storage_get(&fim_capture, task, 0, 0);
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct dentry *fd_dentry = NULL;
+	struct vfsmount *fd_mnt = NULL;
+	struct rs_fim_pick pick = {};
 	struct rs_file_event *e;
 	struct rs_file second;
-	__u32 off = sizeof(*e), records = 1;
+	__u32 off = sizeof(*e), records = 1, verdict = RS_FIM_SEND, stale = 0;
 	/* syscalls/sys_exit_* records hold `int __syscall_nr`: the upper half of
 	 * the `long id` that vmlinux.h declares is padding. */
 	__u32 nr = (__u32)ctx->id;
+	long ret = ctx->ret;
+	bool captured = false;
 	void *rec;
 
 	if (!rs_type_enabled(c->type) || rs_is_self())
 		goto out;
 	RS_STAT_INC(c->type, seen);
+	if (cap && (cap->nr != nr || cap->arg0 != regs->di || cap->arg1 != regs->si)) {
+		stale = RS_FIM_STALE;
+		cap->count = 0;
+	}
+
+	/* The kernel filters decide first: a dropped event costs no record. */
+	if (c->use_fd) {
+		if (rs_fd_path(task, c->fd, &fd_dentry, &fd_mnt)) {
+			if (!rs_filter(c->type, fd_dentry, fd_mnt, c->flags, NULL))
+				goto out;
+			if (c->type == RS_EVENT_LINK && ret == 0)
+				rs_inode_moved(BPF_CORE_READ(fd_dentry, d_inode));
+		}
+	} else if (cap && cap->count) {
+		captured = true;
+		verdict = rs_fim_decide(cap, c, ret, &pick);
+		if (!verdict)
+			goto out;
+	} else if (!rs_filter(c->type, NULL, NULL, c->flags, c->path)) {
+		/* No kernel object (the call failed): the caller's string decides. */
+		goto out;
+	}
+	if ((c->type == RS_EVENT_MOUNT || c->type == RS_EVENT_UMOUNT) && ret == 0)
+		rs_bump_discarders_revision();   /* paths below mount points changed */
+
 	rec = rs_record();
 	if (!rec)
 		goto out;
@@ -128,7 +158,7 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	__builtin_memset(e, 0, sizeof(*e));
 	rs_fill_header(&e->hdr, c->type);
 	rs_fill_proc(&e->proc, task);
-	e->retval = ctx->ret;
+	e->retval = ret;
 	e->syscall_nr = nr;
 	e->flags = c->flags;
 	e->mode = c->mode;
@@ -136,48 +166,26 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	e->gid = c->gid;
 	e->dirfd = c->dirfd;
 	e->dirfd2 = c->dirfd2;
-	e->fim_flags = c->fim_flags;
+	e->fim_flags = c->fim_flags | stale;
 
-	if (cap && (cap->nr != nr || cap->arg0 != BPF_CORE_READ(regs, di) ||
-		    cap->arg1 != BPF_CORE_READ(regs, si))) {
-		e->fim_flags |= RS_FIM_STALE;
-		cap->count = 0;
-	}
-	if (c->use_fd) {
-		struct dentry *dentry = NULL;
-		struct vfsmount *mnt = NULL;
+	if (fd_dentry) {
+		rs_fill_file(rec, &off, &e->file, fd_dentry, fd_mnt);
+		e->fim_flags |= RS_FIM_OBJ_FD;
+		if (c->type == RS_EVENT_LINK && c->path2) {
+			/* linkat(fd, "", ..., AT_EMPTY_PATH): the new alias of the fd's inode. */
+			struct inode *inode = BPF_CORE_READ(fd_dentry, d_inode);
+			struct dentry *alias = inode ? rs_alias_named(inode, c->path2, fd_dentry) : NULL;
 
-		if (rs_fd_path(task, c->fd, &dentry, &mnt)) {
-			if (!rs_filter(c->type, dentry, mnt, c->flags, NULL))
-				goto out;
-			if (c->type == RS_EVENT_LINK && e->retval == 0)
-				rs_inode_moved(BPF_CORE_READ(dentry, d_inode));
-			rs_fill_file(rec, &off, &e->file, dentry, mnt);
-			e->fim_flags |= RS_FIM_OBJ_FD;
-			if (c->type == RS_EVENT_LINK && dentry && c->path2) {
-				/* linkat(fd, "", ..., AT_EMPTY_PATH): the new alias of the fd's inode. */
-				struct inode *inode = BPF_CORE_READ(dentry, d_inode);
-				struct dentry *alias = inode ? rs_alias_named(inode, c->path2, dentry) : NULL;
-
-				if (alias) {
-					rs_fill_inode(&e->dest, alias);
-					rs_resolve_dentry(rec, &off, &e->dest, alias, NULL, 0);
-					e->fim_flags |= RS_FIM_DEST_KERNEL;
-				}
+			if (alias) {
+				rs_fill_inode(&e->dest, alias);
+				rs_resolve_dentry(rec, &off, &e->dest, alias, NULL, 0);
+				e->fim_flags |= RS_FIM_DEST_KERNEL;
 			}
 		}
-	} else if (cap && cap->count) {
-		records = rs_fim_objects(rec, &off, e, cap, c, &second);
-		if (!records)
-			goto out;
-	} else if (!rs_filter(c->type, NULL, NULL, c->flags, c->path)) {
-		/* No kernel object (the call failed): the caller's string decides. */
-		goto out;
+	} else if (captured) {
+		records = rs_fim_objects(rec, &off, e, cap, c, &pick, &second);
 	}
-	if ((c->type == RS_EVENT_MOUNT || c->type == RS_EVENT_UMOUNT) && e->retval == 0)
-		rs_bump_discarders_revision();   /* paths below mount points changed */
-
-	if (c->type == RS_EVENT_MOUNT && e->retval == 0 && !(c->flags & RS_MS_NOT_NEW))
+	if (c->type == RS_EVENT_MOUNT && ret == 0 && !(c->flags & RS_MS_NOT_NEW))
 		rs_fim_new_mount(rec, &off, e, task);
 	if (c->xattr)
 		rs_append_str(rec, &off, &e->xattr_name, c->xattr, true);
@@ -196,12 +204,12 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 				    BPF_CORE_READ(task, fs, root.mnt)))
 			e->root = root.path;
 	}
-	if ((records & 0xff) == 2)
+	if (records == 2)
 		e->fim_flags |= RS_FIM_EXCHANGE;
-	if (!(records & RS_FIM_SECOND_ONLY))
+	if (verdict & RS_FIM_SEND)
 		rs_submit(rec, off);
 
-	if ((records & 0xff) == 2) {
+	if (records == 2 && (verdict & RS_FIM_SEND_SECOND)) {
 		/* RENAME_EXCHANGE: the other file went the other way. */
 		struct rs_str from = e->dest.path;
 		struct rs_str to = e->file.path;

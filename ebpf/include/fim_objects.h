@@ -167,8 +167,6 @@ static __always_inline bool rs_fim_parent_file(void *rec, __u32 *off, struct rs_
 	return f->path.len != 0;
 }
 
-#define RS_FIM_SECOND_ONLY 0x100   /* rs_fim_objects(): only the exchange's second record */
-
 /* Which captured slots are the object(s): slot index + 1, 0 for none. */
 struct rs_fim_pick {
 	__u32 obj;
@@ -385,27 +383,56 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
 }
 
+/* rs_fim_decide() verdicts */
+#define RS_FIM_SEND 1          /* the record of the object */
+#define RS_FIM_SEND_SECOND 2   /* RENAME_EXCHANGE: the record of the other file */
+
 /*
- * The object and destination of a path-based call from the captured inodes.
- * Returns how many records the call makes (2: RENAME_EXCHANGE, with the
- * second file's attributes in *second; bit RS_FIM_SECOND_ONLY of the result:
- * the kernel filters drop the first), 0 when the filters drop the event.
+ * Before any record is built: which captured inodes are the objects (into
+ * *p), the tombstones of moved/removed inodes, and the kernel filters'
+ * verdict (0: drop). For RENAME_EXCHANGE each file is judged on its own old
+ * name.
+ */
+static __always_inline __u32 rs_fim_decide(struct rs_fim_capture *cap, struct rs_fim_call *c, long ret,
+					   struct rs_fim_pick *p)
+{
+	bool exchange;
+	struct rs_fim_slot *s;
+	__u32 verdict = 0;
+
+	rs_fim_choose(cap, c->type, p);
+	if (!p->obj)
+		return rs_fim_send(NULL, c, c->path) ? RS_FIM_SEND : 0;
+	s = &cap->slot[(p->obj - 1) & (RS_FIM_SLOTS - 1)];
+	exchange = p->obj2 && (c->flags & RS_RENAME_EXCHANGE);
+	if (ret == 0 && (c->type == RS_EVENT_UNLINK || c->type == RS_EVENT_RMDIR ||
+			 c->type == RS_EVENT_RENAME || c->type == RS_EVENT_LINK)) {
+		rs_fim_tombstone(s);
+		if (p->obj2)
+			rs_fim_tombstone(&cap->slot[(p->obj2 - 1) & (RS_FIM_SLOTS - 1)]);
+	}
+	if (rs_fim_send(s, c, c->path))
+		verdict |= RS_FIM_SEND;
+	if (exchange && rs_fim_send(NULL, c, c->path2))
+		verdict |= RS_FIM_SEND_SECOND;
+	return verdict;
+}
+
+/*
+ * The object and destination of a path-based call from the captured inodes
+ * chosen by rs_fim_decide(). Returns how many records the call makes (2:
+ * RENAME_EXCHANGE, with the second file's attributes in *second).
  */
 static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_file_event *e,
 					    struct rs_fim_capture *cap, struct rs_fim_call *c,
-					    struct rs_file *second)
+					    struct rs_fim_pick *p, struct rs_file *second)
 {
-	struct rs_fim_pick p;
 	struct rs_fim_slot *s, *dir = NULL;
 	bool removed = c->type == RS_EVENT_UNLINK || c->type == RS_EVENT_RMDIR;
-	bool sent_first = true;
 
-	rs_fim_choose(cap, c->type, &p);
-	if (p.dir)
-		dir = &cap->slot[(p.dir - 1) & (RS_FIM_SLOTS - 1)];
-	if (!p.obj) {
-		if (!rs_fim_send(NULL, c, c->path))
-			return 0;
+	if (p->dir)
+		dir = &cap->slot[(p->dir - 1) & (RS_FIM_SLOTS - 1)];
+	if (!p->obj) {
 		/* Nothing named the object itself; its directory may have fired. */
 		if (dir && (removed || c->type == RS_EVENT_MKDIR) &&
 		    rs_fim_parent_file(rec, off, &e->file, dir, c->path))
@@ -415,18 +442,7 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 			e->fim_flags |= RS_FIM_DEST_PARENT;
 		return 1;
 	}
-	s = &cap->slot[(p.obj - 1) & (RS_FIM_SLOTS - 1)];
-	if (e->retval == 0 && (removed || c->type == RS_EVENT_RENAME || c->type == RS_EVENT_LINK)) {
-		rs_fim_tombstone(s);
-		if (p.obj2)
-			rs_fim_tombstone(&cap->slot[(p.obj2 - 1) & (RS_FIM_SLOTS - 1)]);
-	}
-	if (!rs_fim_send(s, c, c->path)) {
-		/* RENAME_EXCHANGE: the other file may still be wanted. */
-		if (!(p.obj2 && (c->flags & RS_RENAME_EXCHANGE) && rs_fim_send(NULL, c, c->path2)))
-			return 0;
-		sent_first = false;
-	}
+	s = &cap->slot[(p->obj - 1) & (RS_FIM_SLOTS - 1)];
 	/* Attributes as captured (the last ctime update), re-read for the calls
 	 * that may set some after the ctime (utimes sets mtime after it) and
 	 * for a new inode (mkdir: captured while being set up). */
@@ -436,14 +452,12 @@ static __always_inline __u32 rs_fim_objects(void *rec, __u32 *off, struct rs_fil
 	if (c->type == RS_EVENT_RENAME && s->dentry) {
 		rs_fim_dentry_file(rec, off, &e->dest, &e->file, s->dentry);
 		e->fim_flags |= RS_FIM_DEST_KERNEL;
-		if (p.obj2 && (c->flags & RS_RENAME_EXCHANGE)) {
-			struct rs_fim_slot *s2 = &cap->slot[(p.obj2 - 1) & (RS_FIM_SLOTS - 1)];
+		if (p->obj2 && (c->flags & RS_RENAME_EXCHANGE)) {
+			struct rs_fim_slot *s2 = &cap->slot[(p->obj2 - 1) & (RS_FIM_SLOTS - 1)];
 
 			__builtin_memcpy(second, &s2->file, sizeof(*second));
 			rs_fim_fill_fstype(second, s2->sb);
-			if (!sent_first)
-				return 2 | RS_FIM_SECOND_ONLY;
-			return rs_fim_send(NULL, c, c->path2) ? 2 : 1;
+			return 2;
 		}
 	} else if (c->type == RS_EVENT_LINK && s->inode) {
 		struct dentry *alias = rs_alias_named(s->inode, c->path2, s->dentry);
