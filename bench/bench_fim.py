@@ -43,8 +43,17 @@ from agent.hooksets import TRACEPOINT
 from agent.libbpf import load_object
 from agent.runtime import Runtime, RuntimeConfig
 
-from .common import (WORK, build_bpf, build_c, median, objects_dir, pct, require_root, start_rsagent,
-                     stop_rsagent)
+from .common import (
+    WORK,
+    build_bpf,
+    build_c,
+    median,
+    objects_dir,
+    pct,
+    require_root,
+    start_rsagent,
+    stop_rsagent,
+)
 
 FIM_TYPES = frozenset({
     "open", "chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link",

@@ -103,9 +103,7 @@ class FileEventDecoder:
         if name == "open":
             body["flags"] = e.flags
             file["destination"] = {"mode": e.mode}
-        elif name == "chmod":
-            file["destination"] = {"mode": e.mode & _MODE_BITS, "rights": e.mode & _MODE_BITS}
-        elif name == "mkdir":
+        elif name == "chmod" or name == "mkdir":
             file["destination"] = {"mode": e.mode & _MODE_BITS, "rights": e.mode & _MODE_BITS}
         elif name == "chown":
             file["destination"] = self._owner(e, file)

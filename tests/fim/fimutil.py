@@ -180,7 +180,24 @@ def pack_utimbuf(atime: int, mtime: int) -> Any:
 
 
 __all__ = [
-    "NR", "AT_FDCWD", "AT_SYMLINK_NOFOLLOW", "AT_REMOVEDIR", "AT_EMPTY_PATH", "RENAME_NOREPLACE",
-    "RENAME_EXCHANGE", "MS_BIND", "syscall", "ok", "timevals", "timespecs", "xattr_args", "pack_utimbuf",
-    "mountinfo", "mount_id_of", "file_of", "events", "only", "assert_file",
+    "AT_EMPTY_PATH",
+    "AT_FDCWD",
+    "AT_REMOVEDIR",
+    "AT_SYMLINK_NOFOLLOW",
+    "MS_BIND",
+    "NR",
+    "RENAME_EXCHANGE",
+    "RENAME_NOREPLACE",
+    "assert_file",
+    "events",
+    "file_of",
+    "mount_id_of",
+    "mountinfo",
+    "ok",
+    "only",
+    "pack_utimbuf",
+    "syscall",
+    "timespecs",
+    "timevals",
+    "xattr_args",
 ]

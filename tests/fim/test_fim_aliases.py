@@ -14,9 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fimutil import (
-    AT_FDCWD, MS_BIND, RENAME_EXCHANGE, assert_file, events, file_of, mount_id_of, ok, only, syscall,
+    AT_FDCWD,
+    MS_BIND,
+    RENAME_EXCHANGE,
+    assert_file,
+    events,
+    file_of,
+    mount_id_of,
+    ok,
+    only,
+    syscall,
 )
 
 pytestmark = pytest.mark.root

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rules"))
-from agentproc import counters, start_agent  # noqa: E402
+from agentproc import counters, start_agent
 
 pytestmark = pytest.mark.root
 

@@ -8,8 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-
-from fimutil import MS_BIND, assert_file, file_of, mount_id_of, mountinfo, ok, only, syscall
+from fimutil import (
+    MS_BIND,
+    assert_file,
+    file_of,
+    mount_id_of,
+    mountinfo,
+    ok,
+    only,
+    syscall,
+)
 
 pytestmark = pytest.mark.root
 

@@ -10,10 +10,22 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from fimutil import (
-    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,
-    assert_file, file_of, ok, only, pack_utimbuf, syscall, timespecs, timevals, xattr_args,
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_REMOVEDIR,
+    AT_SYMLINK_NOFOLLOW,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    assert_file,
+    file_of,
+    ok,
+    only,
+    pack_utimbuf,
+    syscall,
+    timespecs,
+    timevals,
+    xattr_args,
 )
 
 pytestmark = pytest.mark.root
@@ -402,3 +414,13 @@ def test_removexattr_failure(tracer, tree: Path) -> None:
     assert doc["removexattr"]["retval"] == -ENODATA
     assert file_of(doc)["path_source"] == "user"
     assert file_of(doc)["destination"]["name"] == "user.absent"
+
+
+def test_setxattr_failure(tracer, tree: Path) -> None:
+    missing = tree / "missing"
+    with tracer.collect() as col:
+        assert syscall("lsetxattr", missing, "user.k", b"v", 1, 0) == -ENOENT
+    doc = only(col, "setxattr", missing)
+    assert doc["setxattr"]["retval"] == -ENOENT
+    assert file_of(doc)["path_source"] == "user"
+    assert file_of(doc)["destination"] == {"name": "user.k", "namespace": "user"}
