@@ -126,7 +126,8 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	if (!rs_type_enabled(c->type) || rs_is_self())
 		goto out;
 	RS_STAT_INC(c->type, seen);
-	if (cap && (cap->nr != nr || cap->arg0 != regs->di || cap->arg1 != regs->si)) {
+	if (cap && cap->count && (cap->nr != nr || cap->arg0 != regs->di || cap->arg1 != regs->si)) {
+		/* Captures of another call (its exit was missed): not this call's objects. */
 		stale = RS_FIM_STALE;
 		cap->count = 0;
 	}
