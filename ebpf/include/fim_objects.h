@@ -368,7 +368,8 @@ static __always_inline void rs_fim_tombstone(struct rs_fim_slot *s)
  * rename's object has moved by now: it is judged by the last component of
  * the caller's old path (rename does not follow it, so that is the name it
  * had) and without discarders; so is any object whose dentry cannot be
- * trusted any more. Discarders need the mount: only with a single mount.
+ * trusted any more. Discarders need the mount: only with a single mount in
+ * the caller's mount namespace.
  */
 static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_call *c, const char *upath)
 {
@@ -379,7 +380,7 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 		d = rs_fim_filter_dentry(s);
 	if (!d)
 		return rs_filter(c->type, NULL, NULL, c->flags, upath);
-	m = rs_sb_single_mount(s->sb);
+	m = rs_sb_mount_in_ns(s->sb);
 	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
 }
 

@@ -10,8 +10,8 @@
  *
  * Without a mount (a dentry named by an inode tracepoint has none), the walk
  * stops at the superblock's root and the path is relative to it
- * (RS_FILE_SB_RELATIVE) unless the superblock has exactly one mount, which is
- * then the mount (rs_sb_single_mount). A walk may start at a directory with a
+ * (RS_FILE_SB_RELATIVE) unless the superblock has exactly one mount in the
+ * caller's mount namespace, which is then the mount (rs_sb_mount_in_ns). A walk may start at a directory with a
  * last component given as bytes (the name a dentry had inside the syscall).
  *
  * Components are prepended, last first, into a per-CPU scratch buffer, then
@@ -224,32 +224,63 @@ struct mount___old {
 	struct list_head mnt_instance;
 } __attribute__((preserve_access_index));
 
-/* The only mount of a superblock, or NULL when it has several (bind mounts,
- * the same filesystem mounted twice, other namespaces). */
-static __always_inline struct mount *rs_sb_single_mount(struct super_block *sb)
-{
-	if (bpf_core_field_exists(struct mount, mnt_next_for_sb)) {
-		struct mount *first = (struct mount *)BPF_CORE_READ(sb, s_mounts);
+#define RS_SB_MOUNTS_MAX 32     /* mounts of one superblock looked at */
 
-		if (first && !BPF_CORE_READ(first, mnt_next_for_sb))
-			return first;
-		return NULL;
+/*
+ * The mount of a superblock in the calling task's mount namespace, when it
+ * has exactly one there; NULL when it has none or several (bind mounts, the
+ * same filesystem mounted twice) or more than RS_SB_MOUNTS_MAX in all. A
+ * container's filesystems have one mount in the container's namespace and
+ * one in the host's: the caller's namespace decides, as an open's vfsmount
+ * would.
+ */
+static __always_inline struct mount *rs_sb_mount_in_ns(struct super_block *sb)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mnt_namespace *ns = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	struct mount *found = NULL;
+	__u32 i, count = 0;
+
+	if (bpf_core_field_exists(struct mount, mnt_next_for_sb)) {
+		struct mount *m = (struct mount *)BPF_CORE_READ(sb, s_mounts);
+
+		for (i = 0; i < RS_SB_MOUNTS_MAX; i++) {
+			if (!m)
+				return count == 1 ? found : NULL;
+			if (BPF_CORE_READ(m, mnt_ns) == ns) {
+				if (++count > 1)
+					return NULL;
+				found = m;
+			}
+			m = BPF_CORE_READ(m, mnt_next_for_sb);
+		}
 	} else {
 		struct super_block___old *osb = (void *)sb;
 		struct list_head *head = &osb->s_mounts;
-		struct list_head *first = BPF_CORE_READ(osb, s_mounts.next);
+		struct list_head *pos = BPF_CORE_READ(osb, s_mounts.next);
 
-		if (first && first != head && BPF_CORE_READ(first, next) == head)
-			return (struct mount *)((void *)first -
-						bpf_core_field_offset(struct mount___old, mnt_instance));
-		return NULL;
+		for (i = 0; i < RS_SB_MOUNTS_MAX; i++) {
+			if (!pos || pos == head)
+				return count == 1 ? found : NULL;
+			struct mount *m = (struct mount *)((void *)pos -
+							   bpf_core_field_offset(struct mount___old, mnt_instance));
+
+			if (BPF_CORE_READ(m, mnt_ns) == ns) {
+				if (++count > 1)
+					return NULL;
+				found = m;
+			}
+			pos = BPF_CORE_READ(pos, next);
+		}
 	}
+	return NULL;
 }
 
 /*
  * The path of `dentry` (+ `/tail` when tail_len > 0), through the mount of
- * its superblock when there is only one, else relative to the superblock's
- * root (RS_FILE_SB_RELATIVE). Sets f->mount_id when the mount is known.
+ * its superblock in the caller's mount namespace when there is only one,
+ * else relative to the superblock's root (RS_FILE_SB_RELATIVE). Sets
+ * f->mount_id when the mount is known.
  */
 static __always_inline bool rs_resolve_dentry(void *rec, __u32 *off, struct rs_file *f,
 					       struct dentry *dentry, const char *tail, __u32 tail_len)
@@ -261,7 +292,7 @@ static __always_inline bool rs_resolve_dentry(void *rec, __u32 *off, struct rs_f
 	f->path.len = 0;
 	if (!dentry)
 		return true;
-	mnt = rs_sb_single_mount(BPF_CORE_READ(dentry, d_sb));
+	mnt = rs_sb_mount_in_ns(BPF_CORE_READ(dentry, d_sb));
 	if (mnt)
 		f->mount_id = BPF_CORE_READ(mnt, mnt_id);
 	else

@@ -303,3 +303,42 @@ def test_rename_exchange_through_dirfds_and_relative_paths(tracer, tree: Path) -
     assert (file_of(two)["inode"], file_of(two)["destination"]["path"]) == (ino_b, str(a))
     assert stat.S_ISREG(file_of(two)["mode"])
     assert b.read_text() == "x"
+
+
+CLONE_NEWNS = 0x00020000
+MS_REC, MS_PRIVATE, MS_MOVE = 0x4000, 1 << 18, 8192
+
+
+def test_process_in_its_own_mount_namespace_reports_its_own_view(tracer, tmp_path: Path) -> None:
+    """A container's view: the filesystem has one mount in the host's
+    namespace and one in the caller's, at another place; the path is the
+    caller's, walked in the kernel (as an open's would be)."""
+    import ctypes
+
+    host_point, ns_point = tmp_path / "host-point", tmp_path / "ns-point"
+    host_point.mkdir()
+    ns_point.mkdir()
+    ok("mount", "rsagent-ns", host_point, "tmpfs", 0, None)
+    try:
+        f = host_point / "f"
+        f.write_text("x")
+        ino = f.stat().st_ino
+        libc = ctypes.CDLL(None, use_errno=True)
+        with tracer.collect() as col:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    if (libc.unshare(CLONE_NEWNS) == 0
+                            and syscall("mount", None, "/", None, MS_REC | MS_PRIVATE, None) == 0
+                            and syscall("mount", host_point, ns_point, None, MS_MOVE, None) == 0):
+                        code = 0 if syscall("chmod", ns_point / "f", 0o600) == 0 else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        assert status == 0
+        doc = file_of(only(col, "chmod", ns_point / "f", pid=pid))
+        assert doc["path_source"] == "kernel" and doc["inode"] == ino and doc["filesystem"] == "tmpfs"
+        assert not events(col, "chmod", f, pid=pid)
+    finally:
+        ok("umount2", host_point, 0)
