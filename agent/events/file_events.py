@@ -6,11 +6,13 @@ Where each path comes from is recorded in the file's ``path_source``
 
 ``kernel``
     every component from kernel objects: a descriptor's struct file, or the
-    dentry a ctime tracepoint named, walked through its mount (the only mount
-    of its filesystem, or the one the agent's mount table gives for it);
+    dentry a ctime tracepoint named, walked through its mount (its
+    filesystem's only mount in the caller's mount namespace, or the only
+    candidate the agent's mount table has for it);
 ``kernel+mount_hint``
     the dentry walked in the kernel up to its filesystem's root; several
-    mounts show that filesystem (bind mounts) and the caller's string chose;
+    mounts show that filesystem (bind mounts) and the caller's string chose
+    among them;
 ``kernel_parent``
     only the object's directory was named by the kernel (overlayfs removal of
     a lower-layer file, ...): that directory + the last component of the
