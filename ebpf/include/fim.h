@@ -16,7 +16,8 @@
  *  2. At sys_exit, rs_fim_exit() (fim_exit.h) picks the object (and the
  *     destination) among the captured inodes by the event type's rules
  *     (fim_objects.h), walks their paths from the captured dentries, adds the
- *     call's arguments, and deletes the storage.
+ *     call's arguments, and resets the storage (kept with the task: deleting
+ *     and re-creating it per call costs more than the rest of the call).
  *
  * Names are compared with the caller's string in fim_names.h.
  *
@@ -94,7 +95,7 @@ struct rs_fim_slot {
 	char name[RS_NAME_MAX];       /* dentry->d_name then (unlink and rename change it) */
 };
 
-/* Per task, alive from the first ctime update of a watched call to its sys_exit. */
+/* Per task: the captures of the watched call it is in (reset at its sys_exit). */
 struct rs_fim_capture {
 	__u64 arg0;                   /* the call's first two arguments and number tell */
 	__u64 arg1;                   /* it from an earlier call whose exit we missed */
