@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .compiled import CompiledPolicyError, locate
     from .discarders import DiscarderLearner
     from .engine import Engine
-    from .kfilters import KernelFilters
+    from .kfilters import KernelFilters, invalidation_hooks
     from .runtime import Runtime, RuntimeConfig
 
     if args.process_cache_max < 1:
@@ -223,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stats_interval=args.stats_interval,
         capture_env=args.capture_env,
         process_cache_max=args.process_cache_max,
+        hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters),
     )
     runtime = Runtime(config, engine, flush=flush, prepare=prepare)
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))

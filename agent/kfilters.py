@@ -16,6 +16,17 @@ log = logging.getLogger(__name__)
 
 NAME_MAX = 255
 
+# Event types whose hooks keep discarders right: a file that moves or gets a
+# new name invalidates its discarders (tombstones), a mount change all of them.
+INVALIDATING_TYPES = frozenset({"rename", "unlink", "rmdir", "link", "mount", "umount"})
+
+
+def invalidation_hooks(filters: dict[str, TypeFilter]) -> set[str]:
+    """Types to hook (without sending) so the policy's discarders stay valid."""
+    if not any(f.discard for f in filters.values()):
+        return set()
+    return set(INVALIDATING_TYPES - set(filters))
+
 
 def type_bit(type_id: int) -> int:
     return 1 << type_id

@@ -49,6 +49,9 @@ class RuntimeConfig:
     poll_timeout_ms: int = 100
     variables: dict[str, int] = field(default_factory=dict)  # const volatile globals of the object
     handle_signals: bool = True                  # False when run off the main thread (tests)
+    # Hooked without sending records: what keeps discarders right (tombstones
+    # on rename/unlink/rmdir/link, revision on mount/umount).
+    hook_only_types: set[str] = field(default_factory=set)
     capture_env: bool = False                    # exec: also capture the environment (opt-in)
     process_cache_max: int = DEFAULT_MAX_ENTRIES  # process images indexed (live + recently exited)
     track_processes: bool = True                 # attach exec/fork/exit even when not asked for
@@ -129,8 +132,8 @@ class Runtime:
             if self.consumer_errors <= 10:
                 log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
 
-    def event_types(self) -> set[str] | None:
-        """The event types whose programs load (None: every one)."""
+    def sent_types(self) -> set[str] | None:
+        """The event types whose records the kernel sends (None: every one)."""
         types = self.config.event_types
         if types is not None and types and self.config.track_processes:
             # The process cache needs every exec, fork and exit to know the
@@ -138,18 +141,32 @@ class Runtime:
             types = types | (PROCESS_TYPES & self.config.hook_set.supported_event_types())
         return types
 
+    def event_types(self) -> set[str] | None:
+        """The event types whose programs load (None: every one): the sent
+        ones, and those hooked only to keep the in-kernel filters right."""
+        types = self.sent_types()
+        if types is not None and self.config.hook_only_types:
+            types = types | (self.config.hook_only_types & self.config.hook_set.supported_event_types())
+        return types
+
     def programs(self) -> list[str]:
         return self.config.hook_set.programs_for(self.event_types())
 
-    def event_mask(self) -> int:
-        """rs_event_mask: bit (1 << type id) per event type watched; hooks
-        shared by several types (the ctime tracepoints) test it."""
-        wanted = self.event_types()
+    def _mask(self, wanted: set[str] | None) -> int:
         mask = 0
         for type_id, name in self.decoder.type_names.items():
             if wanted is None or name in wanted:
                 mask |= 1 << type_id
         return mask
+
+    def event_mask(self) -> int:
+        """rs_event_mask: bit (1 << type id) per event type hooked; hooks
+        shared by several types (the ctime tracepoints) test it."""
+        return self._mask(self.event_types())
+
+    def send_mask(self) -> int:
+        """rs_send_mask: bit per event type whose records are sent."""
+        return self._mask(self.sent_types())
 
     def kernel_stats(self) -> dict[str, TypeStats]:
         if self._obj is None or self._obj.closed:
@@ -166,7 +183,8 @@ class Runtime:
                 if not progs:
                     raise ValueError("no event type to watch: the policy uses none this hook set supports")
                 glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
-                        "rs_event_mask": self.event_mask(), **cfg.variables}
+                        "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
+                        **cfg.variables}
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,

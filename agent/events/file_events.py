@@ -102,6 +102,10 @@ class FileEventDecoder:
             return doc
         file = self._file(e.file, data, size, req, parent_only=bool(e.fim_flags & self.FIM_OBJ_PARENT))
         body: Document = {"file": file, "retval": int(e.retval)}
+        if e.parent_inodes[0]:
+            # Parent directories the kernel filter walked (same mount, nearest
+            # first): what a directory discarder is keyed on.
+            file["parent_inodes"] = [int(i) for i in e.parent_inodes if i]
         if name == "open":
             body["flags"] = e.flags
             file["destination"] = {"mode": e.mode}

@@ -42,9 +42,13 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	task = bpf_get_current_task_btf();
 	if (ret >= 0) {
 		struct file *file = rs_fd_file(task, ret);
+		struct path fpath = {};
 
-		dentry = BPF_CORE_READ(file, f_path.dentry);
-		mnt = BPF_CORE_READ(file, f_path.mnt);
+		/* one read for both halves of f_path (file is not a BTF pointer) */
+		if (file)
+			bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
+		dentry = fpath.dentry;
+		mnt = fpath.mnt;
 	}
 	/* Drop here, before building anything, what no rule can match. */
 	if (!rs_filter(RS_EVENT_OPEN, dentry, mnt, a->flags, a->path))
@@ -64,6 +68,8 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 
 	if (ret >= 0) {
 		rs_fill_file(rec, &off, &e->file, dentry, mnt);
+		if (rs_policy_discard(RS_EVENT_OPEN))
+			rs_filter_parents(e->parent_inodes);
 	} else {
 		char first = 0;
 

@@ -171,6 +171,8 @@ struct rs_file_event {
 	struct rs_str fs_type;        /* mount: the filesystem type argument */
 	struct rs_str root;           /* the task's root, walked, when it is chrooted */
 	__u32 _pad0;
+	__u64 parent_inodes[3];       /* RS_DISCARDER_DEPTH: the file's parent directories in its
+	                               * mount, nearest first, when discarders apply (else 0) */
 };
 
 /*

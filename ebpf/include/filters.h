@@ -73,6 +73,38 @@ struct {
 	__type(value, __u32);
 } discarders_revision SEC(".maps");
 
+/* The parent directories rs_discarded() walked for the event being decided:
+ * copied into the record so user space can push a directory discarder. */
+struct rs_filter_scratch {
+	__u64 parents[RS_DISCARDER_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_filter_scratch);
+} filter_scratch SEC(".maps");
+
+static __always_inline struct rs_filter_scratch *rs_filter_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&filter_scratch, &zero);
+}
+
+/* Copy the parents of the last decided event (zeros if none were walked). */
+static __always_inline void rs_filter_parents(__u64 out[RS_DISCARDER_DEPTH])
+{
+	struct rs_filter_scratch *fs = rs_filter_scratch();
+
+	if (!fs)
+		return;
+#pragma unroll
+	for (int i = 0; i < RS_DISCARDER_DEPTH; i++)
+		out[i] = fs->parents[i];
+}
+
 static __always_inline __u64 rs_type_bit(__u32 type)
 {
 	return 1ULL << (type & 63);
@@ -178,15 +210,19 @@ static __always_inline __u32 rs_discarders_revision(void)
 }
 
 static __always_inline bool rs_discarded_at(__u32 type, struct dentry *dentry, __u32 mount_id,
-					    __u32 is_leaf, __u32 revision)
+					    __u32 is_leaf, __u32 revision, __u64 *ino_out)
 {
 	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
 	struct rs_discarder_key key = {
 		.inode = BPF_CORE_READ(inode, i_ino), .mount_id = mount_id, .is_leaf = is_leaf,
 	};
-	struct rs_discarder_value *v = bpf_map_lookup_elem(&inode_discarders, &key);
+	struct rs_discarder_value *v;
 	struct rs_inode_key ik = {};
 	__u64 *moved;
+
+	if (ino_out)
+		*ino_out = key.inode;
+	v = bpf_map_lookup_elem(&inode_discarders, &key);
 
 	if (!v || !(v->event_mask & rs_type_bit(type)) || v->revision != revision)
 		return false;
@@ -205,6 +241,7 @@ static __always_inline bool rs_discarded_at(__u32 type, struct dentry *dentry, _
  * RS_DISCARDER_DEPTH parent directories within the same mount? */
 static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
+	struct rs_filter_scratch *fs;
 	struct dentry *mnt_root;
 	__u32 mount_id, revision;
 
@@ -213,8 +250,9 @@ static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, stru
 	mount_id = BPF_CORE_READ(rs_real_mount(vfsmnt), mnt_id);
 	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	revision = rs_discarders_revision();
-	if (rs_discarded_at(type, dentry, mount_id, 1, revision))
+	if (rs_discarded_at(type, dentry, mount_id, 1, revision, NULL))
 		return true;
+	fs = rs_filter_scratch();
 #pragma unroll
 	for (int i = 0; i < RS_DISCARDER_DEPTH; i++) {
 		if (dentry == mnt_root)
@@ -222,7 +260,7 @@ static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, stru
 		dentry = BPF_CORE_READ(dentry, d_parent);
 		if (!dentry)
 			return false;
-		if (rs_discarded_at(type, dentry, mount_id, 0, revision))
+		if (rs_discarded_at(type, dentry, mount_id, 0, revision, fs ? &fs->parents[i] : NULL))
 			return true;
 	}
 	return false;
@@ -239,6 +277,13 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 				      __u64 flags, const char *upath)
 {
 	__u32 kinds = rs_policy_approve(type);
+
+	if (rs_policy_discard(type)) {
+		struct rs_filter_scratch *fs = rs_filter_scratch();
+
+		if (fs)
+			__builtin_memset(fs, 0, sizeof(*fs));
+	}
 
 	if (kinds) {
 		bool ok = false;

@@ -125,7 +125,8 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 
 	if (!rs_type_enabled(c->type) || rs_is_self())
 		goto out;
-	RS_STAT_INC(c->type, seen);
+	if (rs_type_sends(c->type))
+		RS_STAT_INC(c->type, seen);
 	if (cap && cap->count && (cap->nr != nr || cap->arg0 != regs->di || cap->arg1 != regs->si)) {
 		/* Captures of another call (its exit was missed): not this call's objects. */
 		stale = RS_FIM_STALE;
@@ -135,10 +136,11 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	/* The kernel filters decide first: a dropped event costs no record. */
 	if (c->use_fd) {
 		if (rs_fd_path(task, c->fd, &fd_dentry, &fd_mnt)) {
-			if (!rs_filter(c->type, fd_dentry, fd_mnt, c->flags, NULL))
-				goto out;
+			/* tombstone first: it must not depend on the event being sent */
 			if (c->type == RS_EVENT_LINK && ret == 0)
 				rs_inode_moved(BPF_CORE_READ(fd_dentry, d_inode));
+			if (!rs_type_sends(c->type) || !rs_filter(c->type, fd_dentry, fd_mnt, c->flags, NULL))
+				goto out;
 		}
 	} else if (cap && cap->count) {
 		captured = true;
@@ -151,6 +153,8 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	}
 	if ((c->type == RS_EVENT_MOUNT || c->type == RS_EVENT_UMOUNT) && ret == 0)
 		rs_bump_discarders_revision();   /* paths below mount points changed */
+	if (!rs_type_sends(c->type))
+		goto out;                        /* hooked for the filters' sake only */
 
 	rec = rs_record();
 	if (!rec)
@@ -171,6 +175,9 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 
 	if (fd_dentry) {
 		rs_fill_file(rec, &off, &e->file, fd_dentry, fd_mnt);
+		/* the filter walked exactly this file's parents */
+		if (rs_policy_discard(c->type))
+			rs_filter_parents(e->parent_inodes);
 		e->fim_flags |= RS_FIM_OBJ_FD;
 		if (c->type == RS_EVENT_LINK && c->path2) {
 			/* linkat(fd, "", ..., AT_EMPTY_PATH): the new alias of the fd's inode. */

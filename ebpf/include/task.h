@@ -22,24 +22,27 @@ static __always_inline void rs_syscall_args(struct rs_syscall_args *args)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 
-	args->a[0] = BPF_CORE_READ(regs, di);
-	args->a[1] = BPF_CORE_READ(regs, si);
-	args->a[2] = BPF_CORE_READ(regs, dx);
-	args->a[3] = BPF_CORE_READ(regs, r10);
-	args->a[4] = BPF_CORE_READ(regs, r8);
-	args->a[5] = BPF_CORE_READ(regs, r9);
+	/* bpf_task_pt_regs() returns a BTF pointer: direct (inline) loads. */
+	args->a[0] = regs->di;
+	args->a[1] = regs->si;
+	args->a[2] = regs->dx;
+	args->a[3] = regs->r10;
+	args->a[4] = regs->r8;
+	args->a[5] = regs->r9;
 }
 
 /* The struct file behind a descriptor of `task`, or NULL. */
 static __always_inline struct file *rs_fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	/* task is a BTF pointer: direct loads down to the fd array; the array
+	 * slot itself needs a probe read (a variable index into BTF memory). */
+	struct fdtable *fdt = task->files->fdt;
 	struct file **fds;
 	struct file *file = NULL;
 
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd & 0xffffff]);
 	return file;
 }

@@ -16,7 +16,7 @@ from agent.discarders import DiscarderLearner
 from agent.engine import Engine
 from agent.features import probe
 from agent.hooksets import choose_hook_set
-from agent.kfilters import KernelFilters
+from agent.kfilters import KernelFilters, invalidation_hooks
 from agent.runtime import Runtime, RuntimeConfig
 
 
@@ -51,7 +51,8 @@ class InProcessAgent:
         types = (set(self.compiled.filters) | {"exec", "fork", "exit"}) & hook_set.supported_event_types()
         config = RuntimeConfig(probe_object=self.compiled.probe_object, hook_set=hook_set, event_types=types,
                                handle_signals=False, poll_timeout_ms=10, ringbuf_bytes=64 << 20,
-                               variables={"rs_agent_tgid": os.getpid()})
+                               variables={"rs_agent_tgid": os.getpid()},
+                               hook_only_types=invalidation_hooks(self.compiled.filters) if discarders else set())
         self.runtime = Runtime(config, self.engine, prepare=self._prepare)
         self._discarders = discarders
         self._thread = threading.Thread(target=self._run, daemon=True)

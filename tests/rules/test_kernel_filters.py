@@ -3,6 +3,7 @@ drop what no rule can match; discarders learned at run time drop repeats."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -51,3 +52,57 @@ def test_glob_rule_repeats_are_discarded_after_the_first(tmp_path: Path, built_o
     assert stats["dropped_approver"] == 0             # no approvers for this policy
     assert stats["dropped_discarder"] >= 300
     assert "pushed_" in stderr
+
+
+def _discarder_stat(stderr: str, name: str) -> int:
+    """A DiscarderStats counter from the agent's exit log (other processes'
+    opens teach it discarders too, so tests compare with lower bounds)."""
+    line = [l for l in stderr.splitlines() if "discarders: DiscarderStats(" in l][-1]
+    return int(line.split(f"{name}=", 1)[1].split(",", 1)[0].rstrip(")"))
+
+
+def _policy(tmp_path: Path, expression: str) -> Path:
+    policy = tmp_path / "p.policy"
+    policy.write_text(f"rules:\n  - id: watched\n    expression: {expression}\n")
+    return policy
+
+
+def test_parent_directory_discarder_covers_the_whole_directory(tmp_path: Path, built_objects: None) -> None:
+    far = tmp_path / "unrelated" / "sub"
+    far.mkdir(parents=True)
+    for name in ("a.bin", "b.bin"):
+        (far / name).write_text("x")
+    agent = start_agent(_policy(tmp_path, 'open.file.path =~ "/etc/rsagent-test/*.conf"'), tmp_path)
+    _open_many(far / "a.bin", 1)
+    time.sleep(0.5)
+    _open_many(far / "b.bin", 200)   # never opened before: covered by a parent's discarder
+    stderr = agent.stop()
+    assert _discarder_stat(stderr, "pushed_parent") >= 1, stderr
+    assert counters(stderr)["open"]["dropped_discarder"] >= 200
+
+
+def test_renaming_a_discarded_file_into_a_watched_name_is_caught(tmp_path: Path, built_objects: None) -> None:
+    watched = tmp_path / "d"
+    watched.mkdir()
+    txt, conf = watched / "f.txt", watched / "f.conf"
+    other, alias = watched / "g.txt", watched / "g.conf"
+    txt.write_text("x")
+    other.write_text("y")
+    # The directory holds watched names, so only the leaf inodes can be discarded.
+    agent = start_agent(_policy(tmp_path, f'open.file.path =~ "{watched}/*.conf"'), tmp_path)
+    _open_many(txt, 1)
+    _open_many(other, 1)
+    time.sleep(0.5)
+    _open_many(txt, 50)
+    _open_many(other, 50)
+    os.rename(txt, conf)          # same inode, now a watched name
+    os.link(other, alias)         # same inode, a second, watched name
+    _open_many(conf, 1)
+    _open_many(alias, 1)
+    assert agent.wait_for("watched")
+    time.sleep(0.5)
+    stderr = agent.stop()
+    assert counters(stderr)["open"]["dropped_discarder"] >= 100, stderr
+    assert _discarder_stat(stderr, "pushed_leaf") >= 2, stderr
+    paths = sorted(a["event"]["open"]["file"]["path"] for a in agent.alerts())
+    assert paths == sorted([str(alias), str(conf)]), stderr
