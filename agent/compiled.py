@@ -19,6 +19,7 @@ policy it runs. Order:
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from .events.layout import layout
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = ROOT / "build" / "policies"
+DEFAULT_CACHE = Path(os.environ.get("RSAGENT_POLICY_CACHE", ROOT / "build" / "policies"))
 
 
 class CompiledPolicyError(RuntimeError):
@@ -77,7 +78,8 @@ def _clang_available() -> bool:
     return any(shutil.which(c) for c in CLANG_CANDIDATES)
 
 
-def locate(result: LoadResult, explicit: Path | None = None, cache: Path = DEFAULT_CACHE) -> CompiledPolicy:
+def locate(result: LoadResult, explicit: Path | None = None, cache: Path | None = None) -> CompiledPolicy:
+    cache = DEFAULT_CACHE if cache is None else cache
     filters = kernel_filters(result.ruleset)
     digest = policy_digest(result.files)
     if explicit is not None:

@@ -106,3 +106,42 @@ def test_renaming_a_discarded_file_into_a_watched_name_is_caught(tmp_path: Path,
     assert _discarder_stat(stderr, "pushed_leaf") >= 2, stderr
     paths = sorted(a["event"]["open"]["file"]["path"] for a in agent.alerts())
     assert paths == sorted([str(alias), str(conf)]), stderr
+
+
+def test_without_compiled_objects_or_clang_the_error_says_to_run_rulec_compile(tmp_path: Path) -> None:
+    import sys
+
+    policy = _policy(tmp_path, 'open.file.path == "/etc/shadow"')
+    env = {"PATH": "/usr/bin:/bin", "RSAGENT_POLICY_CACHE": str(tmp_path / "empty-cache")}
+    bindir = tmp_path / "bin"           # python and nothing else: no clang on PATH
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    env["PATH"] = str(bindir)
+    rsagent = str(Path(sys.executable).parent / "rsagent")
+    proc = subprocess.run([rsagent, "run", "--policy", str(policy)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "rulec compile" in proc.stderr and "--compiled" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([rsagent, "run", "--policy", str(policy), "--compiled", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "no manifest; compile the policy with `rulec compile" in proc.stderr
+
+
+def test_objects_compiled_by_rulec_compile_are_used_with_compiled(tmp_path: Path, built_objects: None) -> None:
+    import sys
+
+    policy = _policy(tmp_path, 'open.file.path == "/etc/shadow"')
+    out = tmp_path / "compiled"
+    rulec = str(Path(sys.executable).parent / "rulec")
+    subprocess.run([rulec, "compile", str(policy), "-o", str(out)], check=True, capture_output=True)
+    agent = start_agent(policy, tmp_path, "--compiled", str(out))
+    subprocess.run(["cat", "/etc/shadow"], check=True, capture_output=True)
+    assert agent.wait_for("watched")
+    agent.stop()
+    # A policy of another shape is refused with the reason.
+    other = tmp_path / "other.policy"
+    other.write_text('rules:\n  - id: g\n    expression: open.file.path =~ "/etc/*/x*"\n')
+    proc = subprocess.run([str(Path(sys.executable).parent / "rsagent"), "run", "--policy", str(other),
+                           "--compiled", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "kernel filters differ" in proc.stderr
