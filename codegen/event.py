@@ -71,11 +71,37 @@ def elements(value: Any) -> list[Any]:
     return value
 
 
+class Resolved(dict):  # type: ignore[type-arg]
+    """A document part with no Lazy left at any depth (it was materialized):
+    :func:`materialize` does not walk it again. For parts shared by many
+    documents, such as a process image shown as an ancestor in every event
+    of its descendants."""
+
+    __slots__ = ()
+
+
+def resolved(doc: dict[str, Any]) -> Resolved:
+    """Materialize ``doc`` once and mark it, and every dict inside it,
+    :class:`Resolved` (a shallow copy of it then only has resolved parts)."""
+    materialize(doc)
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, dict) and value.__class__ is not Resolved:
+            return Resolved({k: mark(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    return mark(doc)  # type: ignore[no-any-return]
+
+
 def materialize(doc: Any) -> Any:
     """Resolve every Lazy in ``doc`` in place (for JSON output); returns ``doc``."""
     stack = [doc]
     while stack:
         node = stack.pop()
+        if node.__class__ is Resolved:
+            continue
         if isinstance(node, dict):
             keys: Iterator[PathKey] = iter(list(node))
         elif isinstance(node, list):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from codegen.event import Lazy
+from codegen.event import Lazy, resolved
 
 from ..process.model import Credentials, Process
 from ..users import UserNames
@@ -101,6 +101,9 @@ def image_doc(proc: Process, users: UserNames, *, keep: bool = True) -> dict[str
     elif proc.source.value in ("procfs", "partial"):
         doc["source"] = proc.source.value
     if keep:
+        # Shown again and again (every event of the image and of its
+        # descendants): resolved once, never walked again by materialize().
+        doc = resolved(doc)
         proc.doc = doc
     return doc
 
