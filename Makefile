@@ -17,7 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 BPF_SRC := $(wildcard ebpf/*.bpf.c)
 BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
 
-.PHONY: setup system venv build run trace test test-slow bench vmlinux clean distclean
+.PHONY: setup system venv build run trace test test-slow test-kernels bench vmlinux clean distclean
 
 setup: system venv build
 
@@ -47,6 +47,13 @@ test: setup
 
 test-slow: setup
 	$(VPY) -m pytest -q -m slow
+
+# The kernel matrix: Debian 12's 6.1 and 6.12 kernels booted under QEMU
+# (virtme-ng) plus the running kernel; minutes, not part of `make test`.
+# Kernel packages are cached in build/kernels/. See docs/kernels.md.
+test-kernels: setup
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test,kernels]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+	$(VPY) tests/kernels/matrix.py $(if $(KERNELS),$(foreach k,$(KERNELS),--kernel $(k)))
 
 bench: setup
 	$(VPY) -m bench

@@ -184,7 +184,7 @@ class Runtime:
                     raise ValueError("no event type to watch: the policy uses none this hook set supports")
                 glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
                         "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
-                        **cfg.variables}
+                        **cfg.hook_set.variables, **cfg.variables}
                 obj = load_object(
                     cfg.probe_object,
                     programs=progs,

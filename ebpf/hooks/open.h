@@ -14,6 +14,7 @@
 #include "filters.h"
 #include "path.h"
 #include "task.h"
+#include "call_ctx.h"
 
 #define RS_O_CREAT 0100
 #define RS_O_WRONLY 01
@@ -32,6 +33,7 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	struct rs_file_event *e;
 	struct dentry *dentry = NULL;
 	struct vfsmount *mnt = NULL;
+	struct rs_call_ctx *c;
 	__u32 off = sizeof(*e);
 	long ret = ctx->ret;
 	void *rec;
@@ -40,6 +42,8 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 		return 0;
 	RS_STAT_INC(RS_EVENT_OPEN, seen);
 	task = bpf_get_current_task_btf();
+	/* fentry set: the struct path vfs_open() got (NULL with the tracepoint set) */
+	c = rs_call_ctx_take(task, (__u32)ctx->id);
 	if (ret >= 0) {
 		struct file *file = rs_fd_file(task, ret);
 		struct path fpath = {};
@@ -49,6 +53,11 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 			bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 		dentry = fpath.dentry;
 		mnt = fpath.mnt;
+	} else if (c && rs_call_obj_valid(&c->obj[0])) {
+		/* The lookup found the file and the open failed after it (an LSM,
+		 * a FIFO without reader, ETXTBSY...): the object is known. */
+		dentry = c->obj[0].dentry;
+		mnt = c->obj[0].mnt;
 	}
 	/* Drop here, before building anything, what no rule can match. */
 	if (!rs_filter(RS_EVENT_OPEN, dentry, mnt, a->flags, a->path))
@@ -66,7 +75,7 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	e->mode = a->mode;
 	e->dirfd = a->dirfd;
 
-	if (ret >= 0) {
+	if (dentry) {
 		rs_fill_file(rec, &off, &e->file, dentry, mnt);
 		if (rs_policy_discard(RS_EVENT_OPEN))
 			rs_filter_parents(e->parent_inodes);
@@ -139,6 +148,34 @@ int rs_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 	a.flags = how.flags;
 	a.mode = how.mode;
 	return rs_open_exit(ctx, &a);
+}
+
+/*
+ * fentry set: vfs_open() gets the struct path the lookup resolved, before
+ * the file is opened; kept for the exit program, which needs it only when
+ * the open then fails (a successful open names it through its fd).
+ */
+SEC("fentry/vfs_open")
+int BPF_PROG(rs_fentry_vfs_open, const struct path *path, struct file *file)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct rs_call_ctx *c;
+	struct pt_regs *regs;
+	long nr;
+
+	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
+		return 0;
+	nr = rs_current_nr(task, &regs);
+	if (nr != RS_NR_openat && nr != RS_NR_open && nr != RS_NR_openat2 && nr != RS_NR_creat)
+		return 0;
+	if (rs_is_self())
+		return 0;
+	c = rs_call_ctx_begin(task, nr, regs);
+	if (!c)
+		return 0;
+	c->count = 0; /* one open per call: the last vfs_open wins */
+	rs_call_ctx_add(c, path->dentry, path->mnt);
+	return 0;
 }
 
 #endif /* RS_HOOK_OPEN_H */

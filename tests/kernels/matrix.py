@@ -1,0 +1,283 @@
+"""The kernel matrix (`make test-kernels`): the agent's CO-RE objects on
+other kernels, each booted for real under virtme-ng (QEMU, no KVM needed).
+
+    python tests/kernels/matrix.py [--kernel 6.1] [--kernel 6.12] [--kernel host] [--keep-going]
+
+For each kernel of ``KERNELS``: find the newest Debian 12 package of its
+series (`apt-cache search`), download and unpack it once into
+build/kernels/ (gitignored), install its modules into /lib/modules/<ver>
+(virtme-ng's guest loads 9p/virtio from there) and boot it with the host's
+root filesystem over 9p, running tests/kernels/guest.py inside. ``host`` runs
+the same script on the running kernel, without a VM. The guest writes a
+JSON report into a shared directory; this script prints per kernel the hook
+set chosen, the programs loaded and attached, verifier failures with the
+log's last lines, and every check, and exits non-zero when a kernel fails
+its expectations.
+
+Needs root, qemu-system-x86, busybox and kmod (installed when missing),
+and virtme-ng in the venv (`pip install -e '.[kernels]'`, done by make).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "kernels"
+RESULTS = CACHE / "results"
+VENV_BIN = Path(sys.executable).parent
+SYSTEM_PACKAGES = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "depmod": "kmod"}
+BOOT_TIMEOUT = 900
+# Event types a precise (fentry) kernel must report correctly; each has a
+# check in workload.py.
+PRECISE_TYPES = ("open", "exec", "chmod", "unlink", "rename")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    label: str
+    package: str            # regular expression over Debian package names; the newest wins
+    hook_set: str | None    # the hook set the probe must choose (None: whatever the host offers)
+    required: tuple[str, ...] = ()   # event types that must be produced and checked
+
+
+KERNELS: dict[str, Kernel] = {
+    k.label: k for k in (
+        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES),
+        Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry", PRECISE_TYPES),
+        Kernel("host", "", None, ("open", "exec")),
+    )
+}
+
+
+class MatrixError(RuntimeError):
+    """A step of the matrix could not be done (not a failed check)."""
+
+
+def sh(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, text=True, capture_output=True, **kw)
+
+
+def ensure_system_packages() -> None:
+    missing = [pkg for tool, pkg in SYSTEM_PACKAGES.items()
+               if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()]
+    if not missing:
+        return
+    print(f"matrix: installing {' '.join(missing)}", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sh(["apt-get", "update", "-qq"], env=env)
+    proc = sh(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    if proc.returncode != 0:
+        raise MatrixError(f"apt-get install {' '.join(missing)} failed: {proc.stderr.strip()[-500:]}")
+
+
+def newest_package(pattern: str) -> str:
+    """The newest Debian package whose name matches; apt lists updated once if none."""
+    for attempt in (0, 1):
+        out = sh(["apt-cache", "search", "--names-only", pattern]).stdout
+        names = [line.split(" - ")[0].strip() for line in out.splitlines() if line.strip()]
+        names = [n for n in names if re.match(pattern, n)]
+        if names:
+            return sorted(names, key=_version_key)[-1]
+        if attempt == 0:
+            sh(["apt-get", "update", "-qq"])
+    raise MatrixError(f"no Debian package matches {pattern!r}: is bookworm (and bookworm-updates) in apt sources?")
+
+
+def _version_key(name: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", name)]
+
+
+def fetch(kernel: Kernel) -> tuple[str, Path]:
+    """Download and unpack the kernel package (cached); install its modules.
+    Returns the kernel release and the vmlinuz path."""
+    package = newest_package(kernel.package)
+    release = package.removeprefix("linux-image-").removesuffix("-unsigned")
+    tree = CACHE / release
+    vmlinuz = tree / "boot" / f"vmlinuz-{release}"
+    if not vmlinuz.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"matrix: downloading {package}", flush=True)
+        proc = sh(["apt-get", "download", package], cwd=CACHE)
+        debs = sorted(CACHE.glob(f"{package}_*.deb"))
+        if proc.returncode != 0 or not debs:
+            raise MatrixError(f"apt-get download {package} failed: {proc.stderr.strip()[-500:]}")
+        proc = sh(["dpkg-deb", "-x", str(debs[-1]), str(tree)])
+        if proc.returncode != 0:
+            raise MatrixError(f"dpkg-deb -x {debs[-1]} failed: {proc.stderr.strip()}")
+        debs[-1].unlink()
+    modules = Path("/lib/modules") / release
+    if not (modules / "modules.dep").is_file():
+        print(f"matrix: installing modules into {modules}", flush=True)
+        modules.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tree / "lib" / "modules" / release, modules, symlinks=True, dirs_exist_ok=True)
+        depmod = shutil.which("depmod") or "/usr/sbin/depmod"
+        proc = sh([depmod, release])
+        if proc.returncode != 0:
+            raise MatrixError(f"depmod {release} failed: {proc.stderr.strip()}")
+    return release, vmlinuz
+
+
+def compiled_dir() -> Path:
+    """Build the objects (make build's step) and return the default policy's compiled directory."""
+    sys.path.insert(0, str(ROOT))
+    from codegen.policy import load_policies
+
+    from agent.build import build
+    from agent.compiled import locate
+
+    build(ROOT / "build", quiet=True)
+    return locate(load_policies([ROOT / "rules"])).directory
+
+
+def guest_command(compiled: Path, out: Path) -> list[str]:
+    return [str(VENV_BIN / "python"), str(ROOT / "tests" / "kernels" / "guest.py"),
+            "--compiled", str(compiled), "--out", str(out)]
+
+
+def boot(release: str, vmlinuz: Path, compiled: Path) -> tuple[Path, Path, float]:
+    out = RESULTS / f"{release}.json"
+    console = RESULTS / f"{release}.console.log"
+    out.unlink(missing_ok=True)
+    vng = VENV_BIN / "vng"
+    if not vng.exists():
+        raise MatrixError(f"{vng} missing: install the kernels extra (`.venv/bin/pip install -e '.[kernels]'`)")
+    cmd = [str(vng), "-r", str(vmlinuz), "--disable-kvm", "--force-9p", "-m", "2G", "-v",
+           f"--rwdir={RESULTS}", "-e", " ".join(guest_command(compiled, out))]
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    started = time.monotonic()
+    with console.open("w") as log:
+        try:
+            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                           timeout=BOOT_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise MatrixError(f"{release}: the guest did not finish within {BOOT_TIMEOUT} s (console: {console})") from None
+    return out, console, time.monotonic() - started
+
+
+def run_host(compiled: Path) -> tuple[Path, Path, float]:
+    release = os.uname().release
+    out = RESULTS / f"host-{release}.json"
+    console = RESULTS / f"host-{release}.log"
+    started = time.monotonic()
+    with console.open("w") as log:
+        subprocess.run(guest_command(compiled, out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
+    return out, console, time.monotonic() - started
+
+
+# -- judging and printing -----------------------------------------------------
+
+def judge(kernel: Kernel, report: dict[str, Any]) -> list[str]:
+    """What is wrong with a kernel's report (empty: it passed)."""
+    problems = list(report.get("errors", []))
+    if kernel.hook_set and report.get("chosen") != kernel.hook_set:
+        problems.append(f"hook set {report.get('chosen')!r} chosen, expected {kernel.hook_set!r}")
+    runs = report.get("runs", [])
+    if not runs:
+        problems.append("no hook set ran")
+    for run in runs:
+        name = run["hook_set"]
+        if run["error"]:
+            problems.append(f"{name}: {run['error']}")
+        for c in run["checks"]:
+            if not c["ok"]:
+                problems.append(f"{name}: {c['name']}: {c['detail']}")
+        if run["child_exit"] not in (0, None):
+            problems.append(f"{name}: the workload exited {run['child_exit']}")
+        if run.get("decode_errors"):
+            problems.append(f"{name}: decode errors {run['decode_errors']}")
+        if name == report.get("chosen"):
+            checked = {c["event_type"] for c in run["checks"]}
+            for t in kernel.required:
+                if t in run["left_out"]:
+                    problems.append(f"{name}: {t} left out ({', '.join(run['left_out'][t])} missing)")
+                elif t not in checked:
+                    problems.append(f"{name}: {t} is not produced by this hook set")
+    for c in report.get("shape_checks", []):
+        if not c["ok"]:
+            problems.append(f"{c['name']}: {c['detail']}")
+    return problems
+
+
+def describe(label: str, report: dict[str, Any], seconds: float, problems: list[str]) -> str:
+    lines = [f"== {label}: kernel {report.get('kernel', '?')} — {'PASS' if not problems else 'FAIL'} ({seconds:.0f} s)"]
+    features = report.get("probe", {}).get("features", {})
+    have = [n for n, f in features.items() if f.get("available")]
+    lacks = [n for n, f in features.items() if not f.get("available")]
+    lines.append(f"   features: {' '.join(have)}" + (f"; missing: {' '.join(lacks)}" if lacks else ""))
+    lines.append(f"   hook set chosen: {report.get('chosen')}")
+    for run in report.get("runs", []):
+        lines.append(f"   [{run['hook_set']}] {run['attached']}/{len(run['programs'])} programs loaded and attached "
+                     f"in {run['load_seconds']} s; {run['docs']} documents"
+                     + (f"; left out: {run['left_out']}" if run["left_out"] else ""))
+        if run["error"]:
+            lines.append(f"      load failed: {run['error']}")
+        for f in run["failures"]:
+            lines.append(f"      program {f['program']}: {f['error']}")
+            lines += [f"         | {line}" for line in f["log_tail"]]
+        for c in run["checks"]:
+            lines.append(f"      {'ok  ' if c['ok'] else 'FAIL'} {c['event_type']:<7} {c['name']}"
+                         + ("" if c["ok"] else f" — {c['detail']}"))
+    for c in report.get("shape_checks", []):
+        lines.append(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']}" + ("" if c["ok"] else f" — {c['detail']}"))
+    for p in problems:
+        lines.append(f"   problem: {p}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernel", action="append", choices=sorted(KERNELS), default=None,
+                    help="only these kernels (default: all)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("matrix: must run as root (installs modules, boots kernels, loads BPF)", file=sys.stderr)
+        return 1
+    labels = args.kernel or list(KERNELS)
+    started = time.monotonic()
+    failed = []
+    try:
+        ensure_system_packages()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        compiled = compiled_dir()
+        for label in labels:
+            kernel = KERNELS[label]
+            try:
+                if label == "host":
+                    out, console, secs = run_host(compiled)
+                else:
+                    release, vmlinuz = fetch(kernel)
+                    print(f"matrix: booting {release}", flush=True)
+                    out, console, secs = boot(release, vmlinuz, compiled)
+                if not out.is_file():
+                    raise MatrixError(f"{label}: no report written; see {console}")
+                report = json.loads(out.read_text())
+            except MatrixError as exc:
+                print(f"== {label}: FAIL — {exc}", flush=True)
+                failed.append(label)
+                continue
+            problems = judge(kernel, report)
+            print(describe(label, report, secs, problems), flush=True)
+            if problems:
+                failed.append(label)
+    except MatrixError as exc:
+        print(f"matrix: error: {exc}", file=sys.stderr)
+        return 1
+    total = time.monotonic() - started
+    print(f"matrix: {len(labels) - len(failed)} passed, {len(failed)} failed in {total:.0f} s"
+          + (f" ({', '.join(failed)})" if failed else ""), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

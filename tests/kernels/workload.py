@@ -1,0 +1,180 @@
+"""The syscalls the kernel matrix performs under the agent, and what each
+must produce.
+
+One forked child does everything (a process of its own, so the agent's
+self-filter stays on), through a symlinked directory so every reported
+path must be the canonical one the kernel walked:
+
+    <tmp>/real/          the directory
+    <tmp>/lnk -> real    what the child uses
+    <tmp>/real/fifo      made by the parent (the child's open of it fails)
+
+Expectations are checked only for the event types the hook set produces;
+the matrix (matrix.py) decides which types a kernel must have.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Doc = dict[str, Any]
+
+O_CREAT = os.O_CREAT
+ENXIO = 6
+SETUID_MODE = 0o4755
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    event_type: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Workload:
+    """A prepared directory and the child that acts in it."""
+
+    top: Path
+    real: Path
+    fifo_inode: int = 0
+    child_pid: int = 0
+    docs: list[Doc] = field(default_factory=list)
+    alerts: list[Doc] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls) -> Workload:
+        top = Path(tempfile.mkdtemp(prefix="rsk-", dir="/tmp")).resolve()
+        real = top / "real"
+        real.mkdir()
+        (top / "lnk").symlink_to("real")
+        shutil.copy2("/bin/true", real / "true")
+        os.mkfifo(real / "fifo")
+        return cls(top=top, real=real, fifo_inode=os.stat(real / "fifo").st_ino)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.top, ignore_errors=True)
+
+    def run_child(self) -> int:
+        """Fork the child; it acts, then execs <real>/true. Returns its pid."""
+        pid = os.fork()
+        if pid == 0:  # the child: plain syscalls only, then exec; exit 3 if any failed
+            try:
+                _act(self.top)
+                os.execv(str(self.top / "lnk" / "true"), ["true"])
+            except OSError:
+                pass
+            os._exit(3)
+        self.child_pid = pid
+        return pid
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.child_pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    # -- what came out -------------------------------------------------------
+    def mine(self, event_type: str) -> list[Doc]:
+        return [d for d in self.docs if d["type"] == event_type and d["process"]["pid"] == self.child_pid]
+
+    def checks(self, types: set[str], *, precise: bool) -> list[Check]:
+        out: list[Check] = []
+        r = str(self.real)
+        f, g, d = f"{r}/f", f"{r}/g", f"{r}/d"
+
+        def one(name: str, event_type: str, pred: Any, what: str) -> None:
+            if event_type not in types:
+                return
+            docs = self.mine(event_type)
+            hits = [x for x in docs if pred(x)]
+            seen = sorted({_path(x, event_type) for x in docs})
+            out.append(Check(name, event_type, bool(hits), f"expected {what}; {event_type} paths seen: {seen}"))
+
+        one("open creates via a symlinked dir", "open",
+            lambda x: x["open"]["file"]["path"] == f and x["open"]["flags"] & O_CREAT and x["open"]["retval"] >= 0
+            and x["open"]["file"]["inode"] > 0, f"path {f}, O_CREAT, retval >= 0, an inode")
+        one("open of a credential file", "open",
+            lambda x: x["open"]["file"]["path"] == "/etc/shadow" and x["open"]["retval"] >= 0, "path /etc/shadow")
+        fifo = f"{r}/fifo"
+        if precise:
+            one("failed open names the object (vfs_open)", "open",
+                lambda x: x["open"]["file"]["path"] == fifo and x["open"]["retval"] == -ENXIO
+                and x["open"]["file"].get("inode") == self.fifo_inode
+                and stat.S_ISFIFO(x["open"]["file"].get("mode", 0)),
+                f"path {fifo}, retval -ENXIO, inode {self.fifo_inode}, a FIFO's mode")
+        else:
+            one("failed open resolved from the caller's string", "open",
+                lambda x: x["open"]["file"]["path"] == fifo and x["open"]["retval"] == -ENXIO,
+                f"path {fifo}, retval -ENXIO")
+        one("chmod setuid", "chmod",
+            lambda x: x["chmod"]["file"]["path"] == f and x["chmod"]["retval"] == 0
+            and x["chmod"]["file"]["destination"]["mode"] == SETUID_MODE
+            and x["chmod"]["file"].get("inode", 0) > 0,
+            f"path {f}, destination mode {SETUID_MODE:o}, retval 0")
+        one("rename", "rename",
+            lambda x: x["rename"]["file"]["path"] == f and x["rename"]["retval"] == 0
+            and x["rename"]["file"]["destination"]["path"] == g,
+            f"path {f} -> {g}, retval 0")
+        one("unlink", "unlink",
+            lambda x: x["unlink"]["file"]["path"] == g and x["unlink"]["retval"] == 0, f"path {g}, retval 0")
+        one("mkdir", "mkdir",
+            lambda x: x["mkdir"]["file"]["path"] == d and x["mkdir"]["retval"] == 0, f"path {d}, retval 0")
+        one("rmdir", "rmdir",
+            lambda x: x["rmdir"]["file"]["path"] == d and x["rmdir"]["retval"] == 0, f"path {d}, retval 0")
+        one("exec from the temporary directory", "exec",
+            lambda x: x["exec"]["file"]["path"] == f"{r}/true", f"path {r}/true")
+        if "fork" in types:
+            forks = [x for x in self.docs if x["type"] == "fork" and x["process"]["pid"] == self.child_pid]
+            out.append(Check("fork of the child", "fork", bool(forks), f"a fork document for pid {self.child_pid}"))
+        one("exit of the child", "exit", lambda x: True, f"an exit document for pid {self.child_pid}")
+        return out
+
+    def alert_checks(self, types: set[str]) -> list[Check]:
+        """Default-policy rules the workload must trigger."""
+        wanted = {"credential_file_read": "open", "exec_from_temporary_directory": "exec",
+                  "setuid_bit_set": "chmod"}
+        fired = {a["rule_id"] for a in self.alerts if a["event"]["process"]["pid"] == self.child_pid}
+        return [Check(f"alert {rule}", event_type, rule in fired, f"fired: {sorted(fired)}")
+                for rule, event_type in wanted.items() if event_type in types]
+
+
+def _act(top: Path) -> None:
+    """The child's syscalls, all through the symlinked directory."""
+    os.chdir(top)
+    fd = os.open("lnk/f", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    fd = os.open("/etc/shadow", os.O_RDONLY)
+    os.close(fd)
+    try:  # a FIFO opened for writing without a reader: ENXIO inside vfs_open
+        os.close(os.open("lnk/fifo", os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+    os.chmod("lnk/f", SETUID_MODE)
+    os.rename("lnk/f", "lnk/g")
+    os.unlink("lnk/g")
+    os.mkdir("lnk/d")
+    os.rmdir("lnk/d")
+
+
+def _path(doc: Doc, event_type: str) -> str:
+    return str(doc.get(event_type, {}).get("file", {}).get("path", ""))
+
+
+def shape(doc: Any, prefix: str = "") -> set[str]:
+    """The dotted key paths of a document (list items merged)."""
+    keys: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            p = f"{prefix}.{k}" if prefix else str(k)
+            keys.add(p)
+            keys |= shape(v, p)
+    elif isinstance(doc, list):
+        for item in doc:
+            keys |= shape(item, prefix + "[]")
+    return keys
