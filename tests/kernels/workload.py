@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ Doc = dict[str, Any]
 O_CREAT = os.O_CREAT
 ENXIO = 6
 SETUID_MODE = 0o4755
+CLOCK_SLACK_NS = 600 * 10**9
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,16 @@ class Workload:
         one("open creates via a symlinked dir", "open",
             lambda x: x["open"]["file"]["path"] == f and x["open"]["flags"] & O_CREAT and x["open"]["retval"] >= 0
             and x["open"]["file"]["inode"] > 0, f"path {f}, O_CREAT, retval >= 0, an inode")
+        cap_eff = _cap_effective()
+        now = time.time_ns()
+        one("open: inode attributes and credentials (CO-RE reads)", "open",
+            lambda x: x["open"]["file"]["path"] == f and x["open"]["file"]["mode"] == stat.S_IFREG | 0o644
+            and x["open"]["file"]["uid"] == os.getuid()
+            and abs(x["open"]["file"]["change_time"] - now) < CLOCK_SLACK_NS
+            and abs(x["open"]["file"]["modification_time"] - now) < CLOCK_SLACK_NS
+            and x["process"]["cap_effective"] == cap_eff,
+            f"path {f}, mode {stat.S_IFREG | 0o644:o}, uid {os.getuid()}, change/modification time within "
+            f"{CLOCK_SLACK_NS // 10**9} s of now, process.cap_effective {cap_eff:#x} (/proc/self/status)")
         one("open of a credential file", "open",
             lambda x: x["open"]["file"]["path"] == "/etc/shadow" and x["open"]["retval"] >= 0, "path /etc/shadow")
         fifo = f"{r}/fifo"
@@ -147,6 +159,7 @@ class Workload:
 def _act(top: Path) -> None:
     """The child's syscalls, all through the symlinked directory."""
     os.chdir(top)
+    os.umask(0o022)
     fd = os.open("lnk/f", os.O_CREAT | os.O_WRONLY, 0o644)
     os.close(fd)
     fd = os.open("/etc/shadow", os.O_RDONLY)
@@ -160,6 +173,13 @@ def _act(top: Path) -> None:
     os.unlink("lnk/g")
     os.mkdir("lnk/d")
     os.rmdir("lnk/d")
+
+
+def _cap_effective() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    raise RuntimeError("/proc/self/status has no CapEff line")
 
 
 def _path(doc: Doc, event_type: str) -> str:
