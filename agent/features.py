@@ -43,6 +43,8 @@ EXTRA_CHECKS: tuple[HookKind, ...] = (
     HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8"),
     HookKind("helpers", "feat_helpers", "bpf_loop and bpf_task_pt_regs helpers", "5.17"),
     HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11"),
+    HookKind("security_path", "feat_security_path",
+             "fentry on the LSM path hooks (fentry/security_path_unlink; CONFIG_SECURITY_PATH)", "5.5"),
 )
 
 

@@ -55,6 +55,15 @@ int BPF_PROG(feat_fentry, const struct path *path, struct file *file)
 	return 0;
 }
 
+/* The LSM path hooks (CONFIG_SECURITY_PATH) hand over the struct path of
+ * every path-based change; the precise hook set needs them. */
+SEC("fentry/security_path_unlink")
+int BPF_PROG(feat_security_path, const struct path *dir, struct dentry *dentry)
+{
+	__sync_fetch_and_add(&hits, 1);
+	return 0;
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(feat_lsm, struct file *file)
 {

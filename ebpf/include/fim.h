@@ -31,6 +31,7 @@
 #include "path.h"
 #include "task.h"
 #include "fim_names.h"
+#include "call_ctx.h"         /* rs_precise_hooks: captures by the fentry/kprobe sets */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 #define RS_NR_rename 82
@@ -87,6 +88,7 @@ struct rs_fim_slot {
 	struct inode *inode;
 	struct super_block *sb;
 	struct dentry *dentry;        /* its alias at the first update; NULL: none yet (a new inode) */
+	struct vfsmount *mnt;         /* the mount it was reached through (fentry set); NULL: unknown */
 	struct dentry *parent;        /* dentry->d_parent then */
 	struct inode *parent_inode;   /* parent->d_inode then: proves `parent` still valid at exit */
 	__u64 hash_len;               /* dentry->d_name.hash_len then: tells a moved dentry */
@@ -102,7 +104,9 @@ struct rs_fim_capture {
 	__u32 nr;
 	__u32 count;
 	__u32 seq;
-	__u32 _pad;
+	__u32 precise;                /* filled by the fentry set (fim_precise.h): slot 0 is the
+	                               * object, slot 1 rename's/link's new name */
+	struct vfsmount *pending_mnt; /* fentry set: the mount mnt_want_write() got in this call */
 	struct rs_fim_slot slot[RS_FIM_SLOTS];
 };
 
@@ -263,6 +267,7 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 		cap->arg1 = a1;
 		cap->count = 0;
 		cap->seq = 0;
+		cap->precise = 0;
 	}
 
 	/* The inode's slot: the one it already has, a free one, or the oldest. */
@@ -298,6 +303,7 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 		__builtin_memset(&s->file, 0, sizeof(s->file));
 		rs_capture_attrs(&s->file, inode);
 		s->dentry = NULL;
+		s->mnt = NULL;
 		s->parent = NULL;
 		s->parent_inode = NULL;
 		s->hash_len = 0;

@@ -9,6 +9,7 @@
 #define RS_FIM_EXIT_H
 
 #include "fim_objects.h"
+#include "fim_precise.h"
 
 /* The task's root is not its mount namespace's root (chroot, pivot inside). */
 static __always_inline bool rs_task_chrooted(struct task_struct *task)
@@ -191,7 +192,10 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 			}
 		}
 	} else if (captured) {
-		records = rs_fim_objects(rec, &off, e, cap, c, &pick, &second);
+		if (rs_precise_hooks && cap->precise)
+			records = rs_precise_objects(rec, &off, e, cap, c, &second);
+		else
+			records = rs_fim_objects(rec, &off, e, cap, c, &pick, &second);
 	}
 	if (c->type == RS_EVENT_MOUNT && ret == 0 && !(c->flags & RS_MS_NOT_NEW))
 		rs_fim_new_mount(rec, &off, e, task);
@@ -236,6 +240,8 @@ out:
 	if (cap) {
 		cap->nr = 0;
 		cap->count = 0;
+		cap->precise = 0;
+		cap->pending_mnt = NULL;
 	}
 	return 0;
 }

@@ -285,6 +285,15 @@ static __always_inline void rs_fim_choose(struct rs_fim_capture *cap, __u32 type
 	p->obj = 0;
 	p->obj2 = 0;
 	p->dir = 0;
+	if (rs_precise_hooks && cap->precise) {
+		/* fentry/kprobe captures (fim_precise.h): slot 0 is the object;
+		 * slot 1, rename's target, an inode when one was replaced or
+		 * exchanged */
+		p->obj = 1;
+		if (type == RS_EVENT_RENAME && cap->count > 1 && cap->slot[1].inode)
+			p->obj2 = 2;
+		return;
+	}
 	if (!s)
 		return;
 	s->type = type;
@@ -380,7 +389,8 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 		d = rs_fim_filter_dentry(s);
 	if (!d)
 		return rs_filter(c->type, NULL, NULL, c->flags, upath);
-	m = rs_sb_mount_in_ns(s->sb);
+	/* the mount the call went through (precise sets), else the caller's view */
+	m = s->mnt ? rs_real_mount(s->mnt) : rs_sb_mount_in_ns(s->sb);
 	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
 }
 

@@ -196,7 +196,7 @@ def judge(kernel: Kernel, report: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: the workload exited {run['child_exit']}")
         if run.get("decode_errors"):
             problems.append(f"{name}: decode errors {run['decode_errors']}")
-        if name == report.get("chosen"):
+        if name == report.get("chosen") and not run["error"]:
             checked = {c["event_type"] for c in run["checks"]}
             for t in kernel.required:
                 if t in run["left_out"]:
