@@ -99,14 +99,19 @@ int BPF_PROG(rs_fentry_path_link, struct dentry *old_dentry, const struct path *
 	return 0;
 }
 
-/* path_setxattr / path_removexattr take write access to the mount of the
- * resolved path just before the inode hook: the mount the caller reached. */
+/*
+ * path_setxattr / path_removexattr take write access to the mount of the
+ * resolved path just before the inode hook: the mount the caller reached.
+ * Only the first of the call counts: overlayfs then takes its upper layer's
+ * private mount and sets the xattr on the upper dentry again, through the
+ * same hooks (seen on 6.12 with /tmp on overlayfs).
+ */
 SEC("fentry/mnt_want_write")
 int BPF_PROG(rs_fentry_mnt_want_write, struct vfsmount *m)
 {
-	struct rs_fim_capture *cap = rs_precise_begin(RS_BIT_XATTR, true);
+	struct rs_fim_capture *cap = rs_precise_begin(RS_BIT_XATTR, false);
 
-	if (cap)
+	if (cap && !cap->pending_mnt && !cap->count)
 		cap->pending_mnt = m;
 	return 0;
 }
@@ -115,7 +120,7 @@ static __always_inline int rs_precise_xattr_hook(__u64 types, struct dentry *den
 {
 	struct rs_fim_capture *cap = rs_precise_begin(types, false);
 
-	if (cap)
+	if (cap && !cap->count)
 		rs_precise_path_slot(cap, 0, dentry, cap->pending_mnt);
 	return 0;
 }

@@ -209,6 +209,23 @@ def judge(kernel: Kernel, report: dict[str, Any]) -> list[str]:
     return problems
 
 
+def cross_shapes(shapes: dict[str, dict[str, list[str]]]) -> list[str]:
+    """Documents of one type must have one shape across hook sets, whatever
+    the kernel (the fentry set's FIM documents on 6.1 against the tracepoint
+    set's on the host, ...)."""
+    problems = []
+    runs = sorted(shapes)
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            if a.split("/")[1] == b.split("/")[1]:
+                continue
+            for event_type in sorted(set(shapes[a]) & set(shapes[b])):
+                diff = sorted(set(shapes[a][event_type]) ^ set(shapes[b][event_type]))
+                if diff:
+                    problems.append(f"{event_type} documents differ between {a} and {b}: {diff}")
+    return problems
+
+
 def describe(label: str, report: dict[str, Any], seconds: float, problems: list[str]) -> str:
     lines = [f"== {label}: kernel {report.get('kernel', '?')} — {'PASS' if not problems else 'FAIL'} ({seconds:.0f} s)"]
     features = report.get("probe", {}).get("features", {})
@@ -246,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = args.kernel or list(KERNELS)
     started = time.monotonic()
     failed = []
+    shapes: dict[str, dict[str, list[str]]] = {}
     try:
         ensure_system_packages()
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -266,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"== {label}: FAIL — {exc}", flush=True)
                 failed.append(label)
                 continue
+            for run in report.get("runs", []):
+                if not run["error"]:
+                    shapes[f"{label}/{run['hook_set']}"] = run["shapes"]
             problems = judge(kernel, report)
             print(describe(label, report, secs, problems), flush=True)
             if problems:
@@ -273,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     except MatrixError as exc:
         print(f"matrix: error: {exc}", file=sys.stderr)
         return 1
+    for problem in cross_shapes(shapes):
+        print(f"== shapes: FAIL — {problem}", flush=True)
+        failed.append("shapes")
     total = time.monotonic() - started
     print(f"matrix: {len(labels) - len(failed)} passed, {len(failed)} failed in {total:.0f} s"
           + (f" ({', '.join(failed)})" if failed else ""), flush=True)

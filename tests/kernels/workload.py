@@ -30,6 +30,8 @@ O_CREAT = os.O_CREAT
 ENXIO = 6
 SETUID_MODE = 0o4755
 CLOCK_SLACK_NS = 600 * 10**9
+CHOWN_ID = 4242
+XATTR = "user.rsagent"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,20 @@ class Workload:
             and x["chmod"]["file"]["destination"]["mode"] == SETUID_MODE
             and x["chmod"]["file"].get("inode", 0) > 0,
             f"path {f}, destination mode {SETUID_MODE:o}, retval 0")
+        one("chown", "chown",
+            lambda x: x["chown"]["file"]["path"] == f and x["chown"]["retval"] == 0
+            and x["chown"]["file"]["destination"]["uid"] == CHOWN_ID,
+            f"path {f}, destination uid {CHOWN_ID}, retval 0")
+        one("utimes", "utimes",
+            lambda x: x["utimes"]["file"]["path"] == f and x["utimes"]["retval"] == 0, f"path {f}, retval 0")
+        for xtype in ("setxattr", "removexattr"):
+            one(xtype, xtype,
+                lambda x, t=xtype: x[t]["file"]["path"] == f and x[t]["file"]["destination"]["name"] == XATTR,
+                f"path {f}, destination name {XATTR} (any retval: filesystem support varies)")
+        one("link", "link",
+            lambda x: x["link"]["file"]["path"] == f and x["link"]["retval"] == 0
+            and x["link"]["file"]["destination"]["path"] == f"{r}/h",
+            f"path {f} -> {r}/h, retval 0")
         one("rename", "rename",
             lambda x: x["rename"]["file"]["path"] == f and x["rename"]["retval"] == 0
             and x["rename"]["file"]["destination"]["path"] == g,
@@ -169,6 +185,15 @@ def _act(top: Path) -> None:
     except OSError:
         pass
     os.chmod("lnk/f", SETUID_MODE)
+    os.chown("lnk/f", CHOWN_ID, CHOWN_ID)
+    os.utime("lnk/f", (1, 1))
+    for call in (lambda: os.setxattr("lnk/f", XATTR, b"1"), lambda: os.removexattr("lnk/f", XATTR)):
+        try:  # user.* xattrs need filesystem support (tmpfs: 6.6+); a refusal still names the file
+            call()
+        except OSError:
+            pass
+    os.link("lnk/f", "lnk/h")
+    os.unlink("lnk/h")
     os.rename("lnk/f", "lnk/g")
     os.unlink("lnk/g")
     os.mkdir("lnk/d")

@@ -1,0 +1,79 @@
+"""Hook set choice and restriction (pure Python: synthetic feature reports).
+
+The real thing is the kernel matrix (tests/kernels/, `make test-kernels`):
+this file pins the rules it relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.features import Feature, FeatureReport
+from agent.hooksets import FENTRY, HOOK_SETS, TRACEPOINT, choose_hook_set
+
+DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage")
+DEBIAN_61 = ("tracepoint", "tp_btf", "raw_tp", "kprobe", "fentry", "lsm", "ringbuf", "helpers",
+             "task_storage", "security_path")
+
+
+def report(available: tuple[str, ...]) -> FeatureReport:
+    r = FeatureReport(kernel="test", arch="x86_64", libbpf="v1.1", btf=True, lockdown="none")
+    for name in set(DEV_KERNEL) | set(DEBIAN_61):
+        r.features[name] = Feature(name, name, name in available, "", "")
+    return r
+
+
+def everything(_tracepoint: str) -> bool:
+    return True
+
+
+def test_fentry_is_preferred_where_it_loads() -> None:
+    assert [h.name for h in HOOK_SETS] == ["fentry", "tracepoint"]
+    assert choose_hook_set(report(DEBIAN_61)).name == "fentry"
+    choice = choose_hook_set(report(DEV_KERNEL))
+    assert choice.name == "tracepoint" and choice.hook_set is not None
+    assert choice.hook_set.left_out == {}
+
+
+def test_tracepoint_set_leaves_out_path_types_without_ctime_tracepoints() -> None:
+    hs = TRACEPOINT.restricted(report(DEBIAN_61), everything)
+    assert {"open", "exec", "fork", "exit", "mount", "umount"} == hs.supported_event_types()
+    assert hs.left_out["chmod"] == ("ctime_tp",) and "rs_ctime_ns_xchg" not in hs.programs_for(None)
+    choice = choose_hook_set(report(DEBIAN_61), only="tracepoint")
+    assert "left out on this kernel: chmod (needs ctime_tp)" in choice.reason
+
+
+def test_fentry_set_needs_security_path_for_path_types() -> None:
+    no_sp = tuple(f for f in DEBIAN_61 if f != "security_path")
+    hs = FENTRY.restricted(report(no_sp), everything)
+    assert "unlink" in hs.left_out and "open" in hs.supported_event_types()
+    # utimes and the xattr types hook vfs_utimes / security_inode_*: always there
+    assert {"utimes", "setxattr", "removexattr"} <= hs.supported_event_types()
+
+
+def test_programs_of_absent_tracepoints_are_dropped() -> None:
+    hs = FENTRY.restricted(report(DEBIAN_61), lambda tp: tp != "syscalls/sys_exit_fchmodat2")
+    assert hs.absent == ("rs_exit_fchmodat2",)
+    assert "rs_exit_fchmodat2" not in hs.programs_for(None) and "rs_exit_fchmodat" in hs.programs_for(None)
+
+
+def test_both_sets_share_the_exit_programs() -> None:
+    """One record producer per syscall: documents cannot differ by hook set."""
+    exits = {p for p in TRACEPOINT.programs_for(None) if p.startswith("rs_exit_")}
+    assert exits == {p for p in FENTRY.programs_for(None) if p.startswith("rs_exit_")}
+    assert FENTRY.supported_event_types() == TRACEPOINT.supported_event_types()
+    assert FENTRY.variables == {"rs_precise_hooks": 1} and not TRACEPOINT.variables
+
+
+def test_unknown_hook_set() -> None:
+    with pytest.raises(KeyError, match="unknown hook set 'kprobe'"):
+        choose_hook_set(report(DEBIAN_61), only="kprobe")
+
+
+def test_every_program_exists_in_the_object(built_objects: None) -> None:
+    from agent.libbpf.object import BpfObject
+    from agent.objects import object_path
+
+    with BpfObject(object_path("probe.bpf.o")) as obj:
+        for hs in HOOK_SETS:
+            missing = set(hs.programs_for(None)) - set(obj.programs)
+            assert not missing, f"{hs.name}: {sorted(missing)} not in probe.bpf.o"
