@@ -15,6 +15,7 @@ the matrix (matrix.py) decides which types a kernel must have.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
@@ -31,6 +32,8 @@ ENXIO = 6
 SETUID_MODE = 0o4755
 CLOCK_SLACK_NS = 600 * 10**9
 CHOWN_ID = 4242
+MS_BIND = 4096
+MNT_DETACH = 2
 XATTR = "user.rsagent"
 
 
@@ -58,12 +61,19 @@ class Workload:
         top = Path(tempfile.mkdtemp(prefix="rsk-", dir="/tmp")).resolve()
         real = top / "real"
         real.mkdir()
+        (real / "mnt").mkdir()
+        (top / "bind").mkdir()
         (top / "lnk").symlink_to("real")
         shutil.copy2("/bin/true", real / "true")
         os.mkfifo(real / "fifo")
         return cls(top=top, real=real, fifo_inode=os.stat(real / "fifo").st_ino)
 
     def cleanup(self) -> None:
+        for leftover in ("bind", "real/mnt"):  # a child that failed half-way
+            try:
+                _umount(str(self.top / leftover), MNT_DETACH)
+            except OSError:
+                pass
         shutil.rmtree(self.top, ignore_errors=True)
 
     def run_child(self) -> int:
@@ -155,6 +165,22 @@ class Workload:
             lambda x: x["mkdir"]["file"]["path"] == d and x["mkdir"]["retval"] == 0, f"path {d}, retval 0")
         one("rmdir", "rmdir",
             lambda x: x["rmdir"]["file"]["path"] == d and x["rmdir"]["retval"] == 0, f"path {d}, retval 0")
+        point = f"{r}/mnt"
+        one("mount of a tmpfs", "mount",
+            lambda x: x["mount"]["mountpoint"]["path"] == point and x["mount"]["retval"] == 0
+            and x["mount"]["fs_type"] == "tmpfs" and x["mount"]["mount_id"] > 0,
+            f"mount point {point}, fs_type tmpfs, a mount id")
+        one("umount", "umount",
+            lambda x: x["umount"]["mountpoint"]["path"] == point and x["umount"]["retval"] == 0, f"mount point {point}")
+        if precise:
+            # The tracepoint set learns only the inode and places it on a
+            # mount from the agent's table, which a bind mount made and
+            # removed between two refreshes never enters: real/f there.
+            bound = f"{self.top}/bind/f"
+            one("chmod through a short-lived bind mount names that mount", "chmod",
+                lambda x: x["chmod"]["file"]["path"] == bound and x["chmod"]["retval"] == 0
+                and x["chmod"]["file"]["path_source"] == "kernel",
+                f"path {bound}, path_source kernel (the mount security_path_chmod got)")
         one("exec from the temporary directory", "exec",
             lambda x: x["exec"]["file"]["path"] == f"{r}/true", f"path {r}/true")
         if "fork" in types:
@@ -194,10 +220,32 @@ def _act(top: Path) -> None:
             pass
     os.link("lnk/f", "lnk/h")
     os.unlink("lnk/h")
+    _mount(b"tmpfs", "lnk/mnt", b"tmpfs", 0)          # mount/umount: the new mount named in the kernel
+    _umount("lnk/mnt")
+    _mount(b"real", "bind", None, MS_BIND)            # the same directory through a second mount
+    try:
+        os.chmod("bind/f", SETUID_MODE)
+    finally:
+        _umount("bind")
     os.rename("lnk/f", "lnk/g")
     os.unlink("lnk/g")
     os.mkdir("lnk/d")
     os.rmdir("lnk/d")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: bytes, target: str, fstype: bytes | None, flags: int) -> None:
+    if _libc.mount(source, target.encode(), fstype, ctypes.c_ulong(flags), None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _umount(target: str, flags: int = 0) -> None:
+    if _libc.umount2(target.encode(), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 def _cap_effective() -> int:
