@@ -45,6 +45,8 @@ EXTRA_CHECKS: tuple[HookKind, ...] = (
     HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11"),
     HookKind("security_path", "feat_security_path",
              "fentry on the LSM path hooks (fentry/security_path_unlink; CONFIG_SECURITY_PATH)", "5.5"),
+    HookKind("kprobe_security_path", "feat_kprobe_security_path",
+             "kprobes on the LSM path hooks (kprobe/security_path_unlink; CONFIG_SECURITY_PATH)", "4.1"),
 )
 
 

@@ -10,6 +10,8 @@ of ``HOOK_SETS`` (the first whose requirements the kernel meets wins):
   return value and emit the record. Needs fentry/fexit trampolines (kernels
   with BTF and CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS: standard
   distribution kernels; not the development kernel).
+- ``kprobe``: the same captures as kprobes, for kernels with kprobes but
+  without fentry trampolines (the same bodies, ebpf/hooks/precise.h).
 - ``tracepoint``: syscall-exit tracepoints and BTF tracepoints only. Works on
   kernels without kprobes/fentry/LSM (the development kernel). Arguments come
   from the task's saved user registers at syscall exit; objects from the
@@ -146,41 +148,54 @@ TRACEPOINT = HookSet(
     optional=_YOUNG_SYSCALLS,
 )
 
-# fentry programs that hand over each path-based call's objects
-# (ebpf/hooks/fentry.h); the exit programs are the tracepoint set's.
-_FENTRY_CAPTURE = {
-    "chmod": ("rs_fentry_path_chmod",),
-    "chown": ("rs_fentry_path_chown",),
-    "mkdir": ("rs_fentry_path_mkdir",),
-    "rmdir": ("rs_fentry_path_rmdir",),
-    "unlink": ("rs_fentry_path_unlink",),
-    "rename": ("rs_fentry_path_rename",),
-    "link": ("rs_fentry_path_link",),
-    "utimes": ("rs_fentry_vfs_utimes",),
-    "setxattr": ("rs_fentry_inode_setxattr", "rs_fentry_mnt_want_write"),
-    "removexattr": ("rs_fentry_inode_removexattr", "rs_fentry_mnt_want_write"),
+# Programs that hand over each path-based call's objects (ebpf/hooks/precise.h,
+# one body, a fentry and a kprobe flavor); the exit programs are the
+# tracepoint set's.
+_CAPTURE = {
+    "open": ("vfs_open",),
+    "chmod": ("path_chmod",),
+    "chown": ("path_chown",),
+    "mkdir": ("path_mkdir",),
+    "rmdir": ("path_rmdir",),
+    "unlink": ("path_unlink",),
+    "rename": ("path_rename",),
+    "link": ("path_link",),
+    "utimes": ("vfs_utimes",),
+    "setxattr": ("inode_setxattr", "mnt_want_write"),
+    "removexattr": ("inode_removexattr", "mnt_want_write"),
 }
 
-FENTRY = HookSet(
-    name="fentry",
-    requires=("fentry", "tracepoint", "tp_btf", "ringbuf", "helpers", "task_storage"),
-    description="fentry on the VFS/LSM functions that hold the call's objects + syscall-exit tracepoints",
-    programs={
-        # vfs_open names the file an open reached even when the open then
-        # fails (LSM denial, a FIFO without reader...); the exit program emits.
-        "open": ("rs_fentry_vfs_open", *_OPEN_EXIT),
-        **{t: (*_FENTRY_CAPTURE[t], *progs) for t, progs in _EXITS.items()},
-        **_SHARED,
-    },
-    # security_path_* exist with CONFIG_SECURITY_PATH (Debian, Ubuntu, RHEL...)
-    type_requires={t: ("security_path",) for t in _PATH_TYPES if _FENTRY_CAPTURE[t][0].startswith("rs_fentry_path")},
-    optional=_YOUNG_SYSCALLS,
-    # the exit programs read what the fentry programs kept (ebpf/include/call_ctx.h, fim.h)
-    variables={"rs_precise_hooks": 1},
-)
+
+def _precise(flavor: str, requires: tuple[str, ...], security_path: str, description: str) -> HookSet:
+    return HookSet(
+        name=flavor,
+        requires=requires,
+        description=description,
+        programs={
+            # vfs_open names the file an open reached even when the open then
+            # fails (LSM denial, a FIFO without reader...); the exit program emits.
+            "open": (*(f"rs_{flavor}_{c}" for c in _CAPTURE["open"]), *_OPEN_EXIT),
+            **{t: (*(f"rs_{flavor}_{c}" for c in _CAPTURE[t]), *progs) for t, progs in _EXITS.items()},
+            **_SHARED,
+        },
+        # security_path_* exist with CONFIG_SECURITY_PATH (Debian, Ubuntu, RHEL...)
+        type_requires={t: (security_path,) for t in _PATH_TYPES if _CAPTURE[t][0].startswith("path_")},
+        optional=_YOUNG_SYSCALLS,
+        # the exit programs read what the captures kept (ebpf/include/call_ctx.h, fim_precise.h)
+        variables={"rs_precise_hooks": 1},
+    )
+
+
+FENTRY = _precise("fentry", ("fentry", "tracepoint", "tp_btf", "ringbuf", "helpers", "task_storage"),
+                  "security_path",
+                  "fentry on the VFS/LSM functions that hold the call's objects + syscall-exit tracepoints")
+KPROBE = _precise("kprobe", ("kprobe", "tracepoint", "tp_btf", "ringbuf", "helpers", "task_storage"),
+                  "kprobe_security_path",
+                  "kprobes on the VFS/LSM functions that hold the call's objects + syscall-exit tracepoints "
+                  "(fentry unavailable)")
 
 # In order of preference: the first whose requirements the kernel meets wins.
-HOOK_SETS: tuple[HookSet, ...] = (FENTRY, TRACEPOINT)
+HOOK_SETS: tuple[HookSet, ...] = (FENTRY, KPROBE, TRACEPOINT)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ int BPF_PROG(feat_security_path, const struct path *dir, struct dentry *dentry)
 	return 0;
 }
 
+SEC("kprobe/security_path_unlink")
+int BPF_KPROBE(feat_kprobe_security_path)
+{
+	__sync_fetch_and_add(&hits, 1);
+	return 0;
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(feat_lsm, struct file *file)
 {

@@ -12,7 +12,7 @@
 #include "hooks/setattr.h"
 #include "hooks/dirent.h"
 #include "hooks/mount.h"
-#include "hooks/fentry.h"
+#include "hooks/precise.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

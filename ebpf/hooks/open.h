@@ -151,12 +151,11 @@ int rs_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 }
 
 /*
- * fentry set: vfs_open() gets the struct path the lookup resolved, before
+ * Precise sets: vfs_open() gets the struct path the lookup resolved, before
  * the file is opened; kept for the exit program, which needs it only when
  * the open then fails (a successful open names it through its fd).
  */
-SEC("fentry/vfs_open")
-int BPF_PROG(rs_fentry_vfs_open, const struct path *path, struct file *file)
+static __always_inline int rs_precise_vfs_open(const struct path *path)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rs_call_ctx *c;
@@ -174,8 +173,20 @@ int BPF_PROG(rs_fentry_vfs_open, const struct path *path, struct file *file)
 	if (!c)
 		return 0;
 	c->count = 0; /* one open per call: the last vfs_open wins */
-	rs_call_ctx_add(c, path->dentry, path->mnt);
+	rs_call_ctx_add(c, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt));
 	return 0;
+}
+
+SEC("fentry/vfs_open")
+int BPF_PROG(rs_fentry_vfs_open, const struct path *path)
+{
+	return rs_precise_vfs_open(path);
+}
+
+SEC("kprobe/vfs_open")
+int BPF_KPROBE(rs_kprobe_vfs_open, const struct path *path)
+{
+	return rs_precise_vfs_open(path);
 }
 
 #endif /* RS_HOOK_OPEN_H */

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from agent.features import Feature, FeatureReport
-from agent.hooksets import FENTRY, HOOK_SETS, TRACEPOINT, choose_hook_set
+from agent.hooksets import FENTRY, HOOK_SETS, KPROBE, TRACEPOINT, choose_hook_set
 
 DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage")
 DEBIAN_61 = ("tracepoint", "tp_btf", "raw_tp", "kprobe", "fentry", "lsm", "ringbuf", "helpers",
-             "task_storage", "security_path")
+             "task_storage", "security_path", "kprobe_security_path")
 
 
 def report(available: tuple[str, ...]) -> FeatureReport:
@@ -27,8 +27,11 @@ def everything(_tracepoint: str) -> bool:
 
 
 def test_fentry_is_preferred_where_it_loads() -> None:
-    assert [h.name for h in HOOK_SETS] == ["fentry", "tracepoint"]
+    assert [h.name for h in HOOK_SETS] == ["fentry", "kprobe", "tracepoint"]
     assert choose_hook_set(report(DEBIAN_61)).name == "fentry"
+    no_fentry = tuple(f for f in DEBIAN_61 if f not in ("fentry", "security_path"))
+    choice = choose_hook_set(report(no_fentry))
+    assert choice.name == "kprobe" and choice.hook_set is not None and not choice.hook_set.left_out
     choice = choose_hook_set(report(DEV_KERNEL))
     assert choice.name == "tracepoint" and choice.hook_set is not None
     assert choice.hook_set.left_out == {}
@@ -59,14 +62,18 @@ def test_programs_of_absent_tracepoints_are_dropped() -> None:
 def test_both_sets_share_the_exit_programs() -> None:
     """One record producer per syscall: documents cannot differ by hook set."""
     exits = {p for p in TRACEPOINT.programs_for(None) if p.startswith("rs_exit_")}
-    assert exits == {p for p in FENTRY.programs_for(None) if p.startswith("rs_exit_")}
-    assert FENTRY.supported_event_types() == TRACEPOINT.supported_event_types()
-    assert FENTRY.variables == {"rs_precise_hooks": 1} and not TRACEPOINT.variables
+    for precise in (FENTRY, KPROBE):
+        assert exits == {p for p in precise.programs_for(None) if p.startswith("rs_exit_")}
+        assert precise.supported_event_types() == TRACEPOINT.supported_event_types()
+        assert precise.variables == {"rs_precise_hooks": 1}
+    assert not TRACEPOINT.variables
+    # the two precise flavors hook the same functions
+    assert [p.replace("rs_kprobe_", "rs_fentry_") for p in KPROBE.programs_for(None)] == FENTRY.programs_for(None)
 
 
 def test_unknown_hook_set() -> None:
-    with pytest.raises(KeyError, match="unknown hook set 'kprobe'"):
-        choose_hook_set(report(DEBIAN_61), only="kprobe")
+    with pytest.raises(KeyError, match="unknown hook set 'lsm'"):
+        choose_hook_set(report(DEBIAN_61), only="lsm")
 
 
 def test_every_program_exists_in_the_object(built_objects: None) -> None:

@@ -198,7 +198,8 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
         run.error = str(errors[0])
     types = hs.supported_event_types()
     run.docs = len(work.docs)
-    run.checks = work.checks(types, precise=name == "fentry") + work.alert_checks(types)
+    precise = bool(hs.variables.get("rs_precise_hooks"))
+    run.checks = work.checks(types, precise=precise) + work.alert_checks(types)
     run.shapes = {}
     for d in work.docs:
         if d["process"]["pid"] == work.child_pid:
