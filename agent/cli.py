@@ -119,9 +119,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if types:
         unknown = types - choice.hook_set.supported_event_types()
         if unknown:
-            log.error("--event-type %s: not produced by the %s hook set (it has: %s)",
+            lacking = {t: choice.hook_set.left_out[t] for t in unknown if t in choice.hook_set.left_out}
+            why = "".join(f"; {t} needs {', '.join(r)}, which this kernel lacks" for t, r in sorted(lacking.items()))
+            log.error("--event-type %s: not produced by the %s hook set (it has: %s)%s",
                       ", ".join(sorted(unknown)), choice.name,
-                      ", ".join(sorted(choice.hook_set.supported_event_types())))
+                      ", ".join(sorted(choice.hook_set.supported_event_types())), why)
             return EXIT_USAGE
 
     def consume(doc: dict) -> None:
@@ -190,8 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     have = choice.hook_set.supported_event_types()
     for event_type in sorted(wanted - have):
         ids = ", ".join(r.id for r in ruleset.rules_for(event_type))
-        log.warning("rules of type %s cannot fire: the %s hook set does not produce %s events (%s)",
-                    event_type, choice.name, event_type, ids)
+        lacking = choice.hook_set.left_out.get(event_type)
+        why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
+        log.warning("rules of type %s cannot fire: the %s hook set does not produce %s events%s (%s)",
+                    event_type, choice.name, event_type, why, ids)
     if not wanted & have:
         print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
         return EXIT_ERROR

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * call_ctx.h - objects the precise hooks (fentry, hook set `fentry`) find
+ * call_ctx.h - objects the precise hooks (hook sets `fentry`, `kprobe`) find
  * inside a syscall, kept in the calling task's local storage until the
  * syscall's exit program (the same one the `tracepoint` set uses) emits the
  * record. Per task, not a shared hash: no contention, freed with the task.
@@ -10,7 +10,11 @@
  * leftovers of a call whose exit was missed (programs attached mid-call)
  * are never taken for another call's objects.
  *
- * The loader sets rs_precise_hooks when it loads the `fentry` set; with the
+ * Opens have their own small context (72 bytes per task) rather than the
+ * file-integrity capture (fim.h, ~3 KB with its slots): nearly every task
+ * opens files, few change them.
+ *
+ * The loader sets rs_precise_hooks when it loads a precise set; with the
  * `tracepoint` set the verifier prunes every use (a const volatile), so the
  * exit programs cost nothing more there.
  */
