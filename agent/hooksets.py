@@ -17,8 +17,9 @@ of ``HOOK_SETS`` (the first whose requirements the kernel meets wins):
   from the task's saved user registers at syscall exit; objects from the
   returned fd.
 
-Both produce the same records (ebpf/include/events.h), decoded by the same
-code: an event document has the same shape whichever set produced it.
+All produce the same records (ebpf/include/events.h) through the same
+syscall-exit programs, decoded by the same code: an event document has the
+same shape whichever set produced it.
 
 An event type may need more than its set's ``requires`` (``type_requires``,
 e.g. a tracepoint that only newer kernels have). On a kernel that lacks it
@@ -100,7 +101,7 @@ def tracefs_has(tracepoint: str) -> bool:
 
 _CTIME = ("rs_ctime_ns_xchg", "rs_ctime_xchg_skip", "rs_inode_set_ctime")
 _OPEN_EXIT = ("rs_exit_open", "rs_exit_openat", "rs_exit_openat2", "rs_exit_creat")
-# The sys_exit program of every syscall variant, shared by both sets: it
+# The sys_exit program of every syscall variant, shared by every set: it
 # reads the arguments and the return value and emits the record; the
 # objects come from the set's capture programs (ebpf/include/fim.h).
 _EXITS = {

@@ -42,7 +42,7 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 		return 0;
 	RS_STAT_INC(RS_EVENT_OPEN, seen);
 	task = bpf_get_current_task_btf();
-	/* fentry set: the struct path vfs_open() got (NULL with the tracepoint set) */
+	/* precise sets: the struct path vfs_open() got (NULL with the tracepoint set) */
 	c = rs_call_ctx_take(task, (__u32)ctx->id);
 	if (ret >= 0) {
 		struct file *file = rs_fd_file(task, ret);
@@ -53,11 +53,11 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 			bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 		dentry = fpath.dentry;
 		mnt = fpath.mnt;
-	} else if (c && rs_call_obj_valid(&c->obj[0])) {
+	} else if (c && rs_call_obj_valid(&c->obj)) {
 		/* The lookup found the file and the open failed after it (an LSM,
 		 * a FIFO without reader, ETXTBSY...): the object is known. */
-		dentry = c->obj[0].dentry;
-		mnt = c->obj[0].mnt;
+		dentry = c->obj.dentry;
+		mnt = c->obj.mnt;
 	}
 	/* Drop here, before building anything, what no rule can match. */
 	if (!rs_filter(RS_EVENT_OPEN, dentry, mnt, a->flags, a->path))
@@ -172,8 +172,7 @@ static __always_inline int rs_precise_vfs_open(const struct path *path)
 	c = rs_call_ctx_begin(task, nr, regs);
 	if (!c)
 		return 0;
-	c->count = 0; /* one open per call: the last vfs_open wins */
-	rs_call_ctx_add(c, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt));
+	rs_call_ctx_set(c, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt));
 	return 0;
 }
 

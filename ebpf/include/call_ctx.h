@@ -30,7 +30,6 @@ const volatile __u32 rs_precise_hooks = 0;
 #define RS_NR_openat 257
 #define RS_NR_openat2 437
 
-#define RS_CALL_OBJS 2
 
 #ifndef RS_PF_KTHREAD
 #define RS_PF_KTHREAD 0x00200000
@@ -48,8 +47,8 @@ struct rs_call_ctx {
 	__u64 arg0;
 	__u64 arg1;
 	__u32 nr;
-	__u32 count;
-	struct rs_call_obj obj[RS_CALL_OBJS];
+	__u32 count;                  /* 0 or 1: obj holds the call's object */
+	struct rs_call_obj obj;
 };
 
 struct {
@@ -86,17 +85,13 @@ static __always_inline struct rs_call_ctx *rs_call_ctx_begin(struct task_struct 
 	return c;
 }
 
-/* Keep an object (struct path) of the current call. */
-static __always_inline void rs_call_ctx_add(struct rs_call_ctx *c, struct dentry *dentry, struct vfsmount *mnt)
+/* Keep the object (struct path) of the current call; the last one wins. */
+static __always_inline void rs_call_ctx_set(struct rs_call_ctx *c, struct dentry *dentry, struct vfsmount *mnt)
 {
-	__u32 i = c->count;
-
-	if (i >= RS_CALL_OBJS)
-		return;
-	c->obj[i].dentry = dentry;
-	c->obj[i].mnt = mnt;
-	c->obj[i].inode = BPF_CORE_READ(dentry, d_inode);
-	c->count = i + 1;
+	c->obj.dentry = dentry;
+	c->obj.mnt = mnt;
+	c->obj.inode = BPF_CORE_READ(dentry, d_inode);
+	c->count = 1;
 }
 
 /*
