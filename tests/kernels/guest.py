@@ -211,7 +211,7 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
 def compare_shapes(runs: list[HookSetRun]) -> list[Check]:
     out = []
     done = [r for r in runs if not r.error]
-    for a, b in zip(done, done[1:]):
+    for a, b in zip(done, done[1:], strict=False):
         for event_type in sorted(set(a.shapes) & set(b.shapes)):
             sa, sb = set(a.shapes[event_type]), set(b.shapes[event_type])
             diff = sorted(sa ^ sb)

@@ -1,7 +1,7 @@
 """The kernel matrix (`make test-kernels`): the agent's CO-RE objects on
 other kernels, each booted for real under virtme-ng (QEMU, no KVM needed).
 
-    python tests/kernels/matrix.py [--kernel 6.1] [--kernel 6.12] [--kernel host] [--keep-going]
+    python tests/kernels/matrix.py [--kernel 6.1] [--kernel 6.12] [--kernel host]
 
 For each kernel of ``KERNELS``: find the newest Debian 12 package of its
 series (`apt-cache search`), download and unpack it once into
@@ -161,7 +161,8 @@ def boot(release: str, vmlinuz: Path, compiled: Path) -> tuple[Path, Path, float
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                            timeout=BOOT_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
-            raise MatrixError(f"{release}: the guest did not finish within {BOOT_TIMEOUT} s (console: {console})") from None
+            raise MatrixError(f"{release}: the guest did not finish within {BOOT_TIMEOUT} s "
+                              f"(console: {console})") from None
     return out, console, time.monotonic() - started
 
 
