@@ -151,9 +151,11 @@ int rs_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 }
 
 /*
- * Precise sets: vfs_open() gets the struct path the lookup resolved, before
- * the file is opened; kept for the exit program, which needs it only when
- * the open then fails (a successful open names it through its fd).
+ * Precise sets: vfs_open() gets the struct path the lookup resolved; kept
+ * for the exit program, which needs it only when the open then fails (a
+ * successful open names its file through the fd). The fentry set hooks the
+ * function's exit, so only failed opens write to the task's storage; the
+ * kprobe set, without the return value, keeps every open's.
  */
 static __always_inline int rs_precise_vfs_open(const struct path *path)
 {
@@ -176,10 +178,10 @@ static __always_inline int rs_precise_vfs_open(const struct path *path)
 	return 0;
 }
 
-SEC("fentry/vfs_open")
-int BPF_PROG(rs_fentry_vfs_open, const struct path *path)
+SEC("fexit/vfs_open")
+int BPF_PROG(rs_fentry_vfs_open, const struct path *path, struct file *file, int ret)
 {
-	return rs_precise_vfs_open(path);
+	return ret ? rs_precise_vfs_open(path) : 0;
 }
 
 SEC("kprobe/vfs_open")
