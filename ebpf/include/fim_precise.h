@@ -116,7 +116,8 @@ static __always_inline void rs_precise_path_slot(struct rs_fim_capture *cap, __u
  * plus its name - as the caller reached it, whatever happened to the dentry
  * since (unlinked, moved). The directory must still be the inode it was.
  * Without a mount (setxattr whose mnt_want_write was not seen), as the ctime
- * capture does: the superblock's single mount, or relative to its root.
+ * capture does: the superblock's mount in the caller's namespace, or
+ * relative to the filesystem's root.
  */
 static __always_inline void rs_precise_path(void *rec, __u32 *off, struct rs_file *f, struct rs_fim_slot *s)
 {
