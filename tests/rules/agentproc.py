@@ -42,6 +42,19 @@ class AgentRun:
         return self.stderr
 
 
+STARTED: list[AgentRun] = []
+
+
+def reap() -> None:
+    """Stop every agent a test started and left running (a failed assertion
+    before agent.stop()): no orphan keeps probes attached after the test."""
+    while STARTED:
+        run = STARTED.pop()
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait(30)
+
+
 def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
     ready = workdir / "agent.ready"
     alerts = workdir / "alerts.jsonl"
@@ -58,7 +71,9 @@ def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
             proc.kill()
             raise TimeoutError("rsagent run did not become ready in 60 s")
         time.sleep(0.05)
-    return AgentRun(proc, alerts)
+    run = AgentRun(proc, alerts)
+    STARTED.append(run)
+    return run
 
 
 def counters(stderr: str) -> dict[str, dict[str, int]]:
