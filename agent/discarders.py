@@ -3,9 +3,10 @@ file — or better one of its parent directories — can never match a rule of
 that event type, and tell the kernel (map ``inode_discarders``).
 
 The proof is partial evaluation (codegen.partial) of every rule of the type
-with only the file's path known. Directories are tried from the farthest
-(RS_DISCARDER_DEPTH levels up) to the nearest, so one entry covers as much
-as possible; the leaf inode is the fallback. Insertions are deduplicated and
+with only the file's path known, for each of the file's first
+RS_DISCARDER_DEPTH parent directories: the nearest discardable one and the
+farthest are pushed (the kernel checks nearest first and stops at the first
+hit); the leaf inode is the fallback when no directory qualifies. Insertions are deduplicated and
 rate-limited; the kernel keeps them in a bounded LRU map.
 """
 
@@ -94,10 +95,15 @@ class DiscarderLearner:
         for _ in parents:
             directory = posixpath.dirname(directory)
             dirs.append(directory)
-        for depth in range(len(dirs), 0, -1):
-            if parents[depth - 1] and directory_discardable(rules, field_name, dirs[depth - 1]):
+        # The nearest discardable directory (the kernel checks nearest first:
+        # files of a hot directory are dropped after two steps) and the
+        # farthest one (the widest cover).
+        discardable = [d for d in range(1, len(dirs) + 1)
+                       if parents[d - 1] and directory_discardable(rules, field_name, dirs[d - 1])]
+        if discardable:
+            for depth in sorted({discardable[0], discardable[-1]}):
                 self._push(event_type, parents[depth - 1], mount_id, 0, doc["timestamp"])
-                return
+            return
         if is_discarder(rules, field_name, path):
             self._push(event_type, inode, mount_id, 1, doc["timestamp"])
         else:

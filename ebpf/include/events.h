@@ -285,10 +285,12 @@ struct rs_discarder_value {
 };
 
 /* inode_tombstones: when an inode last changed place (rename, unlink, link).
- * A discarder decided before that no longer holds. */
+ * A discarder decided before that no longer holds. Keyed by inode number
+ * alone (dev is 0): the same number on another filesystem only invalidates a
+ * discarder early, which is safe, and the hot path reads no superblock. */
 struct rs_inode_key {
 	__u64 inode;
-	__u32 dev;                    /* super_block.s_dev */
+	__u32 dev;                    /* 0 (reserved) */
 	__u32 _pad0;
 };
 

@@ -209,26 +209,49 @@ static __always_inline __u32 rs_discarders_revision(void)
 	return rev ? *rev : 0;
 }
 
-static __always_inline bool rs_discarded_at(__u32 type, struct dentry *dentry, __u32 mount_id,
-					    __u32 is_leaf, __u32 revision, __u64 *ino_out)
-{
-	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
-	struct rs_discarder_key key = {
-		.inode = BPF_CORE_READ(inode, i_ino), .mount_id = mount_id, .is_leaf = is_leaf,
-	};
-	struct rs_discarder_value *v;
-	struct rs_inode_key ik = {};
-	__u64 *moved;
+/* The two fields of a dentry the discarder walk needs, read with a single
+ * probe read of the dentry's head when CO-RE places both there (they sit in
+ * its first 64 bytes on every kernel seen), else one read each. */
+#define RS_DENTRY_HEAD 64
 
-	if (ino_out)
-		*ino_out = key.inode;
-	v = bpf_map_lookup_elem(&inode_discarders, &key);
+struct rs_dentry_view {
+	struct dentry *parent;
+	__u64 ino;
+};
+
+static __always_inline int rs_dentry_view(struct dentry *d, struct rs_dentry_view *v)
+{
+	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 oi = bpf_core_field_offset(struct dentry, d_inode);
+	struct inode *inode;
+	__u64 head[RS_DENTRY_HEAD / 8];
+
+	if (op % 8 == 0 && oi % 8 == 0 && op + 8 <= RS_DENTRY_HEAD && oi + 8 <= RS_DENTRY_HEAD) {
+		if (bpf_probe_read_kernel(head, sizeof(head), d))
+			return -1;
+		v->parent = (struct dentry *)head[(op / 8) & (RS_DENTRY_HEAD / 8 - 1)];
+		inode = (struct inode *)head[(oi / 8) & (RS_DENTRY_HEAD / 8 - 1)];
+	} else {
+		v->parent = BPF_CORE_READ(d, d_parent);
+		inode = BPF_CORE_READ(d, d_inode);
+	}
+	v->ino = BPF_CORE_READ(inode, i_ino);
+	return 0;
+}
+
+/* A discarder for (ino, mount) that still holds: its revision is current and
+ * the inode has not moved (tombstone) since the decision. */
+static __always_inline bool rs_discarded_at(__u32 type, __u64 ino, __u32 mount_id, __u32 is_leaf,
+					    __u32 revision)
+{
+	struct rs_discarder_key key = { .inode = ino, .mount_id = mount_id, .is_leaf = is_leaf };
+	struct rs_discarder_value *v = bpf_map_lookup_elem(&inode_discarders, &key);
+	struct rs_inode_key ik = { .inode = ino };
+	__u64 *moved;
 
 	if (!v || !(v->event_mask & rs_type_bit(type)) || v->revision != revision)
 		return false;
 	/* A hit: make sure the inode did not move since the decision. */
-	ik.inode = key.inode;
-	ik.dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	moved = bpf_map_lookup_elem(&inode_tombstones, &ik);
 	if (moved && *moved >= v->decided_at) {
 		bpf_map_delete_elem(&inode_discarders, &key);
@@ -238,29 +261,36 @@ static __always_inline bool rs_discarded_at(__u32 type, struct dentry *dentry, _
 }
 
 /* Does a discarder cover this file: the inode itself, or one of its first
- * RS_DISCARDER_DEPTH parent directories within the same mount? */
+ * RS_DISCARDER_DEPTH parent directories within the same mount? Nearest
+ * first, stopping at the first hit: the agent pushes the nearest discardable
+ * directory (hot directories hit after two steps) and the farthest one (the
+ * widest cover). When nothing hits, the parents' inodes are in
+ * filter_scratch for the record. */
 static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
 	struct rs_filter_scratch *fs;
+	struct rs_dentry_view v;
 	struct dentry *mnt_root;
 	__u32 mount_id, revision;
 
-	if (!dentry || !vfsmnt)
+	if (!dentry || !vfsmnt || rs_dentry_view(dentry, &v))
 		return false;
 	mount_id = BPF_CORE_READ(rs_real_mount(vfsmnt), mnt_id);
-	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	revision = rs_discarders_revision();
-	if (rs_discarded_at(type, dentry, mount_id, 1, revision, NULL))
+	if (rs_discarded_at(type, v.ino, mount_id, 1, revision))
 		return true;
+	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	fs = rs_filter_scratch();
 #pragma unroll
 	for (int i = 0; i < RS_DISCARDER_DEPTH; i++) {
-		if (dentry == mnt_root)
+		if (dentry == mnt_root || !v.parent || v.parent == dentry)
 			return false;
-		dentry = BPF_CORE_READ(dentry, d_parent);
-		if (!dentry)
+		dentry = v.parent;
+		if (rs_dentry_view(dentry, &v))
 			return false;
-		if (rs_discarded_at(type, dentry, mount_id, 0, revision, fs ? &fs->parents[i] : NULL))
+		if (fs)
+			fs->parents[i] = v.ino;
+		if (rs_discarded_at(type, v.ino, mount_id, 0, revision))
 			return true;
 	}
 	return false;
@@ -311,10 +341,7 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
  * before now no longer hold for it (see the file comment). */
 static __always_inline void rs_inode_moved(struct inode *inode)
 {
-	struct rs_inode_key key = {
-		.inode = BPF_CORE_READ(inode, i_ino),
-		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
-	};
+	struct rs_inode_key key = { .inode = BPF_CORE_READ(inode, i_ino) };
 	__u64 now = bpf_ktime_get_boot_ns();
 
 	bpf_map_update_elem(&inode_tombstones, &key, &now, BPF_ANY);
