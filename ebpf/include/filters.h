@@ -209,11 +209,7 @@ static __always_inline __u32 rs_discarders_revision(void)
 	return rev ? *rev : 0;
 }
 
-/* The two fields of a dentry the discarder walk needs, read with a single
- * probe read of the dentry's head when CO-RE places both there (they sit in
- * its first 64 bytes on every kernel seen), else one read each. */
-#define RS_DENTRY_HEAD 64
-
+/* A dentry's parent and inode number (see rs_read_dentry in path.h). */
 struct rs_dentry_view {
 	struct dentry *parent;
 	__u64 ino;
@@ -221,20 +217,15 @@ struct rs_dentry_view {
 
 static __always_inline int rs_dentry_view(struct dentry *d, struct rs_dentry_view *v)
 {
-	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
-	__u32 oi = bpf_core_field_offset(struct dentry, d_inode);
+	struct rs_dentry_head h;
 	struct inode *inode;
-	__u64 head[RS_DENTRY_HEAD / 8];
 
-	if (op % 8 == 0 && oi % 8 == 0 && op + 8 <= RS_DENTRY_HEAD && oi + 8 <= RS_DENTRY_HEAD) {
-		if (bpf_probe_read_kernel(head, sizeof(head), d))
-			return -1;
-		v->parent = (struct dentry *)head[(op / 8) & (RS_DENTRY_HEAD / 8 - 1)];
-		inode = (struct inode *)head[(oi / 8) & (RS_DENTRY_HEAD / 8 - 1)];
-	} else {
-		v->parent = BPF_CORE_READ(d, d_parent);
-		inode = BPF_CORE_READ(d, d_inode);
-	}
+	if (rs_read_dentry(d, &h))
+		return -1;
+	v->parent = h.parent;
+	/* through a local: BPF_CORE_READ(h.inode, ...) would also relocate our
+	 * own struct rs_dentry_head, which no kernel's BTF knows */
+	inode = h.inode;
 	v->ino = BPF_CORE_READ(inode, i_ino);
 	return 0;
 }

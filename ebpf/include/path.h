@@ -44,6 +44,7 @@
 struct rs_walk_state {
 	struct dentry *dentry;
 	struct mount *mnt;
+	struct dentry *mnt_root;   /* mnt's root dentry, read once per mount crossed */
 	__u32 off;             /* first byte of the path in data[] */
 	__u32 flags;           /* RS_FILE_* learned during the walk */
 	__u32 done;
@@ -68,6 +69,49 @@ static __always_inline struct mount *rs_real_mount(struct vfsmount *vfsmnt)
 	return (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/*
+ * A dentry's parent, name and inode with one probe read of its head when
+ * CO-RE places them there (within the first RS_DENTRY_HEAD bytes, 8-byte
+ * aligned: so on every kernel seen), else one read each. The walks below go
+ * through dentries that are not BTF pointers (read from memory), where each
+ * bpf_probe_read_kernel costs a helper call.
+ */
+#define RS_DENTRY_HEAD 64
+
+struct rs_dentry_head {
+	struct dentry *parent;
+	const unsigned char *name;
+	__u32 len;
+	struct inode *inode;
+};
+
+static __always_inline int rs_read_dentry(struct dentry *d, struct rs_dentry_head *h)
+{
+	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 on = bpf_core_field_offset(struct dentry, d_name);
+	__u32 oi = bpf_core_field_offset(struct dentry, d_inode);
+	__u64 head[RS_DENTRY_HEAD / 8];
+
+	if (op % 8 == 0 && on % 8 == 0 && oi % 8 == 0 && op + 8 <= RS_DENTRY_HEAD &&
+	    on + 16 <= RS_DENTRY_HEAD && oi + 8 <= RS_DENTRY_HEAD) {
+		if (bpf_probe_read_kernel(head, sizeof(head), d))
+			return -1;
+		h->parent = (struct dentry *)head[(op / 8) & (RS_DENTRY_HEAD / 8 - 1)];
+		/* struct qstr: { u32 hash; u32 len; } as hash_len, then name */
+		h->len = head[(on / 8) & (RS_DENTRY_HEAD / 8 - 1)] >> 32;
+		h->name = (const unsigned char *)head[(on / 8 + 1) & (RS_DENTRY_HEAD / 8 - 1)];
+		h->inode = (struct inode *)head[(oi / 8) & (RS_DENTRY_HEAD / 8 - 1)];
+	} else {
+		struct qstr name = BPF_CORE_READ(d, d_name);
+
+		h->parent = BPF_CORE_READ(d, d_parent);
+		h->len = name.len;
+		h->name = name.name;
+		h->inode = BPF_CORE_READ(d, d_inode);
+	}
+	return 0;
+}
+
 static long rs_walk_step(__u32 i, void *ctx)
 {
 	__u32 zero = 0;
@@ -79,8 +123,15 @@ static long rs_walk_step(__u32 i, void *ctx)
 	struct rs_walk_state *w = &b->w;
 	struct dentry *d = w->dentry;
 	struct mount *mnt = w->mnt;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct rs_dentry_head h;
+	struct dentry *parent;
 
+	if (rs_read_dentry(d, &h)) {
+		w->flags |= RS_FILE_DISCONNECTED;
+		w->done = 1;
+		return 1;
+	}
+	parent = h.parent;
 	if (!mnt) {
 		/* No mount: stop at the superblock's root. */
 		if (d == parent || !parent) {
@@ -88,7 +139,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 			w->done = 1;
 			return 1;
 		}
-	} else if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+	} else if (d == w->mnt_root) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 		if (up == mnt || !up) {
@@ -103,6 +154,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 		/* Cross to the mount point in the parent mount. */
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = up;
+		w->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
 		return 0;
 	} else if (d == parent || !parent) {
 		/* Not the mount root, yet its own parent: a disconnected dentry. */
@@ -111,8 +163,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 
-	struct qstr name = BPF_CORE_READ(d, d_name);
-	__u32 len = name.len;
+	__u32 len = h.len;
 	__u32 off = w->off;
 
 	if (len > RS_NAME_MAX - 1)
@@ -123,7 +174,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	off -= len;
-	bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], len & (RS_NAME_MAX - 1), name.name);
+	bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], len & (RS_NAME_MAX - 1), h.name);
 	off -= 1;
 	b->data[off & (RS_PATH_BUF - 1)] = '/';
 	w->off = off;
@@ -156,6 +207,7 @@ static __always_inline struct rs_path_buf *rs_walk(struct dentry *dentry, struct
 	}
 	b->w.dentry = dentry;
 	b->w.mnt = mnt;
+	b->w.mnt_root = mnt ? BPF_CORE_READ(mnt, mnt.mnt_root) : NULL;
 	/* The path ends at RS_PATH_MAX - 1, so it is at most RS_PATH_MAX - 1 long. */
 	b->w.off = off;
 	b->w.flags = 0;

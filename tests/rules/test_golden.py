@@ -53,3 +53,22 @@ def test_header_depends_on_the_shape_only() -> None:
         other.unlink()
     assert render_policy_header(kernel_filters(a)) == render_policy_header(kernel_filters(b))
     assert kernel_filters(a)["open"].basenames != kernel_filters(b)["open"].basenames
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_objects_load_on_this_kernel(name: str, tmp_path: Path, built_objects: None) -> None:
+    """Every program of every fixture's shape passes this kernel's verifier
+    (a shape's checks are compiled in: each needs loading once)."""
+    from agent.compiled import locate
+    from agent.features import probe
+    from agent.hooksets import choose_hook_set
+    from agent.libbpf import load_object
+
+    result = load_policies([GOLDEN / f"{name}.policy"])
+    compiled = locate(result, cache=tmp_path)
+    hook_set = choose_hook_set(probe(compiled.features_object)).hook_set
+    assert hook_set is not None
+    programs = hook_set.programs_for(None)
+    with load_object(compiled.probe_object, programs=programs) as obj:
+        assert obj.loaded
