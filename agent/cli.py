@@ -13,14 +13,18 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .events.layout import LayoutError
 from .features import format_report, probe
-from .hooksets import choose_hook_set
+from .hooksets import HookSet, choose_hook_set
 from .libbpf.errors import BpfError, VerifierError
 from .objects import ObjectsMissing, object_path
 from .process.cache import DEFAULT_MAX_ENTRIES
-from .sinks import Sink, SinkError, open_sink
+from .sinks import SinkError, Sinks
+
+if TYPE_CHECKING:
+    from .runtime import RuntimeConfig
 
 log = logging.getLogger("rsagent")
 
@@ -101,12 +105,29 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK if report.hook_set != "none" else EXIT_ERROR
 
 
+def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: HookSet,
+                    types: set[str] | None, **extra: Any) -> RuntimeConfig:
+    """What `run` and `trace` share: the stream options of the command line."""
+    from .runtime import RuntimeConfig
+
+    return RuntimeConfig(
+        probe_object=probe_object,
+        hook_set=hook_set,
+        event_types=types,
+        ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
+        ready_file=args.ready_file,
+        stats_interval=args.stats_interval,
+        capture_env=args.capture_env,
+        process_cache_max=args.process_cache_max,
+        **extra,
+    )
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     from codegen.event import materialize
 
-    from .runtime import Runtime, RuntimeConfig
+    from .runtime import Runtime
 
-    sinks: list[Sink] = [open_sink(s) for s in (args.output or ["-"])]
     report = probe(object_path("features.bpf.o", args.objects))
     choice = choose_hook_set(report)
     if choice.hook_set is None:
@@ -126,30 +147,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
                       ", ".join(sorted(choice.hook_set.supported_event_types())), why)
             return EXIT_USAGE
 
-    def consume(doc: dict) -> None:
-        materialize(doc)
-        for sink in sinks:
-            sink.write(doc)
-
-    def flush() -> None:
-        for sink in sinks:
-            sink.flush()
-
-    config = RuntimeConfig(
-        probe_object=object_path("probe.bpf.o", args.objects),
-        hook_set=choice.hook_set,
-        event_types=types,
-        ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
-        ready_file=args.ready_file,
-        stats_interval=args.stats_interval,
-        capture_env=args.capture_env,
-        process_cache_max=args.process_cache_max,
-    )
-    try:
-        Runtime(config, consume, flush=flush).run()
-    finally:
-        for sink in sinks:
-            sink.close()
+    config = _runtime_config(args, object_path("probe.bpf.o", args.objects), choice.hook_set, types)
+    with Sinks(args.output) as sinks:
+        Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush).run()
     return EXIT_OK
 
 
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .discarders import DiscarderLearner
     from .engine import Engine
     from .kfilters import KernelFilters, invalidation_hooks
-    from .runtime import Runtime, RuntimeConfig
+    from .runtime import Runtime
 
     if args.process_cache_max < 1:
         log.error("--process-cache-max must be at least 1, got %d", args.process_cache_max)
@@ -202,8 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Process lifecycle events always flow: they keep the process tree that
     # every rule's process.* fields read (and are rare next to file events).
     types = (wanted | PROCESS_TYPES) & have
-    sinks: list[Sink] = [open_sink(s) for s in (args.output or ["-"])]
-    engine = Engine(ruleset, sinks)
+    sinks = Sinks(args.output)
+    engine = Engine(ruleset, [sinks])
 
     def prepare(obj) -> None:  # type: ignore[no-untyped-def]
         kf = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
@@ -214,28 +214,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
                                               runtime.decoder.type_ids, runtime.clock)
 
-    def flush() -> None:
-        for sink in sinks:
-            sink.flush()
-
-    config = RuntimeConfig(
-        probe_object=compiled.probe_object,
-        hook_set=choice.hook_set,
-        event_types=types,
-        ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
-        ready_file=args.ready_file,
-        stats_interval=args.stats_interval,
-        capture_env=args.capture_env,
-        process_cache_max=args.process_cache_max,
-        hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters),
-    )
-    runtime = Runtime(config, engine, flush=flush, prepare=prepare)
+    config = _runtime_config(
+        args, compiled.probe_object, choice.hook_set, types,
+        hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
+    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare)
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    try:
+    with sinks:
         runtime.run()
-    finally:
-        for sink in sinks:
-            sink.close()
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
              st.events, st.matched, st.alerts, st.throttled, st.kills)

@@ -90,3 +90,36 @@ def open_sink(spec: str) -> Sink:
             raise SinkError(f"--output {spec}: cannot open {path}: {exc.strerror}") from exc
         return StreamSink(stream, spec, flush_each=True)
     raise SinkError(f"--output {spec}: unknown sink (use '-', 'stdout' or 'jsonl:PATH')")
+
+
+class Sinks:
+    """Every --output at once: write to all, flush all, close all."""
+
+    name = "sinks"
+
+    def __init__(self, specs: list[str] | None) -> None:
+        self.sinks: list[Sink] = []
+        try:
+            for spec in specs or ["-"]:
+                self.sinks.append(open_sink(spec))
+        except SinkError:
+            self.close()
+            raise
+
+    def write(self, doc: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.write(doc)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+    def __enter__(self) -> Sinks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

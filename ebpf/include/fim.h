@@ -208,16 +208,7 @@ static __always_inline void rs_capture_attrs(struct rs_file *f, struct inode *in
 	} else {
 		rs_fill_times(f, inode);
 	}
-	if (sb->s_magic == RS_OVERLAYFS_SUPER_MAGIC) {
-		f->flags |= RS_FILE_OVERLAY;
-		if (bpf_core_type_exists(struct ovl_inode)) {
-			struct ovl_inode *oi =
-				(void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
-
-			if (BPF_CORE_READ(oi, __upperdentry))
-				f->flags |= RS_FILE_UPPER_LAYER;
-		}
-	}
+	rs_fill_overlay(f, inode, sb->s_magic);
 }
 
 /* The calling task runs a 32-bit syscall: its numbers are not ours. */

@@ -370,6 +370,21 @@ struct inode___old {
 
 #define RS_TS_NS(ts) ((ts).tv_sec * RS_NSEC_PER_SEC + (ts).tv_nsec)
 
+/* overlayfs: the file is on an overlay mount; the ovl inode knows whether
+ * it has an upper-layer dentry (written or created in the container). */
+static __always_inline void rs_fill_overlay(struct rs_file *f, struct inode *inode, unsigned long magic)
+{
+	if (magic != RS_OVERLAYFS_SUPER_MAGIC)
+		return;
+	f->flags |= RS_FILE_OVERLAY;
+	if (bpf_core_type_exists(struct ovl_inode)) {
+		struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+
+		if (BPF_CORE_READ(oi, __upperdentry))
+			f->flags |= RS_FILE_UPPER_LAYER;
+	}
+}
+
 static __always_inline void rs_fill_times(struct rs_file *f, struct inode *inode)
 {
 	struct inode___old *old = (void *)inode;
@@ -406,17 +421,7 @@ static __always_inline void rs_fill_inode_attrs(struct rs_file *f, struct inode 
 	f->gid = BPF_CORE_READ(inode, i_gid.val);
 	f->nlink = BPF_CORE_READ(inode, __i_nlink);
 	rs_fill_times(f, inode);
-	/* overlayfs: the ovl inode knows its upper dentry. */
-	if (BPF_CORE_READ(sb, s_magic) == RS_OVERLAYFS_SUPER_MAGIC) {
-		f->flags |= RS_FILE_OVERLAY;
-		if (bpf_core_type_exists(struct ovl_inode)) {
-			struct ovl_inode *oi =
-				(void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
-
-			if (BPF_CORE_READ(oi, __upperdentry))
-				f->flags |= RS_FILE_UPPER_LAYER;
-		}
-	}
+	rs_fill_overlay(f, inode, BPF_CORE_READ(sb, s_magic));
 }
 
 /* Inode attributes, fs type and overlay layer of a dentry's inode. */
