@@ -157,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
     from codegen.policy import load_policies
 
+    from codegen.cbackend import kernel_filters, shape_digest
+
     from .compiled import CompiledPolicyError, locate
     from .discarders import DiscarderLearner
     from .engine import Engine
@@ -205,8 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     sinks = Sinks(args.output)
     engine = Engine(ruleset, [sinks])
 
+    state: dict[str, KernelFilters] = {}
+
     def prepare(obj) -> None:  # type: ignore[no-untyped-def]
-        kf = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
+        kf = state["filters"] = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
         n = kf.load_approvers()
         log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
         log.info("loaded %d approver basename(s)", n)
@@ -218,6 +222,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
     runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare)
+
+    def reload(_obj: object) -> None:
+        """SIGHUP: load the policy files again; apply them if the kernel side
+        can stay (same filter shape), else keep the running policy."""
+        new = load_policies(policies, host=host_document())
+        if not new.ok:
+            for d in new.diagnostics.sorted():
+                print(d.format(), file=sys.stderr)
+            log.error("SIGHUP: the policy has errors; still running the previous one")
+            return
+        new_filters = kernel_filters(new.ruleset)
+        if shape_digest(new_filters) != shape_digest(state["filters"].filters):
+            log.error("SIGHUP: the new policy needs other in-kernel checks (`rulec compile` prints them); "
+                      "restart the agent to apply it; still running the previous one")
+            return
+        n = state["filters"].reload(new_filters)
+        engine.ruleset = new.ruleset
+        if engine.learner is not None:
+            engine.learner.reset(new.ruleset, new_filters)
+        log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders invalidated",
+                    len(new.ruleset.rules), ", ".join(new.files), n)
+
+    runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
     with sinks:
         runtime.run()

@@ -78,6 +78,12 @@ class DiscarderLearner:
         self._value = self._ffi.new("struct rs_discarder_value *")
         self.stats = DiscarderStats()
 
+    def reset(self, ruleset: Ruleset, filters: dict[str, TypeFilter]) -> None:
+        """A new policy (the kernel's revision moved: every entry is stale)."""
+        self._ruleset = ruleset
+        self._types = {t for t, f in filters.items() if f.discard}
+        self._recent.clear()
+
     def learn(self, doc: dict[str, Any]) -> None:
         """Called with an event document that matched no rule."""
         event_type = doc["type"]

@@ -51,26 +51,59 @@ class KernelFilters:
     filters: dict[str, TypeFilter]
     type_ids: dict[str, int]
 
-    def load_approvers(self) -> int:
-        """Write basename and flags approvers; returns how many entries."""
+    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int]]:
+        """(basename key -> type mask, type id -> flags mask) for ``filters``."""
         masks: dict[bytes, int] = {}
-        flags = self.obj.map("flags_approvers")
-        for event_type, f in sorted(self.filters.items()):
-            bit = type_bit(self.type_ids[event_type])
+        flag_masks: dict[int, int] = {}
+        for event_type, f in sorted(filters.items()):
+            type_id = self.type_ids[event_type]
             if BASENAME in f.approve_kinds:
                 for name in sorted(f.basenames):
                     key = basename_key(name, self.layout)
                     if key is None:
                         log.warning("%s: approver basename %r cannot name a file; ignored", event_type, name)
                         continue
-                    masks[key] = masks.get(key, 0) | bit
+                    masks[key] = masks.get(key, 0) | type_bit(type_id)
             if f.flags_mask:
-                flags.update(self.type_ids[event_type], f.flags_mask)
-        basenames = self.obj.map("basename_approvers")
-        if len(masks) > basenames.max_entries:
-            raise ValueError(f"{len(masks)} approver basenames exceed the map's {basenames.max_entries} entries")
+                flag_masks[type_id] = f.flags_mask
+        limit = self.obj.map("basename_approvers").max_entries
+        if len(masks) > limit:
+            raise ValueError(f"{len(masks)} approver basenames exceed the map's {limit} entries")
+        return masks, flag_masks
+
+    def load_approvers(self) -> int:
+        """Write basename and flags approvers; returns how many entries."""
+        masks, flag_masks = self._values(self.filters)
+        basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
+        for type_id, mask in flag_masks.items():
+            flags.update(type_id, mask)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        return len(masks)
+
+    def reload(self, filters: dict[str, TypeFilter]) -> int:
+        """Replace the approver values by those of ``filters`` (same shape)
+        and invalidate every discarder. In two steps: first the union of old
+        and new values (an event in between is over-approved, never
+        under-approved), then exactly the new ones."""
+        masks, flag_masks = self._values(filters)
+        basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
+        old_keys = set(basenames.keys())
+        for type_id in self.type_ids.values():
+            old = flags.lookup(type_id)
+            old_mask = int.from_bytes(old, "little") if isinstance(old, bytes) else 0
+            flags.update(type_id, old_mask | flag_masks.get(type_id, 0))
+        for key, mask in masks.items():
+            old = basenames.lookup(key)
+            basenames.update(key, mask | (int.from_bytes(old, "little") if isinstance(old, bytes) else 0))
+        for type_id in self.type_ids.values():
+            flags.update(type_id, flag_masks.get(type_id, 0))
+        for key in old_keys - set(masks):
+            basenames.delete(key)
+        for key, mask in masks.items():
+            basenames.update(key, mask)
+        self.filters = filters
+        self.bump_revision()
         return len(masks)
 
     @property

@@ -67,11 +67,13 @@ class RunSummary:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM (or programmatically); checked between polls."""
+    """Set by SIGINT/SIGTERM (or programmatically); checked between polls.
+    SIGHUP sets ``reload`` instead (see Runtime.on_reload)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal: int | None = None
+        self.reload = threading.Event()
 
     def set(self, signum: int | None = None) -> None:
         self.signal = signum
@@ -85,7 +87,11 @@ class StopFlag:
         def handler(signum: int, _frame: FrameType | None) -> None:
             self.set(signum)
 
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload.set()
+
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
 
         def restore() -> None:
             for signum, previous in old.items():
@@ -104,6 +110,8 @@ class Runtime:
         self.flush = flush or (lambda: None)
         # Called after load and before attach (fill maps the programs read).
         self.prepare = prepare or (lambda obj: None)
+        # Called between polls after SIGHUP (reload the policy).
+        self.on_reload: Callable[[BpfObject], None] = lambda obj: log.info("SIGHUP: nothing to reload")
         self.layout = layout()
         self.clock = BootClock()
         self.mounts = MountTable()
@@ -225,6 +233,10 @@ class Runtime:
         while not self.stop:
             rb.poll(cfg.poll_timeout_ms)
             self.flush()
+            if self.stop.reload.is_set():
+                self.stop.reload.clear()
+                if self._obj is not None:
+                    self.on_reload(self._obj)
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("kernel counters: %s", format_type_stats(self.kernel_stats()))
                 next_stats = time.monotonic() + cfg.stats_interval

@@ -145,3 +145,39 @@ def test_objects_compiled_by_rulec_compile_are_used_with_compiled(tmp_path: Path
     proc = subprocess.run([str(Path(sys.executable).parent / "rsagent"), "run", "--policy", str(other),
                            "--compiled", str(out)], capture_output=True, text=True)
     assert proc.returncode == 1 and "kernel filters differ" in proc.stderr
+
+
+def test_sighup_reloads_a_policy_of_the_same_shape(tmp_path: Path, built_objects: None) -> None:
+    import signal
+
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    for f in (first, second):
+        f.write_text("x")
+    policy = _policy(tmp_path, f'open.file.path == "{first}"')
+    agent = start_agent(policy, tmp_path)
+    _open_many(second, 1)
+    _open_many(first, 1)
+    assert agent.wait_for("watched")
+    policy.write_text(f"rules:\n  - id: watched_now\n    expression: open.file.path == \"{second}\"\n")
+    agent.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the reload happens between two polls
+        _open_many(second, 1)
+        if agent.wait_for("watched_now", timeout=0.5):
+            break
+    _open_many(first, 1)          # no longer watched: dropped in the kernel now
+    time.sleep(0.5)
+    # A policy needing other kernel checks is refused; the running one stays.
+    policy.write_text('rules:\n  - id: g\n    expression: open.file.path =~ "/x/*.conf"\n')
+    agent.proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    _open_many(second, 1)
+    time.sleep(0.5)
+    stderr = agent.stop()
+    by_rule = {}
+    for a in agent.alerts():
+        by_rule.setdefault(a["rule_id"], []).append(a["event"]["open"]["file"]["path"])
+    assert by_rule["watched"] == [str(first)], by_rule
+    assert set(by_rule["watched_now"]) == {str(second)} and len(by_rule["watched_now"]) >= 2
+    assert "SIGHUP: reloaded 1 rule(s)" in stderr
+    assert "restart the agent to apply it" in stderr
