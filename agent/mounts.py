@@ -151,10 +151,6 @@ class MountTable:
     def all(self) -> list[Mount]:
         return list(self._mounts.values())
 
-    def find_by_point(self, mount_point: bytes) -> Mount | None:
-        """The mount currently on top at ``mount_point``."""
-        return self.top_at(mount_point)
-
     def top_at(self, mount_point: bytes) -> Mount | None:
         """The mount on top at ``mount_point``: stacked mounts have the one
         below as parent, so the top one is no other's parent there."""

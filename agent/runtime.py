@@ -255,7 +255,43 @@ class Runtime:
             log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
 
 
-def supported(hook_set: HookSet, wanted: Iterable[str]) -> tuple[set[str], set[str]]:
-    wanted = set(wanted)
-    have = hook_set.supported_event_types()
-    return wanted & have, wanted - have
+class BackgroundRun:
+    """Runtime.run() on a daemon thread, for tests, benchmarks and the kernel
+    matrix: start() returns once every probe is attached (or raises what the
+    run failed with); stop() stops it, waits, and re-raises an error the run
+    ended with. Signals stay with the main thread (handle_signals=False)."""
+
+    def __init__(self, runtime: Runtime, name: str = "runtime") -> None:
+        self.runtime = runtime
+        self.summary: RunSummary | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.summary = self.runtime.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.error = exc
+        finally:
+            self.runtime.ready.set()  # wake start() whatever happened
+
+    def start(self, timeout: float = 60.0) -> BackgroundRun:
+        self._thread.start()
+        if not self.runtime.ready.wait(timeout):
+            raise TimeoutError(f"the probes did not attach within {timeout:g} s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self, timeout: float = 60.0) -> RunSummary | None:
+        self.runtime.stop.set()
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.summary
+
+    def __enter__(self) -> BackgroundRun:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -33,7 +33,6 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 from agent.hooksets import TRACEPOINT
 from agent.libbpf import load_object
-from agent.runtime import Runtime, RuntimeConfig
+from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
 from .common import (
     WORK,
@@ -104,28 +103,17 @@ def agent(lost: list[int]) -> Iterator[None]:
     """The runtime (load, attach, decode every event) in a background thread."""
     config = RuntimeConfig(probe_object=objects_dir() / "probe.bpf.o", hook_set=TRACEPOINT,
                            event_types=set(FIM_TYPES), handle_signals=False, poll_timeout_ms=50)
-    rt = Runtime(config, _Counter())
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["summary"] = rt.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
-            out["error"] = exc
-            rt.ready.set()
-
-    thread = threading.Thread(target=run, name="bench-agent", daemon=True)
-    thread.start()
-    if not rt.ready.wait(60) or "error" in out:
-        raise SystemExit(f"the agent did not start: {out.get('error')}")
+    background = BackgroundRun(Runtime(config, _Counter()), "bench-agent")
+    try:
+        background.start()
+    except Exception as exc:  # reported as the benchmark's failure
+        raise SystemExit(f"the agent did not start: {exc}") from exc
     try:
         yield
     finally:
-        rt.stop.set()
-        thread.join(60)
-    if "error" in out:
-        raise out["error"]
-    lost.append(sum(s.lost for s in out["summary"].kernel.values()))
+        summary = background.stop()
+    assert summary is not None
+    lost.append(sum(s.lost for s in summary.kernel.values()))
 
 
 def measure(name: str, load: Callable[[], float], rounds: int, ring_bytes: int) -> dict[str, float]:

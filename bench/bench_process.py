@@ -31,7 +31,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -56,7 +55,7 @@ def agent_child(cache_max: int, use_tracemalloc: bool) -> int:
     from agent.features import probe
     from agent.hooksets import choose_hook_set
     from agent.objects import object_path
-    from agent.runtime import Runtime, RuntimeConfig
+    from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
     logging.basicConfig(level=logging.WARNING)
     choice = choose_hook_set(probe(object_path("features.bpf.o")))
@@ -68,11 +67,11 @@ def agent_child(cache_max: int, use_tracemalloc: bool) -> int:
     )
     runtime = Runtime(config, lambda doc: None)
     runtime.processes.retention_ns = 3600 * 1_000_000_000  # keep every image of the run
-    result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.update(summary=runtime.run()), daemon=True)
-    thread.start()
-    if not runtime.ready.wait(30):
-        print(json.dumps({"error": "agent did not attach"}), flush=True)
+    background = BackgroundRun(runtime, "bench-agent")
+    try:
+        background.start(30)
+    except Exception as exc:  # reported to the parent as JSON
+        print(json.dumps({"error": f"agent did not attach: {exc}"}), flush=True)
         return 1
     if use_tracemalloc:
         tracemalloc.start()
@@ -93,8 +92,7 @@ def agent_child(cache_max: int, use_tracemalloc: bool) -> int:
             print(json.dumps(out), flush=True)
         elif cmd == "stop":
             break
-    runtime.stop.set()
-    thread.join(30)
+    background.stop(30)
     print(json.dumps({"stopped": True, "decode_errors": dict(runtime.decoder.errors)}), flush=True)
     return 0
 

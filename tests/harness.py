@@ -23,7 +23,7 @@ from codegen.event import materialize
 from agent.features import probe
 from agent.hooksets import choose_hook_set
 from agent.objects import object_path
-from agent.runtime import Runtime, RuntimeConfig
+from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]
@@ -72,8 +72,7 @@ class Tracer:
         if process_cache_max is not None:
             config.process_cache_max = process_cache_max
         self.runtime = Runtime(config, self._consume)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="tracer", daemon=True)
+        self._background = BackgroundRun(self.runtime, "tracer")
 
     def _consume(self, doc: Doc) -> None:
         if doc["type"] == "open":
@@ -106,26 +105,12 @@ class Tracer:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"the probes did not report the marker open within {timeout} s")
 
-    def _run(self) -> None:
-        try:
-            self.summary = self.runtime.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            self._error = exc
-            self.runtime.ready.set()
-
     def start(self) -> Tracer:
-        self._thread.start()
-        if not self.runtime.ready.wait(30):
-            raise TimeoutError("the probes did not attach within 30 s")
-        if self._error is not None:
-            raise self._error
+        self._background.start(30)
         return self
 
     def stop(self) -> None:
-        self.runtime.stop.set()
-        self._thread.join(30)
-        if self._error is not None:
-            raise self._error
+        self._background.stop(30)
 
     @contextmanager
     def collect(self, until: Predicate | None = None, timeout: float = 5.0,

@@ -1,6 +1,5 @@
 """Building the parts of event documents (interfaces.md) shared by every
-event type: files here; processes and credentials in process_docs.py
-(re-exported below for callers that import them from here)."""
+event type: files here; processes and credentials in process_docs.py."""
 
 from __future__ import annotations
 
@@ -10,11 +9,11 @@ from codegen.event import Lazy
 
 from ..paths import basename, decode_path
 from ..users import UserNames
-from .process_docs import TaskContext, process_doc  # re-exported
+from .layout import layout
 
-RS_FILE_PRESENT = 1
-RS_FILE_PATH_TRUNCATED = 2
-RS_FILE_UPPER_LAYER = 4
+# struct rs_file.flags bits, from events.h (never copied by hand)
+RS_FILE_PATH_TRUNCATED = layout().const("RS_FILE_PATH_TRUNCATED")
+RS_FILE_UPPER_LAYER = layout().const("RS_FILE_UPPER_LAYER")
 
 
 def path_fields(raw: bytes, doc: dict[str, Any]) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
     from agent.features import probe
     from agent.hooksets import choose_hook_set
     from agent.kfilters import KernelFilters
-    from agent.runtime import Runtime, RuntimeConfig
+    from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
     result = load_policies([ROOT / "rules"], host=host_document())
     compiled = locate(result, compiled_dir)
@@ -159,27 +159,18 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
     config = RuntimeConfig(probe_object=compiled.probe_object, hook_set=hs, event_types=None,
                            handle_signals=False, poll_timeout_ms=50, ringbuf_bytes=4 << 20)
     runtime = Runtime(config, consume, prepare=prepare)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            summary = runtime.run()
-            run.decode_errors = dict(summary.decode_errors)
-        except BaseException as exc:  # noqa: BLE001 - reported in the JSON
-            errors.append(exc)
-            runtime.ready.set()
-
+    background = BackgroundRun(runtime, f"runtime-{name}")
     started = time.monotonic()
-    thread = threading.Thread(target=target, name=f"runtime-{name}", daemon=True)
-    thread.start()
     try:
-        runtime.ready.wait(600)
-        run.load_seconds = round(time.monotonic() - started, 1)
-        if errors:
-            run.error = str(errors[0])
+        try:
+            background.start(600)
+        except Exception as exc:  # reported in the JSON, with each program's verdict
+            run.load_seconds = round(time.monotonic() - started, 1)
+            run.error = str(exc)
             glob = {"rs_agent_tgid": os.getpid(), **hs.variables}
             run.failures = _diagnose(compiled.probe_object, run.programs, glob)
             return run
+        run.load_seconds = round(time.monotonic() - started, 1)
         run.attached = len(run.programs)
         work.run_child()
         run.child_exit = work.wait()
@@ -191,11 +182,14 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
             time.sleep(0.1)
         time.sleep(0.5)  # other CPUs' records
     finally:
-        runtime.stop.set()
-        thread.join(120)
+        try:
+            summary = background.stop(120)
+        except Exception as exc:  # reported in the JSON
+            run.error = str(exc)
+        else:
+            if summary is not None:
+                run.decode_errors = dict(summary.decode_errors)
         work.cleanup()
-    if errors:
-        run.error = str(errors[0])
     types = hs.supported_event_types()
     run.docs = len(work.docs)
     precise = bool(hs.variables.get("rs_precise_hooks"))

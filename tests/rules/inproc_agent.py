@@ -17,7 +17,7 @@ from agent.engine import Engine
 from agent.features import probe
 from agent.hooksets import choose_hook_set
 from agent.kfilters import KernelFilters, invalidation_hooks
-from agent.runtime import Runtime, RuntimeConfig
+from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
 
 class ListSink:
@@ -55,8 +55,7 @@ class InProcessAgent:
                                hook_only_types=invalidation_hooks(self.compiled.filters) if discarders else set())
         self.runtime = Runtime(config, self.engine, prepare=self._prepare)
         self._discarders = discarders
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._error: BaseException | None = None
+        self._background = BackgroundRun(self.runtime, "agent")
         self.kernel_stats: dict[str, Any] = {}
 
     def _prepare(self, obj: Any) -> None:
@@ -66,27 +65,14 @@ class InProcessAgent:
             self.engine.learner = DiscarderLearner(obj, rt.layout, self.ruleset, self.compiled.filters,
                                                    rt.decoder.type_ids, rt.clock)
 
-    def _run(self) -> None:
-        try:
-            summary = self.runtime.run()
-            self.kernel_stats = summary.kernel
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            self._error = exc
-            self.runtime.ready.set()
-
     def __enter__(self) -> InProcessAgent:
-        self._thread.start()
-        if not self.runtime.ready.wait(60):
-            raise TimeoutError("the agent did not attach within 60 s")
-        if self._error is not None:
-            raise self._error
+        self._background.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.runtime.stop.set()
-        self._thread.join(60)
-        if self._error is not None:
-            raise self._error
+        summary = self._background.stop()
+        if summary is not None:
+            self.kernel_stats = summary.kernel
 
     @property
     def lost(self) -> int:
