@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", action="append", default=None, metavar="SINK",
                    help="'-'/'stdout' (default) or 'jsonl:PATH'; repeatable")
@@ -78,7 +88,7 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
                    help="log kernel counters every N seconds (default: only at exit)")
     p.add_argument("--capture-env", action="store_true",
                    help="exec events also carry the environment (process.envp; off by default: it holds secrets)")
-    p.add_argument("--process-cache-max", type=int, default=DEFAULT_MAX_ENTRIES, metavar="N",
+    p.add_argument("--process-cache-max", type=_at_least_one, default=DEFAULT_MAX_ENTRIES, metavar="N",
                    help=f"process images kept (live + recently exited; default {DEFAULT_MAX_ENTRIES})")
 
 
@@ -133,9 +143,6 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
         return EXIT_ERROR
-    if args.process_cache_max < 1:
-        log.error("--process-cache-max must be at least 1, got %d", args.process_cache_max)
-        return EXIT_USAGE
     types = set(args.event_type) if args.event_type else None
     if types:
         unknown = types - choice.hook_set.supported_event_types()
@@ -165,9 +172,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .kfilters import KernelFilters, invalidation_hooks
     from .runtime import Runtime
 
-    if args.process_cache_max < 1:
-        log.error("--process-cache-max must be at least 1, got %d", args.process_cache_max)
-        return EXIT_USAGE
     policies = args.policy or [DEFAULT_POLICY]
     result = load_policies(policies, host=host_document())
     for d in result.diagnostics.sorted():

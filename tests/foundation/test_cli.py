@@ -93,3 +93,10 @@ def test_not_root_is_refused_clearly(built_objects: None) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "must run as root" in proc.stderr
+
+
+def test_process_cache_max_below_one_is_a_usage_error() -> None:
+    for command in ("run", "trace"):
+        proc = subprocess.run([RSAGENT, command, "--process-cache-max", "0"], capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert "--process-cache-max: must be at least 1, got 0" in proc.stderr
