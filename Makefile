@@ -17,7 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 BPF_SRC := $(wildcard ebpf/*.bpf.c)
 BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
 
-.PHONY: setup system venv build run trace test test-slow test-kernels bench vmlinux clean distclean
+.PHONY: setup system venv build run trace lint test test-slow test-kernels bench vmlinux clean distclean
 
 setup: system venv build
 
@@ -42,7 +42,11 @@ run: setup
 trace: setup
 	$(VENV)/bin/rsagent trace
 
-test: setup
+# ruff and mypy over the whole tree (ci/lint.sh)
+lint: venv
+	@ci/lint.sh
+
+test: setup lint
 	$(VPY) -m pytest -q -m "not slow"
 
 test-slow: setup

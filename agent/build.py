@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.clang import EBPF, ROOT, BuildError, compile_object, write_if_changed
+from agent.clang import EBPF, ROOT, BuildError, compile_object, write_if_changed
 
 __all__ = ["ROOT", "EBPF", "BuildError", "build", "compile_object", "trace_policy_header"]
 

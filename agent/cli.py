@@ -134,7 +134,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from codegen.event import materialize
+    from agent.evaluator.event import materialize
 
     from .runtime import Runtime
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.cbackend import TypeFilter, kernel_filters, shape_digest
-from codegen.clang import CLANG_CANDIDATES, ROOT
+from agent.clang import CLANG_CANDIDATES, ROOT
 from codegen.compile import Manifest, ManifestError, compile_loaded, policy_digest
 from codegen.policy import LoadResult
 

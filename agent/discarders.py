@@ -21,7 +21,7 @@ from typing import Any
 
 from codegen.cbackend import TypeFilter
 from codegen.partial import directory_discardable, is_discarder
-from codegen.ruleset import Ruleset
+from agent.evaluator.ruleset import Ruleset
 
 from .clock import BootClock
 from .events.layout import Layout

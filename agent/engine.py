@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codegen.actions import KillAction
-from codegen.event import DocumentEvent, materialize
-from codegen.ruleset import Rule, Ruleset
+from agent.evaluator.event import DocumentEvent, materialize
+from agent.evaluator.ruleset import Rule, Ruleset
 
 from .discarders import DiscarderLearner
 from .sinks import Sink

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codegen.event import DocumentEvent
+from agent.evaluator.event import DocumentEvent
 from codegen.policy import load_policies
 
 NOW = 1_764_280_000_000_000_000

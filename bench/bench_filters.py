@@ -102,7 +102,7 @@ def overhead(iterations: int, rounds: int, with_auditd: bool) -> None:
                 res[name].append(run_loop(loop, target, iterations))
             finally:
                 err = stop_rsagent(proc)
-            notes += [f"{name}: {l.split('INFO: ', 1)[-1]}" for l in err.splitlines() if "kernel counters" in l]
+            notes += [f"{name}: {line.split('INFO: ', 1)[-1]}" for line in err.splitlines() if "kernel counters" in line]
         if with_auditd:
             with Auditd():
                 res["auditd"].append(run_loop(loop, target, iterations))

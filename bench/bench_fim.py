@@ -137,7 +137,7 @@ def measure(name: str, load: Callable[[], float], rounds: int, ring_bytes: int) 
             results["run"].append(load())
         finally:
             err = stop_rsagent(proc)
-        run_counters = [l.split("INFO: ", 1)[-1] for l in err.splitlines() if "kernel counters" in l]
+        run_counters = [line.split("INFO: ", 1)[-1] for line in err.splitlines() if "kernel counters" in line]
     med = {c: median(v) for c, v in results.items()}
     base = med["none"]
     print(f"{name} (median ns/iteration over {rounds} rounds):")

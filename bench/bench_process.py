@@ -70,7 +70,7 @@ def agent_child(cache_max: int, use_tracemalloc: bool) -> int:
     background = BackgroundRun(runtime, "bench-agent")
     try:
         background.start(30)
-    except Exception as exc:  # reported to the parent as JSON
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the parent as JSON
         print(json.dumps({"error": f"agent did not attach: {exc}"}), flush=True)
         return 1
     if use_tracemalloc:

@@ -17,15 +17,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from codegen.event import materialize
+from agent.evaluator.event import materialize
 
 from agent.clock import BootClock
 from agent.events.decode import DecodeEnv, Decoder
@@ -70,7 +68,7 @@ def overhead(iterations: int, rounds: int) -> dict[str, float]:
             results["trace"].append(run_loop(loop, target, iterations))
         finally:
             err = stop_trace(proc)
-        lost_lines += [l for l in err.splitlines() if "lost" in l]
+        lost_lines += [line for line in err.splitlines() if "lost" in line]
     med = {k: median(v) for k, v in results.items()}
     base = med["none"]
     print(f"open+close loop, {iterations} iterations x {rounds} rounds (median ns/iteration):")
@@ -104,12 +102,12 @@ def decode_capacity(events: int) -> None:
             run_loop(loop, target, events)
             count = 0
 
-            def on_decode(data, size) -> None:
+            def on_decode(data, size, dec=dec) -> None:
                 nonlocal count
                 if dec.decode(data, size) is not None:
                     count += 1
 
-            def on_json(data, size) -> None:
+            def on_json(data, size, dec=dec) -> None:
                 nonlocal count
                 doc = dec.decode(data, size)
                 if doc is not None:

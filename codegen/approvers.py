@@ -1,7 +1,7 @@
 """Approvers: per event type, values that certainly match at least one rule.
 
-For the kernel filter compiler (secl.md "In-kernel filters",
-reference-agent.md). For every rule of an event type and every approvable
+For the kernel filter compiler (docs/secl.md "In-kernel filters",
+docs/reference-agent.md). For every rule of an event type and every approvable
 field (registry ``approver``), the rule *offers* the constant values it
 compares the field with — or a reason why it cannot: negations, regexes,
 field-to-field compares, variables, globs whose basename has ``*``,
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from . import ir
 from .fields import REGISTRY, ApproverKind, Field, Registry
@@ -213,7 +214,7 @@ def event_type_approvers(event_type: str, rules: Iterable[Any], registry: Regist
 
 
 def compute_approvers(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, EventTypeApprovers]:
-    """Approvers for every event type of a :class:`codegen.ruleset.Ruleset`."""
+    """Approvers for every event type of a :class:`agent.evaluator.ruleset.Ruleset`."""
     return {t: event_type_approvers(t, ruleset.rules_for(t), registry) for t in ruleset.event_types}
 
 

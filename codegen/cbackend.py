@@ -7,7 +7,7 @@ performs and with which values:
   kernel can check — the file's basename (``<type>.file.path`` by basename,
   ``<type>.file.name``) and bit masks of flags (``open.flags``). If one rule
   of the type offers nothing the kernel can check, the type gets no
-  approvers and every event of it is sent (secl.md).
+  approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
   name, the kernel consults the inode discarders the agent learns at run time.
 
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import jinja2
 

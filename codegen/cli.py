@@ -9,10 +9,11 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
+from collections.abc import Callable, Sequence
 
 from .errors import Diagnostic, Diagnostics
-from .event import DocumentEvent
+from agent.evaluator.event import DocumentEvent
 from .policy import compile_expression, load_policies
 from .testcases import case_files, expand, read_cases, run_cases
 
@@ -113,7 +114,7 @@ def _setup_compile(p: argparse.ArgumentParser) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .clang import BuildError
+    from agent.clang import BuildError
     from .compile import compile_policy
 
     try:

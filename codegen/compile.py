@@ -20,10 +20,11 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .cbackend import TypeFilter, kernel_filters, render_policy_header, shape_digest
-from .clang import EBPF, BuildError, clang_version, compile_object, write_if_changed
+from agent.clang import EBPF, BuildError, clang_version, compile_object, write_if_changed
 from .policy import LoadResult, load_policies
 
 MANIFEST = "manifest.json"
@@ -44,7 +45,7 @@ def policy_digest(files: Sequence[str | Path]) -> str:
 
 
 def abi_version() -> int:
-    from .clang import EBPF as ebpf
+    from agent.clang import EBPF as ebpf
 
     for line in (ebpf / "include" / "events.h").read_text().splitlines():
         if line.startswith("#define RS_ABI_VERSION"):

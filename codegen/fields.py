@@ -2,14 +2,14 @@
 
 One table drives the compiler (types, globs, iterators), the evaluator
 (where a field's value lives in the event document, see
-:mod:`codegen.event`), the kernel filter compiler (which fields approve and
+:mod:`agent.evaluator.event`), the kernel filter compiler (which fields approve and
 how) and ``docs/fields.md`` (``python -m codegen.fieldsdoc``).
 
-A field's ``path`` walks the event document (interfaces.md) from its root;
+A field's ``path`` walks the event document (docs/interfaces.md) from its root;
 the marker ``ITER`` stands for "every element of this list" (an iterator,
 e.g. ``process.ancestors``); an integer indexes a list
 (``process.parent.X`` reads ``process.ancestors[0].X``). A ``resolver``
-names a function in :data:`codegen.event.RESOLVERS` that computes the value
+names a function in :data:`agent.evaluator.event.RESOLVERS` that computes the value
 from the object holding the last key (``rights`` from ``mode``, ``name`` from
 ``path`` when absent, lengths...). ``fallback`` is a second path read when
 the first is missing.
@@ -19,7 +19,8 @@ from __future__ import annotations
 import difflib
 import enum
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Union
+from collections.abc import Iterable
 
 ITER = "[]"
 PathKey = Union[str, int]
@@ -33,7 +34,7 @@ class FieldType(str, enum.Enum):
 
 
 class ApproverKind(str, enum.Enum):
-    """How a field can approve in the kernel (reference-agent.md)."""
+    """How a field can approve in the kernel (docs/reference-agent.md)."""
 
     BASENAME = "basename"  # path fields: the basename of exact paths / literal-basename globs
     SCALAR = "scalar"      # exact values (`==`, `in`)

@@ -50,7 +50,7 @@ def _table(fields: list[Field]) -> list[str]:
 def render() -> str:
     out = [HEADER, "", "# SECL fields", "",
            "Every event type and field the rule compiler knows, from `codegen/fields.py`.",
-           "*document* is where the value is read in the event document (interfaces.md);",
+           "*document* is where the value is read in the event document (docs/interfaces.md);",
            "`[]` iterates a list (any element matches), `[0]` is its first element; *via*",
            "names a resolver that derives the value when the key is absent. A missing",
            "field reads as its type's zero value (0, \"\", false, empty array).", "",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import operator
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from .patterns import StrMatcher
 

@@ -1,6 +1,6 @@
 """SECL parser (PLY, LALR). Built once per process, no table files written.
 
-Precedence, loosest first (secl.md): ``||`` < ``&&`` < comparisons <
+Precedence, loosest first (docs/secl.md): ``||`` < ``&&`` < comparisons <
 ``+ -`` < ``& | ^`` < unary ``! - ^``. Comparisons do not chain.
 """
 from __future__ import annotations
@@ -235,7 +235,7 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
     if nesting_depth(result) > MAX_DEPTH:
         diags.error(source, 0, f"expression nested too deeply (more than {MAX_DEPTH} levels)")
         return None
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 MAX_DEPTH = 100

@@ -15,19 +15,20 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from . import ir
 from .actions import Action, Position, SetAction, parse_actions
 from .durations import parse_duration
 from .errors import Diagnostics, Severity, Source, Span
-from .event import as_event
+from agent.evaluator.event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
 from .ir import Kind, Type
 from .parser import parse
 from .pybackend import compile_expr
-from .ruleset import Fn, Rule, Ruleset
+from agent.evaluator.ruleset import Fn, Rule, Ruleset
 from .semantics import Analysis, Scope, analyze
 from .yamlpos import YNode, load
 

@@ -1,7 +1,7 @@
 """Python backend: IR -> closures, built once per rule.
 
 Each node becomes a function ``fn(event) -> value`` over a
-:class:`codegen.event.DocumentEvent`. Fields are read lazily through the
+:class:`agent.evaluator.event.DocumentEvent`. Fields are read lazily through the
 event's cache (resolved only when read, at most once per event). Operands
 of ``&&``/``||`` run cheapest first, by weight: plain field compare <
 array membership < resolver-backed field < regex < pattern arrays <
@@ -10,10 +10,11 @@ iterators; evaluation is pure, so reordering never changes a result.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import ir, ops
-from .event import MISSING, DocumentEvent, getter
+from agent.evaluator.event import MISSING, DocumentEvent, getter
 from .ir import Kind
 from .patterns import StrMatcher
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from . import ast, ir, ops
 from .constants import lookup as lookup_constant
@@ -83,7 +84,7 @@ class Analyzer:
     # -- dispatch -------------------------------------------------------------
     def visit(self, node: ast.Node) -> ir.Expr | None:
         method = getattr(self, "visit_" + type(node).__name__)
-        return method(node)  # type: ignore[no-any-return]
+        return method(node)
 
     def visit_BoolLit(self, node: ast.BoolLit) -> ir.Expr:
         return ir.Const(node.value, ir.BOOL, node.span)

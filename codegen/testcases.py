@@ -4,7 +4,7 @@ A case file is YAML (``rules/tests/*.yaml`` for the policies in ``rules/``)::
 
     cases:
       - name: reading /etc/shadow
-        event:                       # an event document (interfaces.md)
+        event:                       # an event document (docs/interfaces.md)
           type: open
           open: {file: {path: /etc/shadow}, flags: 0}
           process: {comm: cat}
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostics
-from .event import DocumentEvent
-from .ruleset import Ruleset
-from .variables import VariableStore
+from agent.evaluator.event import DocumentEvent
+from agent.evaluator.ruleset import Ruleset
+from agent.evaluator.variables import VariableStore
 from .yamlpos import YNode, load
 
 CASE_EXTENSIONS = (".yaml", ".yml")
@@ -143,7 +143,7 @@ def _event(item: YNode, path: Path, diags: Diagnostics) -> dict[str, Any] | None
         if not node.is_mapping:
             _err(diags, node, "'event' is an event document (a mapping)")
             return None
-        return node.plain()  # type: ignore[no-any-return]
+        return node.plain()
     if "event_file" in item.value:
         node = item.value["event_file"]
         target = path.parent / str(node.value)

@@ -4,10 +4,14 @@ BPF objects are built once per session (`make build` does the same)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agent.build import ROOT, build
+
+if TYPE_CHECKING:
+    from harness import Tracer
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +20,7 @@ def built_objects() -> None:
 
 
 @pytest.fixture(scope="session")
-def tracer(built_objects: None) -> Iterator["Tracer"]:
+def tracer(built_objects: None) -> Iterator[Tracer]:
     from harness import Tracer
 
     t = Tracer().start()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codegen.event import materialize
+from agent.evaluator.event import materialize
 
 from agent.features import probe
 from agent.hooksets import choose_hook_set

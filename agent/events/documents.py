@@ -1,11 +1,11 @@
-"""Building the parts of event documents (interfaces.md) shared by every
+"""Building the parts of event documents (docs/interfaces.md) shared by every
 event type: files here; processes and credentials in process_docs.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from codegen.event import Lazy
+from agent.evaluator.event import Lazy
 
 from ..paths import basename, decode_path
 from ..users import UserNames
@@ -60,4 +60,4 @@ def file_doc(
     return doc
 
 
-__all__ = ["TaskContext", "file_doc", "path_fields", "process_doc"]
+__all__ = ["file_doc", "path_fields"]

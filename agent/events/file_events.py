@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from codegen.event import Lazy
+from agent.evaluator.event import Lazy
 
 from ..mounts import Mount
 from ..paths import resolve_user_path

@@ -1,4 +1,4 @@
-"""The ``process`` part of event documents (interfaces.md), and the
+"""The ``process`` part of event documents (docs/interfaces.md), and the
 ``exec``/``fork``/``exit`` bodies: field names follow codegen/fields.py's
 PROCESS_TEMPLATE.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from codegen.event import Lazy, resolved
+from agent.evaluator.event import Lazy, resolved
 
 from ..process.model import Credentials, Process
 from ..users import UserNames

@@ -12,6 +12,7 @@ libbpf's error number.
 from __future__ import annotations
 
 import errno as _errno
+from typing import Any
 import os
 
 __all__ = ["BpfError", "NotSupportedError", "VerifierError", "strerror"]
@@ -44,7 +45,7 @@ class BpfError(OSError):
     def __str__(self) -> str:
         return f"{self.where}: {self.strerror} (errno {self.errno})"
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.__dict__.copy(), self.errno, self.strerror))
 
 

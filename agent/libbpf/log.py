@@ -86,7 +86,7 @@ def capture(*, demote: bool = False) -> Iterator[LogCapture]:
         _local.capture = outer
 
 
-@ffi.def_extern(name="_rsa_print")  # type: ignore[untyped-decorator]
+@ffi.def_extern(name="_rsa_print")
 def _rsa_print(level: int, msg: object) -> None:
     text = ffi.string(msg).decode("utf-8", "replace")
     if text.startswith(_PREFIX):

@@ -50,7 +50,7 @@ class _Slot:
         self.stop: int | None = None
 
 
-@ffi.def_extern(name="_rsa_ringbuf_sample")  # type: ignore[untyped-decorator]
+@ffi.def_extern(name="_rsa_ringbuf_sample")
 def _rsa_ringbuf_sample(ctx: Any, data: Any, size: int, _from_handle: Any = ffi.from_handle) -> Any:
     slot = _from_handle(ctx)
     try:

@@ -11,7 +11,7 @@
  *   - integer constants as `#define NAME <decimal or hex literal>` or enums;
  *   - no other preprocessor logic between RS_CDEF_BEGIN and RS_CDEF_END
  *     (user space reads only that region).
- * A test (tests/test_layout.py) compares cffi's sizes and offsets of every
+ * A test (tests/foundation/test_layout.py) compares cffi's sizes and offsets of every
  * struct with the BTF of the compiled object.
  *
  * Record framing: every ring-buffer record starts with struct rs_event_header;

@@ -5,7 +5,7 @@ import copy
 from typing import Any
 
 from codegen.errors import Diagnostics
-from codegen.event import DocumentEvent
+from agent.evaluator.event import DocumentEvent
 from codegen.policy import CompiledExpression, compile_expression
 
 NOW = 1_764_280_000_123_456_789

@@ -1,4 +1,4 @@
-"""rulec validate / eval / test, as interfaces.md specifies."""
+"""rulec validate / eval / test, as docs/interfaces.md specifies."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

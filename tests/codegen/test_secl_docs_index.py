@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from codegen import fieldsdoc
-from codegen.index import Bucket, index_keys, top_segment
+from agent.evaluator.index import Bucket, index_keys, top_segment
 from codegen.policy import load_policies
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from codegen import pybackend
-from codegen.event import DocumentEvent, Lazy
+from agent.evaluator.event import DocumentEvent, Lazy
 from secl_helpers import NOW, OPEN_EVENT, compile_ok, evaluate
 
 
@@ -132,7 +132,7 @@ def test_fields_are_resolved_lazily_and_once() -> None:
     both = compile_ok('open.file.path == "/etc/x" && open.file.name == "x" && open.file.path != "/y"')
     assert both.matches(ev) and both.matches(ev)
     assert c.calls == {"file": 1, "name": 1}
-    assert doc["open"]["file"]["name"] == "x"  # memoized in place
+    assert doc["open"]["file"]["name"] == "x"  # type: ignore[index]  # memoized in place
     assert ev.cache["open.file.path"] == "/etc/x"
 
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from codegen.event import DocumentEvent, Lazy, materialize
-from codegen.fields import REGISTRY
+from agent.evaluator.event import DocumentEvent, Lazy, materialize
+from codegen.fields import REGISTRY, Field
 
 
-def field(name: str):  # type: ignore[no-untyped-def]
+def field(name: str) -> Field:
     spec = REGISTRY.get(name)
     assert spec is not None
     return spec

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -161,7 +161,7 @@ def test_event_type_approvers_need_every_rule(write_policy: Callable[..., Path])
 
 def test_approvers_are_sound_against_the_evaluator() -> None:
     """An event whose field is outside the approvers never matches the rule."""
-    from codegen.event import DocumentEvent
+    from agent.evaluator.event import DocumentEvent
     r = rule('open.file.path in ["/etc/passwd", "/etc/*/sudoers"] || open.file.path == "/x/y" && open.flags > 0')
     chosen = rule_approvers("r", r.ir, "open").chosen
     assert chosen is not None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen.event import DocumentEvent, Lazy
+from agent.evaluator.event import DocumentEvent, Lazy
 from codegen.policy import compile_expression, load_policies
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -62,7 +63,7 @@ def test_random_and_mutated_expressions_never_crash(data: st.DataObject) -> None
     if compiled is None:
         assert diags.has_errors
     else:
-        doc = data.draw(st.sampled_from([{"type": "open"}, {"type": "bind", "bind": {"addr": {"ip": "10.1.1.1"}}},
+        doc: dict[str, Any] = data.draw(st.sampled_from([{"type": "open"}, {"type": "bind", "bind": {"addr": {"ip": "10.1.1.1"}}},
                                          {"type": "open", "open": {"flags": 2, "file": {"path": "/etc/x"}}}]))
         assert compiled.matches(DocumentEvent(doc)) in (True, False)
 
@@ -298,7 +299,7 @@ def _lazify(value: Any, data: st.DataObject) -> Any:
         out = {k: _lazify(v, data) for k, v in value.items()}
         for k in list(out):
             if k not in ("type", "timestamp") and data.draw(st.booleans()):
-                out[k] = Lazy(lambda v=out[k]: v)
+                out[k] = Lazy(lambda v=out[k]: v)  # type: ignore[misc]
         return out
     if isinstance(value, list):
         return [_lazify(v, data) for v in value]

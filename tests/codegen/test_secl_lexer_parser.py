@@ -95,7 +95,9 @@ def test_tokens(text: str, expected: list[tuple[str, object]]) -> None:
     ("fe80::/10", "fe80::/10"), ("2001:db8::1", "2001:db8::1/128"),
 ])
 def test_ip_literals(text: str, network: str) -> None:
-    ((kind, (value, raw)),) = toks(text)
+    ((kind, pair),) = toks(text)
+    assert isinstance(pair, tuple)
+    value, raw = pair
     assert kind == "IP" and value == ipaddress.ip_network(network) and raw == text
 
 
@@ -132,7 +134,7 @@ def test_nodes_carry_positions_and_parens() -> None:
 def test_nodes_are_frozen() -> None:
     node = parse("a == 1")
     with pytest.raises(AttributeError):
-        node.op = "!="  # type: ignore[misc]
+        node.op = "!="  # type: ignore[misc, union-attr]
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -2,22 +2,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 
 from codegen.actions import KillAction, SetAction
 from codegen.hostinfo import host_document
-from codegen.policy import load_policies, policy_files
+from codegen.policy import LoadResult, load_policies, policy_files
 from secl_helpers import NOW, OPEN_EVENT, open_event
 
 WritePolicy = Callable[..., Path]
 
 
-def errors(result) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+def errors(result: LoadResult) -> list[tuple[int, int, str]]:
     return [(d.line, d.col, d.message) for d in result.diagnostics.sorted() if d.is_error]
 
 
-def warnings(result) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+def warnings(result: LoadResult) -> list[tuple[int, int, str]]:
     return [(d.line, d.col, d.message) for d in result.diagnostics.sorted() if not d.is_error]
 
 
@@ -262,7 +262,8 @@ def test_actions_are_validated(write_policy: WritePolicy) -> None:
         (10, 39, "invalid ttl 'soon' (a duration such as 10s, 5m, 1h)"),
         (11, 31, "unknown field 'open.nope'"),
         (12, 9, "unknown action 'explode' (expected kill, set or hash)"),
-        (13, 34, "unknown set option 'colour' (expected one of: name, value, field, expression, scope, append, size, ttl, default_value, inherited, private)"),
+        (13, 34, "unknown set option 'colour' (expected one of: name, value, field, expression, scope, append, size, ttl, "
+                 "default_value, inherited, private)"),
     ]
     assert result.ruleset.get("a") is None  # a rule whose definition has errors is not loaded
     ok = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flags > 0\n"

@@ -80,8 +80,8 @@ def test_open_on_a_second_mount_reports_the_path_through_the_mount_point(tracer,
         file = opens[0]["open"]["file"]
         assert file["filesystem"] == "tmpfs"
         assert file["inode"] == f.stat().st_ino
-        mount_ids = {int(l.split()[0]) for l in Path("/proc/self/mountinfo").read_text().splitlines()
-                     if l.split()[4] == str(mnt)}
+        mount_ids = {int(x.split()[0]) for x in Path("/proc/self/mountinfo").read_text().splitlines()
+                     if x.split()[4] == str(mnt)}
         assert file["mount_id"] in mount_ids
     finally:
         subprocess.run(["umount", str(mnt)], check=True)

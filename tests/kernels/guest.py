@@ -127,7 +127,7 @@ class _ListSink:
 
 
 def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
-    from codegen.event import materialize
+    from agent.evaluator.event import materialize
     from codegen.hostinfo import host_document
     from codegen.policy import load_policies
 
@@ -164,7 +164,7 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
     try:
         try:
             background.start(600)
-        except Exception as exc:  # reported in the JSON, with each program's verdict
+        except Exception as exc:  # noqa: BLE001 - reported in the JSON, with each program's verdict
             run.load_seconds = round(time.monotonic() - started, 1)
             run.error = str(exc)
             glob = {"rs_agent_tgid": os.getpid(), **hs.variables}
@@ -184,7 +184,7 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
     finally:
         try:
             summary = background.stop(120)
-        except Exception as exc:  # reported in the JSON
+        except Exception as exc:  # noqa: BLE001 - reported in the JSON
             run.error = str(exc)
         else:
             if summary is not None:
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"guest: {report.kernel}: hook set {name}", flush=True)
             report.runs.append(run_hook_set(name, args.compiled))
         report.shape_checks = compare_shapes(report.runs)
-    except Exception as exc:  # noqa: BLE001 - any failure must reach the report
+    except Exception as exc:
         log.exception("guest run failed")
         report.errors.append(f"{type(exc).__name__}: {exc}")
     report.seconds = round(time.monotonic() - started, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def u32(n: int) -> bytes:
 
 
 @pytest.fixture
-def loaded(bpf_objects: dict[str, Path]) -> BpfObject:
+def loaded(bpf_objects: dict[str, Path]) -> Iterator[BpfObject]:
     with load_object(bpf_objects["ringbuf_pid"], variables={"target_pid": os.getpid()}) as obj:
         yield obj
 
@@ -56,16 +57,16 @@ def test_hash_iteration(loaded: BpfObject) -> None:
         m[k] = k * k
     keys = sorted(int.from_bytes(k, sys.byteorder) for k in m)
     assert keys == list(range(50))
-    items = {int.from_bytes(k, sys.byteorder): int.from_bytes(v, sys.byteorder) for k, v in m.items()}
+    items = {int.from_bytes(k, sys.byteorder): int.from_bytes(v, sys.byteorder) for k, v in m.items()}  # type: ignore[arg-type]
     assert items == {k: k * k for k in range(50)}
-    for k in list(m.keys()):
-        del m[k]
+    for key in list(m.keys()):
+        del m[key]
     assert list(m.values()) == []
 
 
 def test_array_map(loaded: BpfObject) -> None:
     m = loaded.maps["array_map"]
-    assert [int.from_bytes(k, sys.byteorder) for k in m.keys()] == list(range(8))  # noqa: SIM118 - the API under test
+    assert [int.from_bytes(k, sys.byteorder) for k in m.keys()] == list(range(8))
     assert m[3] == u64(0)
     m[3] = 33
     assert m[3] == u64(33)

@@ -3,6 +3,8 @@ kernel-facing behaviour is covered by the other tests of this directory."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.clock import BootClock
 from agent.process.cache import ExecInfo, ProcessCache
 from agent.process.containers import container_id_of_name
@@ -14,7 +16,7 @@ META = TaskMeta()
 BASE = 1 << 30
 
 
-def _cache(**kw: int) -> ProcessCache:
+def _cache(**kw: Any) -> ProcessCache:
     return ProcessCache(BootClock(), **kw)
 
 

@@ -78,7 +78,7 @@ def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
 
 def counters(stderr: str) -> dict[str, dict[str, int]]:
     """Parse the 'kernel counters:' line the agent logs at exit."""
-    line = [l for l in stderr.splitlines() if "kernel counters:" in l][-1]
+    line = [x for x in stderr.splitlines() if "kernel counters:" in x][-1]
     out: dict[str, dict[str, int]] = {}
     for part in line.split("kernel counters:", 1)[1].split(";"):
         name, _, rest = part.strip().partition(": ")

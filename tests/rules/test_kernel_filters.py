@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agentproc import counters, start_agent
@@ -57,7 +58,7 @@ def test_glob_rule_repeats_are_discarded_after_the_first(tmp_path: Path, built_o
 def _discarder_stat(stderr: str, name: str) -> int:
     """A DiscarderStats counter from the agent's exit log (other processes'
     opens teach it discarders too, so tests compare with lower bounds)."""
-    line = [l for l in stderr.splitlines() if "discarders: DiscarderStats(" in l][-1]
+    line = [x for x in stderr.splitlines() if "discarders: DiscarderStats(" in x][-1]
     return int(line.split(f"{name}=", 1)[1].split(",", 1)[0].rstrip(")"))
 
 
@@ -174,7 +175,7 @@ def test_sighup_reloads_a_policy_of_the_same_shape(tmp_path: Path, built_objects
     _open_many(second, 1)
     time.sleep(0.5)
     stderr = agent.stop()
-    by_rule = {}
+    by_rule: dict[str, list[dict[str, Any]]] = {}
     for a in agent.alerts():
         by_rule.setdefault(a["rule_id"], []).append(a["event"]["open"]["file"]["path"])
     assert by_rule["watched"] == [str(first)], by_rule

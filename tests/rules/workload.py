@@ -25,7 +25,7 @@ def main() -> None:
                 os.unlink(op[1])
                 results.append(0)
         except OSError as exc:
-            results.append(-exc.errno)
+            results.append(-(exc.errno or 0))
     json.dump(results, open(sys.argv[2], "w"))
 
 

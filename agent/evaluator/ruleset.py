@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
-from . import ast, ir
-from .actions import Action, Position, SetAction
+from codegen import ast, ir
+from codegen.actions import Action, Position, SetAction
 from .event import DocumentEvent, as_event
 from .index import Bucket
 from .variables import VariableStore

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import SetAction
+from codegen.actions import SetAction
 from .event import MISSING, DocumentEvent
-from .fields import REGISTRY
+from codegen.fields import REGISTRY
 
 _SCOPE_KEYS = {"process": REGISTRY.fields["process.pid"], "container": REGISTRY.fields["container.id"],
                "cgroup": REGISTRY.fields["cgroup.id"]}

@@ -13,11 +13,12 @@ never changes a result. Matching rules come out in policy order.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
-from . import ir
-from .patterns import StrMatcher
-from .pybackend import field_reader
+from codegen import ir
+from codegen.patterns import StrMatcher
+from codegen.pybackend import field_reader
 
 Fn = Callable[[Any], Any]
 Entry = tuple[int, Any, Fn]  # (policy order, rule, closure)

@@ -1,6 +1,6 @@
 """Event access protocol for the evaluator.
 
-An event document (interfaces.md) is the SECL field tree as nested dicts,
+An event document (docs/interfaces.md) is the SECL field tree as nested dicts,
 plus top-level ``type`` and ``timestamp``. The agent may build it lazily:
 any dict value or list element may be a :class:`Lazy`; it is resolved on
 first access and the result is written back in place (memoized), at any
@@ -21,9 +21,10 @@ import ipaddress
 import logging
 import posixpath
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
-from .fields import ITER, Field, FieldType, PathKey
+from codegen.fields import ITER, Field, FieldType, PathKey
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def elements(value: Any) -> list[Any]:
     return value
 
 
-class Resolved(dict):  # type: ignore[type-arg]
+class Resolved(dict):
     """A document part with no Lazy left at any depth (it was materialized):
     :func:`materialize` does not walk it again. For parts shared by many
     documents, such as a process image shown as an ancestor in every event
@@ -92,7 +93,7 @@ def resolved(doc: dict[str, Any]) -> Resolved:
             return [mark(v) for v in value]
         return value
 
-    return mark(doc)  # type: ignore[no-any-return]
+    return mark(doc)
 
 
 def materialize(doc: Any) -> Any:
@@ -276,7 +277,7 @@ def make_getter(field: Field) -> Getter:
     if field.fallback is not None:
         primary, second = read, _reader(field.fallback, None)
 
-        def read(doc: Any) -> Any:  # noqa: F811  (the fallback-aware reader)
+        def read(doc: Any) -> Any:
             raw = primary(doc)
             return second(doc) if raw is MISSING or raw is None else raw
     if field.array:
