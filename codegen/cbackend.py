@@ -156,7 +156,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
     # name (partial evaluation on that field must come out false for all).
-    discard = event_type in FILE_EVENT_TYPES and bool(rules) and all(
+    # mount/umount name no file (their paths are mount points): no discarders.
+    discard = event_type in FILE_EVENT_TYPES and f"{event_type}.file.path" in registry and bool(rules) and all(
         _discardable(rule, event_type) for rule in rules)
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,

@@ -170,3 +170,18 @@ def test_approvers_are_sound_against_the_evaluator() -> None:
         doc = {"type": "open", "open": {"flags": 1, "file": {"path": path}}}
         if fn.matches(DocumentEvent(doc)):
             assert path.rsplit("/", 1)[1] in chosen.values
+
+
+def test_mount_rules_get_a_filter_without_discarders(tmp_path: Path) -> None:
+    """mount/umount name mount points, not files: no discarder (it used to
+    crash looking up 'mount.file.path')."""
+    from codegen.cbackend import kernel_filters
+    from codegen.policy import load_policies
+
+    p = tmp_path / "m.policy"
+    p.write_text('rules:\n  - id: m\n    expression: mount.mountpoint.path == "/mnt/x"\n'
+                 '  - id: u\n    expression: umount.retval == 0\n')
+    result = load_policies([p])
+    assert result.ok
+    filters = kernel_filters(result.ruleset)
+    assert not filters["mount"].discard and not filters["umount"].discard
