@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codegen.eventtypes import PRODUCED
+
 from .events.layout import LayoutError
 from .features import format_report, probe
 from .hooksets import HookSet, choose_hook_set
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rsagent")
 
-PROCESS_TYPES = frozenset({"exec", "fork", "exit"})
+# lifecycle types: always hooked, they keep the process tree every rule reads
+PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "rules"
 
 EXIT_OK = 0
@@ -197,11 +200,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     wanted = set(compiled.filters)
     have = choice.hook_set.supported_event_types()
     for event_type in sorted(wanted - have):
-        ids = ", ".join(r.id for r in ruleset.rules_for(event_type))
         lacking = choice.hook_set.left_out.get(event_type)
         why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
-        log.warning("rules of type %s cannot fire: the %s hook set does not produce %s events%s (%s)",
-                    event_type, choice.name, event_type, why, ids)
+        for rule in ruleset.rules_for(event_type):
+            log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
+                        rule.position, rule.id, choice.name, event_type, why)
     if not wanted & have:
         print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
         return EXIT_ERROR

@@ -1,7 +1,8 @@
 """Hook sets: which BPF programs implement each event type on a kernel.
 
 A hook set maps every event type to the programs (in build/ebpf/probe.bpf.o)
-that produce it. The agent chooses one from the feature probe, in the order
+that produce it, derived from the event-type table (codegen/eventtypes.py).
+The agent chooses one from the feature probe, in the order
 of ``HOOK_SETS`` (the first whose requirements the kernel meets wins):
 
 - ``fentry`` (precise): fentry programs on the kernel functions that hand
@@ -33,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from codegen.eventtypes import CAPTURES, PRECISE_FEATURES, PRODUCED, EventType, syscalls_of
 
 if TYPE_CHECKING:
     from .features import FeatureReport
@@ -99,99 +102,57 @@ def tracefs_has(tracepoint: str) -> bool:
     return any((r / "events" / tracepoint).is_dir() for r in roots)
 
 
-_CTIME = ("rs_ctime_ns_xchg", "rs_ctime_xchg_skip", "rs_inode_set_ctime")
-_OPEN_EXIT = ("rs_exit_open", "rs_exit_openat", "rs_exit_openat2", "rs_exit_creat")
-# The sys_exit program of every syscall variant, shared by every set: it
-# reads the arguments and the return value and emits the record; the
-# objects come from the set's capture programs (ebpf/include/fim.h).
-_EXITS = {
-    "chmod": ("rs_exit_chmod", "rs_exit_fchmod", "rs_exit_fchmodat", "rs_exit_fchmodat2"),
-    "chown": ("rs_exit_chown", "rs_exit_fchown", "rs_exit_lchown", "rs_exit_fchownat"),
-    "mkdir": ("rs_exit_mkdir", "rs_exit_mkdirat"),
-    "rmdir": ("rs_exit_rmdir", "rs_exit_unlinkat"),
-    "unlink": ("rs_exit_unlink", "rs_exit_unlinkat"),
-    "rename": ("rs_exit_rename", "rs_exit_renameat", "rs_exit_renameat2"),
-    "link": ("rs_exit_link", "rs_exit_linkat"),
-    "utimes": ("rs_exit_utime", "rs_exit_utimes", "rs_exit_utimensat", "rs_exit_futimesat"),
-    "setxattr": ("rs_exit_setxattr", "rs_exit_lsetxattr", "rs_exit_fsetxattr", "rs_exit_setxattrat"),
-    "removexattr": ("rs_exit_removexattr", "rs_exit_lremovexattr", "rs_exit_fremovexattr",
-                    "rs_exit_removexattrat"),
-}
-_PATH_TYPES = tuple(_EXITS)
-_SHARED = {
-    "mount": ("rs_exit_mount",),
-    "umount": ("rs_exit_umount",),
-    "exec": ("rs_sched_exec",),
-    "fork": ("rs_sched_fork",),
-    "exit": ("rs_sched_exit",),
-}
-# Syscalls younger than the oldest kernel supported: their programs are left
-# out where the tracepoint does not exist (fchmodat2: 6.6, *xattrat: 6.13).
-_YOUNG_SYSCALLS = {
-    "rs_exit_fchmodat2": "syscalls/sys_exit_fchmodat2",
-    "rs_exit_setxattrat": "syscalls/sys_exit_setxattrat",
-    "rs_exit_removexattrat": "syscalls/sys_exit_removexattrat",
-}
-
-TRACEPOINT = HookSet(
-    name="tracepoint",
-    requires=("tracepoint", "tp_btf", "ringbuf", "helpers"),
-    description="syscall-exit tracepoints + BTF tracepoints (no kprobes/fentry/LSM needed)",
-    programs={
-        "open": _OPEN_EXIT,
-        # Path-based calls get their objects from the ctime tracepoints, which
-        # capture only for the types in the loader's rs_event_mask, so a
-        # type's capture never outlives its exit.
-        **{t: (*progs, *_CTIME) for t, progs in _EXITS.items()},
-        **_SHARED,
-    },
-    type_requires={t: ("ctime_tp",) for t in _PATH_TYPES},
-    optional=_YOUNG_SYSCALLS,
-)
-
-# Programs that hand over each path-based call's objects (ebpf/hooks/precise.h,
-# one body, a fentry and a kprobe flavor); the exit programs are the
-# tracepoint set's.
-_CAPTURE = {
-    "open": ("vfs_open",),
-    "chmod": ("path_chmod",),
-    "chown": ("path_chown",),
-    "mkdir": ("path_mkdir",),
-    "rmdir": ("path_rmdir",),
-    "unlink": ("path_unlink",),
-    "rename": ("path_rename",),
-    "link": ("path_link",),
-    "utimes": ("vfs_utimes",),
-    "setxattr": ("inode_setxattr", "mnt_want_write"),
-    "removexattr": ("inode_removexattr", "mnt_want_write"),
-}
+def _exits(t: EventType) -> tuple[str, ...]:
+    """The sys_exit programs of a type's syscalls (generated, ebpf/hooks/exits.h)."""
+    return tuple(s.program for s in syscalls_of(t))
 
 
-def _precise(flavor: str, requires: tuple[str, ...], security_path: str, description: str) -> HookSet:
+def _optional(types: tuple[EventType, ...]) -> dict[str, str]:
+    """Syscalls younger than the oldest kernel supported: their programs are
+    left out where the tracepoint does not exist (fchmodat2: 6.6, *xattrat: 6.13)."""
+    return {s.program: s.exit_tracepoint for t in types for s in t.syscalls if s.since}
+
+
+def _tracepoint_set() -> HookSet:
+    programs: dict[str, tuple[str, ...]] = {}
+    needs: dict[str, tuple[str, ...]] = {}
+    for t in PRODUCED:
+        progs = _exits(t) + t.programs
+        if t.capture is not None:
+            # Path-based calls get their objects from the capture programs,
+            # which capture only for the types in the loader's rs_event_mask,
+            # so a type's capture never outlives its exit.
+            capture_progs, capture_needs = CAPTURES[t.capture]
+            progs += capture_progs
+            needs[t.name] = capture_needs
+        programs[t.name] = progs
     return HookSet(
-        name=flavor,
-        requires=requires,
-        description=description,
-        programs={
-            # vfs_open names the file an open reached even when the open then
-            # fails (LSM denial, a FIFO without reader...); the exit program emits.
-            "open": (*(f"rs_{flavor}_{c}" for c in _CAPTURE["open"]), *_OPEN_EXIT),
-            **{t: (*(f"rs_{flavor}_{c}" for c in _CAPTURE[t]), *progs) for t, progs in _EXITS.items()},
-            **_SHARED,
-        },
-        # security_path_* exist with CONFIG_SECURITY_PATH (Debian, Ubuntu, RHEL...)
-        type_requires={t: (security_path,) for t in _PATH_TYPES if _CAPTURE[t][0].startswith("path_")},
-        optional=_YOUNG_SYSCALLS,
+        name="tracepoint",
+        requires=("tracepoint", "tp_btf", "ringbuf", "helpers"),
+        description="syscall-exit tracepoints + BTF tracepoints (no kprobes/fentry/LSM needed)",
+        programs=programs, type_requires=needs, optional=_optional(PRODUCED))
+
+
+def _precise(flavor: str, requires: tuple[str, ...], description: str) -> HookSet:
+    """The precise captures of each type (ebpf/hooks/precise.h, one body, a
+    fentry and a kprobe flavor) + the tracepoint set's exit programs."""
+    programs: dict[str, tuple[str, ...]] = {}
+    needs: dict[str, tuple[str, ...]] = {}
+    for t in PRODUCED:
+        programs[t.name] = tuple(f"rs_{flavor}_{c}" for c in t.precise) + _exits(t) + t.programs
+        if t.precise_requires:
+            needs[t.name] = tuple(PRECISE_FEATURES[r][flavor] for r in t.precise_requires)
+    return HookSet(
+        name=flavor, requires=requires, description=description,
+        programs=programs, type_requires=needs, optional=_optional(PRODUCED),
         # the exit programs read what the captures kept (ebpf/include/call_ctx.h, fim_precise.h)
-        variables={"rs_precise_hooks": 1},
-    )
+        variables={"rs_precise_hooks": 1})
 
 
+TRACEPOINT = _tracepoint_set()
 FENTRY = _precise("fentry", ("fentry", "tracepoint", "tp_btf", "ringbuf", "helpers", "task_storage"),
-                  "security_path",
                   "fentry on the VFS/LSM functions that hold the call's objects + syscall-exit tracepoints")
 KPROBE = _precise("kprobe", ("kprobe", "tracepoint", "tp_btf", "ringbuf", "helpers", "task_storage"),
-                  "kprobe_security_path",
                   "kprobes on the VFS/LSM functions that hold the call's objects + syscall-exit tracepoints "
                   "(fentry unavailable)")
 

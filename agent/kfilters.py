@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 
 from codegen.cbackend import BASENAME, TypeFilter
+from codegen.eventtypes import PRODUCED
 
 from .events.layout import Layout
 from .libbpf.object import BpfObject
@@ -18,7 +19,7 @@ NAME_MAX = 255
 
 # Event types whose hooks keep discarders right: a file that moves or gets a
 # new name invalidates its discarders (tombstones), a mount change all of them.
-INVALIDATING_TYPES = frozenset({"rename", "unlink", "rmdir", "link", "mount", "umount"})
+INVALIDATING_TYPES = frozenset(t.name for t in PRODUCED if t.invalidates)
 
 
 def invalidation_hooks(filters: dict[str, TypeFilter]) -> set[str]:

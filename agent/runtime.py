@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from codegen.eventtypes import PRODUCED
+
 from .clock import BootClock
 from .events.decode import DecodeEnv, Decoder, Document
 from .events.layout import layout
@@ -35,7 +37,7 @@ from .users import UserNames
 log = logging.getLogger(__name__)
 
 Consumer = Callable[[Document], None]
-PROCESS_TYPES = frozenset({"exec", "fork", "exit"})
+PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
 
 
 @dataclass

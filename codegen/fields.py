@@ -1,6 +1,7 @@
-"""The event model: every event type and SECL field, as declarative data.
+"""The SECL fields: every field of every event type, expanded from the
+event-type table (codegen/eventtypes.py) and the templates below.
 
-One table drives the compiler (types, globs, iterators), the evaluator
+The registry drives the compiler (types, globs, iterators), the evaluator
 (where a field's value lives in the event document, see
 :mod:`agent.evaluator.event`), the kernel filter compiler (which fields approve and
 how) and ``docs/fields.md`` (``python -m codegen.fieldsdoc``).
@@ -17,34 +18,15 @@ the first is missing.
 from __future__ import annotations
 
 import difflib
-import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
-from collections.abc import Iterable
+
+from .eventtypes import EVENT_TYPES, EventType
+from .fieldspec import BASENAME, BOOL, INT, IP, NAME, STR, Approver, ApproverKind, FieldSpec, FieldType
 
 ITER = "[]"
 PathKey = Union[str, int]
-
-
-class FieldType(str, enum.Enum):
-    INT = "int"
-    STRING = "string"
-    BOOL = "bool"
-    IP = "ip"
-
-
-class ApproverKind(str, enum.Enum):
-    """How a field can approve in the kernel (docs/reference-agent.md)."""
-
-    BASENAME = "basename"  # path fields: the basename of exact paths / literal-basename globs
-    SCALAR = "scalar"      # exact values (`==`, `in`)
-    BITMASK = "bitmask"    # `field & MASK > 0`: the union of masks
-
-
-@dataclass(frozen=True, slots=True)
-class Approver:
-    kind: ApproverKind
-    weight: int  # the best (highest) approvable field of a rule is chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,35 +62,8 @@ class Field:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class EventType:
-    name: str
-    category: str
-    doc: str
-    optional: bool = False  # a later event type: declared, not yet produced by every agent build
-
-
-@dataclass(frozen=True, slots=True)
-class _T:
-    """A field template, relative to a prefix (``file.path`` under ``open``)."""
-
-    suffix: str
-    type: FieldType
-    array: bool = False
-    glob: bool = False
-    time: bool = False
-    resolver: str | None = None
-    key: str | None = None  # document key when it differs from the suffix's last part
-    approver: Approver | None = None
-    constants: str | None = None
-    doc: str = ""
-
-
-INT, STR, BOOL, IP = FieldType.INT, FieldType.STRING, FieldType.BOOL, FieldType.IP
-_BASENAME = Approver(ApproverKind.BASENAME, 15)
-_NAME = Approver(ApproverKind.SCALAR, 10)
-_FLAGS = Approver(ApproverKind.BITMASK, 5)
-_SCALAR = Approver(ApproverKind.SCALAR, 5)
+_T = FieldSpec
+_BASENAME, _NAME = BASENAME, NAME
 
 FILE_TEMPLATE: tuple[_T, ...] = (
     _T("path", STR, glob=True, doc="absolute, canonical path of the file"),
@@ -161,11 +116,6 @@ PROCESS_TEMPLATE: tuple[_T, ...] = (
     _T("container.id", STR, doc="container ID, empty outside containers"),
 )
 
-RETVAL = _T("retval", INT, constants="errno", doc="return value; errors are negative errno (`-EACCES`)")
-_FIM = "file integrity"
-_PROC = "process"
-
-
 def _file_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None,
                  approvers: bool, array: bool = False) -> list[Field]:
     fields = []
@@ -198,97 +148,6 @@ def _process_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | No
     return fields
 
 
-# Event types and their own fields (besides the process context), relative to the event name.
-_EVENTS: tuple[tuple[EventType, tuple[str, ...], tuple[_T, ...]], ...] = (
-    (EventType("open", _FIM, "a file was opened"), ("file",), (
-        _T("flags", INT, approver=_FLAGS, constants="O_*", doc="open flags"),
-        _T("file.destination.mode", INT, constants="S_I*", doc="mode of the created file"),
-        RETVAL)),
-    (EventType("chmod", _FIM, "a file's permissions were changed"), ("file",), (
-        _T("file.destination.mode", INT, constants="S_I*", doc="new mode"),
-        _T("file.destination.rights", INT, resolver="rights", constants="S_I*", doc="new permission bits"),
-        RETVAL)),
-    (EventType("chown", _FIM, "a file's owner was changed"), ("file",), (
-        _T("file.destination.uid", INT, doc="new owner UID"),
-        _T("file.destination.gid", INT, doc="new owner GID"),
-        _T("file.destination.user", STR, doc="new owner user name"),
-        _T("file.destination.group", STR, doc="new owner group name"),
-        RETVAL)),
-    (EventType("mkdir", _FIM, "a directory was created"), ("file",), (
-        _T("file.destination.mode", INT, constants="S_I*", doc="mode of the new directory"),
-        RETVAL)),
-    (EventType("rmdir", _FIM, "a directory was removed"), ("file",), (RETVAL,)),
-    (EventType("unlink", _FIM, "a file was deleted"), ("file",), (
-        _T("flags", INT, doc="unlinkat flags"), RETVAL)),
-    (EventType("rename", _FIM, "a file was renamed; `file` is the source, `file.destination` the target"),
-     ("file", "file.destination"), (RETVAL,)),
-    (EventType("link", _FIM, "a hard link was created; `file` is the source, `file.destination` the link"),
-     ("file", "file.destination"), (RETVAL,)),
-    (EventType("utimes", _FIM, "a file's access/modification times were changed"), ("file",), (RETVAL,)),
-    (EventType("setxattr", _FIM, "an extended attribute was set"), ("file",), (
-        _T("file.destination.name", STR, doc="attribute name"),
-        _T("file.destination.namespace", STR, doc="attribute namespace (user, security...)"),
-        RETVAL)),
-    (EventType("removexattr", _FIM, "an extended attribute was removed"), ("file",), (
-        _T("file.destination.name", STR, doc="attribute name"),
-        _T("file.destination.namespace", STR, doc="attribute namespace"),
-        RETVAL)),
-    (EventType("mount", _FIM, "a filesystem was mounted"), (), (
-        _T("mountpoint.path", STR, glob=True, doc="mount point"),
-        _T("source.path", STR, glob=True, doc="mounted source (bind mounts)"),
-        _T("fs_type", STR, doc="filesystem type"),
-        RETVAL)),
-    (EventType("umount", _FIM, "a filesystem was unmounted"), (), (RETVAL,)),
-    (EventType("exec", _PROC, "a process executed a file; `exec.*` is the new image"), (), ()),
-    (EventType("fork", _PROC, "a process was created; `fork.*` is the child"), (), ()),
-    (EventType("exit", _PROC, "a process exited; `exit.*` is the exiting process"), (), (
-        _T("code", INT, doc="exit code, or the number of the signal that killed it"),
-        _T("cause", STR, doc="EXITED, SIGNALED or COREDUMP"))),
-    (EventType("signal", _PROC, "a signal was sent", optional=True), (), (
-        _T("type", INT, constants="SIG*", doc="signal number"),
-        _T("pid", INT, doc="target process ID"),
-        RETVAL)),
-    (EventType("ptrace", _PROC, "ptrace was called", optional=True), (), (
-        _T("request", INT, constants="PTRACE_*", doc="ptrace request"),
-        _T("tracee.pid", INT, doc="traced process ID"),
-        RETVAL)),
-    (EventType("load_module", "kernel", "a kernel module was loaded", optional=True), ("file",), (
-        _T("name", STR, doc="module name"),
-        _T("loaded_from_memory", BOOL, doc="loaded from memory, not from a file"),
-        RETVAL)),
-    (EventType("bpf", "kernel", "the bpf syscall was called", optional=True), (), (
-        _T("cmd", INT, approver=_SCALAR, doc="bpf command number"),
-        _T("prog.name", STR, doc="program name"),
-        _T("map.name", STR, doc="map name"),
-        RETVAL)),
-    (EventType("mmap", "kernel", "memory was mapped", optional=True), ("file",), (
-        _T("protection", INT, approver=_FLAGS, constants="PROT_*", doc="protection"),
-        _T("flags", INT, approver=_FLAGS, constants="MAP_*", doc="mapping flags"),
-        RETVAL)),
-    (EventType("mprotect", "kernel", "a mapping's protection was changed", optional=True), (), (
-        _T("req_protection", INT, approver=_FLAGS, constants="PROT_*", doc="requested protection"),
-        _T("vm_protection", INT, approver=_FLAGS, constants="PROT_*", doc="protection before the call"),
-        RETVAL)),
-    (EventType("dns", "network", "a DNS request was sent", optional=True), (), (
-        _T("question.name", STR, doc="queried name"),
-        _T("question.type", INT, doc="query type (1 = A, 28 = AAAA...)"),
-    )),
-    (EventType("bind", "network", "a socket was bound", optional=True), (), (
-        _T("addr.ip", IP, doc="bound address"),
-        _T("addr.port", INT, doc="bound port"),
-        _T("addr.family", INT, constants="AF_*", doc="address family"),
-        RETVAL)),
-    (EventType("connect", "network", "a socket was connected", optional=True), (), (
-        _T("addr.ip", IP, doc="remote address"),
-        _T("addr.port", INT, doc="remote port"),
-        _T("addr.family", INT, constants="AF_*", doc="address family"),
-        RETVAL)),
-)
-
-EVENT_TYPES: tuple[EventType, ...] = tuple(e for e, _, _ in _EVENTS)
-_PROCESS_EVENTS = frozenset({"exec", "fork", "exit"})
-
-
 def _common_fields() -> list[Field]:
     fields = _process_fields("process", ("process",), None)
     fields += _process_fields("process.parent", ("process", "ancestors", 0), None)
@@ -310,14 +169,14 @@ def _common_fields() -> list[Field]:
 
 def _event_fields() -> list[Field]:
     fields: list[Field] = []
-    for event, files, own in _EVENTS:
+    for event in EVENT_TYPES:
         name = event.name
-        if name in _PROCESS_EVENTS:
+        if event.process_fields:
             fields += _process_fields(name, (name,), name)
-        for sub in files:
+        for sub in event.files:
             fields += _file_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name,
-                                   approvers=not event.optional or name == "mmap")
-        fields += [_expand(t, name, (name,), name) for t in own]
+                                   approvers=event.file_approvers)
+        fields += [_expand(t, name, (name,), name) for t in event.fields]
     return fields
 
 
@@ -380,5 +239,5 @@ HOST_REGISTRY = Registry(HOST_FIELDS)
 
 __all__ = [
     "ITER", "FieldType", "ApproverKind", "Approver", "Field", "EventType", "Registry",
-    "REGISTRY", "HOST_REGISTRY", "EVENT_TYPES",
+    "REGISTRY", "HOST_REGISTRY", "EVENT_TYPES", "IP",
 ]

@@ -22,6 +22,7 @@ from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
 from . import ast, ir, ops
+from .eventtypes import produced
 from .constants import lookup as lookup_constant
 from .errors import Diagnostics, Source, Span
 from .fields import ITER, REGISTRY, Registry
@@ -399,7 +400,12 @@ class Analyzer:
                 self.error(0, "cannot infer the event type: use at least one field of an event type (e.g. open.file.path)")
                 return None, False
             return None, True
-        return types[0][0], True
+        name, offset = types[0]
+        if require and not produced(name):
+            self.error(offset, f"event type '{name}' is not produced by this agent: rules on it cannot fire "
+                               f"(docs/fields.md lists the types it produces)")
+            return None, False
+        return name, True
 
 
 def _offset_in(node: ast.Node, index: int) -> int:

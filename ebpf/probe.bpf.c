@@ -9,10 +9,11 @@
 #include "hooks/open.h"
 #include "hooks/process.h"
 #include "hooks/ctime.h"
-#include "hooks/setattr.h"
-#include "hooks/dirent.h"
-#include "hooks/mount.h"
+#include "fim_exit.h"
 #include "hooks/precise.h"
+/* generated from the event-type table: one sys_exit program per syscall,
+ * calling the bodies above (open.h, fim_exit.h) */
+#include "hooks/exits.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

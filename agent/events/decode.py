@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codegen.eventtypes import PRODUCED
+
 from ..clock import BootClock
 from ..mounts import MountTable
 from ..process.cache import ProcessCache
@@ -39,6 +41,21 @@ class DecodeEnv:
     mounts: MountTable
 
 
+def record_decoders(dec: Decoder) -> dict[str, Handler]:
+    """The decoder of each record struct (events.h); the table says which
+    struct each event type sends."""
+    from .file_events import FileEventDecoder
+    from .process_events import FileDocs, decode_exec, decode_exit, decode_fork
+
+    files = FileDocs()
+    return {
+        "rs_file_event": FileEventDecoder(dec).decode,
+        "rs_exec_event": lambda d, s: decode_exec(dec, d, s, files),
+        "rs_fork_event": lambda d, s: decode_fork(dec, d, s),
+        "rs_exit_event": lambda d, s: decode_exit(dec, d, s),
+    }
+
+
 class DecodeError(ValueError):
     """A record that does not match its declared layout."""
 
@@ -53,11 +70,10 @@ class Decoder:
         self._hdr_size = layout.sizeof("struct rs_event_header")
         self.type_names: dict[int, str] = {}
         self._handlers: dict[int, Handler] = {}
-        from .file_events import register as register_file_events
-        from .process_events import register as register_process_events
-
-        register_file_events(self)
-        register_process_events(self)
+        handlers = record_decoders(self)
+        for t in PRODUCED:
+            assert t.id is not None and t.record is not None
+            self.register(t.id, t.name, handlers[t.record])
 
     @property
     def type_ids(self) -> dict[str, int]:

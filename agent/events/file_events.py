@@ -40,10 +40,6 @@ from .documents import path_fields
 if TYPE_CHECKING:
     from .decode import Decoder, Document
 
-FILE_EVENT_TYPES = (
-    "open", "chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link",
-    "utimes", "setxattr", "removexattr", "mount", "umount",
-)
 
 _UNCHANGED_ID = 0xFFFFFFFF
 _INODE_KEYS = ("inode", "mode", "uid", "gid", "user", "group", "change_time", "modification_time")
@@ -51,12 +47,6 @@ _MODE_BITS = 0o7777
 MS_BIND = 4096
 MS_MOVE = 8192
 O_NOFOLLOW = 0o400000
-
-
-def register(dec: Decoder) -> None:
-    handler = FileEventDecoder(dec).decode
-    for name in FILE_EVENT_TYPES:
-        dec.register(dec.layout.const(f"RS_EVENT_{name.upper()}"), name, handler)
 
 
 @dataclass(frozen=True, slots=True)

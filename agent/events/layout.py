@@ -85,7 +85,7 @@ class Layout:
         )
 
 
-_DEFINE_RE = re.compile(r"^#define\s+(\w+)\s+(?:0[xX][0-9a-fA-F]+|\d+)\b", re.M)
+_DEFINE_RE = re.compile(r"^#define\s+(\w+)\s+-?(?:0[xX][0-9a-fA-F]+|\d+)\b", re.M)
 _ENUMERATOR_RE = re.compile(r"^\s*(RS_[A-Z0-9_]+)\s*=", re.M)
 
 

@@ -47,14 +47,6 @@ class FileDocs:
         return doc
 
 
-def register(dec: Decoder) -> None:
-    c = dec.layout.const
-    files = FileDocs()
-    dec.register(c("RS_EVENT_EXEC"), "exec", lambda d, s: decode_exec(dec, d, s, files))
-    dec.register(c("RS_EVENT_FORK"), "fork", lambda d, s: decode_fork(dec, d, s))
-    dec.register(c("RS_EVENT_EXIT"), "exit", lambda d, s: decode_exit(dec, d, s))
-
-
 def split_nul(raw: bytes) -> tuple[str, ...]:
     """NUL-separated strings (argv/envp area) -> strings; a truncated last one stays."""
     if not raw:

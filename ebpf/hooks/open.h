@@ -16,16 +16,20 @@
 #include "task.h"
 #include "call_ctx.h"
 
-#define RS_O_CREAT 0100
-#define RS_O_WRONLY 01
-#define RS_O_TRUNC 01000
-
+/* An open's arguments, filled by its sys_exit wrapper (exits.h). */
 struct rs_open_args {
 	long dirfd;
 	const char *path;
+	const void *how;              /* openat2: struct open_how (user memory) */
 	__u32 flags;
 	__u32 mode;
 };
+
+static __always_inline void rs_open_args_init(struct rs_open_args *a, __u32 type)
+{
+	__builtin_memset(a, 0, sizeof(*a));
+	a->dirfd = RS_AT_FDCWD;
+}
 
 static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, struct rs_open_args *a)
 {
@@ -41,6 +45,13 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	if (rs_is_self())
 		return 0;
 	RS_STAT_INC(RS_EVENT_OPEN, seen);
+	if (a->how) {
+		struct open_how how = {};
+
+		bpf_probe_read_user(&how, sizeof(how), a->how);
+		a->flags = how.flags;
+		a->mode = how.mode;
+	}
 	task = bpf_get_current_task_btf();
 	/* precise sets: the struct path vfs_open() got (NULL with the tracepoint set) */
 	c = rs_call_ctx_take(task, (__u32)ctx->id);
@@ -92,64 +103,6 @@ static __always_inline int rs_open_exit(struct trace_event_raw_sys_exit *ctx, st
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int rs_exit_openat(struct trace_event_raw_sys_exit *ctx)
-{
-	struct rs_syscall_args r;
-	struct rs_open_args a;
-
-	rs_syscall_args(&r);
-	a.dirfd = r.a[0];
-	a.path = (const char *)r.a[1];
-	a.flags = r.a[2];
-	a.mode = r.a[3];
-	return rs_open_exit(ctx, &a);
-}
-
-SEC("tracepoint/syscalls/sys_exit_open")
-int rs_exit_open(struct trace_event_raw_sys_exit *ctx)
-{
-	struct rs_syscall_args r;
-	struct rs_open_args a;
-
-	rs_syscall_args(&r);
-	a.dirfd = RS_AT_FDCWD;
-	a.path = (const char *)r.a[0];
-	a.flags = r.a[1];
-	a.mode = r.a[2];
-	return rs_open_exit(ctx, &a);
-}
-
-SEC("tracepoint/syscalls/sys_exit_creat")
-int rs_exit_creat(struct trace_event_raw_sys_exit *ctx)
-{
-	struct rs_syscall_args r;
-	struct rs_open_args a;
-
-	rs_syscall_args(&r);
-	a.dirfd = RS_AT_FDCWD;
-	a.path = (const char *)r.a[0];
-	a.flags = RS_O_CREAT | RS_O_WRONLY | RS_O_TRUNC;
-	a.mode = r.a[1];
-	return rs_open_exit(ctx, &a);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int rs_exit_openat2(struct trace_event_raw_sys_exit *ctx)
-{
-	struct rs_syscall_args r;
-	struct rs_open_args a;
-	struct open_how how = {};
-
-	rs_syscall_args(&r);
-	bpf_probe_read_user(&how, sizeof(how), (void *)r.a[2]);
-	a.dirfd = r.a[0];
-	a.path = (const char *)r.a[1];
-	a.flags = how.flags;
-	a.mode = how.mode;
-	return rs_open_exit(ctx, &a);
-}
-
 /*
  * Precise sets: vfs_open() gets the struct path the lookup resolved; kept
  * for the exit program, which needs it only when the open then fails (a
@@ -162,12 +115,13 @@ static __always_inline int rs_precise_vfs_open(const struct path *path)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rs_call_ctx *c;
 	struct pt_regs *regs;
+	int path_arg;
 	long nr;
 
 	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
 		return 0;
 	nr = rs_current_nr(task, &regs);
-	if (nr != RS_NR_openat && nr != RS_NR_open && nr != RS_NR_openat2 && nr != RS_NR_creat)
+	if (!(rs_syscall_types(nr, &path_arg) & (1ULL << RS_EVENT_OPEN)))
 		return 0;
 	if (rs_is_self())
 		return 0;

@@ -25,16 +25,6 @@
 
 const volatile __u32 rs_precise_hooks = 0;
 
-#define RS_NR_open 2
-#define RS_NR_creat 85
-#define RS_NR_openat 257
-#define RS_NR_openat2 437
-
-
-#ifndef RS_PF_KTHREAD
-#define RS_PF_KTHREAD 0x00200000
-#endif
-#define RS_PF_IO_WORKER 0x00000010
 
 /* One object of a call, as the kernel function had it. */
 struct rs_call_obj {
@@ -62,7 +52,7 @@ struct {
 static __always_inline long rs_current_nr(struct task_struct *task, struct pt_regs **regs)
 {
 	*regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	return BPF_CORE_READ(*regs, orig_ax);
+	return RS_SYSCALL_NR_CORE(*regs);
 }
 
 /* The task's context for the current call, created and stamped on first use. */
@@ -74,8 +64,8 @@ static __always_inline struct rs_call_ctx *rs_call_ctx_begin(struct task_struct 
 
 	if (!c)
 		return NULL;
-	a0 = BPF_CORE_READ(regs, di);
-	a1 = BPF_CORE_READ(regs, si);
+	a0 = RS_SYSCALL_ARG0_CORE(regs);
+	a1 = RS_SYSCALL_ARG1_CORE(regs);
 	if (c->nr != nr || c->arg0 != a0 || c->arg1 != a1) {
 		c->nr = nr;
 		c->arg0 = a0;
@@ -110,8 +100,8 @@ static __always_inline struct rs_call_ctx *rs_call_ctx_take(struct task_struct *
 	c = bpf_task_storage_get(&call_ctx, task, 0, 0);
 	if (!c)
 		return NULL;
-	mine = c->count && c->nr == nr && c->arg0 == BPF_CORE_READ(regs, di) &&
-	       c->arg1 == BPF_CORE_READ(regs, si);
+	mine = c->count && c->nr == nr && c->arg0 == RS_SYSCALL_ARG0_CORE(regs) &&
+	       c->arg1 == RS_SYSCALL_ARG1_CORE(regs);
 	c->nr = 0;
 	if (!mine) {
 		c->count = 0;

@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "events.h"
+#include "syscall_table.h"  /* generated: the syscall ABI and the table's syscalls */
 
 #ifndef likely
 #define likely(x) __builtin_expect(!!(x), 1)

@@ -33,50 +33,12 @@
 #include "fim_names.h"
 #include "call_ctx.h"         /* rs_precise_hooks: captures by the fentry/kprobe sets */
 
-/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
-#define RS_NR_rename 82
-#define RS_NR_mkdir 83
-#define RS_NR_rmdir 84
-#define RS_NR_link 86
-#define RS_NR_unlink 87
-#define RS_NR_chmod 90
-#define RS_NR_chown 92
-#define RS_NR_lchown 94
-#define RS_NR_utime 132
-#define RS_NR_setxattr 188
-#define RS_NR_lsetxattr 189
-#define RS_NR_removexattr 197
-#define RS_NR_lremovexattr 198
-#define RS_NR_utimes 235
-#define RS_NR_mkdirat 258
-#define RS_NR_fchownat 260
-#define RS_NR_futimesat 261
-#define RS_NR_unlinkat 263
-#define RS_NR_renameat 264
-#define RS_NR_linkat 265
-#define RS_NR_fchmodat 268
-#define RS_NR_utimensat 280
-#define RS_NR_renameat2 316
-#define RS_NR_fchmodat2 452
-#define RS_NR_setxattrat 463
-#define RS_NR_removexattrat 466
-
-#define RS_AT_SYMLINK_NOFOLLOW 0x100
-#define RS_AT_REMOVEDIR 0x200
-#define RS_AT_SYMLINK_FOLLOW 0x400
-#define RS_AT_EMPTY_PATH 0x1000
-#define RS_RENAME_EXCHANGE 2
-/* mount(2) flags that change an existing mount instead of making one:
- * MS_REMOUNT, MS_MOVE, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED */
-#define RS_MS_NOT_NEW (32 | 8192 | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))
+/* mount(2) flags that change an existing mount instead of making one */
+#define RS_MS_NOT_NEW (RS_MS_REMOUNT | RS_MS_MOVE | RS_MS_UNBINDABLE | RS_MS_PRIVATE | RS_MS_SLAVE | RS_MS_SHARED)
 
 #define RS_S_IFMT 0170000
 #define RS_S_IFDIR 0040000
 #define RS_S_ISDIR(m) (((m) & RS_S_IFMT) == RS_S_IFDIR)
-
-#define RS_PF_KTHREAD 0x00200000
-#define RS_PF_IO_WORKER 0x00000010
-#define RS_TS_COMPAT 0x0002
 
 #define RS_FIM_SLOTS 8          /* inodes kept per call (overlayfs copy-up touches several) */
 
@@ -116,73 +78,6 @@ struct {
 	__type(key, int);
 	__type(value, struct rs_fim_capture);
 } fim_capture SEC(".maps");
-
-/*
- * Which event types a syscall can produce (0: not watched here) and which of
- * its arguments is the path whose last component names the object.
- * fchmod, fchown, fsetxattr, fremovexattr are absent: their object is an fd.
- */
-static __always_inline __u64 rs_fim_syscall_types(long nr, int *path_arg)
-{
-	*path_arg = 0;
-	switch (nr) {
-	case RS_NR_chmod:
-		return RS_BIT(RS_EVENT_CHMOD);
-	case RS_NR_fchmodat:
-	case RS_NR_fchmodat2:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_CHMOD);
-	case RS_NR_chown:
-	case RS_NR_lchown:
-		return RS_BIT(RS_EVENT_CHOWN);
-	case RS_NR_fchownat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_CHOWN);
-	case RS_NR_mkdir:
-		return RS_BIT(RS_EVENT_MKDIR);
-	case RS_NR_mkdirat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_MKDIR);
-	case RS_NR_rmdir:
-		return RS_BIT(RS_EVENT_RMDIR);
-	case RS_NR_unlink:
-		return RS_BIT(RS_EVENT_UNLINK);
-	case RS_NR_unlinkat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_UNLINK) | RS_BIT(RS_EVENT_RMDIR);
-	case RS_NR_rename:
-		return RS_BIT(RS_EVENT_RENAME);
-	case RS_NR_renameat:
-	case RS_NR_renameat2:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_RENAME);
-	case RS_NR_link:
-		return RS_BIT(RS_EVENT_LINK);
-	case RS_NR_linkat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_LINK);
-	case RS_NR_utime:
-	case RS_NR_utimes:
-		return RS_BIT(RS_EVENT_UTIMES);
-	case RS_NR_utimensat:
-	case RS_NR_futimesat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_UTIMES);
-	case RS_NR_setxattr:
-	case RS_NR_lsetxattr:
-		return RS_BIT(RS_EVENT_SETXATTR);
-	case RS_NR_setxattrat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_SETXATTR);
-	case RS_NR_removexattr:
-	case RS_NR_lremovexattr:
-		return RS_BIT(RS_EVENT_REMOVEXATTR);
-	case RS_NR_removexattrat:
-		*path_arg = 1;
-		return RS_BIT(RS_EVENT_REMOVEXATTR);
-	}
-	return 0;
-}
 
 /*
  * The inode attributes a capture keeps, with direct loads: in the tp_btf
@@ -241,13 +136,14 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	nr = regs->orig_ax;
-	if (!(rs_fim_syscall_types(nr, &path_arg) & rs_event_mask))
+	nr = RS_SYSCALL_NR(regs);
+	/* path-based calls only: a descriptor's object comes from its file at exit */
+	if (!(rs_syscall_types(nr, &path_arg) & RS_CAPTURE_CTIME_TYPES & rs_event_mask) || path_arg < 0)
 		return 0;
 	if (rs_is_self() || rs_in_compat_syscall(task))
 		return 0;
-	a0 = regs->di;
-	a1 = regs->si;
+	a0 = RS_SYSCALL_ARG0(regs);
+	a1 = RS_SYSCALL_ARG1(regs);
 	cap = bpf_task_storage_get(&fim_capture, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cap)
 		return 0;
@@ -308,7 +204,7 @@ static __always_inline int rs_fim_capture(struct inode *inode)
 		return 0;
 	d = rs_alias_dentry(first);
 	if (BPF_CORE_READ(first, next)) {
-		upath = path_arg ? a1 : a0;
+		upath = path_arg == 1 ? a1 : a0;
 		struct dentry *named = rs_alias_named(inode, (const char *)upath, NULL);
 
 		if (named)

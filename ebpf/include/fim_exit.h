@@ -126,9 +126,10 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 
 	if (!rs_type_enabled(c->type) || rs_is_self())
 		goto out;
+	rs_fim_lookup(c);
 	if (rs_type_sends(c->type))
 		RS_STAT_INC(c->type, seen);
-	if (cap && cap->count && (cap->nr != nr || cap->arg0 != regs->di || cap->arg1 != regs->si)) {
+	if (cap && cap->count && (cap->nr != nr || cap->arg0 != RS_SYSCALL_ARG0(regs) || cap->arg1 != RS_SYSCALL_ARG1(regs))) {
 		/* Captures of another call (its exit was missed): not this call's objects. */
 		stale = RS_FIM_STALE;
 		cap->count = 0;

@@ -11,6 +11,15 @@
 #include "filters.h"
 
 /* What one watched syscall passed, normalized by its exit program. */
+/* How a call looks its path up (the event type's `init` in the table). */
+enum rs_lookup {
+	RS_LOOKUP_PLAIN = 0,          /* never follows the last symlink (entries made, removed, renamed) */
+	RS_LOOKUP_FOLLOW = 1,         /* follows it unless AT_SYMLINK_NOFOLLOW; "" + AT_EMPTY_PATH: the dirfd */
+	RS_LOOKUP_LINK = 2,           /* linkat: follows only with AT_SYMLINK_FOLLOW; "" + AT_EMPTY_PATH: the dirfd */
+};
+
+/* A file-integrity call's arguments, filled by its sys_exit wrapper (exits.h,
+ * generated from the table's argument roles). */
 struct rs_fim_call {
 	__u32 type;                   /* enum rs_event_type */
 	__u32 flags;                  /* reported in rs_file_event.flags */
@@ -18,14 +27,18 @@ struct rs_fim_call {
 	__u32 uid;
 	__u32 gid;
 	__u32 fim_flags;              /* RS_FIM_FOLLOW */
+	__u32 at_flags;               /* AT_* flags of the lookup */
+	__u32 lookup;                 /* enum rs_lookup */
 	long dirfd;                   /* start of `path` */
 	const char *path;
 	long dirfd2;                  /* start of `path2` */
 	const char *path2;
 	const char *xattr;
 	const char *fstype;
+	const void *xattr_args;       /* setxattrat: struct xattr_args (user memory), holds the flags */
 	long fd;                      /* the object's descriptor when use_fd */
 	bool use_fd;
+	bool null_means_fd;           /* a NULL path is the dirfd's file (utimensat, futimesat) */
 	bool need_base;               /* always send the caller's strings and bases (mount) */
 };
 
@@ -50,6 +63,38 @@ static __always_inline bool rs_empty_path(const char *upath, __u32 at_flags)
 	if (bpf_probe_read_user(&c, 1, upath))
 		return false;
 	return c == 0;
+}
+
+/* The wrapper's arguments -> what the lookup means: a descriptor's file, or
+ * a path whose last symlink is followed or not. */
+static __always_inline void rs_fim_lookup(struct rs_fim_call *c)
+{
+	if (c->xattr_args) {
+		struct xattr_args xa = {};
+
+		bpf_probe_read_user(&xa, sizeof(xa), c->xattr_args);
+		c->flags = xa.flags;
+	}
+	if (c->use_fd)
+		return;
+	switch (c->lookup) {
+	case RS_LOOKUP_FOLLOW:
+		if ((c->null_means_fd && !c->path) || rs_empty_path(c->path, c->at_flags)) {
+			c->use_fd = true;
+			c->fd = c->dirfd;
+		}
+		if (!(c->at_flags & RS_AT_SYMLINK_NOFOLLOW))
+			c->fim_flags |= RS_FIM_FOLLOW;
+		break;
+	case RS_LOOKUP_LINK:
+		if (c->at_flags & RS_AT_SYMLINK_FOLLOW)
+			c->fim_flags |= RS_FIM_FOLLOW;
+		if (rs_empty_path(c->path, c->at_flags)) {
+			c->use_fd = true;
+			c->fd = c->dirfd;
+		}
+		break;
+	}
 }
 
 /* The struct path behind a descriptor (AT_FDCWD: the cwd). */

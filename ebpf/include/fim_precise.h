@@ -43,13 +43,13 @@ static __always_inline struct rs_fim_capture *rs_precise_begin(__u64 types, bool
 	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
 		return NULL;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	nr = regs->orig_ax;
-	if (!(rs_fim_syscall_types(nr, &path_arg) & types & rs_event_mask))
+	nr = RS_SYSCALL_NR(regs);
+	if (!(rs_syscall_types(nr, &path_arg) & types & rs_event_mask))
 		return NULL;
 	if (rs_is_self() || rs_in_compat_syscall(task))
 		return NULL;
-	a0 = regs->di;
-	a1 = regs->si;
+	a0 = RS_SYSCALL_ARG0(regs);
+	a1 = RS_SYSCALL_ARG1(regs);
 	cap = bpf_task_storage_get(&fim_capture, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cap)
 		return NULL;

@@ -30,7 +30,6 @@
 #define RS_CGROUP_WALK_MAX ((RS_CGROUP_HIERARCHIES + 1) * (RS_CGROUP_DEPTH + 1))
 #define RS_CGROUP_NAME 128           /* longest cgroup name tested */
 #define RS_CID_HEX 64
-#define RS_PF_KTHREAD 0x00200000
 
 /* Walk state in a map value: the bpf_loop callback is verified once. */
 struct rs_cgroup_walk {

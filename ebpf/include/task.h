@@ -5,30 +5,18 @@
 
 #include "common.h"
 
-#define RS_AT_FDCWD -100
-
 /*
- * Syscall arguments at sys_exit, from the task's saved user registers.
- * x86_64 syscall ABI: rdi, rsi, rdx, r10, r8, r9. The kernel never writes
- * them back during a syscall (only ax, the return value), so at exit they are
- * the arguments the syscall ran with - no sys_enter program, no map.
+ * Syscall arguments at sys_exit, from the task's saved user registers
+ * (the ABI's registers: syscall_table.h). The kernel never writes them back
+ * during a syscall (only the return value), so at exit they are the
+ * arguments the syscall ran with - no sys_enter program, no map.
  */
-struct rs_syscall_args {
-	unsigned long a[6];
-};
-
 static __always_inline void rs_syscall_args(struct rs_syscall_args *args)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 
 	/* bpf_task_pt_regs() returns a BTF pointer: direct (inline) loads. */
-	args->a[0] = regs->di;
-	args->a[1] = regs->si;
-	args->a[2] = regs->dx;
-	args->a[3] = regs->r10;
-	args->a[4] = regs->r8;
-	args->a[5] = regs->r9;
+	rs_syscall_args_of((struct pt_regs *)bpf_task_pt_regs(task), args);
 }
 
 /* The struct file behind a descriptor of `task`, or NULL. */

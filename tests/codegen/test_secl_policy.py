@@ -358,3 +358,11 @@ def test_durations() -> None:
 def test_every_infinite_is_an_error(write_policy: WritePolicy) -> None:
     result = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flags > 0\n    every: .inf\n")])
     assert errors(result) == [(4, 12, "invalid 'every' inf: a duration such as 10s, 5m, 1h")]
+
+
+def test_rule_on_a_type_the_agent_does_not_produce_is_an_error(write_policy: WritePolicy) -> None:
+    path = write_policy("rules:\n  - id: t\n    expression: ptrace.request == 16\n")
+    result = load_policies([path])
+    assert not result.ok
+    assert errors(result) == [(3, 17, "event type 'ptrace' is not produced by this agent: rules on it cannot fire "
+                                      "(docs/fields.md lists the types it produces)")]

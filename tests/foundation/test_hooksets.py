@@ -84,3 +84,16 @@ def test_every_program_exists_in_the_object(built_objects: None) -> None:
         for hs in HOOK_SETS:
             missing = set(hs.programs_for(None)) - set(obj.programs)
             assert not missing, f"{hs.name}: {sorted(missing)} not in probe.bpf.o"
+        # and nothing in the object that no hook set uses (dead programs)
+        used = {p for hs in HOOK_SETS for p in hs.programs_for(None)}
+        assert set(obj.programs) - used == set()
+
+
+def test_exit_programs_are_the_tables_syscalls() -> None:
+    """Each syscall of the table has its sys_exit program in every set, and
+    every exit program is a syscall of the table."""
+    from codegen.eventtypes import PRODUCED, syscalls_of
+
+    for hs in HOOK_SETS:
+        for t in PRODUCED:
+            assert {s.program for s in syscalls_of(t)} <= set(hs.programs[t.name]), (hs.name, t.name)

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Kernel constants from the kernel's own headers: `make kheaders`.
+
+Downloads Debian's `linux-libc-dev` (the kernel's UAPI headers) and
+`linux-headers-<version>-common` (its internal headers) from a Debian suite
+(default: unstable, the newest kernel Debian ships), and writes
+vmlinux/<arch>/kconsts.json: every x86-64 and i386 (compat) syscall number
+from asm/unistd_64.h and asm/unistd_32.h, and the other constants the
+event-type table names (codegen/eventtypes.py, KERNEL_CONSTANTS), each read
+from the header the table says.
+
+The JSON is committed, like vmlinux.h; codegen/tablegen.py turns it into the
+generated block of ebpf/include/events.h. Nothing is copied by hand.
+
+    python3 ci/kheaders.py [--suite unstable] [--arch x86_64]
+
+apt runs with its own sources list and state directories under
+build/kheaders/, so the machine's own lists stay untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import operator
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codegen.eventtypes import KERNEL_CONSTANTS  # noqa: E402
+
+WORK = ROOT / "build" / "kheaders"
+_DEFINE = re.compile(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$")
+_BINOPS = {ast.BitOr: operator.or_, ast.LShift: operator.lshift, ast.Add: operator.add,
+           ast.BitAnd: operator.and_, ast.Sub: operator.sub}
+
+
+class KheadersError(RuntimeError):
+    pass
+
+
+def _apt(suite: str, *args: str, cwd: Path | None = None) -> str:
+    sources = WORK / "sources.list"
+    opts = [f"-o Dir::Etc::sourcelist={sources}", "-o Dir::Etc::sourceparts=-",
+            f"-o Dir::State::Lists={WORK / 'lists'}", f"-o Dir::Cache={WORK / 'cache'}"]
+    cmd = ["apt-get" if args[0] in ("update", "download") else "apt-cache"]
+    cmd += [o for opt in opts for o in opt.split(" ", 1)] + list(args)
+    proc = subprocess.run(cmd, cwd=cwd, text=True, capture_output=True)
+    if proc.returncode:
+        raise KheadersError(f"{' '.join(cmd[:1] + list(args))} failed: {proc.stderr.strip()[-400:]}")
+    return proc.stdout
+
+
+def fetch(suite: str) -> tuple[Path, dict[str, str]]:
+    for d in ("lists/partial", "cache/archives/partial", "pkgs", "tree"):
+        (WORK / d).mkdir(parents=True, exist_ok=True)
+    (WORK / "sources.list").write_text(
+        f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian {suite} main\n")
+    _apt(suite, "update", "-qq")
+    version = re.search(r"Candidate: (\S+)", _apt(suite, "policy", "linux-libc-dev"))
+    if not version:
+        raise KheadersError(f"linux-libc-dev not found in {suite}")
+    common = sorted(re.findall(r"^(linux-headers-\S+-common) ", _apt(suite, "search", "--names-only",
+                                                                    r"^linux-headers-.*-common$"), re.M))
+    if not common:
+        raise KheadersError(f"no linux-headers-*-common in {suite}")
+    packages = {"linux-libc-dev": version.group(1), common[-1]: ""}
+    for pkg in packages:
+        _apt(suite, "download", pkg, cwd=WORK / "pkgs")
+    tree = WORK / "tree"
+    for deb in sorted((WORK / "pkgs").glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+    packages[common[-1]] = common[-1].removeprefix("linux-headers-").removesuffix("-common")
+    return tree, packages
+
+
+def _value(expr: str) -> int:
+    """A C integer constant expression of literals (1 << 20, 0x10 | 0x20...)."""
+    text = re.sub(r"(?<=[0-9a-fA-F])[uUlL]+\b", "", expr.strip())
+    text = re.sub(r"\b0([0-7]+)\b", r"0o\1", text)
+
+    def ev(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        raise KheadersError(f"not a literal integer expression: {expr!r}")
+
+    return ev(ast.parse(text, mode="eval").body)
+
+
+def defines(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(errors="replace").splitlines():
+        m = _DEFINE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def syscalls(path: Path) -> dict[str, int]:
+    return {name.removeprefix("__NR_"): int(v) for name, v in defines(path).items()
+            if name.startswith("__NR_") and v.isdigit()}
+
+
+def extract(tree: Path, arch: str) -> dict[str, object]:
+    triplet = {"x86_64": "x86_64-linux-gnu"}[arch]
+    uapi = tree / "usr" / "include"
+    common = next((tree / "usr" / "src").glob("linux-headers-*-common"))
+    out: dict[str, object] = {
+        "syscalls_64": syscalls(uapi / triplet / "asm" / "unistd_64.h"),
+        "syscalls_32": syscalls(uapi / triplet / "asm" / "unistd_32.h"),
+    }
+    consts: dict[str, dict[str, object]] = {}
+    cache: dict[Path, dict[str, str]] = {}
+    for name, header in sorted(KERNEL_CONSTANTS.items()):
+        # UAPI headers first (what user space sees), then the kernel's own.
+        for base in (uapi, uapi / triplet, common):
+            path = base / header
+            if path.exists():
+                break
+        else:
+            raise KheadersError(f"{name}: {header} is in neither linux-libc-dev nor {common.name}")
+        table = cache.setdefault(path, defines(path))
+        if name not in table:
+            raise KheadersError(f"{name} is not defined in {path.relative_to(tree)}")
+        consts[name] = {"value": _value(table[name]), "header": header}
+    out["constants"] = consts
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", default="unstable")
+    ap.add_argument("--arch", default="x86_64")
+    args = ap.parse_args(argv)
+    try:
+        tree, packages = fetch(args.suite)
+        data = {"generated_by": "ci/kheaders.py (make kheaders) - do not edit",
+                "suite": args.suite, "packages": packages, **extract(tree, args.arch)}
+    except KheadersError as exc:
+        print(f"kheaders: error: {exc}", file=sys.stderr)
+        return 1
+    out = ROOT / "vmlinux" / args.arch / "kconsts.json"
+    out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    n64 = len(data["syscalls_64"])  # type: ignore[arg-type]
+    print(f"kheaders: wrote {out.relative_to(ROOT)} ({n64} syscalls, {len(data['constants'])} constants) "  # type: ignore[arg-type]
+          f"from {', '.join(f'{p} {v}' for p, v in packages.items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

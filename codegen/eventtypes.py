@@ -1,0 +1,486 @@
+"""The event-type table: every event type the agent knows, as plain data.
+
+Everything else derives from this table:
+
+- generated (``python -m codegen.tablegen``; a test fails when they are
+  stale): the event enum, syscall numbers and kernel constants in the cffi
+  region of ebpf/include/events.h; the syscall table and argument registers
+  (ebpf/include/syscall_table.h); one sys_exit wrapper program per syscall
+  (ebpf/hooks/exits.h); docs/fields.md (``python -m codegen.fieldsdoc``);
+- derived at import: the SECL fields (codegen/fields.py), the kernel
+  filters' kinds and which types invalidate discarders (codegen/cbackend.py,
+  agent/kfilters.py), the programs of each hook set (agent/hooksets.py), the
+  decoder of each record (agent/events/decode.py).
+
+Hand-written code keeps the *bodies*: the BPF functions a wrapper calls
+(``Call.body``), the captures (``captures``/``precise`` programs), the
+decoders of each record struct, the kernel-side object walks.
+
+Adding an event type
+--------------------
+1. An ``EventType`` entry below: name, the next free ``id``, category,
+   the record struct (in events.h), its syscalls with the role of each
+   argument (a ``Call`` kind's vocabulary, or a new ``Call``), the programs
+   every hook set attaches for it (BTF tracepoints...), precise captures,
+   fields, approvers.
+2. Its bodies: the ``Call.body`` function (if new), the record struct in
+   events.h (outside the generated block), the decoder for a new record
+   struct (agent/events/, ``RECORD_DECODERS``).
+3. ``python -m codegen.tablegen && python -m codegen.fieldsdoc``.
+
+Syscall numbers and kernel constants come from the kernel's own headers
+(vmlinux/x86_64/kconsts.json, made by ``make kheaders`` from Debian's
+linux-libc-dev and linux-headers packages), never copied by hand: a
+syscall's number is looked up by its name, a constant by its name in
+``KERNEL_CONSTANTS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fieldspec import (
+    BASENAME, BOOL, FLAGS, INT, IP, NAME, RETVAL, SCALAR, STR, Approver, FieldSpec,
+)
+
+F = FieldSpec
+
+# -- the x86-64 syscall ABI -----------------------------------------------------
+
+ARCH = "x86_64"
+# struct pt_regs members holding a syscall's arguments, in order, its number
+# and its return value (arch/x86/entry/entry_64.S).
+SYSCALL_ARG_REGS = ("di", "si", "dx", "r10", "r8", "r9")
+SYSCALL_NR_REG = "orig_ax"
+
+# Kernel constants the BPF code or the decoders use, and the header that
+# defines each (UAPI headers are looked up first, then the kernel's own).
+# Generated into events.h as RS_<NAME>.
+KERNEL_CONSTANTS: dict[str, str] = {
+    "AT_FDCWD": "linux/fcntl.h",
+    "AT_SYMLINK_NOFOLLOW": "linux/fcntl.h",
+    "AT_REMOVEDIR": "linux/fcntl.h",
+    "AT_SYMLINK_FOLLOW": "linux/fcntl.h",
+    "AT_EMPTY_PATH": "linux/fcntl.h",
+    "RENAME_EXCHANGE": "linux/fs.h",
+    "O_CREAT": "asm-generic/fcntl.h",
+    "O_WRONLY": "asm-generic/fcntl.h",
+    "O_TRUNC": "asm-generic/fcntl.h",
+    "O_NOFOLLOW": "asm-generic/fcntl.h",
+    "MS_REMOUNT": "linux/mount.h",
+    "MS_BIND": "linux/mount.h",
+    "MS_MOVE": "linux/mount.h",
+    "MS_UNBINDABLE": "linux/mount.h",
+    "MS_PRIVATE": "linux/mount.h",
+    "MS_SLAVE": "linux/mount.h",
+    "MS_SHARED": "linux/mount.h",
+    "PF_KTHREAD": "include/linux/sched.h",
+    "PF_IO_WORKER": "include/linux/sched.h",
+    "TS_COMPAT": "arch/x86/include/asm/thread_info.h",
+}
+
+
+# -- declarations -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    """How a syscall's sys_exit wrapper hands its arguments to a body.
+
+    The wrapper declares ``struct <struct> c``, calls ``init(&c, TYPE)``,
+    assigns each argument by its role (``roles[role]`` with ``{a}`` the
+    argument's register value), then returns ``body(ctx, &c)``.
+    """
+
+    struct: str
+    init: str
+    body: str
+    roles: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Syscall:
+    """One syscall of an event type (x86-64 name, as in asm/unistd_64.h)."""
+
+    name: str
+    args: tuple[str, ...]                 # the role of each argument ("" = unused)
+    fixed: tuple[tuple[str, str], ...] = ()  # (role, C expression): roles with a constant value
+    tracepoint: str | None = None         # syscalls/sys_exit_<this> when not the syscall's name
+    since: str | None = None              # kernel that added it: its program is optional
+    # (role, constant, type): the event is of `type` when that argument has the flag
+    alt_type: tuple[str, str, str] | None = None
+
+    @property
+    def program(self) -> str:
+        return f"rs_exit_{self.name}"
+
+    @property
+    def exit_tracepoint(self) -> str:
+        return f"syscalls/sys_exit_{self.tracepoint or self.name}"
+
+    def role_index(self, role: str) -> int | None:
+        return self.args.index(role) if role in self.args else None
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    id: int | None                        # enum rs_event_type; None: not produced
+    category: str                         # file, process, kernel, network
+    doc: str
+    record: str | None = None             # its record struct in events.h
+    call: Call | None = None              # the call kind of its syscall wrappers
+    syscalls: tuple[Syscall, ...] = ()
+    init: tuple[str, ...] = ()            # extra statements of every wrapper (after Call.init)
+    programs: tuple[str, ...] = ()        # hand-written programs every hook set attaches
+    capture: str | None = None            # tracepoint set: objects from CAPTURES[capture]
+    precise: tuple[str, ...] = ()         # fentry/kprobe sets: rs_<flavor>_<name> captures
+    precise_requires: tuple[str, ...] = ()  # PRECISE_FEATURES keys the captures need
+    files: tuple[str, ...] = ()           # file objects (FILE_TEMPLATE) under the type
+    file_approvers: bool = False          # their path/name fields approve
+    process_fields: bool = False          # the type's object is a process image (PROCESS_TEMPLATE)
+    fields: tuple[FieldSpec, ...] = ()    # its own fields, relative to the type's name
+    # field (relative) -> the kernel check enforcing an approver on it
+    kernel_approvers: dict[str, str] = field(default_factory=dict)
+    discarders: bool = False              # inode discarders apply (kernel-walked file.path)
+    invalidates: str | None = None        # "inode": moves files (tombstones); "mounts": the revision
+    lifecycle: bool = False               # always hooked: the process cache needs every one
+
+    @property
+    def produced(self) -> bool:
+        return self.id is not None
+
+
+# Captures the tracepoint set uses: the inode ctime tracepoints name the
+# objects of path-based calls (ebpf/hooks/ctime.h, 6.13+).
+CAPTURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name -> (programs, features they need)
+    "ctime": (("rs_ctime_ns_xchg", "rs_ctime_xchg_skip", "rs_inode_set_ctime"), ("ctime_tp",)),
+}
+
+# -- call kinds ---------------------------------------------------------------
+
+# Files: the common sys_exit of every file-integrity syscall (fim_exit.h).
+FIM_CALL = Call("rs_fim_call", "rs_fim_call_init", "rs_fim_exit", {
+    "path": "c.path = (const char *){a};",
+    "path_or_fd": "c.path = (const char *){a}; c.null_means_fd = true;",  # NULL: the dirfd's file
+    "dirfd": "c.dirfd = (int){a};",
+    "fd": "c.use_fd = true; c.fd = (int){a};",
+    "path2": "c.path2 = (const char *){a};",
+    "dirfd2": "c.dirfd2 = (int){a};",
+    "mode": "c.mode = {a};",
+    "uid": "c.uid = {a};",
+    "gid": "c.gid = {a};",
+    "flags": "c.flags = {a};",
+    "at_flags": "c.at_flags = {a}; c.flags = {a};",
+    "lookup_flags": "c.at_flags = {a};",   # AT_* flags of the lookup only (not reported)
+    "xattr": "c.xattr = (const char *){a};",
+    "xattr_args": "c.xattr_args = (const void *){a};",  # struct xattr_args: the body reads flags
+    "fstype": "c.fstype = (const char *){a};",
+})
+
+# open, openat, openat2, creat (hooks/open.h).
+OPEN_CALL = Call("rs_open_args", "rs_open_args_init", "rs_open_exit", {
+    "path": "c.path = (const char *){a};",
+    "dirfd": "c.dirfd = (int){a};",
+    "flags": "c.flags = {a};",
+    "mode": "c.mode = {a};",
+    "open_how": "c.how = (const void *){a};",  # openat2: the body reads flags and mode
+})
+
+# How a file-integrity call looks its path up (fim_exit.h, rs_fim_lookup):
+# follow the last symlink unless AT_SYMLINK_NOFOLLOW, "" + AT_EMPTY_PATH is
+# the dirfd's file; never follow (entries made, removed, renamed); link:
+# follow only with AT_SYMLINK_FOLLOW.
+LOOKUP_FOLLOW = "c.lookup = RS_LOOKUP_FOLLOW;"
+LOOKUP_LINK = "c.lookup = RS_LOOKUP_LINK;"
+NOFOLLOW = (("lookup_flags", "RS_AT_SYMLINK_NOFOLLOW"),)
+
+# Precise captures' feature needs, per flavor (agent/features.py names).
+PRECISE_FEATURES: dict[str, dict[str, str]] = {
+    "security_path": {"fentry": "security_path", "kprobe": "kprobe_security_path"},
+}
+
+# -- fields -------------------------------------------------------------------
+
+_FIM, _PROC = "file", "process"
+_MODE = F("file.destination.mode", INT, constants="S_I*", doc="new mode")
+_OPEN_APPROVERS = {"file.path": "basename", "file.name": "basename", "flags": "flags"}
+_FILE_APPROVERS = {"file.path": "basename", "file.name": "basename"}
+
+_S = Syscall
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType(
+        "open", 1, _FIM, "a file was opened", record="rs_file_event", call=OPEN_CALL,
+        syscalls=(
+            _S("open", ("path", "flags", "mode")),
+            _S("openat", ("dirfd", "path", "flags", "mode")),
+            _S("openat2", ("dirfd", "path", "open_how")),
+            _S("creat", ("path", "mode"), fixed=(("flags", "RS_O_CREAT | RS_O_WRONLY | RS_O_TRUNC"),)),
+        ),
+        precise=("vfs_open",),
+        files=("file",), file_approvers=True,
+        fields=(
+            F("flags", INT, approver=FLAGS, constants="O_*", doc="open flags"),
+            F("file.destination.mode", INT, constants="S_I*", doc="mode of the created file"),
+            RETVAL,
+        ),
+        kernel_approvers=_OPEN_APPROVERS, discarders=True),
+    EventType(
+        "chmod", 2, _FIM, "a file's permissions were changed", record="rs_file_event", call=FIM_CALL,
+        init=(LOOKUP_FOLLOW,),
+        syscalls=(
+            _S("chmod", ("path", "mode")),
+            _S("fchmod", ("fd", "mode")),
+            _S("fchmodat", ("dirfd", "path", "mode")),
+            _S("fchmodat2", ("dirfd", "path", "mode", "at_flags"), since="6.6"),
+        ),
+        capture="ctime", precise=("path_chmod",), precise_requires=("security_path",),
+        files=("file",), file_approvers=True,
+        fields=(_MODE, F("file.destination.rights", INT, resolver="rights", constants="S_I*",
+                         doc="new permission bits"), RETVAL),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "chown", 3, _FIM, "a file's owner was changed", record="rs_file_event", call=FIM_CALL,
+        init=(LOOKUP_FOLLOW,),
+        syscalls=(
+            _S("chown", ("path", "uid", "gid")),
+            _S("fchown", ("fd", "uid", "gid")),
+            _S("lchown", ("path", "uid", "gid"), fixed=(("at_flags", "RS_AT_SYMLINK_NOFOLLOW"),)),
+            _S("fchownat", ("dirfd", "path", "uid", "gid", "at_flags")),
+        ),
+        capture="ctime", precise=("path_chown",), precise_requires=("security_path",),
+        files=("file",), file_approvers=True,
+        fields=(
+            F("file.destination.uid", INT, doc="new owner UID"),
+            F("file.destination.gid", INT, doc="new owner GID"),
+            F("file.destination.user", STR, doc="new owner user name"),
+            F("file.destination.group", STR, doc="new owner group name"),
+            RETVAL,
+        ),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "mkdir", 4, _FIM, "a directory was created", record="rs_file_event", call=FIM_CALL,
+        syscalls=(
+            _S("mkdir", ("path", "mode")),
+            _S("mkdirat", ("dirfd", "path", "mode")),
+        ),
+        capture="ctime", precise=("path_mkdir",), precise_requires=("security_path",),
+        files=("file",), file_approvers=True,
+        fields=(F("file.destination.mode", INT, constants="S_I*", doc="mode of the new directory"), RETVAL),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "rmdir", 5, _FIM, "a directory was removed", record="rs_file_event", call=FIM_CALL,
+        syscalls=(_S("rmdir", ("path",)),),   # and unlinkat(AT_REMOVEDIR), under unlink
+        capture="ctime", precise=("path_rmdir",), precise_requires=("security_path",),
+        files=("file",), file_approvers=True, fields=(RETVAL,),
+        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+    EventType(
+        "unlink", 6, _FIM, "a file was deleted", record="rs_file_event", call=FIM_CALL,
+        syscalls=(
+            _S("unlink", ("path",)),
+            _S("unlinkat", ("dirfd", "path", "flags"), alt_type=("flags", "RS_AT_REMOVEDIR", "rmdir")),
+        ),
+        capture="ctime", precise=("path_unlink",), precise_requires=("security_path",),
+        files=("file",), file_approvers=True,
+        fields=(F("flags", INT, doc="unlinkat flags"), RETVAL),
+        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+    EventType(
+        "rename", 7, _FIM, "a file was renamed; `file` is the source, `file.destination` the target",
+        record="rs_file_event", call=FIM_CALL,
+        syscalls=(
+            _S("rename", ("path", "path2")),
+            _S("renameat", ("dirfd", "path", "dirfd2", "path2")),
+            _S("renameat2", ("dirfd", "path", "dirfd2", "path2", "flags")),
+        ),
+        capture="ctime", precise=("path_rename",), precise_requires=("security_path",),
+        files=("file", "file.destination"), file_approvers=True, fields=(RETVAL,),
+        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+    EventType(
+        "link", 8, _FIM, "a hard link was created; `file` is the source, `file.destination` the link",
+        record="rs_file_event", call=FIM_CALL, init=(LOOKUP_LINK,),
+        syscalls=(
+            _S("link", ("path", "path2")),
+            _S("linkat", ("dirfd", "path", "dirfd2", "path2", "at_flags")),
+        ),
+        capture="ctime", precise=("path_link",), precise_requires=("security_path",),
+        files=("file", "file.destination"), file_approvers=True, fields=(RETVAL,),
+        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+    EventType(
+        "utimes", 9, _FIM, "a file's access/modification times were changed", record="rs_file_event",
+        call=FIM_CALL, init=(LOOKUP_FOLLOW,),
+        syscalls=(
+            _S("utime", ("path", "")),
+            _S("utimes", ("path", "")),
+            # utimensat(fd, NULL, times, 0) is futimens(fd, times)
+            _S("utimensat", ("dirfd", "path_or_fd", "", "at_flags")),
+            _S("futimesat", ("dirfd", "path_or_fd", "")),
+        ),
+        capture="ctime", precise=("vfs_utimes",),
+        files=("file",), file_approvers=True, fields=(RETVAL,),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "setxattr", 10, _FIM, "an extended attribute was set", record="rs_file_event", call=FIM_CALL,
+        init=(LOOKUP_FOLLOW,),
+        syscalls=(
+            _S("setxattr", ("path", "xattr", "", "", "flags")),
+            _S("lsetxattr", ("path", "xattr", "", "", "flags"), fixed=NOFOLLOW),
+            _S("fsetxattr", ("fd", "xattr", "", "", "flags")),
+            # setxattrat(dfd, path, at_flags, name, struct xattr_args *, size)
+            _S("setxattrat", ("dirfd", "path", "lookup_flags", "xattr", "xattr_args", ""), since="6.13"),
+        ),
+        capture="ctime", precise=("inode_setxattr", "mnt_want_write"),
+        files=("file",), file_approvers=True,
+        fields=(
+            F("file.destination.name", STR, doc="attribute name"),
+            F("file.destination.namespace", STR, doc="attribute namespace (user, security...)"),
+            RETVAL,
+        ),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "removexattr", 11, _FIM, "an extended attribute was removed", record="rs_file_event", call=FIM_CALL,
+        init=(LOOKUP_FOLLOW,),
+        syscalls=(
+            _S("removexattr", ("path", "xattr")),
+            _S("lremovexattr", ("path", "xattr"), fixed=NOFOLLOW),
+            _S("fremovexattr", ("fd", "xattr")),
+            # removexattrat(dfd, path, at_flags, name)
+            _S("removexattrat", ("dirfd", "path", "at_flags", "xattr"), since="6.13"),
+        ),
+        capture="ctime", precise=("inode_removexattr", "mnt_want_write"),
+        files=("file",), file_approvers=True,
+        fields=(
+            F("file.destination.name", STR, doc="attribute name"),
+            F("file.destination.namespace", STR, doc="attribute namespace"),
+            RETVAL,
+        ),
+        kernel_approvers=_FILE_APPROVERS, discarders=True),
+    EventType(
+        "mount", 12, _FIM, "a filesystem was mounted", record="rs_file_event", call=FIM_CALL,
+        init=("c.need_base = true;",),
+        # mount(source, target, fstype, flags, data)
+        syscalls=(_S("mount", ("path2", "path", "fstype", "flags", "")),),
+        fields=(
+            F("mountpoint.path", STR, glob=True, doc="mount point"),
+            F("source.path", STR, glob=True, doc="mounted source (bind mounts)"),
+            F("fs_type", STR, doc="filesystem type"),
+            RETVAL,
+        ),
+        invalidates="mounts"),
+    EventType(
+        "umount", 13, _FIM, "a filesystem was unmounted", record="rs_file_event", call=FIM_CALL,
+        init=("c.need_base = true;",),
+        # the syscall is umount2; its tracepoint is named after the kernel function
+        syscalls=(_S("umount2", ("path", "flags"), tracepoint="umount"),),
+        fields=(RETVAL,),
+        invalidates="mounts"),
+    EventType(
+        "exec", 14, _PROC, "a process executed a file; `exec.*` is the new image", record="rs_exec_event",
+        programs=("rs_sched_exec",), process_fields=True, lifecycle=True),
+    EventType(
+        "fork", 15, _PROC, "a process was created; `fork.*` is the child", record="rs_fork_event",
+        programs=("rs_sched_fork",), process_fields=True, lifecycle=True),
+    EventType(
+        "exit", 16, _PROC, "a process exited; `exit.*` is the exiting process", record="rs_exit_event",
+        programs=("rs_sched_exit",), process_fields=True, lifecycle=True,
+        fields=(
+            F("code", INT, doc="exit code, or the number of the signal that killed it"),
+            F("cause", STR, doc="EXITED, SIGNALED or COREDUMP"),
+        )),
+    # -- declared for rules written for the reference agent; not produced yet --
+    EventType("signal", None, _PROC, "a signal was sent", fields=(
+        F("type", INT, constants="SIG*", doc="signal number"),
+        F("pid", INT, doc="target process ID"),
+        RETVAL)),
+    EventType("ptrace", None, _PROC, "ptrace was called", fields=(
+        F("request", INT, constants="PTRACE_*", doc="ptrace request"),
+        F("tracee.pid", INT, doc="traced process ID"),
+        RETVAL)),
+    EventType("load_module", None, "kernel", "a kernel module was loaded", files=("file",), fields=(
+        F("name", STR, doc="module name"),
+        F("loaded_from_memory", BOOL, doc="loaded from memory, not from a file"),
+        RETVAL)),
+    EventType("bpf", None, "kernel", "the bpf syscall was called", fields=(
+        F("cmd", INT, approver=SCALAR, doc="bpf command number"),
+        F("prog.name", STR, doc="program name"),
+        F("map.name", STR, doc="map name"),
+        RETVAL)),
+    EventType("mmap", None, "kernel", "memory was mapped", files=("file",), file_approvers=True, fields=(
+        F("protection", INT, approver=FLAGS, constants="PROT_*", doc="protection"),
+        F("flags", INT, approver=FLAGS, constants="MAP_*", doc="mapping flags"),
+        RETVAL)),
+    EventType("mprotect", None, "kernel", "a mapping's protection was changed", fields=(
+        F("req_protection", INT, approver=FLAGS, constants="PROT_*", doc="requested protection"),
+        F("vm_protection", INT, approver=FLAGS, constants="PROT_*", doc="protection before the call"),
+        RETVAL)),
+    EventType("dns", None, "network", "a DNS request was sent", fields=(
+        F("question.name", STR, doc="queried name"),
+        F("question.type", INT, doc="query type (1 = A, 28 = AAAA...)"),
+    )),
+    EventType("bind", None, "network", "a socket was bound", fields=(
+        F("addr.ip", IP, doc="bound address"),
+        F("addr.port", INT, doc="bound port"),
+        F("addr.family", INT, constants="AF_*", doc="address family"),
+        RETVAL)),
+    EventType("connect", None, "network", "a socket was connected", fields=(
+        F("addr.ip", IP, doc="remote address"),
+        F("addr.port", INT, doc="remote port"),
+        F("addr.family", INT, constants="AF_*", doc="address family"),
+        RETVAL)),
+)
+
+BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
+PRODUCED: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.produced)
+
+
+def produced(name: str) -> bool:
+    t = BY_NAME.get(name)
+    return t is not None and t.produced
+
+
+def syscalls_of(t: EventType) -> tuple[Syscall, ...]:
+    """The syscalls that can produce ``t``: its own, and those of other types
+    that produce it for some flag (unlinkat(AT_REMOVEDIR) is an rmdir)."""
+    others = tuple(s for o in PRODUCED if o is not t for s in o.syscalls if s.alt_type and s.alt_type[2] == t.name)
+    return t.syscalls + others
+
+
+def syscall_types(s: Syscall, owner: EventType) -> tuple[str, ...]:
+    """The event types a syscall can produce: its owner's, and alt_type's."""
+    return (owner.name,) + ((s.alt_type[2],) if s.alt_type else ())
+
+
+def _check() -> None:
+    """The table's own invariants (run at import: a broken table is a bug)."""
+    ids = [t.id or 0 for t in PRODUCED]
+    if len(set(ids)) != len(ids) or min(ids, default=1) < 1 or max(ids, default=0) > 63:
+        raise ValueError(f"event type ids must be unique, 1..63: {ids}")
+    if len(BY_NAME) != len(EVENT_TYPES):
+        raise ValueError("event type declared twice")
+    seen: dict[str, str] = {}
+    for t in PRODUCED:
+        if t.record is None:
+            raise ValueError(f"{t.name}: a produced type needs a record struct")
+        if t.syscalls and t.call is None:
+            raise ValueError(f"{t.name}: syscalls without a call kind")
+        for s in t.syscalls:
+            if s.name in seen:
+                raise ValueError(f"syscall {s.name} listed under {seen[s.name]} and {t.name}")
+            seen[s.name] = t.name
+            assert t.call is not None
+            for role in s.args + tuple(r for r, _ in s.fixed):
+                if role and role not in t.call.roles:
+                    raise ValueError(f"{t.name}: syscall {s.name}: unknown role {role!r}")
+            if s.alt_type and s.alt_type[2] not in BY_NAME:
+                raise ValueError(f"{t.name}: syscall {s.name}: alt_type names no event type")
+        if t.capture is not None and t.capture not in CAPTURES:
+            raise ValueError(f"{t.name}: unknown capture {t.capture!r}")
+        for need in t.precise_requires:
+            if need not in PRECISE_FEATURES:
+                raise ValueError(f"{t.name}: unknown precise requirement {need!r}")
+
+
+_check()
+
+__all__ = ["ARCH", "BY_NAME", "CAPTURES", "EVENT_TYPES", "KERNEL_CONSTANTS", "PRODUCED", "SYSCALL_ARG_REGS",
+           "SYSCALL_NR_REG", "Approver", "Call", "EventType", "Syscall", "produced", "syscall_types", "syscalls_of",
+           "BASENAME", "NAME"]
