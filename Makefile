@@ -17,7 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 BPF_SRC := $(wildcard ebpf/*.bpf.c)
 BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
 
-.PHONY: setup system venv build run trace lint test test-slow test-kernels bench vmlinux clean distclean
+.PHONY: setup system venv build run trace lint test test-slow test-kernels bench vmlinux kheaders generate clean distclean
 
 setup: system venv build
 
@@ -66,6 +66,18 @@ bench: setup
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h.tmp
 	mv vmlinux/$(ARCH)/vmlinux.h.tmp vmlinux/$(ARCH)/vmlinux.h
+
+# Syscall numbers and kernel constants from the kernel's own headers (Debian's
+# linux-libc-dev and linux-headers packages, unstable by default): rewrites
+# the committed vmlinux/x86_64/kconsts.json. Then `make generate`.
+kheaders: venv
+	$(VPY) ci/kheaders.py $(if $(SUITE),--suite $(SUITE))
+
+# Files generated from the event-type table (codegen/eventtypes.py): the
+# generated block of events.h, syscall_table.h, hooks/exits.h, docs/fields.md.
+generate: venv
+	$(VPY) -m codegen.tablegen
+	$(VPY) -m codegen.fieldsdoc
 
 clean:
 	rm -rf $(BUILD)
