@@ -1,9 +1,26 @@
-"""The agent's event loop: load and attach the probes, drain the ring
-buffer, decode, hand documents to a consumer, stop cleanly on a signal.
+"""The agent's event loop: load and attach the probes, then, in stages:
 
-Shutdown order on SIGINT/SIGTERM: detach every program (nothing new is
-produced), drain what the ring buffer still holds, let the consumer and the
-sinks flush, report counters, close the object. Exit status 0.
+    ring buffer -> decode (pure) -> resolve -> consumer (evaluate, alert) -> sinks
+
+- the ring buffer's callback only *decodes* each record into a typed,
+  self-contained Python object (agent/events/decode.py: no I/O, no lookups)
+  and stops the poll after ``batch_max`` records, so ``poll`` returns at
+  least every ``poll_timeout_ms`` whatever the load;
+- the loop then resolves the batch (mounts, users, process cache, /proc:
+  agent/events/resolve.py) and hands each document to the consumer (the
+  rule engine, or `rsagent trace`'s printer), which hands alerts to the
+  sinks (their own threads and bounded queues);
+- between batches it runs what must never wait for a quiet moment: stop,
+  reload (SIGHUP), periodic counter logs, flushing.
+
+Shutdown on SIGINT/SIGTERM: detach every program (nothing new is
+produced), drain what the ring buffer still holds (for at most
+``drain_timeout`` seconds; records left then are counted, never silently
+dropped), let the consumer and the sinks flush, report counters, close the
+object. Exit status 0.
+
+Every counter lives in one metrics registry (agent/metrics.py), which the
+counter logs, the exit summary and the Prometheus endpoint read.
 """
 
 from __future__ import annotations
@@ -23,13 +40,15 @@ from typing import Any
 from codegen.eventtypes import PRODUCED
 
 from .clock import BootClock
-from .events.decode import DecodeEnv, Decoder, Document
+from .events.decode import Decoder, Record
 from .events.layout import layout
 from .events.process_events import procfs_file_doc
 from .hooksets import HookSet
 from .kstats import TypeStats, format_type_stats, read_type_stats
 from .libbpf.object import BpfObject, load_object
 from .libbpf.ringbuf import RingBuffer
+from .events.resolve import Document, ResolveEnv, Resolver
+from .metrics import Registry
 from .mounts import MountTable
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .users import UserNames
@@ -49,6 +68,8 @@ class RuntimeConfig:
     ready_file: Path | None = None
     stats_interval: float = 0.0                  # seconds; 0: only at exit
     poll_timeout_ms: int = 100
+    batch_max: int = 1024                        # records decoded per poll before the loop runs again
+    drain_timeout: float = 1.5                   # seconds spent draining at stop
     variables: dict[str, int] = field(default_factory=dict)  # const volatile globals of the object
     handle_signals: bool = True                  # False when run off the main thread (tests)
     # Hooked without sending records: what keeps discarders right (tombstones
@@ -66,6 +87,7 @@ class RunSummary:
     kernel: dict[str, TypeStats]
     consumer_errors: int
     processes: dict[str, int] = field(default_factory=dict)
+    unread_at_stop: int = 0                      # records the drain deadline left in the buffer
 
 
 class StopFlag:
@@ -106,7 +128,7 @@ class Runtime:
     """One run of the probes; see the module docstring."""
 
     def __init__(self, config: RuntimeConfig, consumer: Consumer, *, flush: Callable[[], None] | None = None,
-                 prepare: Callable[[BpfObject], None] | None = None) -> None:
+                 prepare: Callable[[BpfObject], None] | None = None, metrics: Registry | None = None) -> None:
         self.config = config
         self.consumer = consumer
         self.flush = flush or (lambda: None)
@@ -120,27 +142,77 @@ class Runtime:
         self.users = UserNames()
         self.processes = ProcessCache(self.clock, max_entries=config.process_cache_max,
                                       file_doc=procfs_file_doc(self.users, self.mounts))
-        self.decoder = Decoder(self.layout, DecodeEnv(self.clock, self.processes, self.users, self.mounts))
+        self.decoder = Decoder(self.layout)
+        self.resolver = Resolver(ResolveEnv(self.clock, self.processes, self.users, self.mounts))
         self.stop = StopFlag()
         self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
+        self.unread_at_stop = 0
         self._obj: BpfObject | None = None
+        self._batch: list[Record] = []
+        self._batch_max = config.batch_max
+        self._counting = False           # past the drain deadline: count records, do not decode
+        self.metrics = metrics if metrics is not None else Registry()
+        self._register_metrics()
 
     # -- the record path -----------------------------------------------------
-    def _on_record(self, data: Any, size: int) -> None:
-        doc = self.decoder.decode(data, size)
-        if doc is None:
-            return
+    def on_sample(self, data: Any, size: int) -> int | None:
+        """The ring buffer's callback: decode only (pure), and stop the poll
+        once the batch is full so the loop gets to run."""
+        if self._counting:
+            self.unread_at_stop += 1
+            return None
+        rec = self.decoder.decode(data, size)
+        if rec is not None:
+            self._batch.append(rec)
+            if len(self._batch) >= self._batch_max:
+                return -1
+        return None
+
+    def process_batch(self) -> int:
+        """Resolve and consume the records decoded since the last batch."""
+        batch, self._batch = self._batch, []
         wanted = self.config.event_types
-        if wanted is not None and doc["type"] not in wanted:
-            return  # decoded only to keep the process cache up to date
-        try:
-            self.consumer(doc)
-        except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
-            # A bad document must not stop the agent; count and log once per kind.
-            self.consumer_errors += 1
-            if self.consumer_errors <= 10:
-                log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
+        resolve = self.resolver.resolve
+        consumer = self.consumer
+        for rec in batch:
+            doc = resolve(rec)
+            if doc is None or (wanted is not None and doc["type"] not in wanted):
+                continue  # resolved only to keep the process cache up to date
+            try:
+                consumer(doc)
+            except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
+                # A bad document must not stop the agent; count and log the first ones.
+                self.consumer_errors += 1
+                if self.consumer_errors <= 10:
+                    log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
+        return len(batch)
+
+    def _register_metrics(self) -> None:
+        m = self.metrics
+
+        def kernel() -> list[tuple[tuple[str, str], float]]:
+            out: list[tuple[tuple[str, str], float]] = []
+            for name, st in self.kernel_stats().items():
+                out += [((name, k), v) for k, v in vars(st).items()]
+            return out
+
+        m.callback("kernel_events_total", "events of each type the kernel side saw, sent, lost (ring buffer "
+                   "full) or dropped (approver, discarder)", "counter", ("type", "outcome"), kernel)
+        m.callback("records_decoded_total", "records decoded from the ring buffer", "counter", (),
+                   lambda: [((), self.decoder.decoded)])
+        m.callback("decode_errors_total", "records that could not be decoded, by reason", "counter", ("reason",),
+                   lambda: list(self.decoder.errors.items()))
+        m.callback("resolve_errors_total", "records that could not be resolved, by reason", "counter",
+                   ("reason",), lambda: list(self.resolver.errors.items()))
+        m.callback("consumer_errors_total", "documents the consumer (rules, printer) failed on", "counter", (),
+                   lambda: [((), self.consumer_errors)])
+        m.callback("unread_at_stop_total", "records left in the ring buffer when the drain at stop timed out",
+                   "counter", (), lambda: [((), self.unread_at_stop)])
+        m.callback("process_cache_entries", "process images in the cache (live + recently exited)", "gauge", (),
+                   lambda: [((), len(self.processes))])
+        m.callback("process_cache_events_total", "process cache activity, by kind", "counter", ("kind",),
+                   lambda: list(self.processes.stats.as_dict().items()))
 
     def sent_types(self) -> set[str] | None:
         """The event types whose records the kernel sends (None: every one)."""
@@ -204,7 +276,7 @@ class Runtime:
                 stack.enter_context(obj)
                 self._obj = obj
                 self.prepare(obj)
-                rb = RingBuffer(obj.map("events"), self._on_record)
+                rb = RingBuffer(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
                 links = obj.attach_all(progs)
                 log.info("attached %d programs (%s hook set): %s", len(links), cfg.hook_set.name, ", ".join(progs))
@@ -217,23 +289,41 @@ class Runtime:
                 # Stop producing, then drain what is already in the buffer.
                 for link in links:
                     link.close()
-                while rb.consume() > 0:
-                    pass
+                self._drain(rb)
                 self.flush()
                 kernel = self.kernel_stats()
                 self._obj = None
         finally:
             restore()
-        summary = RunSummary(self.decoder.decoded, dict(self.decoder.errors), kernel, self.consumer_errors,
-                             self.processes.stats.as_dict())
+        errors = dict(self.decoder.errors)
+        errors.update((f"resolve: {k}", v) for k, v in self.resolver.errors.items())
+        summary = RunSummary(self.decoder.decoded, errors, kernel, self.consumer_errors,
+                             self.processes.stats.as_dict(), self.unread_at_stop)
         self._report(summary)
         return summary
+
+    def _drain(self, rb: RingBuffer) -> None:
+        """At stop: everything still in the buffer, until the deadline; past
+        it, the rest is counted (``unread_at_stop``) without being processed."""
+        deadline = time.monotonic() + self.config.drain_timeout
+        while True:
+            rb.consume()
+            if not self.process_batch():
+                return
+            if time.monotonic() >= deadline:
+                break
+        self._counting = True
+        while rb.consume() != 0:
+            pass
+        log.warning("stop: the drain deadline (%.1f s) left %d record(s) unprocessed",
+                    self.config.drain_timeout, self.unread_at_stop)
 
     def _loop(self, rb: RingBuffer) -> None:
         cfg = self.config
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
         while not self.stop:
             rb.poll(cfg.poll_timeout_ms)
+            self.process_batch()
             self.flush()
             if self.stop.reload.is_set():
                 self.stop.reload.clear()
@@ -251,6 +341,9 @@ class Runtime:
         lost = sum(t.lost for t in s.kernel.values())
         if lost:
             log.warning("%d events were lost because the ring buffer was full (raise --ringbuf-mb)", lost)
+        if s.unread_at_stop:
+            log.warning("%d records were still in the ring buffer when the drain at stop timed out",
+                        s.unread_at_stop)
         if s.decode_errors:
             log.warning("decode errors: %s", ", ".join(f"{k}={v}" for k, v in sorted(s.decode_errors.items())))
         if s.consumer_errors:

@@ -156,10 +156,12 @@ def pipeline(events: int) -> None:
                 KernelFilters(obj, rt.layout, compiled.filters, rt.decoder.type_ids).load_approvers()
                 obj.attach_all(progs)
                 run_loop(loop, hot, events)
-                with RingBuffer(obj.map("events"), rt._on_record) as rb:
+                with RingBuffer(obj.map("events"), rt.on_sample) as rb:
                     t0 = time.perf_counter()
-                    while rb.consume() > 0:
-                        pass
+                    while True:  # the agent's stages: decode in the callback, then resolve + evaluate
+                        rb.consume()
+                        if not rt.process_batch():
+                            break
                     dt = time.perf_counter() - t0
         st = engine.stats
         print(f"pipeline capacity ({what}): {st.events} events in {dt:.2f} s = {st.events / dt:,.0f} events/s "

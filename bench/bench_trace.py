@@ -26,7 +26,8 @@ from pathlib import Path
 from agent.evaluator.event import materialize
 
 from agent.clock import BootClock
-from agent.events.decode import DecodeEnv, Decoder
+from agent.events.decode import Decoder
+from agent.events.resolve import ResolveEnv, Resolver
 from agent.events.layout import layout
 from agent.hooksets import TRACEPOINT
 from agent.libbpf import load_object
@@ -91,10 +92,11 @@ def decode_capacity(events: int) -> None:
     target.write_text("x")
     lay = layout()
     clock = BootClock()
-    env = DecodeEnv(clock, ProcessCache(clock), UserNames(), MountTable())
+    env = ResolveEnv(clock, ProcessCache(clock), UserNames(), MountTable())
     env.processes.snapshot()
     for mode in ("decode", "decode+json"):
-        dec = Decoder(lay, env)
+        dec = Decoder(lay)
+        res = Resolver(env)
         progs = TRACEPOINT.programs_for(None)  # what `rsagent trace` attaches
         with load_object(objects_dir() / "probe.bpf.o", programs=progs,
                          variables={"rs_agent_tgid": os.getpid()},
@@ -102,14 +104,16 @@ def decode_capacity(events: int) -> None:
             run_loop(loop, target, events)
             count = 0
 
-            def on_decode(data, size, dec=dec) -> None:
+            def on_decode(data, size, dec=dec, res=res) -> None:
                 nonlocal count
-                if dec.decode(data, size) is not None:
+                rec = dec.decode(data, size)
+                if rec is not None and res.resolve(rec) is not None:
                     count += 1
 
-            def on_json(data, size, dec=dec) -> None:
+            def on_json(data, size, dec=dec, res=res) -> None:
                 nonlocal count
-                doc = dec.decode(data, size)
+                rec = dec.decode(data, size)
+                doc = res.resolve(rec) if rec is not None else None
                 if doc is not None:
                     dumps(materialize(doc))
                     count += 1

@@ -1,9 +1,18 @@
-"""Ring-buffer records -> event documents.
+"""Ring-buffer records -> typed records: the decode stage (pure).
 
-Records dispatch on the common header's ``type`` through a registry of
-handlers (one per record struct). A record that is too short, of an unknown
-type, or that a handler cannot decode is counted under a reason in
-``Decoder.errors`` and skipped: a decode error never stops the read loop.
+Decoding reads a record through cffi's view of ebpf/include/events.h and
+returns a Python object holding its values (ints, byte strings): no I/O, no
+lookups, nothing but the bytes. It runs inside the ring buffer's callback,
+so that the buffer's memory can be released at once; everything that needs
+the host's state (mounts, users, the process cache, /proc) happens after,
+in the resolve stage (agent/events/resolve.py).
+
+Records dispatch on the common header's ``type`` through a registry built
+from the event-type table (codegen/eventtypes.py): each type names its
+record struct, each struct has one decode function here. A record that is
+too short, of an unknown type, or that its decoder cannot read is counted
+under a reason in ``Decoder.errors`` and skipped: a decode error never
+stops the read loop.
 """
 
 from __future__ import annotations
@@ -16,150 +25,272 @@ from typing import Any
 
 from codegen.eventtypes import PRODUCED
 
-from ..clock import BootClock
-from ..mounts import MountTable
-from ..process.cache import ProcessCache
-from ..process.model import Process
-from ..users import UserNames
-from .documents import file_doc
+from ..process.model import Credentials, TaskMeta
 from .layout import Layout
-from .process_docs import TaskContext, process_doc
 
 log = logging.getLogger(__name__)
-
-Document = dict[str, Any]
-Handler = Callable[[Any, int], "Document | None"]
-
-
-@dataclass
-class DecodeEnv:
-    """What decoding needs besides the record."""
-
-    clock: BootClock
-    processes: ProcessCache
-    users: UserNames
-    mounts: MountTable
-
-
-def record_decoders(dec: Decoder) -> dict[str, Handler]:
-    """The decoder of each record struct (events.h); the table says which
-    struct each event type sends."""
-    from .file_events import FileEventDecoder
-    from .process_events import FileDocs, decode_exec, decode_exit, decode_fork
-
-    files = FileDocs()
-    return {
-        "rs_file_event": FileEventDecoder(dec).decode,
-        "rs_exec_event": lambda d, s: decode_exec(dec, d, s, files),
-        "rs_fork_event": lambda d, s: decode_fork(dec, d, s),
-        "rs_exit_event": lambda d, s: decode_exit(dec, d, s),
-    }
 
 
 class DecodeError(ValueError):
     """A record that does not match its declared layout."""
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    """struct rs_event_header, with the type's name."""
+
+    type: str
+    size: int
+    timestamp: int          # CLOCK_BOOTTIME ns
+    pid: int
+    tid: int
+    cpu: int
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """struct rs_proc_ctx: the calling task when the event happened."""
+
+    ppid: int
+    uid: int
+    gid: int
+    euid: int
+    egid: int
+    fsuid: int
+    fsgid: int
+    cap_effective: int
+    cap_permitted: int
+    cgroup_id: int
+    start_boot_ns: int
+    comm: str
+
+    @property
+    def creds(self) -> Credentials:
+        return Credentials(self.uid, self.gid, self.euid, self.egid, self.fsuid, self.fsgid,
+                           self.cap_effective, self.cap_permitted)
+
+
+@dataclass(frozen=True, slots=True)
+class FileObj:
+    """struct rs_file: a file resolved from kernel objects (or nothing)."""
+
+    inode: int = 0
+    ctime_ns: int = 0
+    mtime_ns: int = 0
+    mount_id: int = 0
+    dev: int = 0
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    nlink: int = 0
+    flags: int = 0
+    path: bytes = b""
+    fstype: str = ""
+
+
+NO_FILE = FileObj()
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """struct rs_file_event: open and the other file-integrity types."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    base: FileObj
+    dest: FileObj
+    base2: FileObj
+    retval: int
+    syscall_nr: int
+    flags: int
+    mode: int
+    dirfd: int
+    dirfd2: int
+    uid: int
+    gid: int
+    fim_flags: int
+    req_path: bytes
+    req_path2: bytes
+    xattr_name: bytes
+    fs_type: bytes
+    root: bytes
+    parent_inodes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRecord:
+    """struct rs_exec_event."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    interpreter: FileObj
+    meta: TaskMeta
+    old_tid: int
+    argc: int
+    envc: int
+    args_flags: int
+    filename: bytes
+    argv: tuple[str, ...]
+    envp: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRecord:
+    """struct rs_fork_event (hdr.pid/tid: the child)."""
+
+    hdr: Header
+    task: TaskContext           # the parent, the caller
+    child: TaskMeta
+    child_pid: int
+    child_tid: int
+    parent_pid: int
+    parent_tid: int
+    child_start_time: int
+    parent_start_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRecord:
+    """struct rs_exit_event."""
+
+    hdr: Header
+    task: TaskContext
+    exit_code: int              # wait status
+
+
+Record = FileRecord | ExecRecord | ForkRecord | ExitRecord
+RecordDecoder = Callable[[Any, int, Header], Record]
+
+
+def split_nul(raw: bytes) -> tuple[str, ...]:
+    """NUL-separated strings (argv/envp area) -> strings; a truncated last one stays."""
+    if not raw:
+        return ()
+    parts = raw.split(b"\0")
+    if parts[-1] == b"":
+        parts.pop()
+    return tuple(p.decode("utf-8", "backslashreplace") for p in parts)
+
+
 class Decoder:
-    def __init__(self, layout: Layout, env: DecodeEnv) -> None:
+    """bytes -> Record, for every event type of the table."""
+
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.env = env
-        self.ffi = layout.ffi
+        self.ffi = ffi = layout.ffi
         self.errors: Counter[str] = Counter()
         self.decoded = 0
         self._hdr_size = layout.sizeof("struct rs_event_header")
+        self._hdr_type = ffi.typeof("struct rs_event_header *")
+        c = layout.const
+        self._task_kthread = c("RS_TASK_KTHREAD")
+        self._args_truncated = c("RS_ARGS_TRUNCATED")
+        self._envs_captured = c("RS_ENVS_CAPTURED")
         self.type_names: dict[int, str] = {}
-        self._handlers: dict[int, Handler] = {}
-        handlers = record_decoders(self)
+        self._decoders: dict[int, tuple[Any, RecordDecoder]] = {}
+        by_struct: dict[str, RecordDecoder] = {
+            "rs_file_event": self._file_event,
+            "rs_exec_event": self._exec_event,
+            "rs_fork_event": self._fork_event,
+            "rs_exit_event": self._exit_event,
+        }
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
-            self.register(t.id, t.name, handlers[t.record])
+            self.type_names[t.id] = t.name
+            self._decoders[t.id] = (ffi.typeof(f"struct {t.record} *"), by_struct[t.record])
+        self._min_size = {tid: layout.sizeof(f"struct {PRODUCED_RECORD[tid]}") for tid in self._decoders}
 
     @property
     def type_ids(self) -> dict[str, int]:
         return {name: type_id for type_id, name in self.type_names.items()}
 
-    def register(self, type_id: int, name: str, handler: Handler) -> None:
-        self.type_names[type_id] = name
-        self._handlers[type_id] = handler
-
     # -- entry point -----------------------------------------------------
-    def decode(self, data: Any, size: int) -> Document | None:
-        """Decode one record (``data``: a cdata pointer valid during the call)."""
+    def decode(self, data: Any, size: int) -> Record | None:
+        """Decode one record (``data``: a cdata pointer, valid during the call)."""
         if size < self._hdr_size:
             self.errors["short record"] += 1
             return None
-        hdr = self.ffi.cast("struct rs_event_header *", data)
-        handler = self._handlers.get(hdr.type)
-        if handler is None:
-            self.errors[f"unknown type {hdr.type}"] += 1
+        ffi = self.ffi
+        h = ffi.cast(self._hdr_type, data)
+        type_id = h.type
+        entry = self._decoders.get(type_id)
+        if entry is None:
+            self.errors[f"unknown type {type_id}"] += 1
             return None
-        if hdr.size > size:
+        if h.size > size:
             self.errors["size beyond record"] += 1
             return None
+        name = self.type_names[type_id]
+        if size < self._min_size[type_id]:
+            self.errors[f"{name}: short record"] += 1
+            return None
+        ctype, fn = entry
+        hdr = Header(name, h.size, h.timestamp, h.pid, h.tid, h.cpu, h.flags)
         try:
-            doc = handler(data, size)
+            rec = fn(ffi.cast(ctype, data), size, hdr)
         except (DecodeError, ValueError, KeyError, IndexError, OverflowError) as exc:
-            name = self.type_names.get(hdr.type, str(hdr.type))
             self.errors[f"{name}: {type(exc).__name__}"] += 1
             log.debug("cannot decode a %s record: %s", name, exc)
             return None
         self.decoded += 1
-        return doc
+        return rec
 
-    # -- helpers for handlers ---------------------------------------------------
-    def bytes_at(self, base: Any, size: int, s: Any) -> bytes:
-        off, length = int(s.off), int(s.len)
+    # -- pieces ------------------------------------------------------------
+    def _bytes(self, e: Any, size: int, s: Any) -> bytes:
+        off, length = s.off, s.len
         if off == 0:
             return b""
         if off + length > size:
             raise DecodeError(f"string at {off}+{length} beyond record of {size} bytes")
-        return bytes(self.ffi.buffer(self.ffi.cast("char *", base) + off, length))
+        return bytes(self.ffi.buffer(self.ffi.cast("char *", e) + off, length))
 
-    def task(self, ctx: Any) -> TaskContext:
-        return TaskContext(
-            ppid=ctx.ppid,
-            uid=ctx.uid,
-            gid=ctx.gid,
-            euid=ctx.euid,
-            egid=ctx.egid,
-            fsuid=ctx.fsuid,
-            fsgid=ctx.fsgid,
-            cap_effective=ctx.cap_effective,
-            cap_permitted=ctx.cap_permitted,
-            cgroup_id=ctx.cgroup_id,
-            start_boot_ns=ctx.start_time,
-            comm=self.ffi.string(ctx.comm).decode("utf-8", "backslashreplace"),
+    def _task(self, ctx: Any) -> TaskContext:
+        return TaskContext(ctx.ppid, ctx.uid, ctx.gid, ctx.euid, ctx.egid, ctx.fsuid, ctx.fsgid,
+                           ctx.cap_effective, ctx.cap_permitted, ctx.cgroup_id, ctx.start_time,
+                           self.ffi.string(ctx.comm).decode("utf-8", "backslashreplace"))
+
+    def _file(self, e: Any, size: int, f: Any) -> FileObj:
+        if not f.flags and not f.path.off and not f.inode:
+            return NO_FILE
+        return FileObj(f.inode, f.ctime_ns, f.mtime_ns, f.mount_id, f.dev, f.mode, f.uid, f.gid, f.nlink,
+                       f.flags, self._bytes(e, size, f.path),
+                       self.ffi.string(f.fstype).decode("utf-8", "replace"))
+
+    def _meta(self, m: Any) -> TaskMeta:
+        ffi = self.ffi
+        return TaskMeta(
+            tty_name=ffi.string(m.tty_name).decode("utf-8", "replace"),
+            container_id=ffi.string(m.container_id).decode("ascii", "replace"),
+            is_kworker=bool(m.task_flags & self._task_kthread),
         )
 
-    def file(self, base: Any, size: int, f: Any, path: bytes | None = None) -> Document:
-        if path is None:
-            path = self.bytes_at(base, size, f.path)
-        return file_doc(
-            path,
-            inode=f.inode,
-            mount_id=f.mount_id,
-            mode=f.mode,
-            uid=f.uid,
-            gid=f.gid,
-            fs_type=self.ffi.string(f.fstype).decode("utf-8", "replace"),
-            flags=f.flags,
-            ctime_ns=f.ctime_ns,
-            mtime_ns=f.mtime_ns,
-            users=self.env.users,
-        )
+    # -- one function per record struct -------------------------------------
+    def _file_event(self, e: Any, size: int, hdr: Header) -> FileRecord:
+        b = self._bytes
+        return FileRecord(
+            hdr, self._task(e.proc), self._file(e, size, e.file), self._file(e, size, e.base),
+            self._file(e, size, e.dest), self._file(e, size, e.base2),
+            e.retval, e.syscall_nr, e.flags, e.mode, e.dirfd, e.dirfd2, e.uid, e.gid, e.fim_flags,
+            b(e, size, e.req_path), b(e, size, e.req_path2), b(e, size, e.xattr_name), b(e, size, e.fs_type),
+            b(e, size, e.root), tuple(i for i in e.parent_inodes if i))
 
-    def envelope(self, name: str, hdr: Any, task: TaskContext, pid: int | None = None,
-                 image: Process | None = None) -> Document:
-        """``type``, ``timestamp`` and ``process`` of an event. The image is
-        the cache's for (pid, task start time) unless given."""
-        pid = hdr.pid if pid is None else pid
-        env = self.env
-        if image is None:
-            image = env.processes.for_event(pid, task.start_boot_ns, ppid=task.ppid,
-                                            comm=task.comm, creds=lambda: task.creds)
-        return {
-            "type": name,
-            "timestamp": env.clock.to_epoch(hdr.timestamp),
-            "process": process_doc(image, pid=pid, tid=hdr.tid, task=task, users=env.users),
-        }
+    def _exec_event(self, e: Any, size: int, hdr: Header) -> ExecRecord:
+        flags = e.args_flags
+        envp = split_nul(self._bytes(e, size, e.envp)) if flags & self._envs_captured else None
+        return ExecRecord(
+            hdr, self._task(e.proc), self._file(e, size, e.file), self._file(e, size, e.interpreter),
+            self._meta(e.meta), e.old_tid, e.argc, e.envc, flags, self._bytes(e, size, e.filename),
+            split_nul(self._bytes(e, size, e.argv)), envp)
+
+    def _fork_event(self, e: Any, size: int, hdr: Header) -> ForkRecord:
+        return ForkRecord(hdr, self._task(e.proc), self._meta(e.child), e.child_pid, e.child_tid,
+                          e.parent_pid, e.parent_tid, e.child_start_time, e.parent_start_time)
+
+    def _exit_event(self, e: Any, size: int, hdr: Header) -> ExitRecord:
+        return ExitRecord(hdr, self._task(e.proc), e.exit_code)
+
+
+PRODUCED_RECORD: dict[int, str] = {t.id: t.record for t in PRODUCED if t.id is not None and t.record is not None}

@@ -19,38 +19,15 @@ An image's document is built once and shared by every event that shows it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from agent.evaluator.event import Lazy, resolved
 
 from ..process.model import Credentials, Process
+from .decode import TaskContext
 from ..users import UserNames
 
 ANCESTORS_MAX = 256
-
-
-@dataclass(frozen=True, slots=True)
-class TaskContext:
-    """struct rs_proc_ctx, decoded: the calling task when the event happened."""
-
-    ppid: int
-    uid: int
-    gid: int
-    euid: int
-    egid: int
-    fsuid: int
-    fsgid: int
-    cap_effective: int
-    cap_permitted: int
-    cgroup_id: int
-    start_boot_ns: int
-    comm: str
-
-    @property
-    def creds(self) -> Credentials:
-        return Credentials(self.uid, self.gid, self.euid, self.egid, self.fsuid, self.fsgid,
-                           self.cap_effective, self.cap_permitted)
 
 
 def creds_fields(c: Credentials, users: UserNames) -> dict[str, Any]:

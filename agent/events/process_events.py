@@ -1,4 +1,4 @@
-"""Decoding process records: exec, fork, exit. Each also updates the
+"""Resolving process records: exec, fork, exit. Each also updates the
 process cache, in ring-buffer order, before the document is built."""
 
 from __future__ import annotations
@@ -7,21 +7,28 @@ import dataclasses
 import logging
 import os
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..mounts import MountTable
 from ..paths import join_lexically
 from ..process.cache import ExecInfo, FileDoc
-from ..process.model import TaskMeta
 from ..process.procfs import ProcEntry
 from ..users import UserNames
+from .decode import ExecRecord, ExitRecord, FileObj, ForkRecord
 from .documents import file_doc, path_fields
+from .layout import layout
 from .process_docs import body_doc
 
 if TYPE_CHECKING:
-    from .decode import Decoder, Document
+    from .resolve import Document, Resolver
 
 log = logging.getLogger(__name__)
+
+_L = layout()
+RS_EXEC_SCRIPT = _L.const("RS_EXEC_SCRIPT")
+RS_EXEC_SCRIPT_FROM_NAME = _L.const("RS_EXEC_SCRIPT_FROM_NAME")
+RS_ARGS_TRUNCATED = _L.const("RS_ARGS_TRUNCATED")
+RS_ENVS_TRUNCATED = _L.const("RS_ENVS_TRUNCATED")
 
 
 class FileDocs:
@@ -30,40 +37,18 @@ class FileDocs:
     recently used first out."""
 
     def __init__(self, size: int = 4096) -> None:
-        self._docs: OrderedDict[tuple[Any, ...], Document] = OrderedDict()
+        self._docs: OrderedDict[FileObj, Document] = OrderedDict()
         self._size = size
 
-    def get(self, dec: Decoder, data: Any, size: int, f: Any) -> Document:
-        path = dec.bytes_at(data, size, f.path)
-        key = (path, int(f.inode), int(f.mount_id), int(f.ctime_ns), int(f.mtime_ns), int(f.mode),
-               int(f.uid), int(f.gid), int(f.flags), bytes(dec.ffi.string(f.fstype)))
-        doc = self._docs.get(key)
+    def get(self, res: Resolver, f: FileObj) -> Document:
+        doc = self._docs.get(f)
         if doc is None:
-            doc = self._docs[key] = dec.file(data, size, f, path=path)
+            doc = self._docs[f] = res.file(f)
             if len(self._docs) > self._size:
                 self._docs.popitem(last=False)
         else:
-            self._docs.move_to_end(key)
+            self._docs.move_to_end(f)
         return doc
-
-
-def split_nul(raw: bytes) -> tuple[str, ...]:
-    """NUL-separated strings (argv/envp area) -> strings; a truncated last one stays."""
-    if not raw:
-        return ()
-    parts = raw.split(b"\0")
-    if parts[-1] == b"":
-        parts.pop()
-    return tuple(p.decode("utf-8", "backslashreplace") for p in parts)
-
-
-def task_meta(dec: Decoder, m: Any) -> TaskMeta:
-    ffi = dec.ffi
-    return TaskMeta(
-        tty_name=ffi.string(m.tty_name).decode("utf-8", "replace"),
-        container_id=ffi.string(m.container_id).decode("ascii", "replace"),
-        is_kworker=bool(m.task_flags & dec.layout.const("RS_TASK_KTHREAD")),
-    )
 
 
 def file_from_name(filename: bytes, pid: int) -> Document:
@@ -88,70 +73,62 @@ def file_from_name(filename: bytes, pid: int) -> Document:
     return doc
 
 
-def decode_exec(dec: Decoder, data: Any, size: int, files: FileDocs | None = None) -> Document:
-    e = dec.ffi.cast("struct rs_exec_event *", data)
-    env = dec.env
-    c = dec.layout.const
-    task = dec.task(e.proc)
-    flags = int(e.args_flags)
-    files = files or FileDocs(1)
-    interpreter = None
-    if flags & c("RS_EXEC_SCRIPT"):
-        interpreter = files.get(dec, data, size, e.interpreter)
-    if flags & c("RS_EXEC_SCRIPT_FROM_NAME"):
-        file = file_from_name(dec.bytes_at(data, size, e.filename), e.hdr.pid)
-    else:
-        file = files.get(dec, data, size, e.file)
-    envp = None
-    if flags & c("RS_ENVS_CAPTURED"):
-        envp = split_nul(dec.bytes_at(data, size, e.envp))
-    info = ExecInfo(
-        comm=task.comm,
-        file=file,
-        argv=split_nul(dec.bytes_at(data, size, e.argv)),
-        args_truncated=bool(flags & c("RS_ARGS_TRUNCATED")),
-        creds=task.creds,
-        meta=task_meta(dec, e.meta),
-        interpreter=interpreter,
-        envp=envp,
-        envs_truncated=bool(flags & c("RS_ENVS_TRUNCATED")),
-    )
-    image = env.processes.on_exec(e.hdr.pid, task.start_boot_ns, env.clock.to_epoch(e.hdr.timestamp),
-                                  info, kernel_ppid=task.ppid)
-    doc = dec.envelope("exec", e.hdr, task, image=image)
-    body = body_doc(doc["process"])
-    body["old_tid"] = int(e.old_tid)  # != pid: execve from a non-leader thread
-    doc["exec"] = body
-    return doc
+class ProcessResolver:
+    def __init__(self, res: Resolver) -> None:
+        self.res = res
+        self.files = FileDocs()
 
+    def exec(self, e: ExecRecord) -> Document:
+        res, env = self.res, self.res.env
+        task = e.task
+        flags = e.args_flags
+        interpreter = self.files.get(res, e.interpreter) if flags & RS_EXEC_SCRIPT else None
+        if flags & RS_EXEC_SCRIPT_FROM_NAME:
+            file = file_from_name(e.filename, e.hdr.pid)
+        else:
+            file = self.files.get(res, e.file)
+        info = ExecInfo(
+            comm=task.comm,
+            file=file,
+            argv=e.argv,
+            args_truncated=bool(flags & RS_ARGS_TRUNCATED),
+            creds=task.creds,
+            meta=e.meta,
+            interpreter=interpreter,
+            envp=e.envp,
+            envs_truncated=bool(flags & RS_ENVS_TRUNCATED),
+        )
+        image = env.processes.on_exec(e.hdr.pid, task.start_boot_ns, env.clock.to_epoch(e.hdr.timestamp),
+                                      info, kernel_ppid=task.ppid)
+        doc = res.envelope(e.hdr, task, image=image)
+        body = body_doc(doc["process"])
+        body["old_tid"] = e.old_tid  # != pid: execve from a non-leader thread
+        doc["exec"] = body
+        return doc
 
-def decode_fork(dec: Decoder, data: Any, size: int) -> Document:
-    e = dec.ffi.cast("struct rs_fork_event *", data)
-    env = dec.env
-    parent_task = dec.task(e.proc)
-    child = env.processes.on_fork(
-        e.child_pid, e.child_start_time, e.parent_pid, e.parent_start_time,
-        creds=parent_task.creds, meta=task_meta(dec, e.child), parent_comm=parent_task.comm,
-    )
-    # The child runs with a copy of the parent's credentials and comm.
-    child_task = dataclasses.replace(parent_task, ppid=e.parent_pid, start_boot_ns=e.child_start_time)
-    doc = dec.envelope("fork", e.hdr, child_task, pid=e.child_pid, image=child)
-    body = body_doc(doc["process"])
-    body.update(parent_pid=int(e.parent_pid), child_pid=int(e.child_pid))
-    doc["fork"] = body
-    return doc
+    def fork(self, e: ForkRecord) -> Document:
+        res, env = self.res, self.res.env
+        parent_task = e.task
+        child = env.processes.on_fork(
+            e.child_pid, e.child_start_time, e.parent_pid, e.parent_start_time,
+            creds=parent_task.creds, meta=e.child, parent_comm=parent_task.comm,
+        )
+        # The child runs with a copy of the parent's credentials and comm.
+        child_task = dataclasses.replace(parent_task, ppid=e.parent_pid, start_boot_ns=e.child_start_time)
+        doc = res.envelope(e.hdr, child_task, pid=e.child_pid, image=child)
+        body = body_doc(doc["process"])
+        body.update(parent_pid=e.parent_pid, child_pid=e.child_pid)
+        doc["fork"] = body
+        return doc
 
-
-def decode_exit(dec: Decoder, data: Any, size: int) -> Document:
-    e = dec.ffi.cast("struct rs_exit_event *", data)
-    status = int(e.exit_code)
-    task = dec.task(e.proc)
-    doc = dec.envelope("exit", e.hdr, task)
-    dec.env.processes.on_exit(e.hdr.pid, task.start_boot_ns, doc["timestamp"], status)
-    body = body_doc(doc["process"])
-    body.update(exit_fields(status))
-    doc["exit"] = body
-    return doc
+    def exit(self, e: ExitRecord) -> Document:
+        status = e.exit_code
+        doc = self.res.envelope(e.hdr, e.task)
+        self.res.env.processes.on_exit(e.hdr.pid, e.task.start_boot_ns, doc["timestamp"], status)
+        body = body_doc(doc["process"])
+        body.update(exit_fields(status))
+        doc["exit"] = body
+        return doc
 
 
 def exit_fields(status: int) -> Document:

@@ -1,5 +1,7 @@
 """Malformed records are counted under a reason and skipped; they never
-stop the read loop (pure Python: records built with cffi from events.h)."""
+stop the read loop (pure Python: records built with cffi from events.h).
+Decoding is pure (no host state); resolving a decoded record needs only
+user-space state (process cache, users, mounts), no root."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 import pytest
 
 from agent.clock import BootClock
-from agent.events.decode import DecodeEnv, Decoder
+from agent.events.decode import Decoder, ExitRecord
 from agent.events.layout import layout
+from agent.events.resolve import ResolveEnv, Resolver
 from agent.mounts import MountTable
 from agent.process.cache import ProcessCache
 from agent.users import UserNames
@@ -17,8 +20,12 @@ from agent.users import UserNames
 
 @pytest.fixture
 def decoder() -> Decoder:
+    return Decoder(layout())
+
+
+def resolver() -> Resolver:
     clock = BootClock()
-    return Decoder(layout(), DecodeEnv(clock, ProcessCache(clock), UserNames(), MountTable()))
+    return Resolver(ResolveEnv(clock, ProcessCache(clock), UserNames(), MountTable()))
 
 
 def _record(ctype: str, **hdr: int) -> tuple[Any, Any]:
@@ -65,7 +72,9 @@ def test_good_record_after_bad_ones_still_decodes(decoder: Decoder) -> None:
     test_unknown_type(decoder)
     buf, rec = _record("struct rs_exit_event", type=layout().const("RS_EVENT_EXIT"), pid=1, tid=1)
     rec.exit_code = 3 << 8
-    doc = decoder.decode(buf, len(buf))
+    record = decoder.decode(buf, len(buf))
+    assert isinstance(record, ExitRecord) and record.exit_code == 3 << 8 and record.hdr.pid == 1
+    doc = resolver().resolve(record)
     assert doc is not None
     # exit.* is the exiting process (fields.py) plus the code and cause
     assert (doc["exit"]["cause"], doc["exit"]["code"], doc["exit"]["pid"]) == ("EXITED", 3, 1)
