@@ -435,7 +435,7 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 	if (!d)
 		return rs_filter(c->type, NULL, NULL, c->flags, upath);
 	/* the mount the call went through (precise sets), else the caller's view */
-	m = s->mnt ? rs_real_mount(s->mnt) : rs_sb_mount_in_ns(s->sb);
+	m = s->mnt ? rs_real_mount(s->mnt) : rs_sb_mount_for(s->sb, d);
 	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
 }
 

@@ -11,7 +11,8 @@
  * Without a mount (a dentry named by an inode tracepoint has none), the walk
  * stops at the superblock's root and the path is relative to it
  * (RS_FILE_SB_RELATIVE) unless the superblock has exactly one mount in the
- * caller's mount namespace, which is then the mount (rs_sb_mount_in_ns). A walk may start at a directory with a
+ * caller's mount namespace through which the dentry can be reached
+ * (rs_sb_mount_for), which is then the mount. A walk may start at a directory with a
  * last component given as bytes (the name a dentry had inside the syscall).
  *
  * Components are prepended, last first, into a per-CPU scratch buffer, then
@@ -277,33 +278,96 @@ struct mount___old {
 } __attribute__((preserve_access_index));
 
 #define RS_SB_MOUNTS_MAX 32     /* mounts of one superblock looked at */
+#define RS_SB_CANDIDATES 8      /* of them in the caller's namespace, told apart by ancestry */
+#define RS_COVER_DEPTH 512      /* levels walked up to find which mount roots are ancestors */
+
+/* Mounts of one superblock in the caller's namespace, and which of their
+ * roots are ancestors of a dentry (in a map value: the bpf_loop callback is
+ * verified once). */
+struct rs_cover_state {
+	struct dentry *d;
+	struct mount *mnt[RS_SB_CANDIDATES];
+	struct dentry *root[RS_SB_CANDIDATES];
+	__u32 n;
+	__u32 covers;                 /* bit i: root[i] is an ancestor of (or is) the dentry */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_cover_state);
+} cover_scratch SEC(".maps");
+
+static __always_inline void rs_cover_add(struct rs_cover_state *c, struct mount *m, struct mnt_namespace *ns)
+{
+	__u32 n = c->n;
+
+	if (BPF_CORE_READ(m, mnt_ns) != ns)
+		return;
+	if (n < RS_SB_CANDIDATES) {
+		c->mnt[n & (RS_SB_CANDIDATES - 1)] = m;
+		c->root[n & (RS_SB_CANDIDATES - 1)] = BPF_CORE_READ(m, mnt.mnt_root);
+	}
+	c->n = n + 1;
+}
+
+static long rs_cover_step(__u32 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct rs_cover_state *c = bpf_map_lookup_elem(&cover_scratch, &zero);
+	struct dentry *d, *parent;
+
+	if (!c || !c->d)
+		return 1;
+	/* through a local: BPF_CORE_READ(c->d, ...) would also relocate our own
+	 * struct rs_cover_state, which no kernel's BTF knows */
+	d = c->d;
+#pragma unroll
+	for (int j = 0; j < RS_SB_CANDIDATES; j++)
+		if (j < c->n && c->root[j] == d)
+			c->covers |= 1U << j;
+	parent = BPF_CORE_READ(d, d_parent);
+	if (!parent || parent == d) {
+		c->d = NULL;
+		return 1;
+	}
+	c->d = parent;
+	return 0;
+}
 
 /*
- * The mount of a superblock in the calling task's mount namespace, when it
- * has exactly one there; NULL when it has none or several (bind mounts, the
- * same filesystem mounted twice) or more than RS_SB_MOUNTS_MAX in all. A
- * container's filesystems have one mount in the container's namespace and
- * one in the host's: the caller's namespace decides, as an open's vfsmount
- * would.
+ * The mount of a superblock in the calling task's mount namespace through
+ * which `dentry` is reached: its only mount there, or, when it has several
+ * (a bind mount of a subdirectory: /run/netns, a container's volume...), the
+ * only one whose root is an ancestor of the dentry. NULL when none or
+ * several qualify (the same tree visible through two mounts: user space
+ * places the path with the caller's string) or past RS_SB_MOUNTS_MAX
+ * mounts. A container's filesystems have one mount in the container's
+ * namespace and one in the host's: the caller's namespace decides, as an
+ * open's vfsmount would. `dentry` NULL: no disambiguation.
  */
-static __always_inline struct mount *rs_sb_mount_in_ns(struct super_block *sb)
+static __always_inline struct mount *rs_sb_mount_for(struct super_block *sb, struct dentry *dentry)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct mnt_namespace *ns = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	__u32 zero = 0, i, complete = 0;
+	struct rs_cover_state *c = bpf_map_lookup_elem(&cover_scratch, &zero);
 	struct mount *found = NULL;
-	__u32 i, count = 0;
 
+	if (!c)
+		return NULL;
+	c->n = 0;
+	c->covers = 0;
 	if (bpf_core_field_exists(struct mount, mnt_next_for_sb)) {
 		struct mount *m = (struct mount *)BPF_CORE_READ(sb, s_mounts);
 
 		for (i = 0; i < RS_SB_MOUNTS_MAX; i++) {
-			if (!m)
-				return count == 1 ? found : NULL;
-			if (BPF_CORE_READ(m, mnt_ns) == ns) {
-				if (++count > 1)
-					return NULL;
-				found = m;
+			if (!m) {
+				complete = 1;
+				break;
 			}
+			rs_cover_add(c, m, ns);
 			m = BPF_CORE_READ(m, mnt_next_for_sb);
 		}
 	} else {
@@ -312,20 +376,39 @@ static __always_inline struct mount *rs_sb_mount_in_ns(struct super_block *sb)
 		struct list_head *pos = BPF_CORE_READ(osb, s_mounts.next);
 
 		for (i = 0; i < RS_SB_MOUNTS_MAX; i++) {
-			if (!pos || pos == head)
-				return count == 1 ? found : NULL;
-			struct mount *m = (struct mount *)((void *)pos -
-							   bpf_core_field_offset(struct mount___old, mnt_instance));
-
-			if (BPF_CORE_READ(m, mnt_ns) == ns) {
-				if (++count > 1)
-					return NULL;
-				found = m;
+			if (!pos || pos == head) {
+				complete = 1;
+				break;
 			}
+			rs_cover_add(c, (struct mount *)((void *)pos -
+							 bpf_core_field_offset(struct mount___old, mnt_instance)), ns);
 			pos = BPF_CORE_READ(pos, next);
 		}
 	}
-	return NULL;
+	if (!complete || !c->n || c->n > RS_SB_CANDIDATES)
+		return NULL;
+	if (c->n == 1)
+		return c->mnt[0];
+	if (!dentry)
+		return NULL;
+	c->d = dentry;
+	bpf_loop(RS_COVER_DEPTH, rs_cover_step, NULL, 0);
+	if (c->d)
+		return NULL;          /* deeper than RS_COVER_DEPTH: undecided */
+#pragma unroll
+	for (int j = 0; j < RS_SB_CANDIDATES; j++) {
+		if (!(c->covers & (1U << j)))
+			continue;
+		if (found)
+			return NULL;  /* reached through two mounts */
+		found = c->mnt[j];
+	}
+	return found;
+}
+
+static __always_inline struct mount *rs_sb_mount_in_ns(struct super_block *sb)
+{
+	return rs_sb_mount_for(sb, NULL);
 }
 
 /*
@@ -344,7 +427,7 @@ static __always_inline bool rs_resolve_dentry(void *rec, __u32 *off, struct rs_f
 	f->path.len = 0;
 	if (!dentry)
 		return true;
-	mnt = rs_sb_mount_in_ns(BPF_CORE_READ(dentry, d_sb));
+	mnt = rs_sb_mount_for(BPF_CORE_READ(dentry, d_sb), dentry);
 	if (mnt)
 		f->mount_id = BPF_CORE_READ(mnt, mnt_id);
 	else

@@ -94,6 +94,8 @@ def test_dotdot_after_a_symlink_is_resolved_physically(tracer, tmp_path: Path) -
 def test_bind_mount_reports_the_mount_the_path_went_through(tracer, tree: Path) -> None:
     bind = tree.parent / "bind"
     bind.mkdir()
+    outside = tree.parent / "outside"
+    outside.write_text("o")
     ok("mount", tree, bind, None, MS_BIND, None)
     try:
         bind_id = mount_id_of(bind)
@@ -102,6 +104,11 @@ def test_bind_mount_reports_the_mount_the_path_went_through(tracer, tree: Path) 
             ok("chmod", tree / "f", 0o612)
             (bind / "g").write_text("y")
             ok("unlink", bind / "g")
+            ok("chmod", outside, 0o613)
+        # Not below the bind mount's root: only the filesystem's own mount
+        # reaches it, and the kernel says so (no caller's hint needed).
+        beside = file_of(only(col, "chmod", outside))
+        assert beside["path_source"] == "kernel" and beside["mount_id"] == mount_id_of(outside) != bind_id
         via_bind = file_of(only(col, "chmod", bind / "f"))
         assert via_bind["mount_id"] == bind_id
         assert via_bind["path_source"] == "kernel+mount_hint"

@@ -48,7 +48,24 @@ def test_approvers_drop_other_files_and_rename_is_judged_by_its_old_name(tmp_pat
     assert alerts["rename_watched"]["event"]["rename"]["file"]["destination"]["path"] == str(tmp_path / "moved")
 
 
-def test_discarders_drop_repeated_chmods(tmp_path: Path, built_objects: None) -> None:
+@pytest.mark.parametrize("bind_mount", [False, True], ids=["plain", "fs-also-bind-mounted"])
+def test_discarders_drop_repeated_chmods(tmp_path: Path, built_objects: None, bind_mount: bool) -> None:
+    """With a subdirectory of the same filesystem bind-mounted elsewhere (as
+    `ip netns add` does with /run/netns, or a container volume), the file
+    outside the bound tree is still reached through one mount only: the
+    kernel knows it, so its discarder applies."""
+    if bind_mount:
+        (tmp_path / "bound").mkdir()
+        (tmp_path / "bind").mkdir()
+        subprocess.run(["mount", "--bind", str(tmp_path / "bound"), str(tmp_path / "bind")], check=True)
+    try:
+        _discarders_drop_repeated_chmods(tmp_path)
+    finally:
+        if bind_mount:
+            subprocess.run(["umount", str(tmp_path / "bind")], check=True)
+
+
+def _discarders_drop_repeated_chmods(tmp_path: Path) -> None:
     policy = tmp_path / "p.policy"
     # '*' in the basename: no approver possible; discarders do the work.
     policy.write_text('rules:\n  - id: confs\n    expression: chmod.file.path =~ "/etc/rsagent-test/*.conf"\n')
