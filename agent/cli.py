@@ -21,6 +21,7 @@ from .events.layout import LayoutError
 from .features import format_report, probe
 from .hooksets import HookSet, choose_hook_set
 from .libbpf.errors import BpfError, VerifierError
+from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .process.cache import DEFAULT_MAX_ENTRIES
 from .sinks import SinkError, Sinks
@@ -211,8 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Process lifecycle events always flow: they keep the process tree that
     # every rule's process.* fields read (and are rare next to file events).
     types = (wanted | PROCESS_TYPES) & have
+    metrics = Registry()
     sinks = Sinks(args.output)
-    engine = Engine(ruleset, [sinks])
+    engine = Engine(ruleset, [sinks], metrics=metrics)
 
     state: dict[str, KernelFilters] = {}
 
@@ -223,12 +225,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("loaded %d approver basename(s)", n)
         if not args.no_discarders:
             engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
-                                              runtime.decoder.type_ids, runtime.clock)
+                                              runtime.decoder.type_ids, runtime.clock, metrics=metrics)
 
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
-    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare)
+    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=metrics)
 
     def reload(_obj: object) -> None:
         """SIGHUP: load the policy files again; apply them if the kernel side

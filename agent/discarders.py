@@ -26,6 +26,7 @@ from agent.evaluator.ruleset import Ruleset
 from .clock import BootClock
 from .events.layout import Layout
 from .libbpf.object import BpfObject
+from .metrics import Registry
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class TokenBucket:
 class DiscarderLearner:
     def __init__(self, obj: BpfObject, layout: Layout, ruleset: Ruleset, filters: dict[str, TypeFilter],
                  type_ids: dict[str, int], clock: BootClock, *, rate: float = 500.0,
-                 dedup_size: int = 8192) -> None:
+                 dedup_size: int = 8192, metrics: Registry | None = None) -> None:
         self._map = obj.map("inode_discarders")
         self._revision = obj.map("discarders_revision")
         self._ffi = layout.ffi
@@ -77,6 +78,10 @@ class DiscarderLearner:
         self._key = self._ffi.new("struct rs_discarder_key *")
         self._value = self._ffi.new("struct rs_discarder_value *")
         self.stats = DiscarderStats()
+        if metrics is not None:
+            metrics.callback("discarders_total", "discarders the agent pushed to the kernel (leaf, parent) or did "
+                             "not (rate limited, duplicate, not discardable, map error)", "counter", ("outcome",),
+                             lambda: list(vars(self.stats).items()))
 
     def reset(self, ruleset: Ruleset, filters: dict[str, TypeFilter]) -> None:
         """A new policy (the kernel's revision moved: every entry is stale)."""

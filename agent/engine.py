@@ -20,6 +20,7 @@ from agent.evaluator.event import DocumentEvent, materialize
 from agent.evaluator.ruleset import Rule, Ruleset
 
 from .discarders import DiscarderLearner
+from .metrics import Registry
 from .sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,37 @@ class EngineStats:
     alerts: int = 0
     throttled: int = 0
     kills: int = 0
-    by_rule: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)         # alerts per rule
+    evaluated: Counter[str] = field(default_factory=Counter)       # expressions run, per rule
+    matches: Counter[str] = field(default_factory=Counter)         # matches (before `every`), per rule
+    throttled_by_rule: Counter[str] = field(default_factory=Counter)
+
+    def register(self, metrics: Registry) -> None:
+        m = metrics
+        m.callback("events_evaluated_total", "events evaluated against the rules", "counter", (),
+                   lambda: [((), self.events)])
+        m.callback("rule_evaluations_total", "rule expressions evaluated (the index skips the rules an event "
+                   "cannot match)", "counter", ("rule",), lambda: list(self.evaluated.items()))
+        m.callback("rule_matches_total", "events a rule matched", "counter", ("rule",),
+                   lambda: list(self.matches.items()))
+        m.callback("alerts_total", "alerts raised", "counter", ("rule",), lambda: list(self.by_rule.items()))
+        m.callback("alerts_throttled_total", "matches not alerted because of the rule's `every`", "counter",
+                   ("rule",), lambda: list(self.throttled_by_rule.items()))
+        m.callback("kills_total", "processes killed by a rule's kill action", "counter", (),
+                   lambda: [((), self.kills)])
 
 
 class Engine:
     def __init__(self, ruleset: Ruleset, sinks: Sequence[Sink], *,
                  learner: DiscarderLearner | None = None,
                  self_pid: int | None = None,
-                 kill: Callable[[int, int], None] = os.kill) -> None:
+                 kill: Callable[[int, int], None] = os.kill, metrics: Registry | None = None) -> None:
         self.ruleset = ruleset
         self.sinks = list(sinks)
         self.learner = learner
         self.stats = EngineStats()
+        if metrics is not None:
+            self.stats.register(metrics)
         self._last_alert: dict[str, int] = {}
         self._self_pid = os.getpid() if self_pid is None else self_pid
         self._kill = kill
@@ -51,7 +71,7 @@ class Engine:
     def __call__(self, doc: dict[str, Any]) -> None:
         self.stats.events += 1
         event = DocumentEvent(doc)
-        matched = self.ruleset.matching(event)
+        matched = self.ruleset.matching(event, self.stats.evaluated)
         if not matched:
             if self.learner is not None:
                 self.learner.learn(doc)
@@ -60,8 +80,10 @@ class Engine:
         ts = doc["timestamp"]
         alerts = []
         for rule in matched:
+            self.stats.matches[rule.id] += 1
             if not self._allow(rule, ts):
                 self.stats.throttled += 1
+                self.stats.throttled_by_rule[rule.id] += 1
                 continue
             alert: dict[str, Any] = {"rule_id": rule.id, "rule_tags": dict(rule.tags), "timestamp": ts}
             if rule.description:

@@ -69,7 +69,7 @@ class RuntimeConfig:
     stats_interval: float = 0.0                  # seconds; 0: only at exit
     poll_timeout_ms: int = 100
     batch_max: int = 1024                        # records decoded per poll before the loop runs again
-    drain_timeout: float = 1.5                   # seconds spent draining at stop
+    drain_timeout: float = 1.0                   # seconds spent draining at stop
     variables: dict[str, int] = field(default_factory=dict)  # const volatile globals of the object
     handle_signals: bool = True                  # False when run off the main thread (tests)
     # Hooked without sending records: what keeps discarders right (tombstones
@@ -152,6 +152,7 @@ class Runtime:
         self._batch: list[Record] = []
         self._batch_max = config.batch_max
         self._counting = False           # past the drain deadline: count records, do not decode
+        self._draining = False
         self.metrics = metrics if metrics is not None else Registry()
         self._register_metrics()
 
@@ -169,24 +170,32 @@ class Runtime:
                 return -1
         return None
 
-    def process_batch(self) -> int:
-        """Resolve and consume the records decoded since the last batch."""
-        batch, self._batch = self._batch, []
+    def process_batch(self, budget: float = 0.05) -> int:
+        """Resolve and consume the records decoded so far, for about
+        ``budget`` seconds (the rest waits for the next turn of the loop, and
+        the ring buffer holds what comes meanwhile), or until stop."""
+        batch = self._batch
         wanted = self.config.event_types
         resolve = self.resolver.resolve
         consumer = self.consumer
+        deadline = time.monotonic() + budget
+        done = 0
         for rec in batch:
+            done += 1
             doc = resolve(rec)
-            if doc is None or (wanted is not None and doc["type"] not in wanted):
-                continue  # resolved only to keep the process cache up to date
-            try:
-                consumer(doc)
-            except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
-                # A bad document must not stop the agent; count and log the first ones.
-                self.consumer_errors += 1
-                if self.consumer_errors <= 10:
-                    log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
-        return len(batch)
+            if doc is not None and (wanted is None or doc["type"] in wanted):
+                try:
+                    consumer(doc)
+                except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as exc:
+                    # A bad document must not stop the agent; count and log the first ones.
+                    self.consumer_errors += 1
+                    if self.consumer_errors <= 10:
+                        log.exception("consumer failed on a %s event: %s", doc.get("type"), exc)
+            # (documents of unwanted types were resolved only to keep the process cache right)
+            if not done & 63 and ((self.stop and not self._draining) or time.monotonic() > deadline):
+                break
+        del batch[:done]
+        return done
 
     def _register_metrics(self) -> None:
         m = self.metrics
@@ -306,12 +315,18 @@ class Runtime:
         """At stop: everything still in the buffer, until the deadline; past
         it, the rest is counted (``unread_at_stop``) without being processed."""
         deadline = time.monotonic() + self.config.drain_timeout
+        self._draining = True  # process_batch runs to its budget despite the stop flag
         while True:
-            rb.consume()
-            if not self.process_batch():
-                return
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
+            if not self._batch:
+                rb.consume()
+                if not self._batch:
+                    return
+            self.process_batch(min(left, 0.05))
+        self.unread_at_stop = len(self._batch)
+        self._batch.clear()
         self._counting = True
         while rb.consume() != 0:
             pass

@@ -83,6 +83,9 @@ FILE_TEMPLATE: tuple[_T, ...] = (
     _T("in_upper_layer", BOOL, doc="the file is in the upper layer of an overlayfs"),
     _T("change_time", INT, time=True, doc="ctime, ns since the epoch"),
     _T("modification_time", INT, time=True, doc="mtime, ns since the epoch"),
+    _T("is_memfd", BOOL, doc="a memfd (memfd_create): fileless, no directory holds it; "
+       "`path` and `name` are the kernel's name `memfd:NAME`"),
+    _T("is_deleted", BOOL, doc="no directory holds the file (unlinked while open or running; a memfd)"),
 )
 
 PROCESS_TEMPLATE: tuple[_T, ...] = (

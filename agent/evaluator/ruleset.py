@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping
@@ -82,8 +83,10 @@ class Ruleset:
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
-    def matching(self, event: DocumentEvent | dict[str, Any]) -> list[Rule]:
-        """Rules matching ``event``, in policy order; runs their ``set`` actions."""
+    def matching(self, event: DocumentEvent | dict[str, Any], evaluated: Counter[str] | None = None) -> list[Rule]:
+        """Rules matching ``event``, in policy order; runs their ``set`` actions.
+        ``evaluated`` counts, per rule id, the rules whose expression ran (the
+        index skips the others)."""
         ev = as_event(event)
         ev.variables = self.variables
         bucket = self._index.get(ev.type)
@@ -91,6 +94,8 @@ class Ruleset:
         if bucket is None:
             return out
         for _, rule, fn in bucket.candidates(ev):
+            if evaluated is not None:
+                evaluated[rule.id] += 1
             if fn(ev):
                 out.append(rule)
                 for action in rule.set_actions:

@@ -12,8 +12,11 @@ from ..users import UserNames
 from .layout import layout
 
 # struct rs_file.flags bits, from events.h (never copied by hand)
+RS_FILE_PRESENT = layout().const("RS_FILE_PRESENT")
 RS_FILE_PATH_TRUNCATED = layout().const("RS_FILE_PATH_TRUNCATED")
 RS_FILE_UPPER_LAYER = layout().const("RS_FILE_UPPER_LAYER")
+RS_FILE_DISCONNECTED = layout().const("RS_FILE_DISCONNECTED")
+MEMFD_PREFIX = b"/memfd:"   # mm/memfd.c names its files "memfd:" + the caller's name
 
 
 def path_fields(raw: bytes, doc: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +42,17 @@ def file_doc(
     ctime_ns: int,
     mtime_ns: int,
     users: UserNames,
+    nlink: int = 1,
 ) -> dict[str, Any]:
+    """A file's document. A memfd (memfd_create: a file no directory holds,
+    on the kernel's internal shmem mount) has no path: its ``path`` and
+    ``name`` are the kernel's name ``memfd:NAME`` and ``is_memfd`` is set. A
+    file no directory holds any more (unlinked while open or running, a
+    memfd, O_TMPFILE) has ``is_deleted``."""
     doc: dict[str, Any] = {}
+    memfd = bool(flags & RS_FILE_DISCONNECTED) and path.startswith(MEMFD_PREFIX) and path.count(b"/") == 1
+    if memfd:
+        path = path[1:]
     path_fields(path, doc)
     doc.update(
         inode=inode,
@@ -54,6 +66,8 @@ def file_doc(
         in_upper_layer=bool(flags & RS_FILE_UPPER_LAYER),
         change_time=ctime_ns,
         modification_time=mtime_ns,
+        is_memfd=memfd,
+        is_deleted=bool(flags & RS_FILE_PRESENT) and nlink == 0,
     )
     if flags & RS_FILE_PATH_TRUNCATED:
         doc["path_truncated"] = True

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 
 _UNCHANGED_ID = 0xFFFFFFFF
-_INODE_KEYS = ("inode", "mode", "uid", "gid", "user", "group", "change_time", "modification_time")
+_INODE_KEYS = ("inode", "mode", "uid", "gid", "user", "group", "change_time", "modification_time", "is_deleted")
 _MODE_BITS = 0o7777
 _L = layout()
 MS_BIND = _L.const("RS_MS_BIND")

@@ -15,7 +15,7 @@ from ..process.cache import ExecInfo, FileDoc
 from ..process.procfs import ProcEntry
 from ..users import UserNames
 from .decode import ExecRecord, ExitRecord, FileObj, ForkRecord
-from .documents import file_doc, path_fields
+from .documents import MEMFD_PREFIX, RS_FILE_DISCONNECTED, RS_FILE_PRESENT, file_doc, path_fields
 from .layout import layout
 from .process_docs import body_doc
 
@@ -151,10 +151,15 @@ def procfs_file_doc(users: UserNames, mounts: MountTable) -> FileDoc:
         if st is None:
             return path_fields(entry.exe, {})
         mount = mounts.get(st.mount_id) if st.mount_id else None
+        # a memfd's /proc name ("/memfd:NAME (deleted)"): no directory holds it,
+        # as the kernel side says of its dentry
+        flags = RS_FILE_PRESENT
+        if entry.exe.startswith(MEMFD_PREFIX) and st.nlink == 0:
+            flags |= RS_FILE_DISCONNECTED
         return file_doc(
             entry.exe, inode=st.inode, mount_id=st.mount_id, mode=st.mode, uid=st.uid, gid=st.gid,
-            fs_type=mount.fs_type if mount else "", flags=0, ctime_ns=st.ctime_ns,
-            mtime_ns=st.mtime_ns, users=users,
+            fs_type=mount.fs_type if mount else "", flags=flags, ctime_ns=st.ctime_ns,
+            mtime_ns=st.mtime_ns, users=users, nlink=st.nlink,
         )
 
     return build

@@ -72,7 +72,7 @@ class Resolver:
         return file_doc(
             f.path if path is None else path,
             inode=f.inode, mount_id=f.mount_id, mode=f.mode, uid=f.uid, gid=f.gid, fs_type=f.fstype,
-            flags=f.flags, ctime_ns=f.ctime_ns, mtime_ns=f.mtime_ns, users=self.env.users,
+            flags=f.flags, ctime_ns=f.ctime_ns, mtime_ns=f.mtime_ns, users=self.env.users, nlink=f.nlink,
         )
 
     def envelope(self, hdr: Header, task: TaskContext, pid: int | None = None,

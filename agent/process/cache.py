@@ -150,10 +150,16 @@ class ProcessCache:
                 parent = self._from_proc(pentry, source, by_pid, depth + 1)
         file = self._file_doc(entry)
         argv = tuple(entry.argv)
-        # A process that forked and did not exec runs its parent's program with
-        # its parent's arguments: the reference agent's "thread".
-        is_thread = (parent is not None and entry.exe is not None and parent.file is not None
-                     and (file or {}).get("path") == parent.file.get("path") and argv == parent.argv)
+        # The reference agent's "thread": forked and not exec'd since. /proc
+        # does not say so directly; a forked child keeps its parent's stack
+        # address while an exec gets a new one (ASLR), so: the parent's
+        # program, arguments and stack start. (Without ASLR two execs of one
+        # program can share a stack address: then this may say thread.)
+        is_thread = False
+        if (parent is not None and entry.exe is not None and parent.file is not None and entry.start_stack
+                and (file or {}).get("path") == parent.file.get("path") and argv == parent.argv):
+            pentry = by_pid.get(entry.ppid) if by_pid is not None else read_process(entry.ppid)
+            is_thread = pentry is not None and pentry.start_stack == entry.start_stack
         proc = Process(
             pid=entry.pid,
             ppid=entry.ppid,

@@ -15,13 +15,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..events.layout import layout
 from .containers import container_id_of_cgroup_file
 
 log = logging.getLogger(__name__)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 TICK_NS = 1_000_000_000 // _CLK_TCK
-_PF_KTHREAD = 0x00200000
+_PF_KTHREAD = layout().const("RS_PF_KTHREAD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class ExeStat:
     gid: int
     ctime_ns: int
     mtime_ns: int
+    nlink: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ProcEntry:
     tty_nr: int = 0
     kthread: bool = False
     container_id: str = ""
+    start_stack: int = 0      # /proc/PID/stat startstack: inherited by fork, new (ASLR) at exec
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class _Stat:
     tty_nr: int
     flags: int
     start_boot_ns: int
+    start_stack: int
 
 
 def _read_stat(base: Path) -> _Stat | None:
@@ -76,8 +80,9 @@ def _read_stat(base: Path) -> _Stat | None:
     comm = data[lpar + 1 : rpar].decode("utf-8", "replace")
     fields = data[rpar + 2 :].split()
     try:
+        # fields[i] is field i + 3 of proc(5): ppid 4, tty_nr 7, flags 9, starttime 22, startstack 28
         return _Stat(comm, int(fields[1]), int(fields[4]), int(fields[6]),
-                     int(fields[19]) * 1_000_000_000 // _CLK_TCK)
+                     int(fields[19]) * 1_000_000_000 // _CLK_TCK, int(fields[25]))
     except (IndexError, ValueError):
         log.debug("%s/stat: unexpected format", base)
         return None
@@ -129,7 +134,7 @@ def _exe_stat(base: Path) -> ExeStat | None:
     try:
         st = os.fstat(fd)
         return ExeStat(st.st_ino, st.st_dev, _mount_id_of_fd(fd), st.st_mode, st.st_uid,
-                       st.st_gid, st.st_ctime_ns, st.st_mtime_ns)
+                       st.st_gid, st.st_ctime_ns, st.st_mtime_ns, st.st_nlink)
     except OSError:
         return None
     finally:
@@ -175,6 +180,7 @@ def read_process(pid: int, root: Path = Path("/proc")) -> ProcEntry | None:
         cap_permitted=_hex(status.get("CapPrm")),
         tty_nr=stat.tty_nr,
         kthread=bool(stat.flags & _PF_KTHREAD),
+        start_stack=stat.start_stack,
         container_id=container_id_of_cgroup_file(cgroups),
     )
 

@@ -158,10 +158,15 @@ static long rs_walk_step(__u32 i, void *ctx)
 		w->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
 		return 0;
 	} else if (d == parent || !parent) {
-		/* Not the mount root, yet its own parent: a disconnected dentry. */
+		/* Not the mount root, yet its own parent: a disconnected dentry.
+		 * The file itself (first step): a pseudo file on an internal mount
+		 * (memfd_create, O_TMPFILE...) that no directory holds: its own
+		 * name is all the kernel has (/proc shows "/memfd:NAME"). Deeper:
+		 * the path is a suffix. */
 		w->flags |= RS_FILE_DISCONNECTED;
 		w->done = 1;
-		return 1;
+		if (i != 0 || !parent)
+			return 1;
 	}
 
 	__u32 len = h.len;
@@ -180,7 +185,7 @@ static long rs_walk_step(__u32 i, void *ctx)
 	b->data[off & (RS_PATH_BUF - 1)] = '/';
 	w->off = off;
 	w->dentry = parent;
-	return 0;
+	return w->done ? 1 : 0;
 }
 
 /*

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -75,3 +76,34 @@ def test_executable_in_the_upper_layer_of_an_overlay(tracer, tmp_path: Path) -> 
         assert lo["path"] == str(merged / "from-lower")
     finally:
         subprocess.run(["umount", str(merged)], check=True)
+
+
+def test_fileless_exec_from_a_memfd_and_exec_of_a_deleted_binary(tracer, tmp_path: Path) -> None:
+    """memfd_create + execve("/proc/self/fd/N"): the kernel's name of the
+    file (memfd:NAME), flagged; a binary deleted before it runs: its path,
+    flagged deleted (the kernel's view, as /proc/PID/exe shows them)."""
+    code = (
+        "import os, sys\n"
+        "fd = os.memfd_create('rs-payload', 0)\n"
+        f"os.write(fd, open({TRUE!r}, 'rb').read())\n"
+        "os.execve(f'/proc/self/fd/{fd}', ['payload', 'from-memfd'], {})\n"
+    )
+    doomed = tmp_path / "doomed"
+    shutil.copy(TRUE, doomed)
+    code2 = (
+        "import os\n"
+        f"fd = os.open({str(doomed)!r}, os.O_RDONLY)\n"
+        f"os.unlink({str(doomed)!r})\n"
+        "os.execve(f'/proc/self/fd/{fd}', ['doomed', 'deleted-before-exec'], {})\n"
+    )
+    with tracer.collect() as col:
+        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code2], check=True)
+    memfd = _exec_with_argv(col, ["payload", "from-memfd"])
+    for file in (memfd["exec"]["file"], memfd["process"]["file"]):
+        assert file["path"] == "memfd:rs-payload" and file["name"] == "memfd:rs-payload"
+        assert file["is_memfd"] is True and file["is_deleted"] is True
+    deleted = _exec_with_argv(col, ["doomed", "deleted-before-exec"])["exec"]["file"]
+    assert deleted["path"] == str(doomed) and deleted["is_deleted"] is True and deleted["is_memfd"] is False
+    ok = _exec_with_argv(col, ["payload", "from-memfd"])["process"]["ancestors"][0]["file"]
+    assert ok["is_memfd"] is False and ok["is_deleted"] is False

@@ -67,3 +67,54 @@ def test_process_started_before_the_agent_has_file_argv_and_ancestors(built_obje
     assert parent["pid"] == old.pid and parent["from_snapshot"] is True
     assert parent["cookie"] == proc["cookie"]
     assert child[0]["process"]["container"]["id"] == cid        # from the kernel walk
+
+
+
+_FAMILY = """
+import os, subprocess, sys
+if os.environ.get("RS_ROLE") == "exec":
+    sys.stdin.read()
+    sys.exit()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)
+    os._exit(0)
+e = subprocess.Popen([sys.executable, "-c", "CODE = " + repr(CODE) + "\\n" + CODE],
+                     env={**os.environ, "RS_ROLE": "exec"}, stdin=subprocess.PIPE)
+print(pid, e.pid, flush=True)
+sys.stdin.read()
+os.write(w, b"x")
+e.stdin.close()
+e.wait()
+os.waitpid(pid, 0)
+"""
+
+
+def test_snapshot_tells_forked_children_from_execd_ones() -> None:
+    """is_thread (forked, not exec'd since) for processes older than the
+    agent: a forked child keeps its parent's stack address; a child that
+    exec'd the same program with the same arguments gets a new one."""
+    import subprocess
+    import sys
+
+    from agent.clock import BootClock
+    from agent.process.cache import ProcessCache
+
+    code = "CODE = " + repr(_FAMILY) + "\n" + _FAMILY
+    head = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert head.stdout is not None
+        forked, execd = (int(x) for x in head.stdout.readline().split())
+        cache = ProcessCache(BootClock())
+        cache.snapshot()
+        images = {p.pid: p for p in cache._live.values()}
+        assert images[forked].is_thread and images[forked].argv == images[head.pid].argv
+        # same program, same arguments: only the stack tells
+        assert images[execd].argv == images[head.pid].argv and images[execd].file == images[head.pid].file
+        assert not images[execd].is_thread
+        assert not images[head.pid].is_thread
+    finally:
+        assert head.stdin is not None
+        head.stdin.close()
+        head.wait(10)

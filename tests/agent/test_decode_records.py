@@ -1,0 +1,96 @@
+"""Decoding and resolving records recorded from the kernel (tests/agent/
+records/, re-encoded for the current events.h by recorded.encode): pure
+Python, no root, no BPF. Regenerate the fixtures with
+``python tests/agent/recorded.py`` (root)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from recorded import encode, load
+
+from agent.clock import BootClock
+from agent.events.decode import Decoder, ExecRecord, ExitRecord, FileRecord, ForkRecord
+from agent.events.layout import layout
+from agent.events.resolve import ResolveEnv, Resolver
+from agent.mounts import MountTable
+from agent.process.cache import ProcessCache
+from agent.users import UserNames
+
+
+@pytest.fixture
+def decoder() -> Decoder:
+    return Decoder(layout())
+
+
+def _decode(decoder: Decoder, name: str) -> object:
+    raw = encode(load(name))
+    ffi = layout().ffi
+    rec = decoder.decode(ffi.from_buffer(raw), len(raw))
+    assert rec is not None, dict(decoder.errors)
+    return rec
+
+
+def test_exec_record(decoder: Decoder) -> None:
+    rec = _decode(decoder, "exec")
+    assert isinstance(rec, ExecRecord)
+    assert rec.hdr.type == "exec" and rec.hdr.pid == rec.hdr.tid
+    assert rec.argv == ("/usr/bin/true", "recorded-exec") and rec.argc == 2
+    assert rec.filename == b"/usr/bin/true"
+    assert rec.file.path == b"/usr/bin/true" and rec.file.inode and rec.file.flags & layout().const("RS_FILE_PRESENT")
+    assert rec.task.comm == "true" and rec.envp is None
+
+
+def test_fork_and_exit_records(decoder: Decoder) -> None:
+    fork = _decode(decoder, "fork")
+    assert isinstance(fork, ForkRecord)
+    assert fork.child_pid == fork.hdr.pid and fork.parent_pid != fork.child_pid
+    assert fork.child_start_time >= fork.parent_start_time
+    exit_ = _decode(decoder, "exit")
+    assert isinstance(exit_, ExitRecord) and exit_.hdr.type == "exit"
+
+
+def test_file_records(decoder: Decoder) -> None:
+    opened = _decode(decoder, "open_created")
+    assert isinstance(opened, FileRecord) and opened.hdr.type == "open"
+    assert opened.file.path.endswith(b"/fixture-file") and opened.retval >= 0
+    assert opened.flags & 0o100  # O_CREAT: Path.write_text creates it
+    rename = _decode(decoder, "rename")
+    assert isinstance(rename, FileRecord)
+    assert rename.file.path.endswith(b"/fixture-file") and rename.dest.path.endswith(b"/renamed-file")
+    failed = _decode(decoder, "unlink_failed")
+    assert isinstance(failed, FileRecord)
+    assert failed.retval == -2 and failed.req_path.endswith(b"/missing-file")
+    assert not failed.file.flags & layout().const("RS_FILE_PRESENT")
+
+
+def test_resolving_recorded_records_needs_no_root() -> None:
+    """Decode, then resolve against user-space state only (a process cache
+    that never saw the process: the record's task context stands in)."""
+    decoder = Decoder(layout())
+    clock = BootClock()
+    res = Resolver(ResolveEnv(clock, ProcessCache(clock), UserNames(), MountTable()))
+    docs: dict[str, dict[str, Any]] = {}
+    for name in ("exec", "fork", "exit", "open_created", "rename", "unlink_failed", "chmod"):
+        raw = encode(load(name))
+        rec = decoder.decode(layout().ffi.from_buffer(raw), len(raw))
+        assert rec is not None
+        doc = res.resolve(rec)
+        assert doc is not None, dict(res.errors)
+        docs[name] = doc
+    assert docs["exec"]["exec"]["file"]["path"] == "/usr/bin/true"
+    assert docs["exec"]["process"]["argv"] == ["/usr/bin/true", "recorded-exec"]
+    failed = docs["unlink_failed"]["unlink"]
+    assert failed["retval"] == -2 and failed["file"]["path"].endswith("/missing-file")
+    assert failed["file"]["path_source"] == "user" and "inode" not in failed["file"]
+    assert docs["rename"]["rename"]["file"]["destination"]["path"].endswith("/renamed-file")
+    assert docs["chmod"]["chmod"]["file"]["destination"]["mode"] == 0o640
+
+
+def test_a_record_cut_short_is_counted_not_decoded(decoder: Decoder) -> None:
+    raw = encode(load("exec"))
+    ffi = layout().ffi
+    short = raw[: layout().sizeof("struct rs_exec_event") - 8]
+    assert decoder.decode(ffi.from_buffer(short), len(short)) is None
+    assert decoder.errors["size beyond record"] + decoder.errors["exec: short record"] == 1
