@@ -167,7 +167,7 @@ class Context:
     def http_server(self, files: dict[str, bytes]) -> int:
         """A local HTTP server (a thread of the test process) serving `files`; returns its port."""
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 body = files.get(self.path.lstrip("/"))
                 if body is None:
                     self.send_error(404)
@@ -177,7 +177,7 @@ class Context:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)

@@ -20,6 +20,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from agent.evaluator.ruleset import Rule  # noqa: E402
 from codegen.policy import load_policies  # noqa: E402
 from detection_scenarios import SCENARIOS  # noqa: E402
 
@@ -104,7 +105,7 @@ TECHNIQUES = {
 }
 
 
-def rules() -> list:  # type: ignore[type-arg]
+def rules() -> list[Rule]:
     result = load_policies([ROOT / "rules"])
     assert result.ok, "rules/ has errors: run `rulec validate rules/`"
     return list(result.ruleset.rules)

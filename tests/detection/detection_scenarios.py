@@ -293,6 +293,56 @@ def system_binary_replaced_by_rename(ctx: Context) -> None:
     ctx.sh(f"cp /bin/true {ctx.tmp}/p && mv {ctx.tmp}/p {target}")
 
 
+def _move_in(ctx: Context, target: str, content: str = "# rsagent-detection\n") -> None:
+    """Write a file in the scratch directory, then mv it onto `target` (removed after)."""
+    dest = ctx.remove_after(target)
+    ctx.mkdir_after(dest.parent)
+    (ctx.tmp / "staged").write_text(content)
+    ctx.sh(f"mv {ctx.tmp}/staged {dest}")
+
+
+@scenario("T1098.004", "TA0003", ["authorized_keys_renamed"])
+def authorized_keys_moved_in(ctx: Context) -> None:
+    """mv a key file onto a user's ~/.ssh/authorized_keys"""
+    _move_in(ctx, f"{_home(ctx)}/.ssh/authorized_keys", "ssh-ed25519 AAAAC3Nza rsagent-detection\n")
+
+
+@scenario("T1574.006", "TA0003", ["dynamic_linker_config_renamed"])
+def ld_so_conf_moved_in(ctx: Context) -> None:
+    """mv a library search path into /etc/ld.so.conf.d (a directory that does not exist)"""
+    _move_in(ctx, f"/etc/ld.so.conf.d/rsagent-detection-{ctx.tag}.conf", "/nonexistent-rsagent-detection\n")
+
+
+@scenario("T1556.003", "TA0003", ["pam_config_renamed"])
+def pam_service_moved_in(ctx: Context) -> None:
+    """mv a PAM service file into /etc/pam.d (no program uses its name)"""
+    _move_in(ctx, f"/etc/pam.d/rsagent-detection-{ctx.tag}", "auth sufficient pam_permit.so\n")
+
+
+@scenario("T1546.017", "TA0003", ["udev_rule_renamed"])
+def udev_rule_moved_in(ctx: Context) -> None:
+    """mv a udev rule into /etc/udev/rules.d (commented out)"""
+    _move_in(ctx, f"/etc/udev/rules.d/99-rsagent-detection-{ctx.tag}.rules")
+
+
+@scenario("T1547.006", "TA0003", ["kernel_module_file_renamed"])
+def modprobe_conf_moved_in(ctx: Context) -> None:
+    """mv a modprobe.d configuration into place (commented out)"""
+    _move_in(ctx, f"/etc/modprobe.d/rsagent-detection-{ctx.tag}.conf")
+
+
+@scenario("T1037.004", "TA0003", ["init_script_renamed"])
+def motd_script_moved_in(ctx: Context) -> None:
+    """mv a message-of-the-day script into /etc/update-motd.d (not executable)"""
+    _move_in(ctx, f"/etc/update-motd.d/99-rsagent-detection-{ctx.tag}")
+
+
+@scenario("T1547.013", "TA0003", ["autostart_entry_renamed"])
+def autostart_entry_moved_in(ctx: Context) -> None:
+    """mv a desktop entry into a user's ~/.config/autostart"""
+    _move_in(ctx, f"{_home(ctx)}/.config/autostart/updater.desktop", "[Desktop Entry]\nHidden=true\n")
+
+
 # --- privilege escalation (TA0004) -----------------------------------------------------
 
 @scenario("T1548.001", "TA0004", ["setuid_bit_set"], quick=True)
@@ -340,6 +390,12 @@ def sudoers_dropin_written(ctx: Context) -> None:
     ctx.mkdir_after("/etc/sudoers.d")
     dropin = ctx.remove_after(f"/etc/sudoers.d/rsagent-detection-{ctx.tag}")
     ctx.sh(f"echo '# nobody ALL=(ALL) NOPASSWD: ALL' > {dropin} && chmod 440 {dropin}")
+
+
+@scenario("T1548.003", "TA0004", ["sudoers_renamed"])
+def sudoers_dropin_moved_in(ctx: Context) -> None:
+    """mv a sudoers drop-in into /etc/sudoers.d (a comment: no rule is granted)"""
+    _move_in(ctx, f"/etc/sudoers.d/rsagent-detection-{ctx.tag}", "# nobody ALL=(ALL) NOPASSWD: ALL\n")
 
 
 @scenario("T1611", "TA0004", ["cgroup_mounted_in_container", "cgroup_release_agent_written"])
@@ -522,6 +578,13 @@ def root_ca_planted(ctx: Context) -> None:
         ctx.mkdir_after("/usr/local/share/ca-certificates")
     cert = ctx.remove_after(f"/usr/local/share/ca-certificates/rsagent-detection-{ctx.tag}.crt")
     ctx.sh(f"printf -- '-----BEGIN CERTIFICATE-----\\nrsagent\\n-----END CERTIFICATE-----\\n' > {cert}")
+
+
+@scenario("T1553.004", "TA0005", ["root_certificate_renamed"])
+def root_ca_moved_in(ctx: Context) -> None:
+    """mv a certificate authority into /usr/local/share/ca-certificates"""
+    _move_in(ctx, f"/usr/local/share/ca-certificates/rsagent-detection-{ctx.tag}.crt",
+             "-----BEGIN CERTIFICATE-----\nrsagent\n-----END CERTIFICATE-----\n")
 
 
 @scenario("T1006", "TA0005", ["raw_filesystem_access"], needs=("debugfs",))

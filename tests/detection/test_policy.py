@@ -13,6 +13,7 @@ import pytest
 from detection_coverage import README, TACTICS, TECHNIQUES, readme_section, section
 from detection_scenarios import SCENARIOS
 
+from agent.evaluator.ruleset import Ruleset
 from codegen.cbackend import kernel_filters
 from codegen.policy import load_policies
 from codegen.testcases import case_files, read_cases
@@ -30,13 +31,13 @@ FILE_TACTIC = {
 
 
 @pytest.fixture(scope="module")
-def ruleset():  # type: ignore[no-untyped-def]
+def ruleset() -> Ruleset:
     result = load_policies([RULES])
     assert result.ok, "\n".join(d.format() for d in result.diagnostics.sorted())
     return result.ruleset
 
 
-def test_every_rule_is_described_and_tagged(ruleset) -> None:  # type: ignore[no-untyped-def]
+def test_every_rule_is_described_and_tagged(ruleset: Ruleset) -> None:
     for r in ruleset.rules:
         assert r.description, f"{r.position}: rule {r.id} has no description"
         assert r.tags.get("severity") in SEVERITIES, f"{r.position}: {r.id}: severity must be one of {SEVERITIES}"
@@ -49,15 +50,14 @@ def test_every_rule_says_why_it_has_its_exceptions() -> None:
     """Each rule carries a comment before its expression: the reason for each
     exception, or that it has none."""
     for f in sorted(RULES.glob("*.policy")):
-        for block in re.split(r"\n  - id: ", f.read_text())[1:]:
+        rules_part = f.read_text().partition("\nrules:\n")[2]
+        for block in re.split(r"\n  - id: ", "\n" + rules_part)[1:]:
             rule_id = block.split("\n", 1)[0]
-            if "\n    expression:" not in block or "\nrules:" in block:
-                continue
             head = block.split("\n    expression:", 1)[0]
             assert re.search(r"^    # ", head, re.M), f"{f.name}: rule {rule_id} has no comment on its exceptions"
 
 
-def test_every_rule_has_a_positive_rulec_case(ruleset) -> None:  # type: ignore[no-untyped-def]
+def test_every_rule_has_a_positive_rulec_case(ruleset: Ruleset) -> None:
     diags = Diagnostics()
     expected: Counter[str] = Counter()
     for path in case_files([str(RULES)]):
@@ -69,7 +69,7 @@ def test_every_rule_has_a_positive_rulec_case(ruleset) -> None:  # type: ignore[
     assert not missing, f"rules with no rulec case expecting them (rules/tests/*.yaml): {missing}"
 
 
-def test_scenarios_name_existing_rules_of_their_technique(ruleset) -> None:  # type: ignore[no-untyped-def]
+def test_scenarios_name_existing_rules_of_their_technique(ruleset: Ruleset) -> None:
     by_id = {r.id: r for r in ruleset.rules}
     for s in SCENARIOS:
         unknown = [r for r in (*s.rules, *s.tolerated) if r not in by_id]
@@ -79,7 +79,7 @@ def test_scenarios_name_existing_rules_of_their_technique(ruleset) -> None:  # t
             f"scenario {s.name} ({s.technique}) expects no rule tagged with its technique")
 
 
-def test_throttled_rules_are_expected_by_one_scenario_at_most(ruleset) -> None:  # type: ignore[no-untyped-def]
+def test_throttled_rules_are_expected_by_one_scenario_at_most(ruleset: Ruleset) -> None:
     """`every` throttles a rule for every process: a second scenario expecting
     it within the window would miss its alert."""
     throttled = {r.id for r in ruleset.rules if r.every}
@@ -87,7 +87,7 @@ def test_throttled_rules_are_expected_by_one_scenario_at_most(ruleset) -> None: 
     assert all(n <= 1 for n in counts.values()), counts
 
 
-def test_file_rules_keep_their_kernel_filters(ruleset) -> None:  # type: ignore[no-untyped-def]
+def test_file_rules_keep_their_kernel_filters(ruleset: Ruleset) -> None:
     """Every open rule offers an approver (a name, a path or write flags) and is
     discardable: otherwise every open of the machine reaches user space."""
     filters = kernel_filters(ruleset)
@@ -98,3 +98,23 @@ def test_file_rules_keep_their_kernel_filters(ruleset) -> None:  # type: ignore[
 def test_readme_coverage_table_is_current() -> None:
     current = readme_section(README.read_text())
     assert current == section(), "README's coverage table is stale: run `python tests/detection/detection_coverage.py --write`"
+
+
+def test_readme_local_exception_example_works(tmp_path: Path) -> None:
+    """The README's local policy loads after the bundled one and does what it says."""
+    text = README.read_text().split("### Local exceptions", 1)[1]
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    local = tmp_path / "local.policy"
+    local.write_text(example)
+    result = load_policies([RULES, local])
+    assert result.ok, "\n".join(d.format() for d in result.diagnostics.sorted())
+    rules = {r.id: r for r in result.ruleset.rules}
+    shell_below_shop = {"type": "exec", "exec": {"file": {"path": "/usr/bin/dash"}},
+                        "process": {"file": {"path": "/usr/bin/dash"},
+                                    "ancestors": [{"file": {"path": "/opt/shop/bin/shop-server"}}]}}
+    assert rules["shell_from_network_service"].matches(shell_below_shop)
+    restic = {"type": "open", "open": {"flags": 0, "file": {"path": "/etc/shadow"}},
+              "process": {"file": {"path": "/usr/bin/restic"}}}
+    assert not rules["credential_file_read"].matches(restic)
+    assert "sudo_privileges_listed" not in rules or rules["sudo_privileges_listed"].disabled
+    assert rules["network_tool_executed"].every == 60 * 10**9
