@@ -17,7 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 BPF_SRC := $(wildcard ebpf/*.bpf.c)
 BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
 
-.PHONY: setup system venv build run trace lint test test-slow test-kernels bench vmlinux kheaders generate clean distclean
+.PHONY: setup system venv build run trace lint test test-slow test-detection test-kernels bench vmlinux kheaders generate clean distclean
 
 setup: system venv build
 
@@ -49,8 +49,20 @@ lint: venv
 test: setup lint
 	$(VPY) -m pytest -q -m "not slow"
 
+# (the slow tests include the scenario suite's full part: its packages first)
 test-slow: setup
+	@tests/detection/install-packages.sh $(DETECTION_PACKAGES)
 	$(VPY) -m pytest -q -m slow
+
+# The attack-scenario suite (tests/detection, docs/detection.md): every scenario
+# and the benign workload against the default policy, after installing the
+# daemons and tools the scenarios use (their services are not started; the
+# suite runs its own instances on 127.0.0.1). `make test` runs its quick part.
+DETECTION_PACKAGES := openssh-server cron lighttpd netcat-openbsd nmap at sudo iptables curl \
+	e2fsprogs libcap2-bin gcc git
+test-detection: setup
+	@tests/detection/install-packages.sh $(DETECTION_PACKAGES)
+	$(VPY) -m pytest -q tests/detection
 
 # The kernel matrix: Debian 12's 6.1 and 6.12 kernels booted under QEMU
 # (virtme-ng) plus the running kernel; minutes, not part of `make test`.

@@ -82,7 +82,8 @@ class Workload:
         if pid == 0:  # the child: plain syscalls only, then exec; exit 3 if any failed
             try:
                 _act(self.top)
-                os.execv(str(self.top / "lnk" / "true"), ["true"])
+                # argv[0] like a kernel thread: the default policy's exec rule for this workload
+                os.execv(str(self.top / "lnk" / "true"), ["[kworker/0:0]"])
             except OSError:
                 pass
             os._exit(3)
@@ -191,7 +192,7 @@ class Workload:
 
     def alert_checks(self, types: set[str]) -> list[Check]:
         """Default-policy rules the workload must trigger."""
-        wanted = {"credential_file_read": "open", "exec_from_temporary_directory": "exec",
+        wanted = {"credential_file_read": "open", "kernel_thread_masquerade": "exec",
                   "setuid_bit_set": "chmod"}
         fired = {a["rule_id"] for a in self.alerts if a["event"]["process"]["pid"] == self.child_pid}
         return [Check(f"alert {rule}", event_type, rule in fired, f"fired: {sorted(fired)}")

@@ -1,0 +1,148 @@
+"""The benign workload: what developers, administrators and daemons do all
+day. The default policy must raise nothing for any of it.
+
+`workload(ctx)` is the cheap part (in `make test`): a small local .deb
+installed and removed with dpkg, `python -m compileall`, git init/commit/
+clone, a C program built and run in a project directory under /tmp, tar,
+cp -r, ps, systemctl status, sed -i in the project. `daemons(ctx)` is the
+rest (`make test-detection`): Debian's sshd accepting a key login, cron
+running a job, lighttpd serving a page and a CGI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from detection_context import Context, ScenarioError
+from detection_daemons import lighttpd, require, sshd
+
+PACKAGE = "rsagent-detection-benign"
+
+HELLO_C = r"""
+#include <stdio.h>
+int main(int argc, char **argv) { printf("hello from %s\n", argv[0]); return 0; }
+"""
+
+
+def _package(ctx: Context) -> Path:
+    """A package as Debian ships them: a program, a conffile, a systemd unit, a
+    cron.d job, a profile.d script, a system user created and removed by its
+    maintainer scripts, a file capability set by postinst (as iputils-ping does)."""
+    root = ctx.tmp / "pkg"
+    files = {
+        "DEBIAN/control": f"Package: {PACKAGE}\nVersion: 1.0\nArchitecture: all\n"
+                          "Maintainer: rsagent <rsagent@invalid>\nDescription: benign workload of the detection suite\n",
+        "DEBIAN/conffiles": f"/etc/{PACKAGE}.conf\n",
+        "DEBIAN/postinst": "#!/bin/sh\nset -e\n"
+                           f"if ! getent passwd _{PACKAGE[:20]} >/dev/null; then useradd --system --no-create-home "
+                           f"--shell /usr/sbin/nologin _{PACKAGE[:20]}; fi\n"
+                           f"if command -v setcap >/dev/null; then setcap cap_net_bind_service+ep /usr/bin/{PACKAGE}-helper; fi\n",
+        "DEBIAN/postrm": "#!/bin/sh\nset -e\n"
+                         f"if [ \"$1\" = purge ]; then userdel _{PACKAGE[:20]} 2>/dev/null || true; fi\n",
+        f"usr/bin/{PACKAGE}": "#!/bin/sh\necho benign\n",
+        f"usr/bin/{PACKAGE}-helper": "#!/bin/sh\nexit 0\n",
+        f"etc/{PACKAGE}.conf": "setting = 1\n",
+        f"usr/lib/systemd/system/{PACKAGE}.service": f"[Service]\nExecStart=/usr/bin/{PACKAGE}\n",
+        f"etc/cron.d/{PACKAGE}": f"# 0 4 * * * root /usr/bin/{PACKAGE}\n",
+        f"etc/profile.d/{PACKAGE}.sh": "export RSAGENT_DETECTION_BENIGN=1\n",
+    }
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        p.chmod(0o755 if rel.startswith(("DEBIAN/post", "usr/bin/")) else 0o644)
+    deb = ctx.tmp / f"{PACKAGE}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+def _dpkg(ctx: Context, args: str) -> None:
+    """dpkg, retried while another dpkg or apt holds the lock."""
+    deadline = time.monotonic() + 300
+    while True:
+        result = ctx.sh(f"dpkg {args}", check=False)
+        if result.returncode == 0:
+            return
+        if "lock" not in result.stderr or time.monotonic() > deadline:
+            raise ScenarioError(f"dpkg {args} exited {result.returncode}: {result.stderr.strip()}")
+        time.sleep(2)
+
+
+def workload(ctx: Context) -> None:
+    require("gcc", "git", "dpkg-deb", "python3", "tar")
+    deb = _package(ctx)
+    ctx.preserve(f"/etc/{PACKAGE}.conf")
+    _dpkg(ctx, f"-i {deb}")
+    try:
+        if ctx.sh(f"{PACKAGE}").stdout.strip() != "benign":
+            raise ScenarioError("the installed program did not run")
+    finally:
+        _dpkg(ctx, f"--purge {PACKAGE}")
+
+    project = ctx.tmp / "project"
+    env = {**os.environ, "HOME": str(ctx.tmp), "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@invalid",
+           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@invalid"}
+    project.mkdir()
+    (project / "hello.c").write_text(HELLO_C)
+    (project / "pkg").mkdir()
+    (project / "pkg" / "__init__.py").write_text("VERSION = '1.0'\n")
+    (project / "pkg" / "util.py").write_text("def double(x):\n    return 2 * x\n")
+    (project / "settings.ini").write_text("debug = false\n")
+    script = f"""
+set -e
+cd {project}
+git init -q . && git add -A && git commit -qm initial
+gcc -O2 -o hello hello.c && ./hello
+cc -c hello.c -o hello.o && cc -o hello2 hello.o && ./hello2
+python3 -m compileall -q pkg
+sed -i 's/false/true/' settings.ini
+git commit -qam 'enable debug'
+git clone -q {project} {ctx.tmp}/clone
+cd {ctx.tmp}/clone && echo '# notes' >> README && git add README && git commit -qm notes && git log --oneline > /dev/null
+cd {ctx.tmp}
+tar czf project.tgz project && mkdir untar && tar xzf project.tgz -C untar
+cp -r project project-copy && cp -a project project-archive
+ps aux > /dev/null && ps -ef --forest > /dev/null
+systemctl status > /dev/null 2>&1 || true
+ls -la /etc > /dev/null && cat /etc/os-release > /dev/null && id > /dev/null
+"""
+    out = ctx.sh(script, env=env).stdout
+    if out.count("hello from") != 2:
+        raise ScenarioError(f"the C programs did not run: {out!r}")
+
+
+def daemons(ctx: Context) -> None:
+    require("/usr/sbin/sshd", "/usr/sbin/cron", "/usr/sbin/lighttpd")
+    # sshd: a key login running ordinary commands
+    server = sshd(ctx)
+    out = server.ssh(ctx, "id -u; ls / > /dev/null; uname -a; cat /etc/hostname")
+    if not out.startswith("0"):
+        raise ScenarioError(f"the ssh login did not run the commands: {out!r}")
+
+    # cron: a job at start-up (@reboot jobs run when cron starts on a fresh boot marker)
+    done = ctx.tmp / "cron-ran"
+    job = ctx.remove_after(f"/etc/cron.d/rsagent-detection-benign-{ctx.tag}")
+    job.write_text(f"@reboot root date > {done}\n")
+    marker = Path("/run/crond.reboot")
+    if marker.exists():
+        ctx.preserve(marker)
+        marker.unlink()
+    if Path("/run/crond.pid").exists():
+        raise ScenarioError("a cron daemon is already running; the suite starts its own")
+    ctx.remove_after("/run/crond.pid")
+    ctx.spawn(["/usr/sbin/cron", "-f"])
+    deadline = time.monotonic() + 120
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise ScenarioError("cron did not run its @reboot job within 120 s")
+        time.sleep(0.2)
+
+    # lighttpd: a static page and a CGI
+    web = lighttpd(ctx)
+    if "rsagent detection suite" not in web.get("index.html"):
+        raise ScenarioError("lighttpd did not serve the page")
+    if "hello from" not in web.get("hello.cgi"):
+        raise ScenarioError("lighttpd did not run the CGI")
