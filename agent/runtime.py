@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -296,10 +297,13 @@ class Runtime:
                 self.ready.set()
                 self._loop(rb)
                 # Stop producing, then drain what is already in the buffer.
-                for link in links:
-                    link.close()
+                t0 = time.monotonic()
+                _detach(links)
+                t1 = time.monotonic()
                 self._drain(rb)
                 self.flush()
+                log.info("stop: %d programs detached in %.2f s, ring buffer drained in %.2f s",
+                         len(links), t1 - t0, time.monotonic() - t1)
                 kernel = self.kernel_stats()
                 self._obj = None
         finally:
@@ -346,7 +350,27 @@ class Runtime:
                     self.on_reload(self._obj)
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("kernel counters: %s", format_type_stats(self.kernel_stats()))
+                log.info("pipeline: %s", self.pipeline_summary())
                 next_stats = time.monotonic() + cfg.stats_interval
+
+    # metric -> label in the periodic pipeline line (those registered)
+    _SUMMARY = (("records_decoded_total", "decoded"), ("decode_errors_total", "decode_errors"),
+                ("resolve_errors_total", "resolve_errors"), ("events_evaluated_total", "evaluated"),
+                ("alerts_total", "alerts"), ("alerts_throttled_total", "throttled"),
+                ("discarders_total", "discarders"), ("process_cache_entries", "processes"))
+
+    def pipeline_summary(self) -> str:
+        """The user-space side of the counters, from the metrics registry."""
+        parts = []
+        for name, label in self._SUMMARY:
+            if name not in self.metrics:
+                continue
+            if name == "discarders_total":
+                pushed = sum(self.metrics.value(name, outcome=o) for o in ("pushed_leaf", "pushed_parent"))
+                parts.append(f"discarders_pushed={int(pushed)}")
+            else:
+                parts.append(f"{label}={int(self.metrics.value(name))}")
+        return " ".join(parts)
 
     def _report(self, s: RunSummary) -> None:
         log.info("decoded %d events", s.decoded)
@@ -363,6 +387,18 @@ class Runtime:
             log.warning("decode errors: %s", ", ".join(f"{k}={v}" for k, v in sorted(s.decode_errors.items())))
         if s.consumer_errors:
             log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
+
+
+def _detach(links: list[Any]) -> None:
+    """Close every link at once: each detach waits for an RCU grace period
+    in the kernel (~50 ms here), so one after the other they took over a
+    second; in parallel (libbpf's calls release the GIL) about one period."""
+    if len(links) < 2:
+        for link in links:
+            link.close()
+        return
+    with ThreadPoolExecutor(max_workers=min(len(links), 64), thread_name_prefix="detach") as pool:
+        list(pool.map(lambda link: link.close(), links))
 
 
 class BackgroundRun:

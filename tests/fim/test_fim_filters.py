@@ -71,9 +71,14 @@ def _discarders_drop_repeated_chmods(tmp_path: Path) -> None:
     policy.write_text('rules:\n  - id: confs\n    expression: chmod.file.path =~ "/etc/rsagent-test/*.conf"\n')
     f = tmp_path / "data.bin"
     f.write_text("x")
-    agent = start_agent(policy, tmp_path)
+    log = tmp_path / "agent.log"
+    agent = start_agent(policy, tmp_path, "--stats-interval", "0.1", stderr=log)
     _python(f"import os\nos.chmod({str(f)!r}, 0o600)\n")
-    time.sleep(0.5)  # the agent evaluates the first chmod and pushes a discarder
+    # the agent evaluates the first chmod and pushes a discarder: wait for it
+    deadline = time.monotonic() + 30
+    while "discarders_pushed=1" not in log.read_text():
+        assert time.monotonic() < deadline, "no discarder pushed after the first chmod"
+        time.sleep(0.05)
     _python(f"import os\nfor _ in range(300): os.chmod({str(f)!r}, 0o640)\n")
     stats = counters(agent.stop())["chmod"]
     assert stats["dropped_approver"] == 0

@@ -19,6 +19,7 @@ class AgentRun:
     proc: subprocess.Popen[str]
     alerts_path: Path
     stderr: str = ""
+    log_path: Path | None = None
 
     def alerts(self) -> list[dict[str, Any]]:
         if not self.alerts_path.exists():
@@ -37,7 +38,8 @@ class AgentRun:
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _, self.stderr = self.proc.communicate(timeout=60)
+        _, err = self.proc.communicate(timeout=60)
+        self.stderr = self.log_path.read_text() if self.log_path is not None else err
         assert self.proc.returncode == 0, self.stderr
         return self.stderr
 
@@ -55,14 +57,19 @@ def reap() -> None:
             run.proc.wait(30)
 
 
-def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
+def start_agent(policy: Path, workdir: Path, *extra: str, stderr: Path | None = None) -> AgentRun:
+    """``stderr``: a file for the agent's log (readable while it runs),
+    instead of a pipe read at stop."""
     ready = workdir / "agent.ready"
     alerts = workdir / "alerts.jsonl"
     ready.unlink(missing_ok=True)
+    err = open(stderr, "w") if stderr is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [RSAGENT, "run", "-v", "--policy", str(policy), "--output", f"jsonl:{alerts}",
          "--ready-file", str(ready), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=err, text=True)
+    if stderr is not None:
+        err.close()  # type: ignore[union-attr]
     deadline = time.monotonic() + 60
     while not ready.exists():
         if proc.poll() is not None:
@@ -71,7 +78,7 @@ def start_agent(policy: Path, workdir: Path, *extra: str) -> AgentRun:
             proc.kill()
             raise TimeoutError("rsagent run did not become ready in 60 s")
         time.sleep(0.05)
-    run = AgentRun(proc, alerts)
+    run = AgentRun(proc, alerts, log_path=stderr)
     STARTED.append(run)
     return run
 

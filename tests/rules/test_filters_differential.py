@@ -1,11 +1,14 @@
 """Differential test of the in-kernel filters against the Python evaluator.
 
-For random policies over open events and random real open() calls, every
-event the evaluator matches must reach it: an approver or a discarder must
-never drop it in the kernel. The oracle evaluates the same rules on the
-documents the calls must produce (path, name, flags, retval are known from
-the calls themselves). Each workload runs twice, so the second pass meets
-the discarders the first one taught the kernel.
+For random policies over the event types that have kernel filters (the
+event-type table, codegen/eventtypes.py: approvers or discarders) and random
+real calls of those types, every event the evaluator matches must reach it:
+an approver or a discarder must never drop it in the kernel. The oracle
+evaluates the same rules on the documents the calls must produce (path,
+name, flags, retval are known from the calls themselves). Each workload runs
+twice, so the second pass meets the discarders the first one taught the
+kernel. Every type with kernel filters must have a workload here (a test
+checks it), so a new type cannot land without its trials.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inproc_agent import InProcessAgent
 
+from codegen.eventtypes import PRODUCED
 from codegen.policy import load_policies
 
 pytestmark = pytest.mark.root
@@ -31,65 +36,96 @@ DIRS = ["a", "b", "c/deep"]
 FLAGS = {"O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_CREAT|O_WRONLY": 0o101,
          "O_TRUNC|O_WRONLY": 0o1001, "O_APPEND|O_WRONLY": 0o2001}
 MASKS = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_WRONLY | O_RDWR"]
+XATTR = "user.rsagent"
+
+# The types whose events the kernel may drop (the table says which).
+FILTERED = sorted(t.name for t in PRODUCED if t.kernel_approvers or t.discarders)
 
 
 def _q(s: str) -> str:
     return json.dumps(s)
 
 
-def random_atom(rng: random.Random, base: Path, first: bool = False) -> str:
+def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> str:
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
     # Weighted towards approvable shapes; negations and process fields keep
     # the "no approver" and "no discarder" shapes in the mix.
-    kind = rng.choices(range(12), weights=[4, 3, 4, 3, 2, 3, 1, 0 if first else 1, 1, 1, 3, 2])[0]
+    kind = rng.choices(range(12), weights=[4, 3, 4, 3, 2, 3 if t == "open" else 0, 1, 0 if first else 1,
+                                           1, 1, 3, 2])[0]
     if kind == 0:
-        return f"open.file.path == {_q(rng.choice(paths))}"
+        return f"{t}.file.path == {_q(rng.choice(paths))}"
     if kind == 1:
-        return f"open.file.path in [{', '.join(_q(p) for p in rng.sample(paths, 3))}]"
+        return f"{t}.file.path in [{', '.join(_q(p) for p in rng.sample(paths, 3))}]"
     if kind == 2:
         glob = rng.choice([f"{base}/a/*", f"{base}/*/x.conf", f"{base}/**", f"{base}/a/*.conf",
                            f"{base}/c/**", f"{base}/b/shadow", f"{base}/*/*/z"])
-        return f"open.file.path =~ {_q(glob)}"
+        return f"{t}.file.path =~ {_q(glob)}"
     if kind == 3:
-        return f"open.file.name == {_q(rng.choice(NAMES))}"
+        return f"{t}.file.name == {_q(rng.choice(NAMES))}"
     if kind == 4:
-        return f"open.file.name in [{', '.join(_q(n) for n in rng.sample(NAMES, 2))}]"
+        return f"{t}.file.name in [{', '.join(_q(n) for n in rng.sample(NAMES, 2))}]"
     if kind == 5:
         return f"open.flags & ({rng.choice(MASKS)}) > 0"
     if kind == 6:
-        return rng.choice(["open.retval == -ENOENT", "open.retval >= 0"])
+        return rng.choice([f"{t}.retval == -ENOENT", f"{t}.retval >= 0"])
     if kind == 7:
         return rng.choice(['process.comm == "python3"', 'process.comm != "python3"'])
     if kind == 8:
-        return f"open.file.path != {_q(rng.choice(paths))}"
+        return f"{t}.file.path != {_q(rng.choice(paths))}"
     if kind == 9:
-        return f"open.file.name not in [{_q(rng.choice(NAMES))}]"
+        return f"{t}.file.name not in [{_q(rng.choice(NAMES))}]"
     if kind == 10:
-        return f"open.file.path =~ {_q(str(base) + '/' + rng.choice(DIRS) + '/*')}"
-    return f"open.file.path in [~{_q(str(base) + '/b/*')}, {_q(rng.choice(paths))}]"
+        return f"{t}.file.path =~ {_q(str(base) + '/' + rng.choice(DIRS) + '/*')}"
+    return f"{t}.file.path in [~{_q(str(base) + '/b/*')}, {_q(rng.choice(paths))}]"
 
 
-def random_rule(rng: random.Random, base: Path) -> str:
-    atoms = [random_atom(rng, base, first=i == 0) for i in range(rng.randint(1, 3))]
+def random_rule(rng: random.Random, base: Path, t: str) -> str:
+    atoms = [random_atom(rng, base, t, first=i == 0) for i in range(rng.randint(1, 3))]
     expr = atoms[0]
     for atom in atoms[1:]:
         expr = f"({expr}) {rng.choice(['&&', '&&', '&&', '||'])} {atom}"
     return f"!({expr})" if rng.random() < 0.08 else expr
 
 
-def random_policy(rng: random.Random, base: Path) -> str:
+def random_policy(rng: random.Random, base: Path, types: list[str]) -> str:
     lines = ["rules:"]
     for i in range(rng.randint(1, 4)):
-        lines += [f"  - id: r{i}", f"    expression: {_q(random_rule(rng, base))}"]
+        lines += [f"  - id: r{i}", f"    expression: {_q(random_rule(rng, base, rng.choice(types)))}"]
     return "\n".join(lines) + "\n"
 
 
-def random_ops(rng: random.Random, base: Path) -> list[list]:
-    ops = []
-    for _ in range(40):
-        path = base / rng.choice(DIRS) / rng.choice(NAMES + ["missing.txt"])
-        ops.append(["open", str(path), FLAGS[rng.choice(list(FLAGS))]])
-    return ops
+def _target(rng: random.Random, base: Path) -> str:
+    return str(base / rng.choice(DIRS) / rng.choice(NAMES + ["missing.txt"]))
+
+
+# One random call of each filtered type: [syscall, path, ...] for workload.py.
+def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
+    path = _target(rng, base)
+    if t == "open":
+        return ["open", path, FLAGS[rng.choice(list(FLAGS))]]
+    if t == "chmod":
+        return ["chmod", path, rng.choice([0o600, 0o640, 0o644])]
+    if t == "chown":
+        return ["chown", path, 0, rng.choice([0, 65534])]
+    if t == "utimes":
+        return ["utimes", path]
+    if t == "setxattr":
+        return ["setxattr", path, XATTR]
+    if t == "removexattr":
+        return ["removexattr", path, XATTR]
+    if t == "unlink":
+        return ["unlink", path]
+    if t == "mkdir":
+        return ["mkdir", str(base / rng.choice(DIRS) / rng.choice(["n1", "n2", "x.conf", "z"]))]
+    if t == "rmdir":
+        return ["rmdir", str(base / rng.choice(DIRS) / rng.choice(["n1", "n2", "x.conf", "z"]))]
+    if t in ("rename", "link"):
+        return [t, path, str(base / rng.choice(DIRS) / rng.choice(["new1", "new2", "z"]))]
+    raise AssertionError(f"no workload for {t}")
+
+
+def random_ops(rng: random.Random, base: Path, types: list[str]) -> list[list[Any]]:
+    return [_op(rng, base, rng.choice(types)) for _ in range(40)]
 
 
 def make_tree(rng: random.Random, base: Path) -> None:
@@ -98,64 +134,70 @@ def make_tree(rng: random.Random, base: Path) -> None:
         for n in NAMES:
             if rng.random() < 0.7:
                 (base / d / n).write_text("x")
+                if rng.random() < 0.5:
+                    os.setxattr(base / d / n, XATTR, b"1")
 
 
-def syscall_flags(op: list) -> int:
-    return op[2] | os.O_CLOEXEC  # Python's os.open always adds O_CLOEXEC (PEP 446)
+def syscall_flags(op: list[Any]) -> int:
+    return int(op[2]) | os.O_CLOEXEC  # Python's os.open always adds O_CLOEXEC (PEP 446)
 
 
-def expected_doc(op: list, result: int) -> dict:
-    path = op[1]
-    return {"type": "open", "timestamp": time.time_ns(),
-            "open": {"file": {"path": path, "name": os.path.basename(path)}, "flags": syscall_flags(op),
-                     "retval": result},
-            "process": {"comm": "python3"}}
+def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
+    t, path = op[0], op[1]
+    body: dict[str, Any] = {"file": {"path": path, "name": os.path.basename(path)}, "retval": result}
+    if t == "open":
+        body["flags"] = syscall_flags(op)
+    return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}
 
 
-def run_workload(ops: list, work: Path) -> list[int]:
+def run_workload(ops: list[list[Any]], work: Path) -> list[int]:
     (work / "ops.json").write_text(json.dumps(ops))
     subprocess.run(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")],
                    check=True)
-    return json.loads((work / "res.json").read_text())
+    results: list[int] = json.loads((work / "res.json").read_text())
+    return results
 
 
-def alert_key(alert: dict) -> tuple:
-    ev = alert["event"]["open"]
-    return (alert["rule_id"], ev["file"]["path"], ev["flags"], ev["retval"])
+def alert_key(alert: dict[str, Any]) -> tuple[Any, ...]:
+    t = alert["event"]["type"]
+    ev = alert["event"][t]
+    return (alert["rule_id"], t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
 
 
-def check_trial(seed: int, root: Path, cache: Path) -> None:
+def check_trial(seed: int, root: Path, cache: Path, types: list[str]) -> None:
     # Losses (a ring buffer overflowed by the rest of the machine) make a
     # trial inconclusive, not failed: run it again, on a fresh tree.
     for attempt in range(3):
-        if _trial(seed, root / f"attempt{attempt}", cache):
+        if _trial(seed, root / f"attempt{attempt}", cache, types):
             return
     pytest.fail(f"seed {seed}: events were lost in the ring buffer in 3 attempts; the machine is too busy")
 
 
-def _trial(seed: int, root: Path, cache: Path) -> bool:
+def _trial(seed: int, root: Path, cache: Path, types: list[str]) -> bool:
     root.mkdir()
     rng = random.Random(seed)
     base = root / f"t{seed}"
     work = root / f"w{seed}"
     work.mkdir()
     make_tree(rng, base)
-    policy_text = random_policy(rng, base)
+    policy_text = random_policy(rng, base, types)
     policy = work / "p.policy"
     policy.write_text(policy_text)
     ruleset = load_policies([policy]).ruleset
-    ops = random_ops(rng, base)
+    ops = random_ops(rng, base, types)
     with InProcessAgent(policy, cache) as agent:
-        expected: Counter[tuple] = Counter()
+        expected: Counter[tuple[Any, ...]] = Counter()
         for _ in range(2):  # the second pass meets the discarders of the first
             results = run_workload(ops, work)
-            for op, res in zip(ops, results):
+            for op, res in zip(ops, results, strict=True):
+                t = op[0]
                 for rule_id in ruleset.evaluate(expected_doc(op, res)):
-                    expected[(rule_id, op[1], syscall_flags(op), res)] += 1
+                    expected[(rule_id, t, op[1], syscall_flags(op) if t == "open" else None, res)] += 1
             time.sleep(0.3)
     if agent.lost:
         return False
-    got = Counter(alert_key(a) for a in agent.alerts() if a["event"]["open"]["file"]["path"].startswith(str(base)))
+    got = Counter(alert_key(a) for a in agent.alerts()
+                  if a["event"][a["event"]["type"]]["file"]["path"].startswith(str(base)))
     missing = expected - got
     extra = got - expected
     assert not missing and not extra, (
@@ -170,12 +212,32 @@ def shape_cache(tmp_path_factory: pytest.TempPathFactory, built_objects: None) -
     return tmp_path_factory.mktemp("shapes")
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_filters_never_drop_what_the_evaluator_matches(seed: int, tmp_path: Path, shape_cache: Path) -> None:
-    check_trial(seed, tmp_path, shape_cache)
+def test_every_filtered_type_has_a_workload() -> None:
+    rng = random.Random(0)
+    for t in FILTERED:
+        assert _op(rng, Path("/x"), t)[0] in (t, "open")
+
+
+# A few seeds per type in `make test`; many in `make test-slow`.
+@pytest.mark.parametrize("seed", range(6))
+def test_open_filters_never_drop_what_the_evaluator_matches(seed: int, tmp_path: Path, shape_cache: Path) -> None:
+    check_trial(seed, tmp_path, shape_cache, ["open"])
+
+
+@pytest.mark.parametrize("t", [t for t in FILTERED if t != "open"])
+def test_file_filters_never_drop_what_the_evaluator_matches(t: str, tmp_path: Path, shape_cache: Path) -> None:
+    check_trial(FILTERED.index(t), tmp_path, shape_cache, [t])
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_mixed_types_never_drop_what_the_evaluator_matches(seed: int, tmp_path: Path, shape_cache: Path) -> None:
+    rng = random.Random(1000 + seed)
+    check_trial(1000 + seed, tmp_path, shape_cache, rng.sample(FILTERED, 3))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 300))
 def test_filters_never_drop_what_the_evaluator_matches_long(seed: int, tmp_path: Path, shape_cache: Path) -> None:
-    check_trial(seed, tmp_path, shape_cache)
+    rng = random.Random(seed)
+    types = ["open"] if seed % 3 == 0 else rng.sample(FILTERED, rng.randint(1, 3))
+    check_trial(seed, tmp_path, shape_cache, types)
