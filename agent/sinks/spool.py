@@ -10,7 +10,8 @@ spool left by a previous run is replayed first, so alerts survive a restart
 while the destination is down (at-least-once: a record delivered just
 before a crash may be sent again).
 
-The directory is locked (``flock`` on ``lock``) so two agents never share
+The delivered part of the oldest segment is recorded in ``head`` so a
+restart does not send it again. The directory is locked (``flock`` on ``lock``) so two agents never share
 one. Its total size is bounded: a record that does not fit is refused and
 the caller counts it.
 """
@@ -69,8 +70,10 @@ class Spool:
                                            if (m := _SEGMENT.match(p.name)))
         self._sizes = {seq: self._path(seq).stat().st_size for seq in self._segments}
         self._write_fd: int | None = None
-        self._read_offset = 0            # bytes of the oldest segment already delivered
         self._peeked: list[tuple[int, int]] = []  # (offset after record, record size) of the last peek
+        # How far the oldest segment was delivered, kept across restarts.
+        self._head_fd = os.open(directory / "head", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._read_offset = 0
         self.records = self._count_records()
         if self.records:
             log.warning("spool %s: %d record(s) left by a previous run; replaying them first", directory, self.records)
@@ -79,6 +82,8 @@ class Spool:
         return self.directory / f"{seq:016d}.spool"
 
     def _count_records(self) -> int:
+        head = os.pread(self._head_fd, 64, 0).split()
+        head_seq, head_off = (int(head[0]), int(head[1])) if len(head) == 2 and all(x.isdigit() for x in head) else (0, 0)
         n = 0
         for seq in self._segments:
             data = self._path(seq).read_bytes()
@@ -89,6 +94,9 @@ class Spool:
                     break
                 off += _HEADER.size + nlen + length
                 n += 1
+                if seq == head_seq == self._segments[0] and off == head_off:
+                    self._read_offset = off   # delivered before the restart
+                    n = 0
             if off != len(data):
                 log.warning("spool %s: %d trailing byte(s) of an incomplete record dropped",
                             self._path(seq), len(data) - off)
@@ -189,6 +197,8 @@ class Spool:
         seq = self._segments[0]
         if self._read_offset >= self._sizes[seq]:
             self._drop_head()
+        else:
+            os.pwrite(self._head_fd, f"{seq} {self._read_offset}".ljust(40).encode(), 0)
 
     def _drop_head(self) -> None:
         seq = self._segments.pop(0)
@@ -198,9 +208,11 @@ class Spool:
         self._path(seq).unlink(missing_ok=True)
         del self._sizes[seq]
         self._read_offset = 0
+        os.pwrite(self._head_fd, b"0 0".ljust(40), 0)
 
     def close(self) -> None:
         if self._write_fd is not None:
             os.close(self._write_fd)
             self._write_fd = None
+        os.close(self._head_fd)
         os.close(self._lock_fd)
