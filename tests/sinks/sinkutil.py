@@ -114,9 +114,10 @@ def trigger(path: Path, count: int, rate: float = 0.0) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file (one being written may be cut)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().split("\n") if line]
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
 
 
 def wait_until(pred: Any, timeout: float, what: str, interval: float = 0.1) -> None:
