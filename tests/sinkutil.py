@@ -1,4 +1,4 @@
-"""Real agents and real servers for the sink tests.
+"""Real agents and real servers for the sink and deployment tests (tests/sinks, tests/deploy).
 
 ``start_agent`` runs `rsagent run` as an operator would, with a policy whose
 one rule matches opens of one file, and the outputs the test gives;
