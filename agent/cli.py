@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegen.eventtypes import PRODUCED
 
+from . import installdirs
 from .events.layout import LayoutError
 from .features import format_report, probe
 from .hooksets import HookSet, choose_hook_set
@@ -36,7 +37,7 @@ log = logging.getLogger("rsagent")
 
 # lifecycle types: always hooked, they keep the process tree every rule reads
 PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "rules"
+DEFAULT_POLICY = installdirs.default_policy()
 
 EXIT_OK = 0
 EXIT_ERROR = 1
