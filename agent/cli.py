@@ -31,6 +31,7 @@ from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
 if TYPE_CHECKING:
+    from .libbpf.object import BpfObject
     from .runtime import RuntimeConfig
 
 log = logging.getLogger("rsagent")
@@ -178,14 +179,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     with Sinks(args.output, metrics=registry, spool_dir=args.spool_dir,
                on_all_closed=no_sink_left) as sinks, _serve_metrics(registry, args.metrics):
-        runtime = Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush)
+        runtime = Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush, metrics=registry)
         stop_when_no_sink.append(runtime.stop.set)
         runtime.run()
     return EXIT_OK
 
 
 def _registry() -> Registry:
-    """The metrics of this run (sinks now; the runtime's later)."""
+    """The metrics of this run: the sinks' and the runtime's, served by --metrics."""
     from .metrics_http import register_build_info
 
     registry = Registry()
@@ -265,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     state: dict[str, KernelFilters] = {}
 
-    def prepare(obj) -> None:  # type: ignore[no-untyped-def]
+    def prepare(obj: BpfObject) -> None:
         kf = state["filters"] = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
         n = kf.load_approvers()
         log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
