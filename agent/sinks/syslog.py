@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import time
 from datetime import UTC, datetime
@@ -130,7 +131,13 @@ class SyslogTransport:
 
 
 def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the relay closed its end (readable with nothing to read).
+    select() first: a socket with a timeout waits up to it in recv()
+    whatever MSG_DONTWAIT says."""
     try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
         return False

@@ -110,3 +110,13 @@ def test_ready_file_is_never_written_through_a_symlink(built_objects: None, tmp_
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_trace_into_a_closed_pipe_stops(built_objects: None, tmp_path: Path) -> None:
+    """`rsagent trace | head -n 3`: once its only sink is gone, trace has
+    nothing left to do and exits 0 (run keeps going: its other duties stay)."""
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"{RSAGENT} trace | head -n 3"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0
+    assert len(proc.stdout.splitlines()) == 3
+    assert "sink stdout: write failed: Broken pipe; closing it" in proc.stderr

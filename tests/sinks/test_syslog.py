@@ -61,7 +61,9 @@ def test_rsyslog_receives_rfc5424_alerts_over_unix_udp_and_tcp(built_objects: No
     try:
         trigger(agent.watched, 5, rate=20)
         logs = {n: tmp_path / f"{n}.log" for n in ("unix", "udp", "tcp")}
-        wait_until(lambda: all(p.exists() and len(p.read_text().splitlines()) >= 5 for p in logs.values()), 20,
+        # Promptly: each message goes out as it comes (a TCP write once waited
+        # 10 s per message on a liveness check).
+        wait_until(lambda: all(p.exists() and len(p.read_text().splitlines()) >= 5 for p in logs.values()), 10,
                    "rsyslog did not get 5 alerts on each input")
         time.sleep(0.3)
         agent.stop()
