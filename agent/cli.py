@@ -47,7 +47,8 @@ EXIT_USAGE = 2
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objects", type=Path, default=None,
-                   help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS or build/ebpf)")
+                   help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS, else build/ebpf of a "
+                        "source checkout, else the installed $RSAGENT_DATA_DIR/ebpf, /usr/lib/rsagent/ebpf)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libbpf debug)")
 
 
