@@ -2,7 +2,7 @@
 # `make test-image`: the image built by `make image`, run privileged on this
 # machine: `rsagent probe` must pick a hook set, the image must hold no
 # compiler, and `rsagent run` with the bundled default policy must raise an
-# alert for a binary executed from /tmp on the host (rule exec_from_temporary_directory).
+# alert for /etc/shadow read by `cat` on the host (rule credential_file_read).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VPY=${VPY:-.venv/bin/python}
@@ -33,16 +33,15 @@ echo "test-image: rsagent probe"
 "${RUN[@]}" --rm "$IMAGE" probe > "$work/probe.txt" || { rc=$?; cat "$work/probe.txt"; fail "rsagent probe exited $rc"; }
 grep -q "^hook set      tracepoint" "$work/probe.txt" || { cat "$work/probe.txt"; fail "no tracepoint hook set"; }
 
-echo "test-image: rsagent run (default policy) and an exec from /tmp on the host"
+echo "test-image: rsagent run (default policy) and /etc/shadow read on the host"
 "${RUN[@]}" -d --name "$name" -v "$work:/out" "$IMAGE" \
     run -v --output jsonl:/out/alerts.jsonl --ready-file /out/ready --spool-dir /out/spool >/dev/null
 for _ in $(seq 600); do [ -e "$work/ready" ] && break; sleep 0.1; done
 [ -e "$work/ready" ] || { "${PODMAN[@]}" logs "$name"; fail "the agent did not become ready"; }
-cp /bin/true "$work/true-from-tmp"
-"$work/true-from-tmp"
-for _ in $(seq 100); do grep -q '"rule_id":"exec_from_temporary_directory"' "$work/alerts.jsonl" 2>/dev/null && break; sleep 0.1; done
+cat /etc/shadow > /dev/null
+for _ in $(seq 100); do grep -q '"rule_id":"credential_file_read"' "$work/alerts.jsonl" 2>/dev/null && break; sleep 0.1; done
 "${PODMAN[@]}" stop -t 30 "$name" >/dev/null
 "${PODMAN[@]}" logs "$name" > "$work/agent.log" 2>&1 || true
-grep -q '"rule_id":"exec_from_temporary_directory"' "$work/alerts.jsonl" || { cat "$work/agent.log"; fail "no exec_from_temporary_directory alert"; }
-grep -q "\"path\":\"$work/true-from-tmp\"" "$work/alerts.jsonl" || fail "the alert does not name $work/true-from-tmp"
+grep -q '"rule_id":"credential_file_read"' "$work/alerts.jsonl" || { cat "$work/agent.log"; fail "no credential_file_read alert"; }
+grep '"rule_id":"credential_file_read"' "$work/alerts.jsonl" | grep -q '"path":"/etc/shadow"' || fail "the alert does not name /etc/shadow"
 echo "test-image: ok ($IMAGE: probe, no compiler, alert from the default policy)"
