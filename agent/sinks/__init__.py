@@ -249,6 +249,7 @@ class Sinks:
         for w in self.workers:
             stuck = not w.join(1.0)
             self._report(w, stuck)
+        log.info("sinks: closed in %.2f s", time.monotonic() - deadline + self.drain_timeout)
 
     def _report(self, w: SinkWorker, stuck: bool) -> None:
         c = w.count
