@@ -17,7 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 BPF_SRC := $(wildcard ebpf/*.bpf.c)
 BPF_HDR := $(wildcard ebpf/include/*.h ebpf/include/*/*.h)
 
-.PHONY: setup system venv build run trace lint test test-slow test-detection test-kernels bench vmlinux kheaders generate clean distclean
+.PHONY: setup system venv build run trace lint test test-slow test-detection test-kernels image test-image bench vmlinux kheaders generate clean distclean
 
 setup: system venv build
 
@@ -70,6 +70,18 @@ test-detection: setup
 test-kernels: setup
 	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test,kernels]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	$(VPY) tests/kernels/matrix.py $(if $(KERNELS),$(foreach k,$(KERNELS),--kernel $(k)))
+
+# The container image (deploy/image/build.sh): a Debian rootfs made by
+# mmdebstrap, the agent installed from wheels, prebuilt objects and the
+# default policy, no compiler; imported into podman as rsagent:VERSION.
+image: setup
+	@ci/setup-system.sh image
+	deploy/image/build.sh
+
+# Runs the image privileged here: probe, no compiler, an alert from `run`
+# (loads BPF: run it as `flock /tmp/rsagent-bpf.lock make test-image`).
+test-image: image
+	deploy/image/test.sh
 
 bench: setup
 	$(VPY) -m bench

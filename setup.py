@@ -1,9 +1,24 @@
 """Builds the compiled part of the package; all metadata is in pyproject.toml.
 
 The cffi extension agent._libbpf_cffi (the libbpf binding, API mode) is
-generated from agent/libbpf/_build.py.
+generated from agent/libbpf/_build.py. The record header
+ebpf/include/events.h is shipped inside the package as agent/events/events.h
+(agent/events/layout.py reads it there when no source checkout is around).
 """
 
-from setuptools import setup
+import shutil
+from pathlib import Path
 
-setup(cffi_modules=["agent/libbpf/_build.py:ffibuilder"])
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPy(build_py):
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "agent" / "events" / "events.h"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(__file__).parent / "ebpf" / "include" / "events.h", target)
+
+
+setup(cffi_modules=["agent/libbpf/_build.py:ffibuilder"], cmdclass={"build_py": BuildPy})

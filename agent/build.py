@@ -3,7 +3,11 @@
 This runs at build time only: the monitored host loads the objects and never
 runs a compiler. Objects are rebuilt when any source or header is newer.
 
-    python -m agent.build [--build-dir build] [--quiet]
+    python -m agent.build [--build-dir build] [--quiet] [--install-data DIR]
+
+``--install-data DIR`` then copies what an installed agent loads (the
+objects, the default policy and its compiled objects) into DIR, laid out
+as agent/installdirs.py describes (the container image's /usr/lib/rsagent).
 """
 
 from __future__ import annotations
@@ -68,17 +72,40 @@ def build(build_dir: Path, *, quiet: bool = False, force: bool = False) -> list[
     return built
 
 
+def install_data(build_dir: Path, dest: Path) -> None:
+    """The data of an installed agent (see agent/installdirs.py), from a built checkout."""
+    import shutil
+
+    from codegen.policy import load_policies
+
+    from .compiled import locate
+
+    for t in default_targets(build_dir):
+        (dest / "ebpf").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(t.output, dest / "ebpf" / t.output.name)
+    shutil.copytree(ROOT / "rules", dest / "rules", dirs_exist_ok=True, ignore=shutil.ignore_patterns("tests"))
+    compiled = locate(load_policies([ROOT / "rules"]), cache=build_dir / "policies")
+    out = dest / "policies" / compiled.directory.name
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("manifest.json", compiled.manifest.probe_object, compiled.manifest.features_object):
+        shutil.copy2(compiled.directory / name, out / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agent.build", description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", type=Path, default=ROOT / "build")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--install-data", type=Path, default=None, metavar="DIR",
+                    help="then copy the installed agent's data into DIR")
     args = ap.parse_args(argv)
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="build: %(message)s")
     try:
         build(args.build_dir.resolve(), quiet=args.quiet, force=args.force)
+        if args.install_data is not None:
+            install_data(args.build_dir.resolve(), args.install_data)
     except BuildError as exc:
         print(f"build: error: {exc}", file=sys.stderr)
         return 1

@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from codegen.eventtypes import PRODUCED
 
+from . import installdirs
 from .events.layout import LayoutError
 from .features import format_report, probe
 from .hooksets import HookSet, choose_hook_set
@@ -24,16 +27,18 @@ from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .process.cache import DEFAULT_MAX_ENTRIES
-from .sinks import SinkError, Sinks
+from .metrics_http import MetricsAddressError
+from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
 if TYPE_CHECKING:
+    from .libbpf.object import BpfObject
     from .runtime import RuntimeConfig
 
 log = logging.getLogger("rsagent")
 
 # lifecycle types: always hooked, they keep the process tree every rule reads
 PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "rules"
+DEFAULT_POLICY = installdirs.default_policy()
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -42,7 +47,8 @@ EXIT_USAGE = 2
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objects", type=Path, default=None,
-                   help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS or build/ebpf)")
+                   help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS, else build/ebpf of a "
+                        "source checkout, else the installed $RSAGENT_DATA_DIR/ebpf, /usr/lib/rsagent/ebpf)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libbpf debug)")
 
 
@@ -84,7 +90,12 @@ def _at_least_one(text: str) -> int:
 
 def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", action="append", default=None, metavar="SINK",
-                   help="'-'/'stdout' (default) or 'jsonl:PATH'; repeatable")
+                   help=f"where documents go (default '-'): {SYNTAX}; repeatable")
+    p.add_argument("--spool-dir", type=Path, default=DEFAULT_SPOOL_DIR, metavar="DIR",
+                   help="where network sinks spool while their destination is down, one directory each "
+                        f"(default {DEFAULT_SPOOL_DIR}; per sink: spool=DIR|off)")
+    p.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port: 127.0.0.1)")
     p.add_argument("--ready-file", type=Path, default=None,
                    help="written once every probe is attached and the process snapshot is taken")
     p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
@@ -159,9 +170,47 @@ def cmd_trace(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     config = _runtime_config(args, object_path("probe.bpf.o", args.objects), choice.hook_set, types)
-    with Sinks(args.output) as sinks:
-        Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush).run()
+    registry = _registry()
+    stop_when_no_sink: list[Callable[[], None]] = []
+
+    def no_sink_left() -> None:
+        # Every sink gone for good (`rsagent trace | head`): nothing left to trace for.
+        for stop in stop_when_no_sink:
+            stop()
+
+    with Sinks(args.output, metrics=registry, spool_dir=args.spool_dir,
+               on_all_closed=no_sink_left) as sinks, _serve_metrics(registry, args.metrics):
+        runtime = Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush, metrics=registry)
+        stop_when_no_sink.append(runtime.stop.set)
+        runtime.run()
     return EXIT_OK
+
+
+def _registry() -> Registry:
+    """The metrics of this run: the sinks' and the runtime's, served by --metrics."""
+    from .metrics_http import register_build_info
+
+    registry = Registry()
+    register_build_info(registry)
+    return registry
+
+
+@contextmanager
+def _serve_metrics(registry: Registry, address: str | None) -> Iterator[None]:
+    if address is None:
+        yield
+        return
+    from .metrics_http import serve
+
+    try:
+        server = serve(registry, address)
+    except OSError as exc:
+        raise SinkError(f"--metrics {address}: cannot listen: {exc.strerror or exc}") from exc
+    log.info("metrics at http://%s:%d/metrics", *server.address)
+    try:
+        yield
+    finally:
+        server.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -212,25 +261,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Process lifecycle events always flow: they keep the process tree that
     # every rule's process.* fields read (and are rare next to file events).
     types = (wanted | PROCESS_TYPES) & have
-    metrics = Registry()
-    sinks = Sinks(args.output)
-    engine = Engine(ruleset, [sinks], metrics=metrics)
+    registry = _registry()
+    sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
+    engine = Engine(ruleset, [sinks], metrics=registry)
 
     state: dict[str, KernelFilters] = {}
 
-    def prepare(obj) -> None:  # type: ignore[no-untyped-def]
+    def prepare(obj: BpfObject) -> None:
         kf = state["filters"] = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
         n = kf.load_approvers()
         log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
         log.info("loaded %d approver basename(s)", n)
         if not args.no_discarders:
             engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
-                                              runtime.decoder.type_ids, runtime.clock, metrics=metrics)
+                                              runtime.decoder.type_ids, runtime.clock, metrics=registry)
 
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
-    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=metrics)
+    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=registry)
 
     def reload(_obj: object) -> None:
         """SIGHUP: load the policy files again; apply them if the kernel side
@@ -255,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    with sinks:
+    with sinks, _serve_metrics(registry, args.metrics):
         runtime.run()
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
@@ -277,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return COMMANDS[args.command](args)
-    except SinkError as exc:
+    except (SinkError, MetricsAddressError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ObjectsMissing, LayoutError, FileNotFoundError) as exc:

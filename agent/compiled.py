@@ -25,15 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.cbackend import TypeFilter, kernel_filters, shape_digest
-from agent.clang import CLANG_CANDIDATES, ROOT
+from agent.clang import CLANG_CANDIDATES
 from codegen.compile import Manifest, ManifestError, compile_loaded, policy_digest
 from codegen.policy import LoadResult
 
+from . import installdirs
 from .events.layout import layout
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(os.environ.get("RSAGENT_POLICY_CACHE", ROOT / "build" / "policies"))
+DEFAULT_CACHE = Path(os.environ.get("RSAGENT_POLICY_CACHE", installdirs.policy_cache()))
 
 
 class CompiledPolicyError(RuntimeError):
@@ -90,7 +91,7 @@ def locate(result: LoadResult, explicit: Path | None = None, cache: Path | None 
         _check(explicit, manifest, filters, digest)
         return CompiledPolicy(explicit, manifest, filters)
     directory = cache / shape_digest(filters)[:16]
-    if _clang_available():
+    if _clang_available() and installdirs.source_checkout() is not None:
         # A build machine: (re)build incrementally, so the objects always
         # match the sources (a no-op when they are up to date).
         compiled = compile_loaded(result, directory)

@@ -1,7 +1,8 @@
 """Where the compiled BPF objects are.
 
 Order: ``--objects DIR``, then ``$RSAGENT_OBJECTS``, then ``build/ebpf`` of
-the source checkout the agent runs from. The monitored host only loads
+the source checkout the agent runs from, or the installed data directory
+(agent/installdirs.py). The monitored host only loads
 objects; building them is `make build` (or `python -m agent.build`).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .build import ROOT
+from . import installdirs
 
 
 class ObjectsMissing(FileNotFoundError):
@@ -23,7 +24,7 @@ def objects_dir(explicit: Path | None = None) -> Path:
     env = os.environ.get("RSAGENT_OBJECTS")
     if env:
         return Path(env)
-    return ROOT / "build" / "ebpf"
+    return installdirs.objects_dir()
 
 
 def object_path(name: str, explicit_dir: Path | None = None) -> Path:

@@ -52,6 +52,7 @@ from .events.resolve import Document, ResolveEnv, Resolver
 from .metrics import Registry
 from .mounts import MountTable
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
+from .safefile import write_replace
 from .users import UserNames
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class Runtime:
                 n = self.processes.snapshot()
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
-                    cfg.ready_file.write_text(f"{os.getpid()}\n")
+                    write_replace(cfg.ready_file, f"{os.getpid()}\n")
                 self.ready.set()
                 self._loop(rb)
                 # Stop producing, then drain what is already in the buffer.

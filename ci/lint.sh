@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 "$VENV/bin/ruff" check --quiet .
-"$VENV/bin/mypy" --no-error-summary agent codegen bench tests/harness.py tests/conftest.py
+"$VENV/bin/mypy" --no-error-summary agent codegen bench tests/harness.py tests/sinkutil.py tests/conftest.py
 for d in tests/*/; do
     MYPYPATH="tests:$d:tests/rules" "$VENV/bin/mypy" --no-error-summary --allow-untyped-defs "$d"
 done

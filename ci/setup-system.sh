@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the agent need, and mounts the
 # kernel filesystems the probes need. Idempotent; silent when nothing is to do.
+#   ci/setup-system.sh         the build, the agent and `make test`
+#   ci/setup-system.sh image   also what `make image` / `make test-image` need
 set -euo pipefail
 
 PKGS=(clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-      python3-venv python3-dev libffi-dev gcc make)
+      python3-venv python3-dev libffi-dev gcc make
+      # servers the sink and deployment tests start (tests/sinks, tests/deploy);
+      # their packaged services stay off: the tests run their own instances
+      rsyslog nats-server prometheus openssl iproute2 util-linux systemd)
+if [ "${1:-}" = image ]; then
+    PKGS+=(mmdebstrap podman runc)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: must run as root (installs packages, mounts tracefs/bpffs, loads BPF)" >&2
@@ -21,6 +29,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Packaged daemons started by their installation (where an init runs them):
+# the tests start their own instances on their own ports.
+for svc in rsyslog nats-server prometheus; do
+    if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+        systemctl disable -q --now "$svc" 2>/dev/null || true
+    fi
+done
 
 mountpoint -q /sys/kernel/tracing || { echo "setup: mounting tracefs"; mount -t tracefs tracefs /sys/kernel/tracing; }
 mountpoint -q /sys/fs/bpf || { echo "setup: mounting bpffs"; mount -t bpf bpf /sys/fs/bpf; }
