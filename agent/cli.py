@@ -280,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
     runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=registry)
+    runtime.losses.report = sinks.write  # loss reports go in the alert stream
 
     def reload(_obj: object) -> None:
         """SIGHUP: load the policy files again; apply them if the kernel side

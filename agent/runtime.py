@@ -157,6 +157,8 @@ class Runtime:
         self._draining = False
         self.metrics = metrics if metrics is not None else Registry()
         self._register_metrics()
+        # events the kernel could not send: said live (log, alert stream), not only at exit
+        self.losses = LossMonitor(self.clock, report=lambda record: None)
 
     # -- the record path -----------------------------------------------------
     def on_sample(self, data: Any, size: int) -> int | None:
@@ -220,6 +222,8 @@ class Runtime:
                    lambda: [((), self.consumer_errors)])
         m.callback("unread_at_stop_total", "records left in the ring buffer when the drain at stop timed out",
                    "counter", (), lambda: [((), self.unread_at_stop)])
+        m.callback("loss_reports_total", "loss reports written (log line + rsagent_events_lost record)", "counter",
+                   (), lambda: [((), self.losses.reports)])
         m.callback("process_cache_entries", "process images in the cache (live + recently exited)", "gauge", (),
                    lambda: [((), len(self.processes))])
         m.callback("process_cache_events_total", "process cache activity, by kind", "counter", ("kind",),
@@ -297,14 +301,21 @@ class Runtime:
                     write_replace(cfg.ready_file, f"{os.getpid()}\n")
                 self.ready.set()
                 self._loop(rb)
-                # Stop producing, then drain what is already in the buffer.
+                # Stop producing, and drain meanwhile: detaching waits for the
+                # kernel (RCU grace periods), draining for the consumer.
                 t0 = time.monotonic()
-                _detach(links)
-                t1 = time.monotonic()
-                self._drain(rb)
+                with ThreadPoolExecutor(max_workers=min(max(len(links), 1), 64),
+                                        thread_name_prefix="detach") as pool:
+                    detaching = [pool.submit(link.close) for link in links]
+                    self._drain(rb, lambda: all(f.done() for f in detaching))
+                    detached = time.monotonic()
+                for f in detaching:
+                    f.result()
+                self.losses.check(self.kernel_stats())
+                self.losses.flush()
                 self.flush()
-                log.info("stop: %d programs detached in %.2f s, ring buffer drained in %.2f s",
-                         len(links), t1 - t0, time.monotonic() - t1)
+                log.info("stop: %d programs detached and the ring buffer drained in %.2f s",
+                         len(links), max(detached, time.monotonic()) - t0)
                 kernel = self.kernel_stats()
                 self._obj = None
         finally:
@@ -316,9 +327,10 @@ class Runtime:
         self._report(summary)
         return summary
 
-    def _drain(self, rb: RingBuffer) -> None:
-        """At stop: everything still in the buffer, until the deadline; past
-        it, the rest is counted (``unread_at_stop``) without being processed."""
+    def _drain(self, rb: RingBuffer, detached: Callable[[], bool]) -> None:
+        """At stop: everything in the buffer once nothing is attached, until
+        the deadline; past it, the rest is counted (``unread_at_stop``)
+        without being processed."""
         deadline = time.monotonic() + self.config.drain_timeout
         self._draining = True  # process_batch runs to its budget despite the stop flag
         while True:
@@ -326,9 +338,13 @@ class Runtime:
             if left <= 0:
                 break
             if not self._batch:
+                done = detached()  # before consuming: what comes after it is the last
                 rb.consume()
                 if not self._batch:
-                    return
+                    if done:
+                        return
+                    time.sleep(0.005)
+                    continue
             self.process_batch(min(left, 0.05))
         self.unread_at_stop = len(self._batch)
         self._batch.clear()
@@ -341,10 +357,14 @@ class Runtime:
     def _loop(self, rb: RingBuffer) -> None:
         cfg = self.config
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
+        next_loss_check = time.monotonic() + 1.0
         while not self.stop:
             rb.poll(cfg.poll_timeout_ms)
             self.process_batch()
             self.flush()
+            if time.monotonic() >= next_loss_check:
+                self.losses.check(self.kernel_stats())
+                next_loss_check = time.monotonic() + 1.0
             if self.stop.reload.is_set():
                 self.stop.reload.clear()
                 if self._obj is not None:
@@ -390,16 +410,61 @@ class Runtime:
             log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
 
 
-def _detach(links: list[Any]) -> None:
-    """Close every link at once: each detach waits for an RCU grace period
-    in the kernel (~50 ms here), so one after the other they took over a
-    second; in parallel (libbpf's calls release the GIL) about one period."""
-    if len(links) < 2:
-        for link in links:
-            link.close()
-        return
-    with ThreadPoolExecutor(max_workers=min(len(links), 64), thread_name_prefix="detach") as pool:
-        list(pool.map(lambda link: link.close(), links))
+class LossMonitor:
+    """Surfaces kernel-side loss while it happens: a WARNING line at most
+    every ``interval`` seconds while events are being lost, naming the types
+    and counts since the last one, and the same as a record in the alert
+    stream (rule id ``rsagent_events_lost``), so a SIEM sees the gap. The
+    counts themselves are in the metrics (kernel_events_total{outcome="lost"})."""
+
+    RULE_ID = "rsagent_events_lost"
+
+    def __init__(self, clock: BootClock, report: Callable[[dict[str, Any]], None], interval: float = 10.0) -> None:
+        self.clock = clock
+        self.report = report
+        self.interval = interval
+        self._seen: dict[str, int] = {}
+        self._pending: dict[str, int] = {}
+        self._since: int | None = None       # epoch ns of the first loss not reported yet
+        self._last_report = 0.0
+        self.reports = 0
+
+    def check(self, stats: dict[str, TypeStats]) -> None:
+        now_ns = time.time_ns()
+        for name, st in stats.items():
+            delta = st.lost - self._seen.get(name, 0)
+            self._seen[name] = st.lost
+            if delta > 0:
+                self._pending[name] = self._pending.get(name, 0) + delta
+                if self._since is None:
+                    self._since = now_ns
+        if self._pending and time.monotonic() - self._last_report >= self.interval:
+            self._emit(now_ns)
+
+    def flush(self) -> None:
+        """At stop: what was lost since the last report."""
+        if self._pending:
+            self._emit(time.time_ns())
+
+    def _emit(self, now_ns: int) -> None:
+        pending, self._pending = self._pending, {}
+        since, self._since = self._since or now_ns, None
+        self._last_report = time.monotonic()
+        self.reports += 1
+        window = (now_ns - since) / 1e9
+        log.warning("%s lost in the last %.0f s (the ring buffer was full: the agent did not keep up; "
+                    "raise --ringbuf-mb or narrow the policy)",
+                    ", ".join(f"{t}: {n} events" for t, n in sorted(pending.items())), max(window, 1.0))
+        total = sum(pending.values())
+        self.report({
+            "rule_id": self.RULE_ID,
+            "rule_tags": {"severity": "high", "source": "rsagent"},
+            "rule_description": "The kernel could not send events to the agent: detection has a gap",
+            "timestamp": now_ns,
+            "event": {"type": "lost_events", "timestamp": now_ns,
+                      "lost_events": {"per_type": dict(sorted(pending.items())), "total": total,
+                                      "since": since, "reason": "ring buffer full"}},
+        })
 
 
 class BackgroundRun:

@@ -1,7 +1,8 @@
 """The agent's loop keeps running under a storm of matching events: periodic
-counter lines come every second, SIGTERM stops it within 2 s, with the drain
-and the counters logged (the ring buffer's callback only decodes, and stops
-the poll after a batch: agent/runtime.py)."""
+counter lines come every second, the loss is reported while it happens (log
+and alert stream), SIGTERM stops it within 2 s, with the drain and the
+counters logged (the ring buffer's callback only decodes, and stops the poll
+after a batch: agent/runtime.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_sigterm_during_a_storm_of_matching_opens(tmp_path: Path, built_objects:
     ready, log, alerts = tmp_path / "ready", tmp_path / "agent.log", tmp_path / "alerts.jsonl"
     with open(log, "w") as err:
         agent = subprocess.Popen([RSAGENT, "run", "-v", "--policy", str(policy), "--output", f"jsonl:{alerts}",
-                                  "--ready-file", str(ready), "--stats-interval", "1"],
+                                  "--ready-file", str(ready), "--stats-interval", "1", "--ringbuf-mb", "1"],
                                  stdout=subprocess.DEVNULL, stderr=err)
     writers: list[subprocess.Popen[bytes]] = []
     try:
@@ -53,6 +54,12 @@ def test_sigterm_during_a_storm_of_matching_opens(tmp_path: Path, built_objects:
         periodic = _lines(log, "kernel counters:")[before:]
         assert len(periodic) >= 3, f"expected a counter line every second during the storm: {periodic}"
         assert alerts.exists() and alerts.stat().st_size > 0
+        # loss is said while it happens: a warning, and a record in the alert stream
+        assert _lines(log, "events lost in the last"), "no live loss warning during the storm"
+        deadline = time.monotonic() + 10
+        while b'"rule_id":"rsagent_events_lost"' not in alerts.read_bytes():
+            assert time.monotonic() < deadline, "no rsagent_events_lost record in the alert stream"
+            time.sleep(0.2)
         t0 = time.monotonic()
         agent.send_signal(signal.SIGTERM)
         code = agent.wait(timeout=30)
