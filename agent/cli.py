@@ -99,6 +99,9 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ready-file", type=Path, default=None,
                    help="written once every probe is attached and the process snapshot is taken")
     p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
+    p.add_argument("--lifecycle-ringbuf-mb", type=int, default=4,
+                   help="ring buffer for exec/fork/exit in MiB (power of two; read first, so file storms "
+                        "cannot cost the process tree an event)")
     p.add_argument("--stats-interval", type=float, default=0.0,
                    help="log kernel counters every N seconds (default: only at exit)")
     p.add_argument("--capture-env", action="store_true",
@@ -140,6 +143,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
         hook_set=hook_set,
         event_types=types,
         ringbuf_bytes=args.ringbuf_mb * 1024 * 1024,
+        lifecycle_ringbuf_bytes=args.lifecycle_ringbuf_mb * 1024 * 1024,
         ready_file=args.ready_file,
         stats_interval=args.stats_interval,
         capture_env=args.capture_env,

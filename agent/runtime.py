@@ -67,6 +67,7 @@ class RuntimeConfig:
     hook_set: HookSet
     event_types: set[str] | None = None         # None: every type the hook set supports
     ringbuf_bytes: int = 8 * 1024 * 1024
+    lifecycle_ringbuf_bytes: int = 4 * 1024 * 1024  # exec/fork/exit: their own buffer, read first
     ready_file: Path | None = None
     stats_interval: float = 0.0                  # seconds; 0: only at exit
     poll_timeout_ms: int = 100
@@ -179,6 +180,9 @@ class Runtime:
         ``budget`` seconds (the rest waits for the next turn of the loop, and
         the ring buffer holds what comes meanwhile), or until stop."""
         batch = self._batch
+        # two ring buffers: in time order (each is; merged here), so that an
+        # exec is applied between the events before and after it
+        batch.sort(key=_timestamp)
         wanted = self.config.event_types
         resolve = self.resolver.resolve
         consumer = self.consumer
@@ -286,12 +290,14 @@ class Runtime:
                     cfg.probe_object,
                     programs=progs,
                     variables=glob,
-                    max_entries={"events": cfg.ringbuf_bytes},
+                    max_entries={"events": cfg.ringbuf_bytes, "lifecycle_events": cfg.lifecycle_ringbuf_bytes},
                 )
                 stack.enter_context(obj)
                 self._obj = obj
                 self.prepare(obj)
-                rb = RingBuffer(obj.map("events"), self.on_sample)
+                # lifecycle first: each consume reads it before the file events
+                rb = RingBuffer(obj.map("lifecycle_events"), self.on_sample)
+                rb.add(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
                 links = obj.attach_all(progs)
                 log.info("attached %d programs (%s hook set): %s", len(links), cfg.hook_set.name, ", ".join(progs))
@@ -408,6 +414,10 @@ class Runtime:
             log.warning("decode errors: %s", ", ".join(f"{k}={v}" for k, v in sorted(s.decode_errors.items())))
         if s.consumer_errors:
             log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
+
+
+def _timestamp(rec: Record) -> int:
+    return rec.hdr.timestamp
 
 
 class LossMonitor:

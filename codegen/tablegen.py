@@ -129,6 +129,11 @@ def render_syscall_table() -> str:
         mask = " | ".join(f"(1ULL << RS_EVENT_{n.upper()})" for n in captured) or "0"
         out += [f"/* The event types whose objects the {name} capture names. */",
                 f"#define RS_CAPTURE_{name.upper()}_TYPES ({mask})", ""]
+    lifecycle = [t.name for t in sorted(et.PRODUCED, key=lambda t: t.id or 0) if t.lifecycle]
+    mask = " | ".join(f"(1ULL << RS_EVENT_{n.upper()})" for n in lifecycle) or "0"
+    out += ["/* Lifecycle types: sent on their own ring buffer, so that a storm of other",
+            " * events cannot leave holes in the process tree. */",
+            f"#define RS_LIFECYCLE_TYPES ({mask})", ""]
     out += ["#endif /* RS_SYSCALL_TABLE_H */", ""]
     return "\n".join(out)
 

@@ -81,11 +81,12 @@ class Resolver:
         the cache's for (pid, task start time) unless given."""
         pid = hdr.pid if pid is None else pid
         env = self.env
+        ts = env.clock.to_epoch(hdr.timestamp)
         if image is None:
             image = env.processes.for_event(pid, task.start_boot_ns, ppid=task.ppid,
-                                            comm=task.comm, creds=lambda: task.creds)
+                                            comm=task.comm, creds=lambda: task.creds, at=ts)
         return {
             "type": hdr.type,
-            "timestamp": env.clock.to_epoch(hdr.timestamp),
+            "timestamp": ts,
             "process": process_doc(image, pid=pid, tid=hdr.tid, task=task, users=env.users),
         }

@@ -225,12 +225,16 @@ class ProcessCache:
         return proc
 
     def for_event(self, pid: int, start_boot_ns: int, *, ppid: int, comm: str,
-                  creds: Callable[[], Credentials]) -> Process:
-        """The image an event of (pid, start) belongs to; when neither the
-        cache nor /proc knows the process, an image made from the event's
-        task context, its parent being the kernel's current one."""
+                  creds: Callable[[], Credentials], at: int | None = None) -> Process:
+        """The image an event of (pid, start) at epoch ns ``at`` belongs to:
+        the current one, or the one it replaced when the event predates the
+        exec; when neither the cache nor /proc knows the process, an image
+        made from the event's task context, its parent being the kernel's
+        current one."""
         proc = self.get(pid, start_boot_ns)
         if proc is not None:
+            while at is not None and proc.exec_time > at and proc.previous is not None:
+                proc = proc.previous
             return proc
         self.stats.partial += 1
         parent = self.get(ppid) if ppid else None
@@ -309,6 +313,10 @@ class ProcessCache:
             is_thread=False,
             depth=depth,
         )
+        if prev is not None:
+            # keep the image it replaces, and that one's only: bounded memory
+            proc.previous = prev
+            prev.previous = None
         self._live[pid] = proc  # same instance: replaces its previous image
         self._bound()
         return proc

@@ -83,6 +83,9 @@ class Process:
     exited_at: int | None = None
     exit_code: int | None = None
     doc: dict[str, Any] | None = None    # cached image document (events/process_docs.py)
+    # the image this exec replaced: an event of the old image read after the
+    # exec (lifecycle and file events come on two ring buffers) still finds it
+    previous: Process | None = None
 
     @property
     def from_snapshot(self) -> bool:

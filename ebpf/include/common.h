@@ -38,11 +38,19 @@ static __always_inline bool rs_type_sends(__u32 type)
 	return (rs_send_mask >> (type & 63)) & 1;
 }
 
-/* Events to user space. Size set by the loader (bpf_map__set_max_entries). */
+/* Events to user space. Sizes set by the loader (bpf_map__set_max_entries).
+ * Lifecycle events (exec, fork, exit: RS_LIFECYCLE_TYPES) have their own
+ * buffer, which user space reads first: a storm of file events can fill
+ * `events` without costing the process tree a single fork. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} lifecycle_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -147,10 +155,15 @@ static __always_inline void rs_submit(void *rec, __u32 size)
 {
 	struct rs_event_header *hdr = rec;
 	__u32 type = hdr->type;
+	long err;
 
 	size = rs_record_size(size);
 	hdr->size = size;
-	if (bpf_ringbuf_output(&events, rec, size, 0) == 0)
+	if ((RS_LIFECYCLE_TYPES >> (type & 63)) & 1)
+		err = bpf_ringbuf_output(&lifecycle_events, rec, size, 0);
+	else
+		err = bpf_ringbuf_output(&events, rec, size, 0);
+	if (err == 0)
 		RS_STAT_INC(type, sent);
 	else
 		RS_STAT_INC(type, lost);

@@ -158,4 +158,8 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 /* The event types whose objects the ctime capture names. */
 #define RS_CAPTURE_CTIME_TYPES ((1ULL << RS_EVENT_CHMOD) | (1ULL << RS_EVENT_CHOWN) | (1ULL << RS_EVENT_MKDIR) | (1ULL << RS_EVENT_RMDIR) | (1ULL << RS_EVENT_UNLINK) | (1ULL << RS_EVENT_RENAME) | (1ULL << RS_EVENT_LINK) | (1ULL << RS_EVENT_UTIMES) | (1ULL << RS_EVENT_SETXATTR) | (1ULL << RS_EVENT_REMOVEXATTR))
 
+/* Lifecycle types: sent on their own ring buffer, so that a storm of other
+ * events cannot leave holes in the process tree. */
+#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT))
+
 #endif /* RS_SYSCALL_TABLE_H */

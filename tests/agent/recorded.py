@@ -118,7 +118,8 @@ def record() -> None:  # pragma: no cover - a maintenance script
     true = shutil.which("true") or "/bin/true"
     with load_object(object_path("probe.bpf.o"), programs=progs, variables={"rs_agent_tgid": 0},
                      max_entries={"events": 8 << 20}, attach=True) as obj:
-        with RingBuffer(obj.map("events"), lambda d, s: got.append(record_bytes(d, s))) as rb:
+        with RingBuffer(obj.map("lifecycle_events"), lambda d, s: got.append(record_bytes(d, s))) as rb:
+            rb.add(obj.map("events"), lambda d, s: got.append(record_bytes(d, s)))
             f = work / "fixture-file"
             f.write_text("x")
             os.chmod(f, 0o640)

@@ -119,3 +119,25 @@ def test_container_naming_rules() -> None:
     assert container_id_of_name(f"crio-conmon-{cid}.scope") == ""
     assert container_id_of_name(cid.upper()) == ""
     assert container_id_of_name(f"docker-{cid}.slice") == ""
+
+
+def test_an_event_read_after_a_later_exec_gets_the_image_it_happened_in() -> None:
+    """Lifecycle and file events come on two ring buffers: an open by the old
+    image can be read after the exec that replaced it. Its time picks the image."""
+    cache = _cache()
+    _init(cache)
+    pid = BASE + 7
+    cache.on_fork(pid, 100, 1, 1, creds=ROOT, meta=META)
+    info = ExecInfo(comm="old", file={"path": "/old"}, argv=("/old",), args_truncated=False, creds=ROOT, meta=META)
+    cache.on_exec(pid, 100, 1_000, info)
+    info = ExecInfo(comm="new", file={"path": "/new"}, argv=("/new",), args_truncated=False, creds=ROOT, meta=META)
+    cache.on_exec(pid, 100, 2_000, info)
+
+    def image_at(t: int | None) -> str | None:
+        img = cache.for_event(pid, 100, ppid=1, comm="", creds=lambda: ROOT, at=t)
+        return img.file["path"] if img.file else None
+
+    assert image_at(2_500) == "/new" and image_at(None) == "/new"
+    assert image_at(1_500) == "/old"
+    # one image back, no more: the fork's image is not kept (bounded memory)
+    assert image_at(500) == "/old"
