@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from codegen.eventtypes import PRODUCED
 
 from ..process.model import Credentials, TaskMeta
+from .codec import StructCodec
 from .layout import Layout
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,10 @@ class DecodeError(ValueError):
     """A record that does not match its declared layout."""
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+# Records are named tuples: built in one call, immutable, hashable (a file
+# object keys the cache of executable documents).
+
+class Header(NamedTuple):
     """struct rs_event_header, with the type's name."""
 
     type: str
@@ -48,8 +50,7 @@ class Header:
     flags: int
 
 
-@dataclass(frozen=True, slots=True)
-class TaskContext:
+class TaskContext(NamedTuple):
     """struct rs_proc_ctx: the calling task when the event happened."""
 
     ppid: int
@@ -71,8 +72,7 @@ class TaskContext:
                            self.cap_effective, self.cap_permitted)
 
 
-@dataclass(frozen=True, slots=True)
-class FileObj:
+class FileObj(NamedTuple):
     """struct rs_file: a file resolved from kernel objects (or nothing)."""
 
     inode: int = 0
@@ -92,8 +92,7 @@ class FileObj:
 NO_FILE = FileObj()
 
 
-@dataclass(frozen=True, slots=True)
-class FileRecord:
+class FileRecord(NamedTuple):
     """struct rs_file_event: open and the other file-integrity types."""
 
     hdr: Header
@@ -119,8 +118,7 @@ class FileRecord:
     parent_inodes: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ExecRecord:
+class ExecRecord(NamedTuple):
     """struct rs_exec_event."""
 
     hdr: Header
@@ -137,8 +135,7 @@ class ExecRecord:
     envp: tuple[str, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
-class ForkRecord:
+class ForkRecord(NamedTuple):
     """struct rs_fork_event (hdr.pid/tid: the child)."""
 
     hdr: Header
@@ -152,8 +149,7 @@ class ForkRecord:
     parent_start_time: int
 
 
-@dataclass(frozen=True, slots=True)
-class ExitRecord:
+class ExitRecord(NamedTuple):
     """struct rs_exit_event."""
 
     hdr: Header
@@ -175,33 +171,55 @@ def split_nul(raw: bytes) -> tuple[str, ...]:
     return tuple(p.decode("utf-8", "backslashreplace") for p in parts)
 
 
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+
+
+_TASK_FIELDS = ("ppid", "uid", "gid", "euid", "egid", "fsuid", "fsgid", "cap_effective", "cap_permitted",
+                "cgroup_id", "start_time", "comm")
+_FILE_INTS = ("inode", "ctime_ns", "mtime_ns", "mount_id", "dev", "mode", "uid", "gid", "nlink", "flags")
+_FILE_FIELDS = (*_FILE_INTS, "path.off", "path.len", "fstype")
+_META_FIELDS = ("tty_name", "container_id", "task_flags")
+
+Unpacked = tuple[Any, ...]
+_new = tuple.__new__     # a named tuple from a tuple, without _make's length check
+
+
 class Decoder:
-    """bytes -> Record, for every event type of the table."""
+    """bytes -> Record, for every event type of the table.
+
+    Each record struct is read by one ``struct.unpack_from`` (agent/events/
+    codec.py, derived from cffi's parse of events.h); the decoders below pick
+    their fields out of that tuple by index and slice strings from the bytes.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.ffi = ffi = layout.ffi
+        self.ffi = layout.ffi
         self.errors: Counter[str] = Counter()
         self.decoded = 0
-        self._hdr_size = layout.sizeof("struct rs_event_header")
-        self._hdr_type = ffi.typeof("struct rs_event_header *")
+        hdr = StructCodec(self.ffi, "struct rs_event_header")
+        self._hdr_size = hdr.size
+        self._hdr_unpack = hdr.unpack_from
         c = layout.const
         self._task_kthread = c("RS_TASK_KTHREAD")
-        self._args_truncated = c("RS_ARGS_TRUNCATED")
         self._envs_captured = c("RS_ENVS_CAPTURED")
         self.type_names: dict[int, str] = {}
-        self._decoders: dict[int, tuple[Any, RecordDecoder]] = {}
-        by_struct: dict[str, RecordDecoder] = {
+        self._decoders: dict[int, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
+        builders = {
             "rs_file_event": self._file_event,
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
         }
+        built: dict[str, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
             self.type_names[t.id] = t.name
-            self._decoders[t.id] = (ffi.typeof(f"struct {t.record} *"), by_struct[t.record])
-        self._min_size = {tid: layout.sizeof(f"struct {PRODUCED_RECORD[tid]}") for tid in self._decoders}
+            if t.record not in built:
+                codec = StructCodec(self.ffi, f"struct {t.record}")
+                built[t.record] = (codec.size, builders[t.record](codec), codec.unpack_from)
+            self._decoders[t.id] = built[t.record]
 
     @property
     def type_ids(self) -> dict[str, int]:
@@ -213,24 +231,23 @@ class Decoder:
         if size < self._hdr_size:
             self.errors["short record"] += 1
             return None
-        ffi = self.ffi
-        h = ffi.cast(self._hdr_type, data)
-        type_id = h.type
+        buf = bytes(self.ffi.buffer(data, size))
+        type_id, rec_size, ts, pid, tid, cpu, flags = self._hdr_unpack(buf)
         entry = self._decoders.get(type_id)
         if entry is None:
             self.errors[f"unknown type {type_id}"] += 1
             return None
-        if h.size > size:
+        if rec_size > size:
             self.errors["size beyond record"] += 1
             return None
         name = self.type_names[type_id]
-        if size < self._min_size[type_id]:
+        min_size, build, unpack = entry
+        if size < min_size:
             self.errors[f"{name}: short record"] += 1
             return None
-        ctype, fn = entry
-        hdr = Header(name, h.size, h.timestamp, h.pid, h.tid, h.cpu, h.flags)
+        hdr = Header(name, rec_size, ts, pid, tid, cpu, flags)
         try:
-            rec = fn(ffi.cast(ctype, data), size, hdr)
+            rec = build(unpack(buf), buf, hdr)
         except (DecodeError, ValueError, KeyError, IndexError, OverflowError) as exc:
             self.errors[f"{name}: {type(exc).__name__}"] += 1
             log.debug("cannot decode a %s record: %s", name, exc)
@@ -239,58 +256,102 @@ class Decoder:
         return rec
 
     # -- pieces ------------------------------------------------------------
-    def _bytes(self, e: Any, size: int, s: Any) -> bytes:
-        off, length = s.off, s.len
+    @staticmethod
+    def _str(buf: bytes, off: int, length: int) -> bytes:
         if off == 0:
             return b""
-        if off + length > size:
-            raise DecodeError(f"string at {off}+{length} beyond record of {size} bytes")
-        return bytes(self.ffi.buffer(self.ffi.cast("char *", e) + off, length))
+        if off + length > len(buf):
+            raise DecodeError(f"string at {off}+{length} beyond record of {len(buf)} bytes")
+        return buf[off:off + length]
 
-    def _task(self, ctx: Any) -> TaskContext:
-        return TaskContext(ctx.ppid, ctx.uid, ctx.gid, ctx.euid, ctx.egid, ctx.fsuid, ctx.fsgid,
-                           ctx.cap_effective, ctx.cap_permitted, ctx.cgroup_id, ctx.start_time,
-                           self.ffi.string(ctx.comm).decode("utf-8", "backslashreplace"))
+    @staticmethod
+    def _task_reader(codec: StructCodec, prefix: str) -> Callable[[Unpacked], TaskContext]:
+        get = codec.getter(*(f"{prefix}{n}" for n in _TASK_FIELDS))
 
-    def _file(self, e: Any, size: int, f: Any) -> FileObj:
-        if not f.flags and not f.path.off and not f.inode:
-            return NO_FILE
-        return FileObj(f.inode, f.ctime_ns, f.mtime_ns, f.mount_id, f.dev, f.mode, f.uid, f.gid, f.nlink,
-                       f.flags, self._bytes(e, size, f.path),
-                       self.ffi.string(f.fstype).decode("utf-8", "replace"))
+        def task(vals: Unpacked) -> TaskContext:
+            t = get(vals)
+            return _new(TaskContext, (*t[:11], _cstr(t[11])))
+        return task
 
-    def _meta(self, m: Any) -> TaskMeta:
-        ffi = self.ffi
-        return TaskMeta(
-            tty_name=ffi.string(m.tty_name).decode("utf-8", "replace"),
-            container_id=ffi.string(m.container_id).decode("ascii", "replace"),
-            is_kworker=bool(m.task_flags & self._task_kthread),
-        )
+    def _file_reader(self, codec: StructCodec, prefix: str) -> Callable[[Unpacked, bytes], FileObj]:
+        get = codec.getter(*(f"{prefix}{n}" for n in _FILE_FIELDS))
+        text = self._str
 
-    # -- one function per record struct -------------------------------------
-    def _file_event(self, e: Any, size: int, hdr: Header) -> FileRecord:
-        b = self._bytes
-        return FileRecord(
-            hdr, self._task(e.proc), self._file(e, size, e.file), self._file(e, size, e.base),
-            self._file(e, size, e.dest), self._file(e, size, e.base2),
-            e.retval, e.syscall_nr, e.flags, e.mode, e.dirfd, e.dirfd2, e.uid, e.gid, e.fim_flags,
-            b(e, size, e.req_path), b(e, size, e.req_path2), b(e, size, e.xattr_name), b(e, size, e.fs_type),
-            b(e, size, e.root), tuple(i for i in e.parent_inodes if i))
+        i_flags, i_path, i_inode = (codec.index[f"{prefix}{n}"] for n in ("flags", "path.off", "inode"))
 
-    def _exec_event(self, e: Any, size: int, hdr: Header) -> ExecRecord:
-        flags = e.args_flags
-        envp = split_nul(self._bytes(e, size, e.envp)) if flags & self._envs_captured else None
-        return ExecRecord(
-            hdr, self._task(e.proc), self._file(e, size, e.file), self._file(e, size, e.interpreter),
-            self._meta(e.meta), e.old_tid, e.argc, e.envc, flags, self._bytes(e, size, e.filename),
-            split_nul(self._bytes(e, size, e.argv)), envp)
+        def file(vals: Unpacked, buf: bytes) -> FileObj:
+            if not vals[i_flags] and not vals[i_path] and not vals[i_inode]:
+                return NO_FILE
+            t = get(vals)
+            return _new(FileObj, (*t[:10], text(buf, t[10], t[11]),
+                                  t[12].split(b"\0", 1)[0].decode("utf-8", "replace")))
+        return file
 
-    def _fork_event(self, e: Any, size: int, hdr: Header) -> ForkRecord:
-        return ForkRecord(hdr, self._task(e.proc), self._meta(e.child), e.child_pid, e.child_tid,
-                          e.parent_pid, e.parent_tid, e.child_start_time, e.parent_start_time)
+    def _meta_reader(self, codec: StructCodec, prefix: str) -> Callable[[Unpacked], TaskMeta]:
+        get = codec.getter(*(f"{prefix}{n}" for n in _META_FIELDS))
+        kthread = self._task_kthread
 
-    def _exit_event(self, e: Any, size: int, hdr: Header) -> ExitRecord:
-        return ExitRecord(hdr, self._task(e.proc), e.exit_code)
+        def meta(vals: Unpacked) -> TaskMeta:
+            tty, container, flags = get(vals)
+            return TaskMeta(tty_name=tty.split(b"\0", 1)[0].decode("utf-8", "replace"),
+                            container_id=container.split(b"\0", 1)[0].decode("ascii", "replace"),
+                            is_kworker=bool(flags & kthread))
+        return meta
 
+    def _strings(self, codec: StructCodec, *names: str) -> Callable[[Unpacked, bytes], list[bytes]]:
+        get = codec.getter(*(f"{n}.{part}" for n in names for part in ("off", "len")))
+        text = self._str
 
-PRODUCED_RECORD: dict[int, str] = {t.id: t.record for t in PRODUCED if t.id is not None and t.record is not None}
+        def strings(vals: Unpacked, buf: bytes) -> list[bytes]:
+            t = iter(get(vals))
+            return [text(buf, off, length) if off else b"" for off, length in zip(t, t)]
+        return strings
+
+    # -- one builder per record struct: (unpacked, bytes, header) -> record --
+    def _file_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file, base, dest, base2 = (self._file_reader(codec, f"{n}.") for n in ("file", "base", "dest", "base2"))
+        scalars = codec.getter("retval", "syscall_nr", "flags", "mode", "dirfd", "dirfd2", "uid", "gid", "fim_flags")
+        strings = self._strings(codec, "req_path", "req_path2", "xattr_name", "fs_type", "root")
+        parents = codec.getter(*codec.prefixed("parent_inodes["))
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(FileRecord, (hdr, task(vals), file(vals, buf), base(vals, buf), dest(vals, buf),
+                                     base2(vals, buf), *scalars(vals), *strings(vals, buf),
+                                     tuple(filter(None, parents(vals)))))
+        return build
+
+    def _exec_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file = self._file_reader(codec, "file.")
+        interpreter = self._file_reader(codec, "interpreter.")
+        meta = self._meta_reader(codec, "meta.")
+        scalars = codec.getter("old_tid", "argc", "envc", "args_flags")
+        strings = self._strings(codec, "filename", "argv", "envp")
+        envs_captured = self._envs_captured
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            old_tid, argc, envc, flags = scalars(vals)
+            filename, argv, envp = strings(vals, buf)
+            return ExecRecord(hdr, task(vals), file(vals, buf), interpreter(vals, buf), meta(vals),
+                              old_tid, argc, envc, flags, filename, split_nul(argv),
+                              split_nul(envp) if flags & envs_captured else None)
+        return build
+
+    def _fork_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        child = self._meta_reader(codec, "child.")
+        scalars = codec.getter("child_pid", "child_tid", "parent_pid", "parent_tid",
+                               "child_start_time", "parent_start_time")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return ForkRecord(hdr, task(vals), child(vals), *scalars(vals))
+        return build
+
+    def _exit_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        code = codec.index["exit_code"]
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return ExitRecord(hdr, task(vals), vals[code])
+        return build

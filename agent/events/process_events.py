@@ -3,7 +3,6 @@ process cache, in ring-buffer order, before the document is built."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections import OrderedDict
@@ -114,7 +113,7 @@ class ProcessResolver:
             creds=parent_task.creds, meta=e.child, parent_comm=parent_task.comm,
         )
         # The child runs with a copy of the parent's credentials and comm.
-        child_task = dataclasses.replace(parent_task, ppid=e.parent_pid, start_boot_ns=e.child_start_time)
+        child_task = parent_task._replace(ppid=e.parent_pid, start_boot_ns=e.child_start_time)
         doc = res.envelope(e.hdr, child_task, pid=e.child_pid, image=child)
         body = body_doc(doc["process"])
         body.update(parent_pid=e.parent_pid, child_pid=e.child_pid)
