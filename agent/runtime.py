@@ -365,7 +365,10 @@ class Runtime:
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:
-            rb.poll(cfg.poll_timeout_ms)
+            # lifecycle ring first, then the file events: every exec/fork/exit
+            # written before a file event is in the batch before it
+            if rb.wait(cfg.poll_timeout_ms):
+                rb.consume()
             self.process_batch()
             self.flush()
             if time.monotonic() >= next_loss_check:

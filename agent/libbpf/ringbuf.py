@@ -17,6 +17,7 @@ record that raised counts as consumed.
 from __future__ import annotations
 
 import errno
+import select
 import warnings
 from collections.abc import Callable
 from types import TracebackType
@@ -101,6 +102,14 @@ class RingBuffer:
         """
         rc = lib.ring_buffer__poll(self._live("ring buffer poll"), timeout_ms)
         return rc if rc >= 0 else self._failed("ring buffer poll", rc)
+
+    def wait(self, timeout_ms: int = 100) -> bool:
+        """Wait up to ``timeout_ms`` for a record in any of the rings, consuming
+        nothing: ``consume()`` then reads the rings in the order they were
+        added (``poll()`` reads them in the order epoll reports them)."""
+        waiter = select.poll()
+        waiter.register(self.fileno(), select.POLLIN)
+        return bool(waiter.poll(timeout_ms))
 
     def consume(self) -> int:
         """Consume whatever is available now, without waiting."""

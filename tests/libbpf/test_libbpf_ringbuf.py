@@ -36,6 +36,20 @@ def test_poll_wakes_up_on_records(rb_obj: BpfObject) -> None:
     assert sizes == [64]
 
 
+def test_wait_consumes_nothing(rb_obj: BpfObject) -> None:
+    sizes: list[int] = []
+    with RingBuffer(rb_obj.maps["events"], lambda data, size: sizes.append(size)) as rb:
+        start = time.monotonic()
+        assert rb.wait(150) is False
+        assert time.monotonic() - start >= 0.12
+        os.getppid()
+        assert rb.wait(1000) is True
+        assert sizes == []          # waiting read nothing
+        assert rb.consume() == 1
+        assert rb.wait(0) is False
+    assert sizes == [64]
+
+
 def test_record_bytes_copies_out(rb_obj: BpfObject) -> None:
     kept: list[bytes] = []
     with RingBuffer(rb_obj.maps["events"], lambda data, size: kept.append(record_bytes(data, size))) as rb:

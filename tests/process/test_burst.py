@@ -29,10 +29,12 @@ def test_burst_of_short_lived_processes_stays_bounded(built_objects: None) -> No
         tracer.sync(timeout=60)
         elapsed = time.monotonic() - start
         assert len(cache) <= CAP
-        assert cache.stats.forks >= BURST and cache.stats.exits >= BURST
+        kernel = tracer.runtime.kernel_stats()
+        lost = {t: st.lost for t, st in kernel.items() if st.lost}
+        assert not lost, f"lifecycle records lost: {lost}"
+        assert cache.stats.forks >= BURST and cache.stats.exits >= BURST, cache.stats
         assert cache.stats.evicted_exited >= BURST - CAP
         assert cache.stats.evicted_live == 0            # only exited images were evicted
-        kernel = tracer.runtime.kernel_stats()
         assert kernel["exec"].sent >= BURST
         assert not tracer.runtime.decoder.errors and tracer.runtime.consumer_errors == 0
         # evicted images are garbage: nothing but the caches holds them
