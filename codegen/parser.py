@@ -2,6 +2,12 @@
 
 Precedence, loosest first (docs/secl.md): ``||`` < ``&&`` < comparisons <
 ``+ -`` < ``& | ^`` < unary ``! - ^``. Comparisons do not chain.
+
+Bounded (docs/secl.md "Limits", :mod:`codegen.limits`): the text's length
+is checked first, the parser's stack (open parentheses, brackets and
+pending operators) while parsing, lists are built in place (linear time)
+and counted, and the tree's nesting depth is checked before anything
+recursive sees it.
 """
 from __future__ import annotations
 
@@ -13,9 +19,9 @@ from typing import Any
 
 from ply import yacc
 
-from . import ast
+from . import ast, limits
 from .errors import Diagnostics, Source, Span
-from .lexer import new_lexer, tokens  # noqa: F401  (PLY reads `tokens` from this module)
+from .lexer import ArrayItem, new_lexer, tokens  # noqa: F401  (PLY reads `tokens` from this module)
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +139,38 @@ def p_primary_array(p: Any) -> None:
     p[0] = ast.ArrayLit(items, Span(p.lexpos(1), end))
 
 
+def p_primary_literal_array(p: Any) -> None:
+    """primary : ARRAY"""
+    items = tuple(_literal(item) for item in p[1])
+    p[0] = ast.ArrayLit(items, _tok_span(p, 1))
+
+
+_LITERALS: dict[str, Any] = {"STRING": ast.StringLit, "PATTERN": ast.PatternLit, "REGEX": ast.RegexLit}
+
+
+def _literal(item: ArrayItem) -> ast.Node:
+    kind, value, start, end = item
+    if kind == "INT":
+        assert isinstance(value, int)
+        return ast.IntLit(value, Span(start, end))
+    text, offsets = value  # type: ignore[misc]
+    return _LITERALS[kind](text, offsets, Span(start, end))  # type: ignore[no-any-return]
+
+
 def p_elements(p: Any) -> None:
     """elements : expression
                 | elements COMMA expression"""
-    p[0] = [p[1]] if len(p) == 2 else p[1] + [p[3]]
+    if len(p) == 2:
+        p[0] = [p[1]]
+        return
+    items = p[1]
+    if len(items) == limits.MAX_LIST_ITEMS:
+        state = _STATE.current
+        state.diags.error(state.source, p[3].span.start,
+                          f"array with more than {limits.MAX_LIST_ITEMS:,} elements (docs/secl.md \"Limits\")")
+        raise _Abort()
+    items.append(p[3])  # in place: linear time
+    p[0] = items
 
 
 _TOKEN_NAMES = {
@@ -147,7 +181,7 @@ _TOKEN_NAMES = {
     "LBRACKET": "'['", "RBRACKET": "']'", "COMMA": "','", "INT": "integer",
     "DURATION": "duration", "STRING": "string", "PATTERN": "pattern", "REGEX": "regex",
     "IP": "IP address", "TRUE": "'true'", "FALSE": "'false'", "IDENT": "identifier",
-    "VARIABLE": "variable",
+    "VARIABLE": "variable", "ARRAY": "array",
 }
 
 
@@ -187,7 +221,9 @@ _LOCK = threading.Lock()
 
 
 class _RawTokenLexer:
-    """Wraps a PLY lexer so every token keeps its source text (``raw``)."""
+    """Wraps a PLY lexer so every token keeps its source text (``raw``), and
+    stops the parse when the parser's stack grows past the limit (the
+    stack holds what is still open: ``((((``, ``!!!!``, ``a || (b || (``)."""
 
     def __init__(self, text: str, on_error: Any) -> None:
         self._lexer = new_lexer(text, on_error)
@@ -202,6 +238,12 @@ class _RawTokenLexer:
         tok = self._lexer.token()
         if tok is not None:
             tok.raw = self._text[tok.lexpos : self._lexer.lexpos]
+            if len(_PARSER.symstack) > limits.MAX_PARSE_STACK:
+                state = _STATE.current
+                state.diags.error(state.source, tok.lexpos,
+                                  f"expression nested too deeply (more than {limits.MAX_PARSE_STACK} open "
+                                  f"parentheses, brackets and operators; docs/secl.md \"Limits\")")
+                raise _Abort()
         return tok
 
 
@@ -213,6 +255,10 @@ _PARSER = yacc.yacc(
 
 def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
     """Parse ``source.text``; on error, report to ``diags`` and return None."""
+    if len(source.text) > limits.MAX_EXPRESSION_CHARS:
+        diags.error(source, 0, f"expression longer than {limits.MAX_EXPRESSION_CHARS // limits.MIB} MiB "
+                               f"(the limit; docs/secl.md \"Limits\"): use list macros or split the rule")
+        return None
     if not source.text.strip():
         diags.error(source, 0, "empty expression")
         return None
@@ -232,13 +278,10 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
             _STATE.current = None
     if len(diags) > count:  # lexical errors
         return None
-    if nesting_depth(result) > MAX_DEPTH:
-        diags.error(source, 0, f"expression nested too deeply (more than {MAX_DEPTH} levels)")
+    if nesting_depth(result) > limits.MAX_NESTING_DEPTH:
+        diags.error(source, 0, f"expression nested too deeply (more than {limits.MAX_NESTING_DEPTH} levels)")
         return None
     return result
-
-
-MAX_DEPTH = 100
 
 
 def nesting_depth(node: ast.Node) -> int:
@@ -249,10 +292,17 @@ def nesting_depth(node: ast.Node) -> int:
         n, depth = stack.pop()
         best = max(best, depth)
         for c in ast.children(n):
+            if isinstance(c, _LEAVES):
+                best = max(best, depth + 1)
+                continue
             same_chain = (isinstance(n, ast.Binary) and isinstance(c, ast.Binary)
                           and n.op in ast.LOGICAL_OPS and c.op == n.op)
             stack.append((c, depth if same_chain else depth + 1))
     return best
+
+
+_LEAVES = (ast.Ident, ast.Variable, ast.IntLit, ast.DurationLit, ast.BoolLit, ast.StringLit,
+           ast.PatternLit, ast.RegexLit, ast.IPLit)
 
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:

@@ -1,4 +1,4 @@
-"""YAML loading that keeps the line and column of every node.
+"""YAML loading that keeps the line and column of every node, within limits.
 
 :func:`load` returns a tree of :class:`YNode`. A string scalar can map each
 character of its *value* back to the file, through plain multi-line
@@ -7,20 +7,42 @@ folding, single and double quotes (escapes included) and block scalars
 exact character in the policy file. The mapping is checked against PyYAML's
 own value; when they disagree (an exotic form) positions fall back to the
 start of the scalar rather than being wrong.
+
+The tree is built from the parser's event stream with an explicit stack
+(no recursion): an alias is the very node its anchor names, shared, never
+copied, and the document's size with every alias expanded is counted as it
+is built, so an alias bomb ("billion laughs") is refused, with its
+position, after a bounded amount of work — wherever it sits, used or not.
+Nesting is bounded too (the YAML parsers slow down quadratically with
+depth, so the load stops at the first node past the limit). Limits:
+:mod:`codegen.limits`. libyaml parses when PyYAML has it (it does in the
+pinned wheels); the pure-Python parser otherwise, with the same results.
 """
 from __future__ import annotations
 
 import bisect
 import logging
+import os
+import stat
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from . import limits
 from .errors import Diagnostics, Source
 
 log = logging.getLogger(__name__)
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_C_LOADER = _LOADER is not yaml.SafeLoader
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_MAX_INT_CHARS = 40  # an 8-byte integer in any YAML spelling fits; longer ones are refused, not parsed
 
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
@@ -46,10 +68,26 @@ class YamlText:
         line = bisect.bisect_right(self._starts, index) - 1
         return line + 1, index - self._starts[line] + 1
 
+    def line(self, number: int) -> str:
+        return self.lines[number - 1].rstrip("\r") if 0 < number <= len(self.lines) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _ScalarSpan:
+    """Where a scalar's text is in the file, and how it is quoted."""
+
+    start: int
+    end: int
+    style: str | None
+
 
 @dataclass(eq=False)
 class YNode:
-    """A YAML node: ``value`` is a dict of str -> YNode, a list of YNode or a scalar."""
+    """A YAML node: ``value`` is a dict of str -> YNode, a list of YNode or a scalar.
+
+    Nodes reached through aliases are shared: the same object appears at
+    every place its anchor is used (with the anchor's position).
+    """
 
     value: Any
     line: int
@@ -57,8 +95,8 @@ class YNode:
     file: YamlText
     tag: str = ""
     keys: dict[str, YNode] = field(default_factory=dict)  # mapping key nodes
-    _node: Node | None = None
-    _index_map: list[int] | None = None
+    _span: _ScalarSpan | None = None
+    _index_map: Sequence[int] | None = None
 
     @property
     def is_mapping(self) -> bool:
@@ -76,7 +114,7 @@ class YNode:
         return self.value.get(key) if isinstance(self.value, dict) else None
 
     def plain(self) -> Any:
-        """The Python value, positions dropped."""
+        """The Python value, positions dropped (bounded: see the module docstring)."""
         if isinstance(self.value, dict):
             return {k: v.plain() for k, v in self.value.items()}
         if isinstance(self.value, list):
@@ -86,7 +124,7 @@ class YNode:
     def locate(self, offset: int) -> tuple[int, int]:
         """(line, col) in the file of character ``offset`` of a string value."""
         if self._index_map is None:
-            self._index_map = _index_map(self.file.text, self._node, str(self.value))
+            self._index_map = _index_map(self.file.text, self._span, str(self.value))
         if not self._index_map:
             return self.line, self.col
         offset = max(0, min(offset, len(self._index_map) - 1))
@@ -97,77 +135,245 @@ class YNode:
         return Source(str(self.value), self.file.path, self.file.lines, self.locate)
 
 
+# --- reading files -------------------------------------------------------------------
+
+def read_file(path: str | Path, diags: Diagnostics, what: str = "policy") -> str | None:
+    """The text of a policy (or test case) file, or None with an error.
+
+    Only regular files are read (not a FIFO or a device that never ends), at
+    most :data:`codegen.limits.MAX_POLICY_BYTES`; the bytes must be UTF-8,
+    and a byte that is not is reported at its own line and column.
+    """
+    name = str(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        diags.error_at(name, 1, 1, f"cannot read {what}: {exc.strerror or exc}")
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            diags.error_at(name, 1, 1, f"cannot read {what}: not a regular file")
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limits.MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        diags.error_at(name, 1, 1, f"cannot read {what}: {exc.strerror or exc}")
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > limits.MAX_POLICY_BYTES:
+        diags.error_at(name, 1, 1, f"{what} file larger than {limits.MAX_POLICY_BYTES // limits.MIB} MiB "
+                                   f"(the limit; docs/secl.md \"Limits\"): split it into several files")
+        return None
+    return decode(data, name, diags)
+
+
+def decode(data: bytes, name: str, diags: Diagnostics) -> str | None:
+    """``data`` as UTF-8 text; an invalid byte is an error at its line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        before = data[line_start : exc.start].decode("utf-8", "replace")
+        line_end = data.find(b"\n", exc.start)
+        shown = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", "replace")
+        bad = data[exc.start : exc.end]
+        diags.error_at(name, line, len(before) + 1,
+                       f"invalid UTF-8 byte 0x{bad[:1].hex()}: a policy is UTF-8 text",
+                       shown)
+        return None
+
+
+# --- loading ---------------------------------------------------------------------------
+
+class _Stop(Exception):
+    """A limit was reached or the document is malformed (already reported)."""
+
+
+@dataclass(eq=False)
+class _Frame:
+    """A mapping or sequence being built."""
+
+    node: YNode
+    anchor: str | None
+    size: int = 1
+    key: YNode | None = None  # mappings: the key waiting for its value
+
+
+class _Builder:
+    """YNodes from parser events (see the module docstring)."""
+
+    def __init__(self, loader: Any, ytext: YamlText, diags: Diagnostics) -> None:
+        self.loader = loader
+        self.ytext = ytext
+        self.diags = diags
+        self.anchors: dict[str, tuple[YNode, int]] = {}  # anchor -> (node, expanded size)
+        self.open_anchors: set[str] = set()
+        self.stack: list[_Frame] = []
+        self.total = 0
+        self.root: YNode | None = None
+
+    def error(self, line: int, col: int, message: str) -> None:
+        self.diags.error_at(self.ytext.path, line, col, message, self.ytext.line(line))
+
+    def fail(self, mark: Any, message: str) -> None:
+        self.error(mark.line + 1, mark.column + 1, message)
+        raise _Stop()
+
+    def run(self) -> YNode | None:
+        loader = self.loader
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # document start
+        while not loader.check_event(yaml.DocumentEndEvent):
+            self.event(loader.get_event())
+        loader.get_event()
+        if not loader.check_event(yaml.StreamEndEvent):
+            self.fail(loader.get_event().start_mark, "invalid YAML: expected a single document, found another one")
+        return self.root
+
+    def event(self, ev: Any) -> None:
+        if isinstance(ev, yaml.ScalarEvent):
+            self.anchor_check(ev)
+            node = self.scalar(ev)
+            self.add(node, 1 + len(ev.value), ev)
+        elif isinstance(ev, yaml.AliasEvent):
+            if ev.anchor in self.open_anchors:
+                self.fail(ev.start_mark, f"invalid YAML: alias '*{ev.anchor}' refers to a node that contains it")
+            found = self.anchors.get(ev.anchor)
+            if found is None:
+                self.fail(ev.start_mark, f"invalid YAML: unknown alias '*{ev.anchor}' (no '&{ev.anchor}' before it)")
+            assert found is not None
+            self.add(found[0], found[1], ev, alias=True)
+        elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            self.anchor_check(ev)
+            if len(self.stack) >= limits.MAX_YAML_DEPTH:
+                self.fail(ev.start_mark, f"YAML nested too deeply (more than {limits.MAX_YAML_DEPTH} levels)")
+            mapping = isinstance(ev, yaml.MappingStartEvent)
+            kind = MappingNode if mapping else SequenceNode
+            tag = ev.tag if ev.tag not in (None, "!") else self.loader.resolve(kind, None, ev.implicit)
+            node = YNode({} if mapping else [], ev.start_mark.line + 1, ev.start_mark.column + 1, self.ytext, tag)
+            self.stack.append(_Frame(node, ev.anchor))
+            if ev.anchor is not None:
+                self.open_anchors.add(ev.anchor)
+            self.grow(1, ev)
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = self.stack.pop()
+            if frame.anchor is not None:
+                self.open_anchors.discard(frame.anchor)
+                self.anchors[frame.anchor] = (frame.node, frame.size)
+            self.attach(frame.node, frame.size)
+
+    def anchor_check(self, ev: Any) -> None:
+        if ev.anchor is not None and (ev.anchor in self.anchors or ev.anchor in self.open_anchors):
+            self.fail(ev.start_mark, f"invalid YAML: anchor '&{ev.anchor}' defined twice")
+
+    def grow(self, size: int, ev: Any) -> None:
+        self.total += size
+        if self.total > limits.MAX_EXPANDED_YAML:
+            self.fail(ev.start_mark, f"YAML document too large once its aliases are expanded (more than "
+                                     f"{limits.MAX_EXPANDED_YAML:,} nodes and characters): an alias bomb?")
+
+    def add(self, node: YNode, size: int, ev: Any, alias: bool = False) -> None:
+        if not alias and ev.anchor is not None:
+            self.anchors[ev.anchor] = (node, size)
+        self.grow(size, ev)
+        self.attach(node, size)
+
+    def attach(self, node: YNode, size: int) -> None:
+        if not self.stack:
+            self.root = node
+            return
+        frame = self.stack[-1]
+        frame.size += size
+        parent = frame.node
+        if isinstance(parent.value, list):
+            parent.value.append(node)
+        elif frame.key is None:
+            frame.key = node
+        else:
+            key, frame.key = frame.key, None
+            if not isinstance(key.value, (str, int, float, bool)) or key.value is None:
+                self.error(key.line, key.col, "mapping keys must be scalars")
+            else:
+                name = str(key.value)
+                if name in parent.value:
+                    self.error(key.line, key.col, f"duplicate key '{name}'")
+                else:
+                    parent.value[name] = node
+                    parent.keys[name] = key
+
+    def scalar(self, ev: Any) -> YNode:
+        mark = ev.start_mark
+        span = _ScalarSpan(mark.index, ev.end_mark.index, ev.style or None)
+        tag = ev.tag if ev.tag not in (None, "!") else self.loader.resolve(ScalarNode, ev.value, ev.implicit)
+        value: Any = ev.value
+        if tag != _STR_TAG:
+            if tag == _INT_TAG and len(value) > _MAX_INT_CHARS:
+                self.fail(mark, f"integer with more than {_MAX_INT_CHARS} characters")
+            node = ScalarNode(tag, value, mark, ev.end_mark, ev.style)
+            try:
+                value = self.loader.construct_object(node, deep=True)
+            except (ValueError, OverflowError) as exc:  # 2001-02-30, !!float x...
+                self.fail(mark, f"invalid YAML value {ev.value[:40]!r} for {tag.rsplit(':', 1)[-1]}: {exc}")
+            if not isinstance(value, (str, int, float, bool)) and value is not None:
+                value = str(ev.value)  # dates, binary...: keep the text
+        return YNode(value, mark.line + 1, mark.column + 1, self.ytext, tag, _span=span)
+
+
 def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
     """Parse one YAML document; problems go to ``diags`` (None on error)."""
     ytext = YamlText(text, path)
-    loader: yaml.SafeLoader | None = None
+    loader: Any = None
     try:
-        loader = yaml.SafeLoader(text)
-        root = loader.get_single_node()
-        if root is None:
-            return None
-        return _convert(loader, root, ytext, diags)
+        loader = _LOADER(text)
+        root = _Builder(loader, ytext, diags).run()
+    except _Stop:
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
-        diags.error_at(path, line, col, f"invalid YAML: {message}", _line(ytext, line))
+        diags.error_at(path, line, col, f"invalid YAML: {message}", ytext.line(line))
         return None
     except yaml.reader.ReaderError as exc:
-        line, col = ytext.position(exc.position)
-        diags.error_at(path, line, col, f"invalid YAML: character {exc.character:#x} is not allowed",
-                       _line(ytext, line))
+        index = exc.position
+        if _C_LOADER:  # libyaml counts bytes here (characters everywhere else)
+            index = len(text.encode("utf-8", "surrogatepass")[:index].decode("utf-8", "replace"))
+        line, col = ytext.position(index)
+        char = exc.character
+        code = ord(char) if isinstance(char, str) else int(char)
+        diags.error_at(path, line, col, f"invalid YAML: character U+{code:04X} is not allowed",
+                       ytext.line(line))
         return None
     except yaml.YAMLError as exc:
         diags.error_at(path, 1, 1, f"invalid YAML: {exc}")
         return None
-    except RecursionError:
-        diags.error_at(path, 1, 1, "invalid YAML: nested too deeply")
+    except UnicodeError as exc:  # text that is not encodable (lone surrogates), given by a caller
+        diags.error_at(path, 1, 1, f"invalid YAML: {exc}")
         return None
     finally:
         if loader is not None:
             loader.dispose()
-
-
-def _line(ytext: YamlText, line: int) -> str:
-    return ytext.lines[line - 1] if 0 < line <= len(ytext.lines) else ""
-
-
-def _convert(loader: yaml.SafeLoader, node: Node, ytext: YamlText, diags: Diagnostics) -> YNode:
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
-    if isinstance(node, MappingNode):
-        values: dict[str, YNode] = {}
-        keys: dict[str, YNode] = {}
-        for key_node, value_node in node.value:
-            key = _convert(loader, key_node, ytext, diags)
-            if not isinstance(key.value, (str, int, float, bool)) or key.value is None:
-                diags.error_at(ytext.path, key.line, key.col, "mapping keys must be scalars", _line(ytext, key.line))
-                continue
-            name = str(key.value)
-            if name in values:
-                diags.error_at(ytext.path, key.line, key.col, f"duplicate key '{name}'", _line(ytext, key.line))
-                continue
-            values[name] = _convert(loader, value_node, ytext, diags)
-            keys[name] = key
-        return YNode(values, line, col, ytext, node.tag, keys, node)
-    if isinstance(node, SequenceNode):
-        items = [_convert(loader, item, ytext, diags) for item in node.value]
-        return YNode(items, line, col, ytext, node.tag, _node=node)
-    value = loader.construct_object(node, deep=True)
-    if not isinstance(value, (str, int, float, bool)) and value is not None:
-        value = str(node.value)  # dates, binary...: keep the text
-    return YNode(value, line, col, ytext, node.tag, _node=node)
+    return root
 
 
 # --- value index -> file index ------------------------------------------------
 
-def _index_map(text: str, node: Node | None, value: str) -> list[int]:
+def _index_map(text: str, span: _ScalarSpan | None, value: str) -> Sequence[int]:
     """File character index of each value character, plus one past the end."""
-    if not isinstance(node, ScalarNode):
-        return []
-    start, end = node.start_mark.index, node.end_mark.index
+    if span is None:
+        return ()
+    start, end, style = span.start, span.end, span.style
     raw = text[start:end]
-    style = node.style
+    if style in (None, "'", '"'):
+        body, base = (raw[1:-1], start + 1) if style else (raw, start)
+        special = "\n\\" if style == '"' else "\n'" if style == "'" else "\n"
+        if body == value and not any(c in body for c in special):
+            return range(base, base + len(value) + 1)  # one line, no escapes: the identity
     try:
         if style in ("|", ">"):
             got, idx = _block(raw, start)
@@ -178,10 +384,11 @@ def _index_map(text: str, node: Node | None, value: str) -> list[int]:
     if got != value:
         pos = raw.find(value) if value else -1
         if pos >= 0:
-            return list(range(start + pos, start + pos + len(value) + 1))
-        log.debug("position map mismatch for %r (%r)", value, got)
-        return [start]
-    return idx + [idx[-1] + 1 if idx else start]
+            return range(start + pos, start + pos + len(value) + 1)
+        log.debug("position map mismatch for %r (%r)", value[:80], got[:80])
+        return (start,)
+    idx.append(idx[-1] + 1 if idx else start)
+    return array("q", idx)
 
 
 def _flow(raw: str, base: int, style: str | None) -> tuple[str, list[int]]:
