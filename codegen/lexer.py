@@ -144,7 +144,13 @@ def t_ARRAY(t: lex.LexToken) -> lex.LexToken:
     append = items.append
     base = t.lexpos
     lexer = t.lexer
+    left = lexer.items_left
     for m in _ITEM.finditer(t.value):
+        if left == 0:
+            lexer.on_error(base + m.start(), f"the policy's lists hold more than {limits.MAX_LIST_ITEMS:,} elements "
+                                             f"in all (docs/secl.md \"Limits\")")
+            break
+        left -= 1
         quote, body, number = m.groups()
         start, end = base + m.start(), base + m.end()
         if number is not None:
@@ -152,9 +158,7 @@ def t_ARRAY(t: lex.LexToken) -> lex.LexToken:
         else:
             value = _quoted(lexer, body, start + len(quote), start, quote == 'r"')
             append((_QUOTED_KINDS[quote], value, start, end))
-    if len(items) > limits.MAX_LIST_ITEMS:
-        lexer.on_error(items[limits.MAX_LIST_ITEMS][2], f"array with more than {limits.MAX_LIST_ITEMS:,} "
-                                                          f"elements (docs/secl.md \"Limits\")")
+    lexer.items_left = left
     t.value = items
     return t
 
@@ -266,10 +270,13 @@ def t_error(t: lex.LexToken) -> None:
 _BASE = lex.lex(optimize=False, debug=False, reflags=0)
 
 
-def new_lexer(text: str, on_error: ErrorCallback) -> lex.Lexer:
-    """A fresh lexer over ``text`` reporting to ``on_error``."""
+def new_lexer(text: str, on_error: ErrorCallback, items_left: int = limits.MAX_LIST_ITEMS) -> lex.Lexer:
+    """A fresh lexer over ``text`` reporting to ``on_error``; ``items_left``:
+    how many more list elements the load may hold (``lexer.items_left``
+    is what remains after each token)."""
     lexer = _BASE.clone()
     lexer.on_error = on_error
+    lexer.items_left = items_left
     lexer.input(text)
     return lexer
 

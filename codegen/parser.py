@@ -164,10 +164,11 @@ def p_elements(p: Any) -> None:
         p[0] = [p[1]]
         return
     items = p[1]
-    if len(items) == limits.MAX_LIST_ITEMS:
-        state = _STATE.current
-        state.diags.error(state.source, p[3].span.start,
-                          f"array with more than {limits.MAX_LIST_ITEMS:,} elements (docs/secl.md \"Limits\")")
+    state = _STATE.current
+    state.budget.items -= 1
+    if state.budget.items < 0:
+        state.diags.error(state.source, p[3].span.start, f"the policy's lists hold more than "
+                                                         f"{limits.MAX_LIST_ITEMS:,} elements in all (docs/secl.md \"Limits\")")
         raise _Abort()
     items.append(p[3])  # in place: linear time
     p[0] = items
@@ -208,12 +209,13 @@ class _State(threading.local):
 
 
 class _ParseState:
-    __slots__ = ("source", "diags", "count")
+    __slots__ = ("source", "diags", "count", "budget")
 
-    def __init__(self, source: Source, diags: Diagnostics) -> None:
+    def __init__(self, source: Source, diags: Diagnostics, budget: limits.Budget) -> None:
         self.source = source
         self.diags = diags
         self.count = len(diags)
+        self.budget = budget
 
 
 _STATE = _State()
@@ -225,9 +227,10 @@ class _RawTokenLexer:
     stops the parse when the parser's stack grows past the limit (the
     stack holds what is still open: ``((((``, ``!!!!``, ``a || (b || (``)."""
 
-    def __init__(self, text: str, on_error: Any) -> None:
-        self._lexer = new_lexer(text, on_error)
+    def __init__(self, text: str, on_error: Any, budget: limits.Budget) -> None:
+        self._lexer = new_lexer(text, on_error, budget.items)
         self._text = text
+        self._budget = budget
         self.lineno = 1
         self.lexpos = 0
 
@@ -235,9 +238,20 @@ class _RawTokenLexer:
         self._lexer.input(text)
 
     def token(self) -> Any:
-        tok = self._lexer.token()
+        lexer, budget = self._lexer, self._budget
+        lexer.items_left = max(budget.items, 0)  # the grammar's lists (p_elements) spend it too
+        tok = lexer.token()
+        budget.items = lexer.items_left
         if tok is not None:
             tok.raw = self._text[tok.lexpos : self._lexer.lexpos]
+            budget.tokens -= 1
+            if budget.tokens < 0:
+                state = _STATE.current
+                if budget.report():
+                    state.diags.error(state.source, tok.lexpos,
+                                      f"the policy's expressions hold more than {limits.MAX_TOKENS:,} tokens in all "
+                                      f"(docs/secl.md \"Limits\"): use list macros or split the policy")
+                raise _Abort()
             if len(_PARSER.symstack) > limits.MAX_PARSE_STACK:
                 state = _STATE.current
                 state.diags.error(state.source, tok.lexpos,
@@ -253,8 +267,9 @@ _PARSER = yacc.yacc(
 )
 
 
-def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
-    """Parse ``source.text``; on error, report to ``diags`` and return None."""
+def parse(source: Source, diags: Diagnostics, budget: limits.Budget | None = None) -> ast.Node | None:
+    """Parse ``source.text``; on error, report to ``diags`` and return None.
+    ``budget``: the load's (its tokens are spent here); a fresh one by default."""
     if len(source.text) > limits.MAX_EXPRESSION_CHARS:
         diags.error(source, 0, f"expression longer than {limits.MAX_EXPRESSION_CHARS // limits.MIB} MiB "
                                f"(the limit; docs/secl.md \"Limits\"): use list macros or split the rule")
@@ -267,9 +282,10 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
     def on_error(offset: int, message: str) -> None:
         diags.error(source, offset, message)
 
-    lexer = _RawTokenLexer(source.text, on_error)
+    budget = budget if budget is not None else limits.Budget()
+    lexer = _RawTokenLexer(source.text, on_error, budget)
     with _LOCK:
-        _STATE.current = _ParseState(source, diags)
+        _STATE.current = _ParseState(source, diags, budget)
         try:
             result = _PARSER.parse(lexer=lexer, tracking=False)
         except _Abort:

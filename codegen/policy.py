@@ -29,7 +29,7 @@ from .ir import Kind, Type
 from .parser import parse
 from .pybackend import compile_expr
 from agent.evaluator.ruleset import Fn, Rule, Ruleset
-from .semantics import Analysis, Budget, Scope, analyze
+from .semantics import Analysis, Scope, analyze
 from .yamlpos import YNode, load, read_file
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ class _Compiler:
         self.registry = registry
         self.results: dict[str, Analysis | None] = {}
         self.active: list[str] = []
-        self.budget = Budget()
+        self.budget = limits.Budget()
         self.scope = Scope({name: self.macro for name in macros}, variables, self.budget)
 
     def macro(self, name: str) -> Analysis | None:
@@ -379,7 +379,7 @@ class _Compiler:
             return self._values(m)
         assert m.expression is not None
         source = m.expression.source()
-        node = parse(source, self.diags)
+        node = parse(source, self.diags, self.budget)
         if node is None:
             return None
         return analyze(node, source, self.diags, registry=self.registry, scope=self.scope,
@@ -391,11 +391,14 @@ class _Compiler:
         kind: Kind | None = None
         kinds = {bool: Kind.BOOL, int: Kind.INT, str: Kind.STR}
         items = m.values or []
-        if len(items) > limits.MAX_LIST_ITEMS:
-            report.error(items[limits.MAX_LIST_ITEMS], f"list macro '{m.id}' has more than {limits.MAX_LIST_ITEMS:,} "
-                                                       f"values (docs/secl.md \"Limits\")")
+        if len(items) > self.budget.items:
+            at = items[max(self.budget.items, 0)]
+            self.budget.items = -1
+            report.error(at, f"the policy's lists hold more than {limits.MAX_LIST_ITEMS:,} elements in all "
+                             f"(docs/secl.md \"Limits\"); list macro '{m.id}' is past it")
             return None
-        self.budget.remaining -= len(items)  # charged again at each use, like any expression
+        self.budget.items -= len(items)
+        self.budget.nodes -= len(items)  # charged again at each use, like any expression
         for v in items:
             k = kinds.get(type(v.value))
             if k is None:
@@ -415,7 +418,7 @@ class _Compiler:
     def expression(self, node: YNode, require_event_type: bool = True,
                    registry: Registry | None = None) -> tuple[Any, Analysis, Fn] | None:
         source = node.source()
-        tree = parse(source, self.diags)
+        tree = parse(source, self.diags, self.budget)
         if tree is None:
             return None
         scope = self.scope if registry is None else Scope(budget=self.budget)
@@ -535,7 +538,7 @@ def compile_expression(text: str, *, policies: Sequence[str | Path] = (), name: 
     diags.extend(replace(d, severity=Severity.WARNING) for d in pol_diags)
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), pol_diags))
     source = Source(text, name)
-    tree = parse(source, diags)
+    tree = parse(source, diags, compiler.budget)
     if tree is None:
         return None, diags
     analysis = analyze(tree, source, diags, registry=registry, scope=compiler.scope,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from . import ast, ir, limits, ops
 from .eventtypes import produced
+from .limits import Budget
 from .constants import lookup as lookup_constant
 from .errors import Diagnostics, Source, Span
 from .fields import ITER, REGISTRY, Field, FieldType, Registry
@@ -49,16 +50,6 @@ class Analysis:
 MacroProvider = Callable[[str], "Analysis | None"]
 
 
-class Budget:
-    """What the expressions of one load may still cost, macros expanded
-    (:data:`codegen.limits.MAX_EXPANDED_NODES`). Shared by every expression
-    of a load: a macro analysed once is charged again at each use."""
-
-    def __init__(self, total: int = limits.MAX_EXPANDED_NODES) -> None:
-        self.total = total
-        self.remaining = total
-
-
 class Scope:
     """What names mean besides fields and constants: macros and user variables."""
 
@@ -76,12 +67,21 @@ class _OverBudget(Exception):
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 
 
+_PREFIXES: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+
 def _iterator_prefixes(registry: Registry) -> frozenset[str]:
+    """Names ``[_]`` may follow (computed once per registry: every expression needs them)."""
+    cached = _PREFIXES.get(id(registry))
+    if cached is not None and cached[0] is registry:
+        return cached[1]
     out = set()
     for f in registry.fields.values():
         if f.iterator:
             out.add(".".join(f.name.split(".")[: f.path.index(ITER)]))
-    return frozenset(out)
+    prefixes = frozenset(out)
+    _PREFIXES[id(registry)] = (registry, prefixes)
+    return prefixes
 
 
 class Analyzer:
@@ -107,10 +107,12 @@ class Analyzer:
         """Count ``cost`` nodes against the load's budget; stop the analysis past it."""
         self.size += cost
         budget = self.scope.budget
-        budget.remaining -= cost
-        if budget.remaining < 0:
-            self.error(offset, f"the policy's expressions are too large once macros are expanded (more than "
-                               f"{budget.total:,} nodes in all; docs/secl.md \"Limits\"): a macro used too often?")
+        budget.nodes -= cost
+        if budget.nodes < 0:
+            if budget.report():
+                self.error(offset, f"the policy's expressions are too large once macros are expanded (more than "
+                                   f"{limits.MAX_EXPANDED_NODES:,} nodes in all; docs/secl.md \"Limits\"): "
+                                   f"a macro used too often?")
             raise _OverBudget()
 
     # -- dispatch -------------------------------------------------------------
@@ -197,6 +199,8 @@ class Analyzer:
         name = node.name
         if name in self.scope.macros:
             result = self.scope.macros[name](name)
+            if result is None and self.scope.budget.exhausted:
+                raise _OverBudget()
             if result is None:
                 self.error(node.span.start, f"macro '{name}' is invalid (see its errors)")
                 return None

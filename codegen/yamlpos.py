@@ -10,9 +10,10 @@ start of the scalar rather than being wrong.
 
 The tree is built from the parser's event stream with an explicit stack
 (no recursion): an alias is the very node its anchor names, shared, never
-copied, and the document's size with every alias expanded is counted as it
-is built, so an alias bomb ("billion laughs") is refused, with its
-position, after a bounded amount of work — wherever it sits, used or not.
+copied, and the document's node count with every alias expanded is
+counted as it is built, so an alias bomb ("billion laughs") is refused,
+with its position, after a bounded amount of work — wherever it sits, used
+or not.
 Nesting is bounded too (the YAML parsers slow down quadratically with
 depth, so the load stops at the first node past the limit). Limits:
 :mod:`codegen.limits`. libyaml parses when PyYAML has it (it does in the
@@ -25,9 +26,10 @@ import logging
 import os
 import stat
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -72,16 +74,10 @@ class YamlText:
         return self.lines[number - 1].rstrip("\r") if 0 < number <= len(self.lines) else ""
 
 
-@dataclass(frozen=True, slots=True)
-class _ScalarSpan:
-    """Where a scalar's text is in the file, and how it is quoted."""
-
-    start: int
-    end: int
-    style: str | None
+_NO_KEYS: Mapping[str, YNode] = MappingProxyType({})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class YNode:
     """A YAML node: ``value`` is a dict of str -> YNode, a list of YNode or a scalar.
 
@@ -94,8 +90,10 @@ class YNode:
     col: int
     file: YamlText
     tag: str = ""
-    keys: dict[str, YNode] = field(default_factory=dict)  # mapping key nodes
-    _span: _ScalarSpan | None = None
+    keys: Mapping[str, YNode] = field(default_factory=lambda: _NO_KEYS)  # mappings: each key's node
+    start: int = -1                       # scalars: where the text is in the file (-1: not a scalar)
+    end: int = -1
+    style: str | None = None              # scalars: None (plain), "'", '"', "|" or ">"
     _index_map: Sequence[int] | None = None
 
     @property
@@ -124,7 +122,7 @@ class YNode:
     def locate(self, offset: int) -> tuple[int, int]:
         """(line, col) in the file of character ``offset`` of a string value."""
         if self._index_map is None:
-            self._index_map = _index_map(self.file.text, self._span, str(self.value))
+            self._index_map = _index_map(self.file.text, self, str(self.value))
         if not self._index_map:
             return self.line, self.col
         offset = max(0, min(offset, len(self._index_map) - 1))
@@ -192,14 +190,15 @@ class _Stop(Exception):
     """A limit was reached or the document is malformed (already reported)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Frame:
     """A mapping or sequence being built."""
 
     node: YNode
     anchor: str | None
+    keys: dict[str, YNode] | None  # mappings: the node's key nodes, written here
     size: int = 1
-    key: YNode | None = None  # mappings: the key waiting for its value
+    key: YNode | None = None       # mappings: the key waiting for its value
 
 
 class _Builder:
@@ -214,6 +213,9 @@ class _Builder:
         self.stack: list[_Frame] = []
         self.total = 0
         self.root: YNode | None = None
+        self.resolvers: dict[str | None, list[tuple[str, Any]]] = loader.yaml_implicit_resolvers
+        self.wildcards = self.resolvers.get(None, [])
+        assert not loader.yaml_path_resolvers, "path resolvers are not supported"
 
     def error(self, line: int, col: int, message: str) -> None:
         self.diags.error_at(self.ytext.path, line, col, message, self.ytext.line(line))
@@ -228,60 +230,100 @@ class _Builder:
         if loader.check_event(yaml.StreamEndEvent):
             return None
         loader.get_event()  # document start
-        while not loader.check_event(yaml.DocumentEndEvent):
-            self.event(loader.get_event())
-        loader.get_event()
+        get, peek = loader.get_event, loader.peek_event
+        scalar, alias, start, end = self.scalar, self.alias, self.start, self.end
+        handlers = {
+            yaml.ScalarEvent: scalar, yaml.AliasEvent: alias,
+            yaml.MappingStartEvent: start, yaml.SequenceStartEvent: start,
+            yaml.MappingEndEvent: end, yaml.SequenceEndEvent: end,
+        }
+        while type(peek()) is not yaml.DocumentEndEvent:
+            ev = get()
+            handlers[type(ev)](ev)
+        get()
         if not loader.check_event(yaml.StreamEndEvent):
-            self.fail(loader.get_event().start_mark, "invalid YAML: expected a single document, found another one")
+            self.fail(get().start_mark, "invalid YAML: expected a single document, found another one")
         return self.root
 
-    def event(self, ev: Any) -> None:
-        if isinstance(ev, yaml.ScalarEvent):
+    def scalar(self, ev: Any) -> None:
+        if ev.anchor is not None:
             self.anchor_check(ev)
-            node = self.scalar(ev)
-            self.add(node, 1 + len(ev.value), ev)
-        elif isinstance(ev, yaml.AliasEvent):
-            if ev.anchor in self.open_anchors:
-                self.fail(ev.start_mark, f"invalid YAML: alias '*{ev.anchor}' refers to a node that contains it")
-            found = self.anchors.get(ev.anchor)
-            if found is None:
-                self.fail(ev.start_mark, f"invalid YAML: unknown alias '*{ev.anchor}' (no '&{ev.anchor}' before it)")
-            assert found is not None
-            self.add(found[0], found[1], ev, alias=True)
-        elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+        mark = ev.start_mark
+        value: Any = ev.value
+        tag = ev.tag
+        if tag is None or tag == "!":
+            plain, _quoted = ev.implicit
+            tag = _STR_TAG
+            if plain:  # what Resolver.resolve does, without its generality (this runs per scalar)
+                for candidate, regexp in self.resolvers.get(value[0] if value else "", []) + self.wildcards:
+                    if regexp.match(value):
+                        tag = candidate
+                        break
+        if tag != _STR_TAG:
+            value = self.construct(ev, tag)
+        node = YNode(value, mark.line + 1, mark.column + 1, self.ytext, tag, _NO_KEYS,
+                     mark.index, ev.end_mark.index, ev.style or None)
+        if ev.anchor is not None:
+            self.anchors[ev.anchor] = (node, 1)
+        self.grow(1, ev)
+        self.attach(node, 1)
+
+    def construct(self, ev: Any, tag: str) -> Any:
+        mark = ev.start_mark
+        if tag == _INT_TAG and len(ev.value) > _MAX_INT_CHARS:
+            self.fail(mark, f"integer with more than {_MAX_INT_CHARS} characters")
+        node = ScalarNode(tag, ev.value, mark, ev.end_mark, ev.style)
+        constructor = self.loader.yaml_constructors.get(tag)
+        try:  # scalars have no children: the constructor directly (construct_object for unknown tags: its error)
+            value = constructor(self.loader, node) if constructor is not None else self.loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:  # 2001-02-30, !!float x...
+            self.fail(mark, f"invalid YAML value {ev.value[:40]!r} for {tag.rsplit(':', 1)[-1]}: {exc}")
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = str(ev.value)  # dates, binary...: keep the text
+        return value
+
+    def alias(self, ev: Any) -> None:
+        if ev.anchor in self.open_anchors:
+            self.fail(ev.start_mark, f"invalid YAML: alias '*{ev.anchor}' refers to a node that contains it")
+        found = self.anchors.get(ev.anchor)
+        if found is None:
+            self.fail(ev.start_mark, f"invalid YAML: unknown alias '*{ev.anchor}' (no '&{ev.anchor}' before it)")
+        assert found is not None
+        self.grow(found[1], ev)
+        self.attach(*found)
+
+    def start(self, ev: Any) -> None:
+        if ev.anchor is not None:
             self.anchor_check(ev)
-            if len(self.stack) >= limits.MAX_YAML_DEPTH:
-                self.fail(ev.start_mark, f"YAML nested too deeply (more than {limits.MAX_YAML_DEPTH} levels)")
-            mapping = isinstance(ev, yaml.MappingStartEvent)
-            kind = MappingNode if mapping else SequenceNode
-            tag = ev.tag if ev.tag not in (None, "!") else self.loader.resolve(kind, None, ev.implicit)
-            node = YNode({} if mapping else [], ev.start_mark.line + 1, ev.start_mark.column + 1, self.ytext, tag)
-            self.stack.append(_Frame(node, ev.anchor))
-            if ev.anchor is not None:
-                self.open_anchors.add(ev.anchor)
-            self.grow(1, ev)
-        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            frame = self.stack.pop()
-            if frame.anchor is not None:
-                self.open_anchors.discard(frame.anchor)
-                self.anchors[frame.anchor] = (frame.node, frame.size)
-            self.attach(frame.node, frame.size)
+        if len(self.stack) >= limits.MAX_YAML_DEPTH:
+            self.fail(ev.start_mark, f"YAML nested too deeply (more than {limits.MAX_YAML_DEPTH} levels)")
+        mapping = type(ev) is yaml.MappingStartEvent
+        tag = ev.tag if ev.tag not in (None, "!") else self.loader.resolve(
+            MappingNode if mapping else SequenceNode, None, ev.implicit)
+        keys: dict[str, YNode] | None = {} if mapping else None
+        node = YNode({} if mapping else [], ev.start_mark.line + 1, ev.start_mark.column + 1, self.ytext, tag,
+                     keys if keys is not None else _NO_KEYS)
+        self.stack.append(_Frame(node, ev.anchor, keys))
+        if ev.anchor is not None:
+            self.open_anchors.add(ev.anchor)
+        self.grow(1, ev)
+
+    def end(self, ev: Any) -> None:
+        frame = self.stack.pop()
+        if frame.anchor is not None:
+            self.open_anchors.discard(frame.anchor)
+            self.anchors[frame.anchor] = (frame.node, frame.size)
+        self.attach(frame.node, frame.size)
 
     def anchor_check(self, ev: Any) -> None:
-        if ev.anchor is not None and (ev.anchor in self.anchors or ev.anchor in self.open_anchors):
+        if ev.anchor in self.anchors or ev.anchor in self.open_anchors:
             self.fail(ev.start_mark, f"invalid YAML: anchor '&{ev.anchor}' defined twice")
 
     def grow(self, size: int, ev: Any) -> None:
         self.total += size
-        if self.total > limits.MAX_EXPANDED_YAML:
-            self.fail(ev.start_mark, f"YAML document too large once its aliases are expanded (more than "
-                                     f"{limits.MAX_EXPANDED_YAML:,} nodes and characters): an alias bomb?")
-
-    def add(self, node: YNode, size: int, ev: Any, alias: bool = False) -> None:
-        if not alias and ev.anchor is not None:
-            self.anchors[ev.anchor] = (node, size)
-        self.grow(size, ev)
-        self.attach(node, size)
+        if self.total > limits.MAX_YAML_NODES:
+            self.fail(ev.start_mark, f"YAML document too large: more than {limits.MAX_YAML_NODES:,} nodes, "
+                                     f"counting each alias as the nodes it stands for (an alias bomb?)")
 
     def attach(self, node: YNode, size: int) -> None:
         if not self.stack:
@@ -289,9 +331,9 @@ class _Builder:
             return
         frame = self.stack[-1]
         frame.size += size
-        parent = frame.node
-        if isinstance(parent.value, list):
-            parent.value.append(node)
+        value = frame.node.value
+        if frame.keys is None:
+            value.append(node)
         elif frame.key is None:
             frame.key = node
         else:
@@ -300,28 +342,11 @@ class _Builder:
                 self.error(key.line, key.col, "mapping keys must be scalars")
             else:
                 name = str(key.value)
-                if name in parent.value:
+                if name in value:
                     self.error(key.line, key.col, f"duplicate key '{name}'")
                 else:
-                    parent.value[name] = node
-                    parent.keys[name] = key
-
-    def scalar(self, ev: Any) -> YNode:
-        mark = ev.start_mark
-        span = _ScalarSpan(mark.index, ev.end_mark.index, ev.style or None)
-        tag = ev.tag if ev.tag not in (None, "!") else self.loader.resolve(ScalarNode, ev.value, ev.implicit)
-        value: Any = ev.value
-        if tag != _STR_TAG:
-            if tag == _INT_TAG and len(value) > _MAX_INT_CHARS:
-                self.fail(mark, f"integer with more than {_MAX_INT_CHARS} characters")
-            node = ScalarNode(tag, value, mark, ev.end_mark, ev.style)
-            try:
-                value = self.loader.construct_object(node, deep=True)
-            except (ValueError, OverflowError) as exc:  # 2001-02-30, !!float x...
-                self.fail(mark, f"invalid YAML value {ev.value[:40]!r} for {tag.rsplit(':', 1)[-1]}: {exc}")
-            if not isinstance(value, (str, int, float, bool)) and value is not None:
-                value = str(ev.value)  # dates, binary...: keep the text
-        return YNode(value, mark.line + 1, mark.column + 1, self.ytext, tag, _span=span)
+                    value[name] = node
+                    frame.keys[name] = key
 
 
 def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
@@ -363,11 +388,11 @@ def load(text: str, path: str, diags: Diagnostics) -> YNode | None:
 
 # --- value index -> file index ------------------------------------------------
 
-def _index_map(text: str, span: _ScalarSpan | None, value: str) -> Sequence[int]:
+def _index_map(text: str, node: YNode, value: str) -> Sequence[int]:
     """File character index of each value character, plus one past the end."""
-    if span is None:
+    if node.start < 0:
         return ()
-    start, end, style = span.start, span.end, span.style
+    start, end, style = node.start, node.end, node.style
     raw = text[start:end]
     if style in (None, "'", '"'):
         body, base = (raw[1:-1], start + 1) if style else (raw, start)
@@ -380,7 +405,7 @@ def _index_map(text: str, span: _ScalarSpan | None, value: str) -> Sequence[int]
         else:
             got, idx = _flow(raw, start, style)
     except (IndexError, ValueError):
-        got, idx = "", []
+        got, idx = "", array("q")
     if got != value:
         pos = raw.find(value) if value else -1
         if pos >= 0:
@@ -388,10 +413,13 @@ def _index_map(text: str, span: _ScalarSpan | None, value: str) -> Sequence[int]
         log.debug("position map mismatch for %r (%r)", value[:80], got[:80])
         return (start,)
     idx.append(idx[-1] + 1 if idx else start)
-    return array("q", idx)
+    return idx
 
 
-def _flow(raw: str, base: int, style: str | None) -> tuple[str, list[int]]:
+# Positions are kept as 8-byte integers (array "q"), text per line, not per
+# character: mapping a 4 MiB expression costs tens of megabytes, not hundreds.
+
+def _flow(raw: str, base: int, style: str | None) -> tuple[str, array[int]]:
     """Plain, single- or double-quoted scalar (with line folding)."""
     if style in ("'", '"'):
         raw, base = raw[1:-1], base + 1
@@ -401,7 +429,7 @@ def _flow(raw: str, base: int, style: str | None) -> tuple[str, list[int]]:
         lines.append((base + pos, piece))
         pos += len(piece) + 1
     out: list[str] = []
-    idx: list[int] = []
+    idx: array[int] = array("q")
     escaped_break = False
     empties = 0
     last = len(lines) - 1
@@ -439,7 +467,11 @@ def _ends_with_escape(body: str) -> bool:
     return run % 2 == 1
 
 
-def _emit(body: str, at: int, style: str | None, out: list[str], idx: list[int]) -> None:
+def _emit(body: str, at: int, style: str | None, out: list[str], idx: array[int]) -> None:
+    if (style == "'" and "'" not in body) or (style == '"' and "\\" not in body) or style not in ("'", '"'):
+        out.append(body)  # nothing to decode on this line
+        idx.extend(range(at, at + len(body)))
+        return
     i = 0
     while i < len(body):
         c = body[i]
@@ -464,7 +496,7 @@ def _emit(body: str, at: int, style: str | None, out: list[str], idx: list[int])
             i += 1
 
 
-def _block(raw: str, base: int) -> tuple[str, list[int]]:
+def _block(raw: str, base: int) -> tuple[str, array[int]]:
     """Literal (``|``) or folded (``>``) block scalar."""
     header_end = raw.index("\n")
     header = raw[:header_end].split("#", 1)[0].strip()
@@ -489,7 +521,7 @@ def _block(raw: str, base: int) -> tuple[str, list[int]]:
     while content and content[-1] is None:
         content.pop()
     out: list[str] = []
-    idx: list[int] = []
+    idx: array[int] = array("q")
     prev: tuple[int, str] | None = None
     empties = 0
     for item in content:
@@ -514,7 +546,7 @@ def _block(raw: str, base: int) -> tuple[str, list[int]]:
             out.append("\n" * empties)
             idx.extend([at] * empties)
         empties = 0
-        out.extend(body)
+        out.append(body)
         idx.extend(range(at, at + len(body)))
         prev = item
     if prev is not None and chomp != "-":
