@@ -153,8 +153,10 @@ def _literal(item: ArrayItem) -> ast.Node:
     if kind == "INT":
         assert isinstance(value, int)
         return ast.IntLit(value, Span(start, end))
-    text, offsets = value  # type: ignore[misc]
-    return _LITERALS[kind](text, offsets, Span(start, end))  # type: ignore[no-any-return]
+    assert isinstance(value, tuple)
+    text, offsets = value
+    node: ast.Node = _LITERALS[kind](text, offsets, Span(start, end))
+    return node
 
 
 def p_elements(p: Any) -> None:
