@@ -79,6 +79,11 @@ were left out (a broken generated policy must not print a million lines)."""
 MAX_SOURCE_LINE_CHARS = 240
 """Characters of a source line shown under a diagnostic (around the caret)."""
 
+KERNEL_BASENAME_APPROVERS = 4096
+"""File name keys the kernel's ``basename_approvers`` map holds (its
+``max_entries`` in ebpf/include/filters.h; tests/codegen/test_hostile_kernel_maps.py
+checks the compiled object agrees). TODO(lead): one definition, in the header."""
+
 # --- numbers ---------------------------------------------------------------------
 MAX_DURATION_NS = 100 * 365 * 24 * 3600 * 1_000_000_000
 """Longest duration, in a SECL literal (``5s``) or a policy key (``every``,
@@ -185,4 +190,5 @@ def describe() -> list[tuple[str, str]]:
         ("rules", f"{MAX_RULES:,}"),
         ("macros", f"{MAX_MACROS:,}"),
         ("durations", "100 years"),
+        ("file names approved in the kernel", f"{KERNEL_BASENAME_APPROVERS:,}"),
     ]

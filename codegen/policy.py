@@ -26,6 +26,7 @@ from agent.evaluator.event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
 from .ir import Kind, Type
+from .kernel_limits import check_kernel_maps
 from .parser import parse
 from .pybackend import compile_expr
 from agent.evaluator.ruleset import Fn, Rule, Ruleset
@@ -472,16 +473,19 @@ def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = 
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), diags))
     rules: list[Rule] = []
     filtered: list[str] = []
+    compiled: list[Rule] = []
     for rdef in rule_defs.values():
         rule = _compile_rule(compiler, rdef)
         if rule is None:
             continue
+        compiled.append(rule)
         if host is not None and not rule.accepts_host(host):
             filtered.append(rule.id)
             continue
         rules.append(rule)
     for name in macro_defs:  # unused macros are checked too
         compiler.macro(name)
+    check_kernel_maps(compiled, diags)  # on every rule, whatever the host: what validate accepts, the agent loads
     macros = {k: v for k, v in compiler.results.items() if v is not None}
     return LoadResult(Ruleset(rules), diags, files, macros, filtered)
 
