@@ -20,7 +20,7 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # --- files and YAML --------------------------------------------------------------
-MAX_POLICY_BYTES = 4 * MIB
+MAX_POLICY_BYTES = 8 * MIB
 """Size of one policy (or test case) file."""
 
 MAX_YAML_NODES = 300_000
@@ -33,7 +33,7 @@ MAX_YAML_DEPTH = 64
 """Nesting of YAML mappings and sequences."""
 
 # --- SECL ------------------------------------------------------------------------
-MAX_EXPRESSION_CHARS = 4 * MIB
+MAX_EXPRESSION_CHARS = MAX_POLICY_BYTES
 """Characters of one SECL expression (a rule's, a macro's or a filter's)."""
 
 MAX_LIST_ITEMS = 250_000

@@ -276,7 +276,8 @@ class _Builder:
         constructor = self.loader.yaml_constructors.get(tag)
         try:  # scalars have no children: the constructor directly (construct_object for unknown tags: its error)
             value = constructor(self.loader, node) if constructor is not None else self.loader.construct_object(node)
-        except (ValueError, OverflowError) as exc:  # 2001-02-30, !!float x...
+        except Exception as exc:  # noqa: BLE001 - PyYAML's constructors fail on odd values with any
+            # exception (ValueError for 2001-02-30, AttributeError for !!timestamp x): each is this value's error
             self.fail(mark, f"invalid YAML value {ev.value[:40]!r} for {tag.rsplit(':', 1)[-1]}: {exc}")
         if not isinstance(value, (str, int, float, bool)) and value is not None:
             value = str(ev.value)  # dates, binary...: keep the text
