@@ -15,14 +15,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .cbackend import KERNEL_EVENT_TYPES, type_filter
+from .cbackend import type_filter
+from .eventtypes import PRODUCED
 from .errors import Diagnostics
 from .limits import KERNEL_BASENAME_APPROVERS, U64
 
 
 def kernel_event_types() -> tuple[str, ...]:
     """The event types the agent produces (the one place that names them here)."""
-    return KERNEL_EVENT_TYPES
+    return tuple(t.name for t in PRODUCED)
 
 
 @functools.lru_cache(maxsize=1)
