@@ -37,18 +37,21 @@ def start_and_stop(policy: Path, compiled: Path, workdir: Path) -> str:
     """`rsagent run --compiled` until it is ready, then SIGTERM; its stderr."""
     ready = workdir / "ready"
     ready.unlink(missing_ok=True)
-    proc = subprocess.Popen([RSAGENT, "run", "-v", "--policy", str(policy), "--compiled", str(compiled),
-                             "--ready-file", str(ready), "--output", f"jsonl:{workdir / 'alerts.jsonl'}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        started = ready.exists()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
+    log = workdir / "agent.log"  # a file, not a pipe: the filter summary of 4 000 rules is one long line
+    with open(log, "w") as err:
+        proc = subprocess.Popen([RSAGENT, "run", "-v", "--policy", str(policy), "--compiled", str(compiled),
+                                 "--ready-file", str(ready), "--output", f"jsonl:{workdir / 'alerts.jsonl'}"],
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            started = ready.exists()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+    stderr = log.read_text()
     assert started, stderr[-3000:]
     assert proc.returncode == 0, stderr[-3000:]
     return stderr
