@@ -48,6 +48,25 @@ def _policy(d: Path, text: str = POLICY) -> Path:
     return p
 
 
+@pytest.fixture(scope="module")
+def compiled_once(tmp_path_factory: pytest.TempPathFactory, built_objects: None) -> Path:
+    """`rulec compile` of POLICY, once for the module (clang takes a while)."""
+    d = tmp_path_factory.mktemp("compiled")
+    out = d / "compiled"
+    subprocess.run([RULEC, "compile", str(_policy(d)), "-o", str(out)], check=True, capture_output=True,
+                   timeout=SECONDS)
+    return out
+
+
+def _compiled(root_dir: Path, compiled_once: Path) -> tuple[Path, Path]:
+    """(policy, a copy of the compiled directory) in the test's own directory."""
+    import shutil
+
+    out = root_dir / "compiled"
+    shutil.copytree(compiled_once, out)  # modes kept (copystat)
+    return _policy(root_dir), out
+
+
 # --- the checks themselves ------------------------------------------------------------
 
 def test_writable_or_foreign_components_are_named(root_dir: Path) -> None:
@@ -86,10 +105,8 @@ def test_symbolic_links_are_checked_as_written_and_resolved(root_dir: Path) -> N
 
 # --- the agent -------------------------------------------------------------------------
 
-def test_a_writable_compiled_directory_is_refused(root_dir: Path, built_objects: None) -> None:
-    policy = _policy(root_dir)
-    out = root_dir / "compiled"
-    subprocess.run([RULEC, "compile", str(policy), "-o", str(out)], check=True, capture_output=True, timeout=SECONDS)
+def test_a_writable_compiled_directory_is_refused(root_dir: Path, compiled_once: Path) -> None:
+    policy, out = _compiled(root_dir, compiled_once)
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()} == {0o600}
     os.chmod(out, 0o777)
@@ -99,10 +116,8 @@ def test_a_writable_compiled_directory_is_refused(root_dir: Path, built_objects:
     assert "--insecure-paths" in proc.stderr
 
 
-def test_insecure_paths_loads_anyway_with_warnings(root_dir: Path, built_objects: None) -> None:
-    policy = _policy(root_dir)
-    out = root_dir / "compiled"
-    subprocess.run([RULEC, "compile", str(policy), "-o", str(out)], check=True, capture_output=True, timeout=SECONDS)
+def test_insecure_paths_loads_anyway_with_warnings(root_dir: Path, compiled_once: Path) -> None:
+    policy, out = _compiled(root_dir, compiled_once)
     os.chmod(out, 0o777)
     ready = root_dir / "ready"
     proc = subprocess.Popen([RSAGENT, "run", "--insecure-paths", "--policy", str(policy), "--compiled", str(out),
@@ -185,10 +200,8 @@ def test_sighup_refuses_a_policy_that_became_writable(root_dir: Path, built_obje
     assert "watched" in alerts.read_text()
 
 
-def test_an_object_changed_after_compiling_is_refused(root_dir: Path, built_objects: None) -> None:
-    policy = _policy(root_dir)
-    out = root_dir / "compiled"
-    subprocess.run([RULEC, "compile", str(policy), "-o", str(out)], check=True, capture_output=True, timeout=SECONDS)
+def test_an_object_changed_after_compiling_is_refused(root_dir: Path, compiled_once: Path) -> None:
+    policy, out = _compiled(root_dir, compiled_once)
     obj = out / "probe.bpf.o"
     data = bytearray(obj.read_bytes())
     data[len(data) // 2] ^= 0xFF
