@@ -161,7 +161,85 @@ class ExitRecord:
     exit_code: int              # wait status
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord
+# -- network (ebpf/hooks/net.h, dns.h) ---------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """struct rs_ip_endpoint."""
+
+    addr: bytes                 # 16 bytes, network order; IPv4 in the first 4
+    port: int
+    family: int                 # AF_INET, AF_INET6; 0: none
+
+
+@dataclass(frozen=True, slots=True)
+class NetRecord:
+    """struct rs_net_event: connect, bind, accept."""
+
+    hdr: Header
+    task: TaskContext
+    retval: int
+    local: Endpoint
+    remote: Endpoint
+    syscall_nr: int
+    fd: int
+    protocol: int
+    sock_type: int
+    net_flags: int
+    netns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    """struct rs_dns_event (hdr.pid 0: attributed to no process)."""
+
+    hdr: Header
+    task: TaskContext
+    src: Endpoint
+    dst: Endpoint
+    ifindex: int
+    netns: int
+    pkt_len: int
+    dns_len: int
+    dns_flags: int
+    l3_protocol: int
+    l4_protocol: int
+    direction: int
+    id: int
+    flags: int
+    qdcount: int
+    qtype: int
+    qclass: int
+    name: str                   # dotted, lower case (dns_name)
+
+
+_DNS_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def dns_name(wire: bytes) -> str:
+    """A wire-format name (length-prefixed labels, the kernel validated them)
+    -> dotted text, lower case (names compare case-insensitively: a
+    resolver's 0x20 randomization must not evade a rule), no final dot
+    (``.`` for the root). Other bytes than letters, digits, ``-`` and ``_``
+    are written ``\\DDD`` (decimal, as in zone files), so two different
+    names never print the same. Raises DecodeError on a malformed name."""
+    labels: list[str] = []
+    pos = 0
+    while True:
+        if pos >= len(wire):
+            raise DecodeError("DNS name without its root label")
+        n = wire[pos]
+        if n == 0:
+            break
+        if n > 63 or pos + 1 + n > len(wire):
+            raise DecodeError(f"bad DNS label length {n} at {pos}")
+        label = wire[pos + 1:pos + 1 + n].lower()
+        labels.append("".join(chr(b) if b in _DNS_PLAIN else f"\\{b:03d}" for b in label))
+        pos += 1 + n
+    return ".".join(labels) if labels else "."
+
+
+Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | NetRecord | DnsRecord
 RecordDecoder = Callable[[Any, int, Header], Record]
 
 
@@ -196,12 +274,15 @@ class Decoder:
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
+            "rs_net_event": self._net_event,
+            "rs_dns_event": self._dns_event,
         }
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
             self.type_names[t.id] = t.name
             self._decoders[t.id] = (ffi.typeof(f"struct {t.record} *"), by_struct[t.record])
-        self._min_size = {tid: layout.sizeof(f"struct {PRODUCED_RECORD[tid]}") for tid in self._decoders}
+        self._min_size = {tid: _min_size(layout, PRODUCED_RECORD[tid]) for tid in self._decoders}
+        self._dns_name_offset = layout.offsetof("struct rs_dns_event", "name")
 
     @property
     def type_ids(self) -> dict[str, int]:
@@ -292,5 +373,31 @@ class Decoder:
     def _exit_event(self, e: Any, size: int, hdr: Header) -> ExitRecord:
         return ExitRecord(hdr, self._task(e.proc), e.exit_code)
 
+    def _endpoint(self, ep: Any) -> Endpoint:
+        return Endpoint(bytes(self.ffi.buffer(ep.addr)), ep.port, ep.family)
+
+    def _net_event(self, e: Any, size: int, hdr: Header) -> NetRecord:
+        return NetRecord(hdr, self._task(e.proc), e.retval, self._endpoint(e.local), self._endpoint(e.remote),
+                         e.syscall_nr, e.fd, e.protocol, e.sock_type, e.net_flags, e.netns)
+
+    def _dns_event(self, e: Any, size: int, hdr: Header) -> DnsRecord:
+        n = e.name_len
+        if self._dns_name_offset + n > size:
+            raise DecodeError(f"DNS name of {n} bytes beyond a record of {size}")
+        name = dns_name(bytes(self.ffi.buffer(e.name, n)))
+        return DnsRecord(hdr, self._task(e.proc), self._endpoint(e.src), self._endpoint(e.dst), e.ifindex, e.netns,
+                         e.pkt_len, e.dns_len, e.dns_flags, e.l3_protocol, e.l4_protocol, e.direction, e.id,
+                         e.flags, e.qdcount, e.qtype, e.qclass, name)
+
 
 PRODUCED_RECORD: dict[int, str] = {t.id: t.record for t in PRODUCED if t.id is not None and t.record is not None}
+
+# Records the kernel cuts after a variable-length last member: their
+# smallest size ends where that member starts.
+VARIABLE_TAIL = {"rs_dns_event": "name"}
+
+
+def _min_size(layout: Layout, struct: str) -> int:
+    tail = VARIABLE_TAIL.get(struct)
+    return layout.offsetof(f"struct {struct}", tail) if tail else layout.sizeof(f"struct {struct}")
+
