@@ -92,6 +92,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _netns(text: str) -> str:
+    from .net.namespaces import NamespaceError, resolve
+
+    try:
+        resolve(text)
+    except NamespaceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", action="append", default=None, metavar="SINK",
                    help=f"where documents go (default '-'): {SYNTAX}; repeatable")
@@ -112,6 +122,9 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
                    help="exec events also carry the environment (process.envp; off by default: it holds secrets)")
     p.add_argument("--process-cache-max", type=_at_least_one, default=DEFAULT_MAX_ENTRIES, metavar="N",
                    help=f"process images kept (live + recently exited; default {DEFAULT_MAX_ENTRIES})")
+    p.add_argument("--netns", action="append", default=None, metavar="NAME_OR_PATH", type=_netns,
+                   help="dns: a network namespace whose interfaces get the DNS classifier: a name under "
+                        "/run/netns, a path (/proc/PID/ns/net), or 'self' (the agent's own, the default); repeatable")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -152,6 +165,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
         stats_interval=args.stats_interval,
         capture_env=args.capture_env,
         process_cache_max=args.process_cache_max,
+        netns=tuple(args.netns or ()),
         **extra,
     )
 

@@ -44,10 +44,15 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 # and the approver kinds of the fields each enforces.
 BASENAME = "basename"
 FLAGS = "flags"
+ADDR = "addr"      # network events: <type>.addr.ip in the LPM trie addr_approvers
+PORT = "port"      # network events: <type>.addr.port in port_approvers
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
+    ADDR: (ApproverKind.SCALAR,),
+    PORT: (ApproverKind.SCALAR,),
 }
+APPROVE_KINDS = tuple(CHECKS)  # in the order of the RS_APPROVE_* bits
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -67,6 +72,8 @@ class TypeFilter:
     rules: tuple[str, ...]
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
+    networks: frozenset[Any] = frozenset()  # ipaddress networks (ADDR)
+    ports: frozenset[int] = frozenset()     # PORT
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -85,6 +92,10 @@ class TypeFilter:
                 what.append(f"{len(self.basenames)} basename(s)")
             if self.flags_mask:
                 what.append(f"flags mask {self.flags_mask:#o}")
+            if self.networks:
+                what.append(f"{len(self.networks)} network(s)")
+            if self.ports:
+                what.append(f"{len(self.ports)} port(s)")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -100,7 +111,7 @@ class TypeFilter:
         return {"approve": list(self.approve_kinds), "discard": self.discard}
 
     def manifest(self) -> dict[str, Any]:
-        return {
+        out = {
             "rules": list(self.rules),
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
@@ -108,6 +119,11 @@ class TypeFilter:
             "discard": self.discard,
             "reason": self.reason,
         }
+        if self.networks:
+            out["networks"] = sorted(str(n) for n in self.networks)
+        if self.ports:
+            out["ports"] = sorted(self.ports)
+        return out
 
 
 def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer | None, str, str | None]:
@@ -139,6 +155,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     rules = tuple(rules)
     ids = tuple(r.id for r in rules)
     basenames: set[str] = set()
+    networks: set[Any] = set()
+    ports: set[int] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -150,6 +168,10 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         kinds.add(check)
         if check == BASENAME:
             basenames |= set(offer.values)
+        elif check == ADDR:
+            networks |= set(offer.values)
+        elif check == PORT:
+            ports |= set(offer.values)
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -160,8 +182,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
-    return TypeFilter(event_type, ids, frozenset(basenames), mask,
-                      tuple(k for k in (BASENAME, FLAGS) if k in kinds), discard)
+    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(networks), frozenset(ports),
+                      tuple(k for k in APPROVE_KINDS if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:

@@ -180,6 +180,8 @@ def _event_fields() -> list[Field]:
             fields += _file_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name,
                                    approvers=event.file_approvers)
         fields += [_expand(t, name, (name,), name) for t in event.fields]
+        for prefix, specs in event.context:
+            fields += [_expand(t, prefix, (prefix,), name) for t in specs]
     return fields
 
 

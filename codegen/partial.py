@@ -218,7 +218,8 @@ class PartialEvaluator:
         rhs = node.right.value
         if op == "==" and not node.right.type.array:
             return _symbolic_element(domain, rhs)
-        if op == "in":
+        if op == "in" or (op == "allin" and not node.left.type.array):
+            # `allin` on a single value is `in` (`connect.addr.ip allin [cidr, ...]`)
             return _or(_symbolic_element(domain, v) for v in rhs)
         return None
 

@@ -381,6 +381,10 @@ class Analyzer:
         elif op in ("in", "not in"):
             negate = op == "not in"
             op = "in"
+            if not rt.array and rt.kind is Kind.IP and isinstance(right, ir.Const):
+                # `connect.addr.ip in 10.0.0.0/8`: one CIDR is a one-network array
+                right = ir.Const((right.value,), Type(Kind.IP, array=True), right.span)
+                rt = right.type
             if not rt.array:
                 self.error(right_node.span.start, f"'{node.op}' needs an array on the right, got {rt}")
                 return None

@@ -11,8 +11,10 @@
 #include "hooks/ctime.h"
 #include "fim_exit.h"
 #include "hooks/precise.h"
+#include "hooks/net.h"
+#include "hooks/dns.h"
 /* generated from the event-type table: one sys_exit program per syscall,
- * calling the bodies above (open.h, fim_exit.h) */
+ * calling the bodies above (open.h, fim_exit.h, net.h) */
 #include "hooks/exits.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -32,4 +34,9 @@ union rs_btf_anchor {
 	struct rs_discarder_key discarder_key;
 	struct rs_discarder_value discarder_value;
 	struct rs_inode_key inode_key;
+	struct rs_ip_endpoint ip_endpoint;
+	struct rs_net_event net;
+	struct rs_dns_event dns;
+	struct rs_addr_key addr_key;
+	struct rs_port_key port_key;
 } rs_btf_anchor __attribute__((unused));

@@ -21,7 +21,9 @@ from ..mounts import MountTable
 from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
-from .decode import ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, Record, TaskContext
+from .decode import (
+    DnsRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, NetRecord, Record, TaskContext,
+)
 from .documents import file_doc
 from .process_docs import process_doc
 
@@ -38,11 +40,14 @@ class ResolveEnv:
     processes: ProcessCache
     users: UserNames
     mounts: MountTable
+    # network events: interface names by (netns inode, ifindex) (agent/net)
+    ifname: Callable[[int, int], str | None] | None = None
 
 
 class Resolver:
     def __init__(self, env: ResolveEnv) -> None:
         from .file_events import FileEventResolver
+        from .net_events import NetResolver
         from .process_events import ProcessResolver
 
         self.env = env
@@ -50,11 +55,14 @@ class Resolver:
         self.resolved = 0
         files = FileEventResolver(self)
         procs = ProcessResolver(self)
+        net = NetResolver(self)
         self._by_class: dict[type, Callable[[Any], Document]] = {
             FileRecord: files.resolve,
             ExecRecord: procs.exec,
             ForkRecord: procs.fork,
             ExitRecord: procs.exit,
+            NetRecord: net.net,
+            DnsRecord: net.dns,
         }
 
     def resolve(self, rec: Record) -> Document | None:

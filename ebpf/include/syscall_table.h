@@ -45,6 +45,15 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_open:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_OPEN);
+	case RS_NR_connect:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CONNECT);
+	case RS_NR_accept:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_ACCEPT);
+	case RS_NR_bind:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_BIND);
 	case RS_NR_rename:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_RENAME);
@@ -135,6 +144,9 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_utimensat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_UTIMES);
+	case RS_NR_accept4:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_ACCEPT);
 	case RS_NR_renameat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_RENAME);

@@ -10,9 +10,9 @@ import pytest
 from agent.features import Feature, FeatureReport
 from agent.hooksets import FENTRY, HOOK_SETS, KPROBE, TRACEPOINT, choose_hook_set
 
-DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage")
+DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage", "tc")
 DEBIAN_61 = ("tracepoint", "tp_btf", "raw_tp", "kprobe", "fentry", "lsm", "ringbuf", "helpers",
-             "task_storage", "security_path", "kprobe_security_path")
+             "task_storage", "security_path", "kprobe_security_path", "tc")
 
 
 def report(available: tuple[str, ...]) -> FeatureReport:
@@ -39,7 +39,8 @@ def test_fentry_is_preferred_where_it_loads() -> None:
 
 def test_tracepoint_set_leaves_out_path_types_without_ctime_tracepoints() -> None:
     hs = TRACEPOINT.restricted(report(DEBIAN_61), everything)
-    assert {"open", "exec", "fork", "exit", "mount", "umount"} == hs.supported_event_types()
+    assert {"open", "exec", "fork", "exit", "mount", "umount",
+            "connect", "bind", "accept", "dns"} == hs.supported_event_types()
     assert hs.left_out["chmod"] == ("ctime_tp",) and "rs_ctime_ns_xchg" not in hs.programs_for(None)
     choice = choose_hook_set(report(DEBIAN_61), only="tracepoint")
     assert "left out on this kernel: chmod (needs ctime_tp)" in choice.reason
@@ -97,3 +98,11 @@ def test_exit_programs_are_the_tables_syscalls() -> None:
     for hs in HOOK_SETS:
         for t in PRODUCED:
             assert {s.program for s in syscalls_of(t)} <= set(hs.programs[t.name]), (hs.name, t.name)
+
+
+def test_dns_is_left_out_without_tc_classifiers() -> None:
+    for available in (DEV_KERNEL, DEBIAN_61):
+        choice = choose_hook_set(report(tuple(f for f in available if f != "tc")))
+        assert choice.hook_set is not None
+        assert choice.hook_set.left_out == {"dns": ("tc",)}
+        assert "connect" in choice.hook_set.supported_event_types()

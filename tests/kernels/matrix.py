@@ -41,6 +41,8 @@ BOOT_TIMEOUT = 900
 # Event types a precise (fentry) kernel must report correctly; each has a
 # check in workload.py.
 PRECISE_TYPES = ("open", "exec", "chmod", "unlink", "rename")
+# Every kernel must produce these too (the DNS classifier loads and parses there).
+NETWORK_TYPES = ("connect", "bind", "accept", "dns")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ class Kernel:
 
 KERNELS: dict[str, Kernel] = {
     k.label: k for k in (
-        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES),
-        Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry", PRECISE_TYPES),
-        Kernel("host", "", None, ("open", "exec")),
+        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES + NETWORK_TYPES),
+        Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry",
+               PRECISE_TYPES + NETWORK_TYPES),
+        Kernel("host", "", None, ("open", "exec", *NETWORK_TYPES)),
     )
 }
 
