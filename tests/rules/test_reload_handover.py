@@ -80,11 +80,11 @@ def test_open_loop_through_two_handovers_alerts_once_per_open(built_objects: Non
     alerts = [a for a in agent.alerts() if a["rule_id"] == "watched_open"]
     kernel = counters(stderr)
     assert kernel["open"]["lost"] == 0, kernel        # what the kernel could not send is not the handover's
-    if len(alerts) != opened:
-        seen = sorted(a["timestamp"] for a in alerts)
-        missing = [(a, b) for a, b in stamps if bisect.bisect_left(seen, a - 300_000) == bisect.bisect_right(seen, b + 300_000)]
-        Path("/tmp/handover-debug.txt").write_text(f"missing {missing}\nmarks {marks}\nfirst {stamps[0]} last {stamps[-1]}\n{stderr}")
-    assert len(alerts) == opened, (len(alerts), opened)
+    seen = sorted(a["timestamp"] for a in alerts)
+    # opens with no alert within 0.3 ms (they are 1 ms apart), and when the reloads were
+    missing = [(a, b) for a, b in stamps
+               if bisect.bisect_left(seen, a - 300_000) == bisect.bisect_right(seen, b + 300_000)]
+    assert len(alerts) == opened, f"{len(alerts)} alerts for {opened} opens; unalerted {missing}; reloads {marks}"
     assert all(a["event"]["open"]["file"]["path"] == str(watched) for a in alerts)
     # the second shape's own rule ran while it was in force
     assert [a["event"]["chmod"]["file"]["path"] for a in agent.alerts() if a["rule_id"] == "other_chmod"] == [str(other)]
