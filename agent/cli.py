@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +34,10 @@ from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
 if TYPE_CHECKING:
+    from agent.evaluator.ruleset import Ruleset
+    from codegen.cbackend import TypeFilter
+    from codegen.policy import LoadResult
+
     from .libbpf.object import BpfObject
     from .runtime import RuntimeConfig
 
@@ -236,6 +242,29 @@ def _serve_metrics(registry: Registry, address: str | None) -> Iterator[None]:
         server.close()
 
 
+def _summary(filters: dict[str, TypeFilter]) -> str:
+    return "; ".join(f"{t}: {f.summary}" for t, f in sorted(filters.items()))
+
+
+def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,
+                 name: str) -> set[str] | None:
+    """The event types to hook for a policy (None: none of its rules' types
+    is produced), warning once per rule that cannot fire."""
+    wanted = set(filters)
+    have = hook_set.supported_event_types()
+    for event_type in sorted(wanted - have):
+        lacking = hook_set.left_out.get(event_type)
+        why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
+        for rule in ruleset.rules_for(event_type):
+            log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
+                        rule.position, rule.id, name, event_type, why)
+    if not wanted & have:
+        return None
+    # Process lifecycle events always flow: they keep the process tree that
+    # every rule's process.* fields read (and are rare next to file events).
+    return (wanted | PROCESS_TYPES) & have
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
     from codegen.policy import load_policies
@@ -271,66 +300,130 @@ def cmd_run(args: argparse.Namespace) -> int:
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
         return EXIT_ERROR
-    wanted = set(compiled.filters)
-    have = choice.hook_set.supported_event_types()
-    for event_type in sorted(wanted - have):
-        lacking = choice.hook_set.left_out.get(event_type)
-        why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
-        for rule in ruleset.rules_for(event_type):
-            log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
-                        rule.position, rule.id, choice.name, event_type, why)
-    if not wanted & have:
+    hook_set = choice.hook_set
+    types = _event_types(ruleset, compiled.filters, hook_set, choice.name)
+    if types is None:
         print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
         return EXIT_ERROR
-    # Process lifecycle events always flow: they keep the process tree that
-    # every rule's process.* fields read (and are rare next to file events).
-    types = (wanted | PROCESS_TYPES) & have
     registry = _registry()
     sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
     engine = Engine(ruleset, [sinks], metrics=registry)
 
     state: dict[str, KernelFilters] = {}
 
-    def prepare(obj: BpfObject) -> None:
-        kf = state["filters"] = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
-        n = kf.load_approvers()
-        log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
-        log.info("loaded %d approver basename(s)", n)
-        if not args.no_discarders:
-            engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
-                                              runtime.decoder.type_ids, runtime.clock, metrics=registry)
+    def prepare_for(policy: LoadResult, filters: dict[str, TypeFilter]) -> Callable[[BpfObject], None]:
+        """Fill an object's filter maps for ``policy`` (at start, and for the
+        new object of a handover, whose filters take over at its switch)."""
+        def prepare(obj: BpfObject) -> None:
+            kf = KernelFilters(obj, runtime.layout, filters, runtime.decoder.type_ids)
+            n = kf.load_approvers()
+            log.info("in-kernel filters: %s", _summary(filters))
+            log.info("loaded %d approver basename(s)", n)
+            learner = None if args.no_discarders else DiscarderLearner(
+                obj, runtime.layout, policy.ruleset, filters, runtime.decoder.type_ids, runtime.clock,
+                metrics=registry, stats=engine.learner.stats if engine.learner is not None else None)
+            pending.update(filters=kf, learner=learner)
+        return prepare
+
+    pending: dict[str, Any] = {}
+
+    def switch_to(policy: LoadResult) -> Callable[[], None]:
+        def switch() -> None:
+            state["filters"] = pending["filters"]
+            engine.learner = pending["learner"]
+            engine.ruleset = policy.ruleset
+        return switch
 
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
+    first = prepare_for(result, compiled.filters)
+
+    def prepare(obj: BpfObject) -> None:
+        first(obj)
+        switch_to(result)()
+
     runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=registry)
     runtime.losses.report = sinks.write  # loss reports go in the alert stream
 
+    reloading = threading.Lock()    # one reload at a time
+
     def reload(_obj: object) -> None:
-        """SIGHUP: load the policy files again; apply them if the kernel side
-        can stay (same filter shape), else keep the running policy."""
+        """SIGHUP: the policy files are read and compiled on a thread of
+        their own (the loop goes on reading events), then applied in the
+        loop: same filter shape, new values in the running object's maps;
+        another shape, a new object attached beside the running one takes
+        over (Runtime.handover). Any error keeps the running policy."""
+        if not reloading.acquire(blocking=False):
+            log.warning("SIGHUP: a reload is in progress; send SIGHUP again once it is done")
+            return
+        threading.Thread(target=prepare_reload, name="reload", daemon=True).start()
+
+    def prepare_reload() -> None:
+        try:
+            prepared = _prepare_reload()
+        except BaseException:
+            reloading.release()
+            raise
+        if prepared is None:
+            reloading.release()
+            return
+        apply: Callable[[], None] = prepared
+
+        def apply_then_release() -> None:
+            try:
+                apply()
+            finally:
+                reloading.release()
+        runtime.call_soon(apply_then_release)
+
+    def _prepare_reload() -> Callable[[], None] | None:
         try:
             check_policies(policies, args.insecure_paths)
         except UntrustedPathError as exc:
             log.error("SIGHUP: %s; still running the previous policy", exc)
-            return
+            return None
         new = load_policies(policies, host=host_document())
         if not new.ok:
             for d in new.diagnostics.sorted():
                 print(d.format(), file=sys.stderr)
             log.error("SIGHUP: the policy has errors; still running the previous one")
-            return
+            return None
         new_filters = kernel_filters(new.ruleset)
-        if shape_digest(new_filters) != shape_digest(state["filters"].filters):
-            log.error("SIGHUP: the new policy needs other in-kernel checks (`rulec compile` prints them); "
-                      "restart the agent to apply it; still running the previous one")
-            return
-        n = state["filters"].reload(new_filters)
-        engine.ruleset = new.ruleset
-        if engine.learner is not None:
-            engine.learner.reset(new.ruleset, new_filters)
-        log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders invalidated",
-                    len(new.ruleset.rules), ", ".join(new.files), n)
+        if shape_digest(new_filters) == shape_digest(state["filters"].filters):
+            def same_shape() -> None:
+                n = state["filters"].reload(new_filters)
+                engine.ruleset = new.ruleset
+                if engine.learner is not None:
+                    engine.learner.reset(new.ruleset, new_filters)
+                log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders "
+                            "invalidated", len(new.ruleset.rules), ", ".join(new.files), n)
+            return same_shape
+        try:
+            new_compiled = locate(new, args.compiled, insecure=args.insecure_paths)
+        except (CompiledPolicyError, UntrustedPathError) as exc:
+            log.error("SIGHUP: the new policy needs other in-kernel filters, and %s; still running the previous "
+                      "one", exc)
+            return None
+        new_types = _event_types(new.ruleset, new_compiled.filters, hook_set, choice.name)
+        if new_types is None:
+            log.error("SIGHUP: no rule of the new policy has an event type this hook set produces; "
+                      "still running the previous one")
+            return None
+
+        def handover() -> None:
+            new_config = dataclasses.replace(
+                runtime.config, probe_object=new_compiled.probe_object, event_types=new_types,
+                hook_only_types=set() if args.no_discarders else invalidation_hooks(new_compiled.filters))
+            try:
+                runtime.handover(new_config, prepare_for(new, new_compiled.filters), switch_to(new))
+            except (BpfError, OSError, ValueError) as exc:
+                log.error("SIGHUP: the new policy's objects did not load (%s); still running the previous one",
+                          exc)
+                return
+            log.warning("SIGHUP: %d rule(s) from %s with new in-kernel filters (%s)",
+                        len(new.ruleset.rules), ", ".join(new.files), _summary(new_compiled.filters))
+        return handover
 
     runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))

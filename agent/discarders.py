@@ -64,7 +64,10 @@ class TokenBucket:
 class DiscarderLearner:
     def __init__(self, obj: BpfObject, layout: Layout, ruleset: Ruleset, filters: dict[str, TypeFilter],
                  type_ids: dict[str, int], clock: BootClock, *, rate: float = 500.0,
-                 dedup_size: int = 8192, metrics: Registry | None = None) -> None:
+                 dedup_size: int = 8192, metrics: Registry | None = None,
+                 stats: DiscarderStats | None = None) -> None:
+        """``stats``: the counters of the learner this one replaces (a reload
+        handover), which go on counting (and stay the registered metric)."""
         self._map = obj.map("inode_discarders")
         self._revision = obj.map("discarders_revision")
         self._ffi = layout.ffi
@@ -77,8 +80,8 @@ class DiscarderLearner:
         self._dedup_size = dedup_size
         self._key = self._ffi.new("struct rs_discarder_key *")
         self._value = self._ffi.new("struct rs_discarder_value *")
-        self.stats = DiscarderStats()
-        if metrics is not None:
+        self.stats = stats if stats is not None else DiscarderStats()
+        if metrics is not None and stats is None:
             metrics.callback("discarders_total", "discarders the agent pushed to the kernel (leaf, parent) or did "
                              "not (rate limited, duplicate, not discardable, map error)", "counter", ("outcome",),
                              lambda: list(vars(self.stats).items()))
