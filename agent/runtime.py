@@ -162,6 +162,7 @@ class Runtime:
         self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
         self.unread_at_stop = 0
+        self.last_summary: RunSummary | None = None
         self._obj: BpfObject | None = None
         self._batch: list[Record] = []
         self._batch_max = config.batch_max
@@ -360,6 +361,7 @@ class Runtime:
         summary = RunSummary(self.decoder.decoded, errors, kernel, self.consumer_errors,
                              self.processes.stats.as_dict(), self.unread_at_stop, dns)
         self._report(summary)
+        self.last_summary = summary
         return summary
 
     def _drain(self, rb: RingBuffer, detached: Callable[[], bool]) -> None:
