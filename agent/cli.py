@@ -29,6 +29,7 @@ from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .trust import UntrustedPathError, check_policies
 from .process.cache import DEFAULT_MAX_ENTRIES
+from .safefile import UnsafePath
 from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
@@ -528,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SinkError, MetricsAddressError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError) as exc:
+    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError, UnsafePath) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except VerifierError as exc:

@@ -93,8 +93,8 @@ def _example(into: dict[str, list[dict[str, Any]]], rule: str, seq: int, doc: di
 def describe(doc: dict[str, Any]) -> str:
     """One line about an event: its type, what it was about, who did it."""
     kind = str(doc.get("type", "?"))
-    body = doc.get(kind) if isinstance(doc.get(kind), dict) else {}
-    proc = doc.get("process") if isinstance(doc.get("process"), dict) else {}
+    body: dict[str, Any] = _dict(doc.get(kind))
+    proc: dict[str, Any] = _dict(doc.get("process"))
     what = ""
     if isinstance(body.get("file"), dict):
         what = str(body["file"].get("path", ""))
@@ -106,6 +106,10 @@ def describe(doc: dict[str, Any]) -> str:
         what = str(proc["file"].get("path", ""))
     exe = proc.get("file", {}).get("path", "") if isinstance(proc.get("file"), dict) else ""
     return f"{kind} {what} by {proc.get('comm', '?')} (pid {proc.get('pid', '?')}, {exe or '?'})".replace("  ", " ")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass

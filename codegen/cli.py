@@ -179,7 +179,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if policy is None or (args.baseline and baseline is None):
         reader.close()
         return EXIT_INVALID
-    out = None
+    out: TextIO | None = None
     if args.alerts:
         try:
             out = open(open_truncate(Path(args.alerts)), "w", encoding="ascii")
@@ -188,8 +188,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"rulec: error: --alerts {args.alerts}: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        result = replay(reader, policy, baseline,
-                        on_alert=None if out is None else lambda a: out.write(dumps(a) + "\n"))
+        def write_alert(alert: dict[str, Any]) -> None:
+            if out is not None:
+                out.write(dumps(alert) + "\n")
+        result = replay(reader, policy, baseline, on_alert=write_alert if out is not None else None)
     finally:
         if out is not None:
             out.close()
