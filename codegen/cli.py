@@ -199,6 +199,49 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _setup_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", action="append", required=True, metavar="POLICY_OR_DIR",
+                   help="the policy (file or directory); repeatable")
+    p.add_argument("--event", required=True, metavar="EVENT.json",
+                   help="an event document (`rsagent trace`, an alert's \"event\", or a whole alert); '-' reads stdin")
+    p.add_argument("--rule", default=None, metavar="ID", help="only this rule (default: every rule of the event's type)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from agent.explain import explain, write_text
+
+    result = load_policies(args.policy)
+    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
+    if not result.ok:
+        print("rulec: the policy has errors; nothing explained", file=sys.stderr)
+        return EXIT_INVALID
+    doc, problem = _read_event(args.event)
+    if doc is None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    if "rule_id" in doc and isinstance(doc.get("event"), dict):
+        doc = doc["event"]   # an alert: explain its event
+    if not isinstance(doc.get("type"), str):
+        print(f"{args.event}: error: the event document has no \"type\"", file=sys.stderr)
+        return EXIT_USAGE
+    if args.rule is not None:
+        rule = result.ruleset.get(args.rule)
+        if rule is None:
+            print(f"rulec: error: --rule {args.rule}: no enabled rule with this id in the policy", file=sys.stderr)
+            return EXIT_USAGE
+        if rule.event_type != doc["type"]:
+            print(f"rulec: error: --rule {args.rule} is about {rule.event_type} events; this is a {doc['type']} event",
+                  file=sys.stderr)
+            return EXIT_USAGE
+    x = explain(result.ruleset, doc, args.rule)
+    if args.format == "json":
+        print(json.dumps(x.as_dict(), indent=2, ensure_ascii=True, default=str))
+    else:
+        write_text(x, sys.stdout)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "validate": ("check policies; print every problem as PATH:LINE:COL", _setup_validate, cmd_validate),
     "eval": ("evaluate one expression on one event document", _setup_eval, cmd_eval),
@@ -207,6 +250,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 _setup_compile, cmd_compile),
     "replay": ("evaluate a capture (`rsagent record`) against a policy offline: alerts per rule, and the "
                "diff with a baseline policy", _setup_replay, cmd_replay),
+    "explain": ("why an event matches a rule or not (the first failing clause), and what the in-kernel "
+                "filters would do with it", _setup_explain, cmd_explain),
 }
 
 
