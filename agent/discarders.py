@@ -83,9 +83,12 @@ class DiscarderPlan:
     skipped: str | None = None
 
 
-def discarder_plan(rules: Sequence[Any], doc: dict[str, Any]) -> DiscarderPlan:
+def discarder_plan(rules: Sequence[Any], doc: dict[str, Any], *, any_parents: bool = False) -> DiscarderPlan:
     """The discarders an unmatched event of ``doc["type"]`` teaches, proved by
-    partial evaluation of ``rules`` (that type's) with only the file's path known."""
+    partial evaluation of ``rules`` (that type's) with only the file's path
+    known. The kernel sends the parents' inodes only when discarders are on;
+    ``any_parents`` (explaining a document recorded without them) considers
+    the path's directories anyway, with inode 0 (unknown)."""
     event_type = doc["type"]
     body = doc.get(event_type)
     file = body.get("file", {}) if isinstance(body, dict) else {}
@@ -96,6 +99,8 @@ def discarder_plan(rules: Sequence[Any], doc: dict[str, Any]) -> DiscarderPlan:
         return DiscarderPlan(event_type, skipped="the path is not exact (truncated or not UTF-8)")
     field_name = f"{event_type}.file.path"
     parents: list[int] = list(file.get("parent_inodes", ()))[:DEPTH]
+    if any_parents and not parents:
+        parents = [0] * min(DEPTH, path.rstrip("/").count("/") - 1)
     directory = path
     dirs = []
     for _ in parents:
@@ -105,7 +110,7 @@ def discarder_plan(rules: Sequence[Any], doc: dict[str, Any]) -> DiscarderPlan:
     # files of a hot directory are dropped after two steps) and the
     # farthest one (the widest cover).
     discardable = [d for d in range(1, len(dirs) + 1)
-                   if parents[d - 1] and directory_discardable(rules, field_name, dirs[d - 1])]
+                   if (parents[d - 1] or any_parents) and directory_discardable(rules, field_name, dirs[d - 1])]
     if discardable:
         return DiscarderPlan(event_type, mount_id, tuple(
             DiscarderTarget(parents[depth - 1], False, dirs[depth - 1], depth)

@@ -164,7 +164,7 @@ def kernel_verdict(ruleset: Ruleset, filters: dict[str, TypeFilter], doc: dict[s
         return KernelVerdict(True, why, f"off for {t}: some rule does not constrain the file's path{reason}")
     if matched:
         return KernelVerdict(True, why, "none: the event matched a rule, it teaches no discarder")
-    plan = discarder_plan(ruleset.rules_for(t), doc)
+    plan = discarder_plan(ruleset.rules_for(t), doc, any_parents=True)
     if plan.skipped:
         return KernelVerdict(True, why, f"none: {plan.skipped}")
     if not plan.targets:
@@ -172,11 +172,15 @@ def kernel_verdict(ruleset: Ruleset, filters: dict[str, TypeFilter], doc: dict[s
                              "(partial evaluation), so no discarder is proven")
     where = "; ".join(
         f"the file itself {tg.path} (inode {tg.inode})" if tg.is_leaf else
-        f"directory {tg.path} (inode {tg.inode}, parent {tg.depth}): every {t} event below it on mount "
+        f"directory {tg.path} ({_inode(tg.inode)}, parent {tg.depth}): every {t} event below it on mount "
         f"{plan.mount_id}" for tg in plan.targets)
     return KernelVerdict(True, why, f"teaches a discarder on {where}; from then on those events are dropped in "
                          "the kernel (this one too, if an earlier event taught it)",
                          [asdict(tg) | {"mount_id": plan.mount_id} for tg in plan.targets])
+
+
+def _inode(inode: int) -> str:
+    return f"inode {inode}" if inode else "inode not in the document: recorded without discarders"
 
 
 def explain(ruleset: Ruleset, doc: dict[str, Any], rule_id: str | None = None,
