@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from codegen.cbackend import TypeFilter
 
     from .capture import CaptureWriter
+    from .engine import Engine
     from .libbpf.object import BpfObject
     from .runtime import Runtime, RuntimeConfig
 
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
                         "what this policy's in-kernel filters let through)")
     _capture_options(p)
+    p.add_argument("--explain-rule", default=None, metavar="ID",
+                   help="with -vv: log, for each event of the rule's type, whether it matched and else the first "
+                        "failing clause with its values (as `rulec explain`)")
 
     p = sub.add_parser("trace", help="print every event the probes see, no rules")
     _common(p)
@@ -353,9 +357,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
+    consumer: Callable[[dict[str, Any]], None] = engine
+    if args.explain_rule is not None:
+        explained = ruleset.get(args.explain_rule)
+        if explained is None:
+            print(f"rsagent: error: --explain-rule {args.explain_rule}: no enabled rule with this id", file=sys.stderr)
+            return EXIT_USAGE
+        consumer = _explaining(engine, explained.id, explained.event_type)
     writer = None if args.record is None else _capture_writer(
         args, "run", choice.name, types, _filters_doc(result.files, compiled.filters, not args.no_discarders))
-    runtime = Runtime(config, engine if writer is None else recording(writer, engine),
+    runtime = Runtime(config, consumer if writer is None else recording(writer, consumer),
                       flush=sinks.flush if writer is None else _both(sinks.flush, writer.tick),
                       prepare=prepare, metrics=registry)
     if writer is not None:
@@ -416,6 +427,20 @@ def _capture_writer(args: argparse.Namespace, command: str, hook_set: str, types
                            max_bytes=args.max_size, on_full=on_full)
     log.info("recording to %s; in-kernel filters %s", path, filters_note(filters))
     return writer
+
+
+def _explaining(engine: Engine, rule_id: str, event_type: str) -> Callable[[dict[str, Any]], None]:
+    """--explain-rule: at -vv, each event of the rule's type explained before the engine sees it."""
+    from .explain import explain, log_line
+
+    explain_log = logging.getLogger("agent.explain")
+
+    def consume(doc: dict[str, Any]) -> None:
+        if doc["type"] == event_type and explain_log.isEnabledFor(logging.DEBUG):
+            # engine.ruleset: the one running now (SIGHUP replaces it)
+            explain_log.debug("%s", log_line(explain(engine.ruleset, doc, rule_id, filters={})))
+        engine(doc)
+    return consume
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

@@ -103,11 +103,15 @@ def test_explain_agrees_with_the_kernel(tmp_path: Path, built_objects: None) -> 
     assert rec.returncode == 0, err
 
     filtered = tmp_path / "filtered.capture"
-    agent = start_agent(policy, tmp_path, "--record", str(filtered))
+    log = tmp_path / "agent.log"
+    agent = start_agent(policy, tmp_path, "--record", str(filtered), "-vv", "--explain-rule", "wkey", stderr=log)
     _workload(d)
     assert agent.wait_for("done", 20)
     time.sleep(0.3)
     agent.stop()
+    # --explain-rule at -vv: the live agent logs the same first failing clause
+    assert f'explain open {d}/keys/w.key by python' in log.read_text()
+    assert 'wkey: no match, first failing clause (process.comm == "nosuchcomm") (process.comm=' in log.read_text()
 
     seen = [x["open"]["file"]["path"][len(str(d)):] for x in _opens(filtered, d)]
     by_path: dict[str, dict[str, Any]] = {}
