@@ -159,7 +159,19 @@ def replay(reader: CaptureReader, policy: PolicyReplay, baseline: PolicyReplay |
                 on_alert(alert)
         if baseline is not None and diff is not None:
             diff.add(seq, doc, alerts, baseline.run(doc))
-    return ReplayResult(capture_info(reader), policy, baseline, diff, seq + 1, list(reader.problems))
+    return ReplayResult(capture_info(reader), policy, baseline, diff, seq + 1,
+                        _missing_types(reader, policy) + list(reader.problems))
+
+
+def _missing_types(reader: CaptureReader, policy: PolicyReplay) -> list[str]:
+    recorded = reader.header.get("event_types")
+    if not isinstance(recorded, list):
+        return []
+    missing = sorted(set(policy.ruleset.event_types) - set(recorded))
+    if not missing:
+        return []
+    return [f"the capture has no {', '.join(missing)} events (it was recorded with the event types "
+            f"{', '.join(recorded)}): rules on them cannot fire here; record with `rsagent record` (no --policy)"]
 
 
 def capture_info(reader: CaptureReader) -> dict[str, Any]:

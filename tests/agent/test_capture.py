@@ -109,3 +109,18 @@ def test_explain_usage_errors(tmp_path: Path) -> None:
     ev.write_text("{")
     out = subprocess.run([RULEC, "explain", "--policy", str(policy), "--event", str(ev)], capture_output=True, text=True)
     assert out.returncode == 2 and "invalid JSON" in out.stderr
+
+
+def test_replay_warns_about_event_types_the_capture_lacks(tmp_path: Path) -> None:
+    w = CaptureWriter(tmp_path / "c.cap", header(command="run", hook_set="tracepoint", event_types=["open"],
+                                                 filters={"policy": ["x.policy"], "types": {}, "discarders": False}))
+    w.event(_doc(0))
+    w.close()
+    p = tmp_path / "p.policy"
+    p.write_text('rules:\n  - id: r\n    expression: open.file.path == "/etc/passwd"\n'
+                 '  - id: e\n    expression: exec.file.path == "/usr/bin/nc"\n')
+    out = subprocess.run([RULEC, "replay", str(tmp_path / "c.cap"), "--policy", str(p)],
+                         capture_output=True, text=True, check=True)
+    assert "the capture has no exec events" in out.stdout
+    assert "only holds what they let through" in out.stdout
+    assert "  r       1" in out.stdout
