@@ -47,6 +47,8 @@ class PolicyReplay:
     engine: Engine = field(init=False)
     sink: _Collector = field(default_factory=_Collector)
     actions: Counter[str] = field(default_factory=Counter)   # "rule: kill SIGKILL" -> times
+    times: dict[str, list[int]] = field(default_factory=dict)   # rule -> its alerts' timestamps (the report)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rule -> its first alerts
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.ruleset, [self.sink], act=False)
@@ -55,6 +57,11 @@ class PolicyReplay:
         self.sink.alerts = []
         self.engine(doc)
         for alert in self.sink.alerts:
+            rule = alert["rule_id"]
+            self.times.setdefault(rule, []).append(alert["timestamp"])
+            kept = self.samples.setdefault(rule, [])
+            if len(kept) < EXAMPLES:
+                kept.append(alert)
             for action in alert.get("actions", ()):
                 for kind, detail in action.items():
                     self.actions[f"{alert['rule_id']}: {kind} {detail.get('signal', '')}".rstrip()] += 1

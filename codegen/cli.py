@@ -147,6 +147,9 @@ def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alerts", metavar="FILE", default=None,
                    help="also write the policy's alerts to FILE, one JSON document per line, as `rsagent run "
                         "--output jsonl:FILE` would (actions marked not performed)")
+    p.add_argument("--report", metavar="REPORT.html", default=None,
+                   help="also write a self-contained HTML page: alerts per rule over time, the baseline diff, "
+                        "sample alerts with their process trees")
 
 
 def _replay_policy(paths: list[str], host: Any, role: str) -> Any:
@@ -196,6 +199,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not None:
             out.close()
     (write_json if args.format == "json" else write_text)(result, sys.stdout)
+    if args.report:
+        from agent.report import write_report
+
+        try:
+            write_report(result, args.report)
+        except OSError as exc:
+            print(f"rulec: error: --report {args.report}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
     return EXIT_OK
 
 
