@@ -173,8 +173,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         reader = CaptureReader(Path(args.capture))
-    except (CaptureError, OSError) as exc:
+    except CaptureError as exc:
         print(f"rulec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"rulec: error: {args.capture}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     host = reader.header.get("host_document")   # the recorded host, for rule `filters:`
     policy = _replay_policy(args.policy, host, "policy")

@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,21 @@ def test_replay_warns_about_event_types_the_capture_lacks(tmp_path: Path) -> Non
     assert "the capture has no exec events" in out.stdout
     assert "only holds what they let through" in out.stdout
     assert "  r       1" in out.stdout
+
+
+def test_replay_needs_no_root() -> None:
+    with tempfile.TemporaryDirectory(prefix="rsagent-replay-") as tmp:
+        d = Path(tmp)
+        os.chmod(d, 0o755)   # (pytest's tmp_path is under a 0700 directory)
+        w = _write(d / "c.cap", 3)
+        w.close()
+        policy = _policy(d, 'open.file.path =~ "/srv/**"')
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", RULEC, "replay",
+               str(d / "c.cap"), "--policy", str(policy), "--format", "json"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        assert out.returncode == 2 and f"{d}/c.cap: cannot read: Permission denied" in out.stderr  # 0600
+        os.chmod(d / "c.cap", 0o644)
+        os.chmod(policy, 0o644)
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["policy"]["rules"]["r"]["alerts"] == 3
