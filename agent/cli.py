@@ -2,6 +2,7 @@
 
     rsagent run [--policy P]...   evaluate the policy's rules, write alerts
     rsagent trace [--output SINK] every event the probes see, as JSON documents
+    rsagent record -o CAPTURE     every event the probes send, to a capture for `rulec replay`
     rsagent probe                 which kernel features work, which hook set is used
 """
 
@@ -30,6 +31,7 @@ from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .trust import UntrustedPathError, check_policies
 from .process.cache import DEFAULT_MAX_ENTRIES
+from .safefile import UnsafePath
 from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
@@ -38,8 +40,10 @@ if TYPE_CHECKING:
     from codegen.cbackend import TypeFilter
     from codegen.policy import LoadResult
 
+    from .capture import CaptureWriter
+    from .engine import Engine
     from .libbpf.object import BpfObject
-    from .runtime import RuntimeConfig
+    from .runtime import Runtime, RuntimeConfig
 
 log = logging.getLogger("rsagent")
 
@@ -79,13 +83,59 @@ def _parser() -> argparse.ArgumentParser:
                    help="objects from `rulec compile` (default: a cache under build/policies, "
                         "compiled on the spot when clang is installed)")
     p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
+    p.add_argument("--record", type=Path, default=None, metavar="CAPTURE",
+                   help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
+                        "what this policy's in-kernel filters let through)")
+    _capture_options(p)
+    p.add_argument("--explain-rule", default=None, metavar="ID",
+                   help="with -vv: log, for each event of the rule's type, whether it matched and else the first "
+                        "failing clause with its values (as `rulec explain`)")
 
     p = sub.add_parser("trace", help="print every event the probes see, no rules")
     _common(p)
     _stream_options(p)
     p.add_argument("--event-type", action="append", default=None, metavar="TYPE",
                    help="only these event types (default: all the hook set supports); repeatable")
+
+    p = sub.add_parser("record", help="record every event the probes send to a capture file (`rulec replay`)")
+    _common(p)
+    _stream_options(p, outputs=False)
+    p.add_argument("-o", "--output", dest="capture", type=Path, required=True, metavar="CAPTURE",
+                   help="the capture file (gzip JSON lines, created 0600)")
+    p.add_argument("--duration", type=_seconds, default=None, metavar="D",
+                   help="stop after D (5s, 2m; default: until SIGINT/SIGTERM)")
+    p.add_argument("--policy", action="append", type=Path, default=None, metavar="POLICY_OR_DIR",
+                   help="only what this policy's in-kernel approvers let through (smaller; the header says so); "
+                        "default: every event")
+    p.add_argument("--compiled", type=Path, default=None, metavar="DIR", help="as for `run` (with --policy)")
+    _capture_options(p)
     return ap
+
+
+def _seconds(text: str) -> float:
+    from .sinks.spec import parse_seconds
+
+    value = parse_seconds(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 500ms or 2m, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    from .capture import MIN_MAX_BYTES
+    from .sinks.spec import parse_size
+
+    value = parse_size(text)
+    if value is None or value < MIN_MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"expected a size of at least 64k, such as 100M or 1G, got {text!r}")
+    return value
+
+
+def _capture_options(p: argparse.ArgumentParser) -> None:
+    from .capture import DEFAULT_MAX_BYTES
+
+    p.add_argument("--max-size", type=_size, default=DEFAULT_MAX_BYTES, metavar="S",
+                   help=f"stop recording when the capture reaches S bytes (64k..; default {DEFAULT_MAX_BYTES >> 20}M)")
 
 
 def _at_least_one(text: str) -> int:
@@ -108,12 +158,13 @@ def _netns(text: str) -> str:
     return text
 
 
-def _stream_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", action="append", default=None, metavar="SINK",
-                   help=f"where documents go (default '-'): {SYNTAX}; repeatable")
-    p.add_argument("--spool-dir", type=Path, default=DEFAULT_SPOOL_DIR, metavar="DIR",
-                   help="where network sinks spool while their destination is down, one directory each "
-                        f"(default {DEFAULT_SPOOL_DIR}; per sink: spool=DIR|off)")
+def _stream_options(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    if outputs:
+        p.add_argument("--output", action="append", default=None, metavar="SINK",
+                       help=f"where documents go (default '-'): {SYNTAX}; repeatable")
+        p.add_argument("--spool-dir", type=Path, default=DEFAULT_SPOOL_DIR, metavar="DIR",
+                       help="where network sinks spool while their destination is down, one directory each "
+                            f"(default {DEFAULT_SPOOL_DIR}; per sink: spool=DIR|off)")
     p.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port: 127.0.0.1)")
     p.add_argument("--ready-file", type=Path, default=None,
@@ -275,6 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .discarders import DiscarderLearner
     from .engine import Engine
     from .kfilters import KernelFilters, invalidation_hooks
+    from .capture import recording
     from .runtime import Runtime
 
     policies = args.policy or [DEFAULT_POLICY]
@@ -343,7 +395,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         first(obj)
         switch_to(result)()
 
-    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=registry)
+    consumer: Callable[[dict[str, Any]], None] = engine
+    if args.explain_rule is not None:
+        explained = ruleset.get(args.explain_rule)
+        if explained is None:
+            print(f"rsagent: error: --explain-rule {args.explain_rule}: no enabled rule with this id", file=sys.stderr)
+            return EXIT_USAGE
+        consumer = _explaining(engine, explained.id, explained.event_type)
+    writer = None if args.record is None else _capture_writer(
+        args, "run", choice.name, types, _filters_doc(result.files, compiled.filters, not args.no_discarders))
+    runtime = Runtime(config, consumer if writer is None else recording(writer, consumer),
+                      flush=sinks.flush if writer is None else _both(sinks.flush, writer.tick),
+                      prepare=prepare, metrics=registry)
+    if writer is not None:
+        writer.counters = runtime.kernel_stats
     runtime.losses.report = sinks.write  # loss reports go in the alert stream
 
     reloading = threading.Lock()    # one reload at a time
@@ -427,7 +492,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    with sinks, _serve_metrics(registry, args.metrics):
+    with _closing(writer, runtime), sinks, _serve_metrics(registry, args.metrics):
         runtime.run()
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
@@ -437,7 +502,135 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace}
+def _filters_doc(files: list[str], filters: dict[str, TypeFilter], discarders: bool) -> dict[str, Any]:
+    """The capture header's account of the in-kernel filters that were on."""
+    return {"policy": files, "types": {t: f.summary for t, f in sorted(filters.items())},
+            "discarders": discarders and any(f.discard for f in filters.values())}
+
+
+def _capture_writer(args: argparse.Namespace, command: str, hook_set: str, types: set[str] | None,
+                    filters: dict[str, Any] | None, on_full: Callable[[], None] | None = None) -> CaptureWriter:
+    from .capture import CaptureWriter, filters_note, header
+
+    path = args.record if command == "run" else args.capture
+    writer = CaptureWriter(path, header(command=command, hook_set=hook_set,
+                                        event_types=None if types is None else sorted(types), filters=filters),
+                           max_bytes=args.max_size, on_full=on_full)
+    log.info("recording to %s; in-kernel filters %s", path, filters_note(filters))
+    return writer
+
+
+def _explaining(engine: Engine, rule_id: str, event_type: str) -> Callable[[dict[str, Any]], None]:
+    """--explain-rule: at -vv, each event of the rule's type explained before the engine sees it."""
+    from .explain import explain, log_line
+
+    explain_log = logging.getLogger("agent.explain")
+
+    def consume(doc: dict[str, Any]) -> None:
+        if doc["type"] == event_type and explain_log.isEnabledFor(logging.DEBUG):
+            # engine.ruleset: the one running now (SIGHUP replaces it)
+            explain_log.debug("%s", log_line(explain(engine.ruleset, doc, rule_id, filters={})))
+        engine(doc)
+    return consume
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        second()
+    return run
+
+
+@contextmanager
+def _closing(writer: CaptureWriter | None, runtime: Runtime) -> Iterator[None]:
+    """Close the capture (trailer with the final counters) however the run ends."""
+    try:
+        yield
+    finally:
+        if writer is not None:
+            s = runtime.last_summary
+            writer.close(s.kernel if s else {}, decode_errors=s.decode_errors if s else {},
+                         unread_at_stop=s.unread_at_stop if s else 0, consumer_errors=runtime.consumer_errors)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Like `trace` into a capture file; with --policy, behind its approvers."""
+    import threading
+    import time
+
+    from .capture import recording
+    from .runtime import Runtime
+
+    filters_doc: dict[str, Any] | None = None
+    prepare: Callable[[BpfObject], None] | None = None
+    if args.policy:
+        loaded = _record_policy(args)
+        if loaded is None:
+            return EXIT_ERROR
+        probe_object, features_object, filters, files = loaded
+        filters_doc = _filters_doc(files, filters, False)
+    else:
+        probe_object = object_path("probe.bpf.o", args.objects, insecure=args.insecure_paths)
+        features_object = object_path("features.bpf.o", args.objects, insecure=args.insecure_paths)
+    choice = choose_hook_set(probe(features_object))
+    if choice.hook_set is None:
+        log.error("%s (see `rsagent probe`)", choice.reason)
+        return EXIT_ERROR
+    types: set[str] | None = None
+    if args.policy:
+        from .kfilters import KernelFilters
+
+        types = (set(filters) | PROCESS_TYPES) & choice.hook_set.supported_event_types()
+
+        def prepare(obj: BpfObject) -> None:
+            n = KernelFilters(obj, runtime.layout, filters, runtime.decoder.type_ids).load_approvers()
+            log.info("in-kernel approvers of the policy: %d basename(s)", n)
+
+    stop: list[Callable[[], None]] = []
+    writer = _capture_writer(args, "record", choice.name, types, filters_doc, on_full=lambda: stop[0]())
+    config = _runtime_config(args, probe_object, choice.hook_set, types)
+    registry = _registry()
+    runtime = Runtime(config, recording(writer, lambda doc: None), flush=writer.tick, prepare=prepare,
+                      metrics=registry)
+    writer.counters = runtime.kernel_stats
+    stop.append(runtime.stop.set)
+    if args.duration:
+        def stop_after() -> None:
+            # from the moment every probe is attached
+            if runtime.ready.wait(120) and not runtime.stop:
+                time.sleep(args.duration)
+                runtime.stop.set()
+        threading.Thread(target=stop_after, name="record-duration", daemon=True).start()
+    with _closing(writer, runtime), _serve_metrics(registry, args.metrics):
+        runtime.run()
+    if writer.stats.full:
+        print(f"rsagent: the capture reached --max-size {args.max_size} bytes: recording stopped early "
+              f"({writer.stats.events} events)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _record_policy(args: argparse.Namespace) -> tuple[Path, Path, dict[str, TypeFilter], list[str]] | None:
+    from codegen.hostinfo import host_document
+    from codegen.policy import load_policies
+
+    from .compiled import CompiledPolicyError, locate
+
+    check_policies(args.policy, args.insecure_paths)
+    result = load_policies(args.policy, host=host_document())
+    for d in result.diagnostics.sorted():
+        print(d.format(), file=sys.stderr)
+    if not result.ok:
+        print("rsagent: error: the policy has errors; fix them (`rulec validate`)", file=sys.stderr)
+        return None
+    try:
+        compiled = locate(result, args.compiled, insecure=args.insecure_paths)
+    except CompiledPolicyError as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return None
+    return compiled.probe_object, compiled.features_object, compiled.filters, result.files
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SinkError, MetricsAddressError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError) as exc:
+    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError, UnsafePath) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except VerifierError as exc:

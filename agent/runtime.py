@@ -175,6 +175,7 @@ class Runtime:
         self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
         self.unread_at_stop = 0
+        self.last_summary: RunSummary | None = None
         self._obj: BpfObject | None = None
         self._gen: _Generation | None = None
         self._stack = ExitStack()
@@ -403,6 +404,7 @@ class Runtime:
         summary = RunSummary(self.decoder.decoded, errors, kernel, self.consumer_errors,
                              self.processes.stats.as_dict(), self.unread_at_stop, dns)
         self._report(summary)
+        self.last_summary = summary
         return summary
 
     def call_soon(self, fn: Callable[[], None]) -> None:
