@@ -120,8 +120,14 @@ class ProcessResolver:
         doc["fork"] = body
         return doc
 
-    def exit(self, e: ExitRecord) -> Document:
+    def exit(self, e: ExitRecord) -> Document | None:
         status = e.exit_code
+        known = self.res.env.processes.peek(e.hdr.pid, e.task.start_boot_ns)
+        if known is not None and known.exited_at is not None:
+            # Two threads leaving at once can both see the group's live count
+            # at 0 by the time each reaches the exit tracepoint: one exit only.
+            self.res.env.processes.stats.duplicate_exits += 1
+            return None
         doc = self.res.envelope(e.hdr, e.task)
         self.res.env.processes.on_exit(e.hdr.pid, e.task.start_boot_ns, doc["timestamp"], status)
         body = body_doc(doc["process"])

@@ -56,7 +56,7 @@ class Resolver:
         files = FileEventResolver(self)
         procs = ProcessResolver(self)
         net = NetResolver(self)
-        self._by_class: dict[type, Callable[[Any], Document]] = {
+        self._by_class: dict[type, Callable[[Any], Document | None]] = {
             FileRecord: files.resolve,
             ExecRecord: procs.exec,
             ForkRecord: procs.fork,
@@ -72,7 +72,8 @@ class Resolver:
             self.errors[f"{rec.hdr.type}: {type(exc).__name__}"] += 1
             log.debug("cannot resolve a %s record: %s", rec.hdr.type, exc)
             return None
-        self.resolved += 1
+        if doc is not None:
+            self.resolved += 1
         return doc
 
     # -- helpers for the resolvers ---------------------------------------------

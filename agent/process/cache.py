@@ -65,6 +65,7 @@ class CacheStats:
     expired: int = 0             # exited images dropped after the retention time
     pid_reuse: int = 0           # a new instance replaced a live image of the same pid
     lineage_cuts: int = 0
+    duplicate_exits: int = 0     # a second exit record of one process (two threads leaving at once)
 
     @property
     def evicted(self) -> int:

@@ -114,6 +114,8 @@ def approver_rules() -> list[tuple[str, str]]:
             if f.type is FieldType.INT:  # bit masks, up to what the kernel's u64 map holds
                 shapes = [f"{n} & O_WRONLY > 0", f"{n} & 0xFFFFFFFFFFFFFFFF > 0", f"{n} == 2",
                           f"({n} & O_CREAT) == O_CREAT"]
+            elif f.type is FieldType.IP:  # an address approver (LPM trie): addresses and CIDRs, both families
+                shapes = [f"{n} == 10.0.0.1", f"{n} in [10.0.0.0/8, fd00::/8]", f"{n} == ::1"]
             elif f.glob:
                 shapes = [f'{n} == "/etc/{event_type}-a"', f'{n} in ["/etc/b", "/x/{"n" * 200}"]',
                           f'{n} =~ "/etc/*/{event_type}-c"']

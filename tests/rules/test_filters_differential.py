@@ -13,9 +13,11 @@ checks it), so a new type cannot land without its trials.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import random
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -41,12 +43,44 @@ XATTR = "user.rsagent"
 # The types whose events the kernel may drop (the table says which).
 FILTERED = sorted(t.name for t in PRODUCED if t.kernel_approvers or t.discarders)
 
+# Socket calls: addresses (both families, public and not, some unroutable:
+# the call then fails, its event still carries the caller's address), ports
+# from a small pool so that rules and calls meet.
+NET = {"connect", "bind", "accept"}
+CONNECT_IPS = ["127.0.0.1", "10.1.2.3", "192.168.7.8", "169.254.169.254", "8.8.8.8", "::1", "fd00::5",
+               "2001:db8::1"]
+LOCAL_IPS = ["127.0.0.1", "::1", "10.1.2.3"]   # bind: the last is not local here (EADDRNOTAVAIL)
+PORTS = [4444, 5353, 8080, 30001]
+CIDRS = ["10.0.0.0/8", "127.0.0.0/8", "169.254.169.254/32", "0.0.0.0/0", "::/0", "fd00::/8", "2001:db8::/32",
+         "192.168.0.0/16", "::1/128"]
+
+
+def random_net_atom(rng: random.Random, t: str) -> str:
+    kind = rng.choices(range(8), weights=[4, 4, 4, 3, 1, 1, 1, 1])[0]
+    if kind == 0:
+        return f"{t}.addr.ip == {rng.choice(CONNECT_IPS)}"
+    if kind == 1:
+        return f"{t}.addr.ip in [{', '.join(rng.sample(CIDRS, 2))}]"
+    if kind == 2:
+        return f"{t}.addr.port == {rng.choice(PORTS)}"
+    if kind == 3:
+        return f"{t}.addr.port in [{', '.join(map(str, rng.sample(PORTS, 2)))}]"
+    if kind == 4:
+        return f"{t}.addr.family == {rng.choice(['AF_INET', 'AF_INET6'])}"
+    if kind == 5:
+        return rng.choice([f"{t}.retval < 0", f"{t}.retval >= 0"])
+    if kind == 6:
+        return rng.choice([f"{t}.addr.is_public", f"!{t}.addr.is_public"])
+    return f"{t}.addr.ip != {rng.choice(CONNECT_IPS)}"
+
 
 def _q(s: str) -> str:
     return json.dumps(s)
 
 
 def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> str:
+    if t in NET:
+        return random_net_atom(rng, t)
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
     # Weighted towards approvable shapes; negations and process fields keep
     # the "no approver" and "no discarder" shapes in the mix.
@@ -100,6 +134,12 @@ def _target(rng: random.Random, base: Path) -> str:
 
 # One random call of each filtered type: [syscall, path, ...] for workload.py.
 def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
+    if t == "connect":
+        return ["connect", rng.choice(CONNECT_IPS), rng.choice(PORTS)]
+    if t == "bind":
+        return ["bind", rng.choice(LOCAL_IPS), rng.choice(PORTS)]
+    if t == "accept":
+        return ["accept", rng.choice(LOCAL_IPS[:2]), rng.choice(PORTS)]
     path = _target(rng, base)
     if t == "open":
         return ["open", path, FLAGS[rng.choice(list(FLAGS))]]
@@ -142,26 +182,45 @@ def syscall_flags(op: list[Any]) -> int:
     return int(op[2]) | os.O_CLOEXEC  # Python's os.open always adds O_CLOEXEC (PEP 446)
 
 
-def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
-    t, path = op[0], op[1]
+def _net_doc(t: str, ip_text: str, port: int, result: int) -> dict[str, Any]:
+    ip = ipaddress.ip_address(ip_text)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    addr = {"ip": ip_text, "port": port, "family": int(family), "is_public": ip.is_global}
+    return {"type": t, "timestamp": time.time_ns(), t: {"addr": addr, "retval": result},
+            "process": {"comm": "python3"}}
+
+
+def expected_docs(op: list[Any], result: int) -> list[dict[str, Any]]:
+    """The events one op must produce."""
+    t = op[0]
+    if t == "accept":  # the listener is bound, then connected to from the workload itself
+        return [_net_doc("bind", op[1], op[2], 0), _net_doc("connect", op[1], op[2], 0),
+                _net_doc(t, op[1], op[2], result)]
+    if t in NET:
+        return [_net_doc(t, op[1], op[2], result)]
+    path = op[1]
     body: dict[str, Any] = {"file": {"path": path, "name": os.path.basename(path)}, "retval": result}
     if t == "open":
         body["flags"] = syscall_flags(op)
-    return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}
+    return [{"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}]
 
 
-def run_workload(ops: list[list[Any]], work: Path) -> list[int]:
+def run_workload(ops: list[list[Any]], work: Path) -> tuple[int, list[int]]:
+    """The workload's pid (its events are the trial's) and each op's result."""
     (work / "ops.json").write_text(json.dumps(ops))
-    subprocess.run(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")],
-                   check=True)
+    proc = subprocess.Popen(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")])
+    assert proc.wait(60) == 0
     results: list[int] = json.loads((work / "res.json").read_text())
-    return results
+    return proc.pid, results
 
 
-def alert_key(alert: dict[str, Any]) -> tuple[Any, ...]:
-    t = alert["event"]["type"]
-    ev = alert["event"][t]
-    return (alert["rule_id"], t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
+def event_key(rule_id: str, doc: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies an alert: the rule, the type, its address or path, its result."""
+    t = doc["type"]
+    ev = doc[t]
+    if t in NET:
+        return (rule_id, t, ev["addr"]["ip"], ev["addr"]["port"], ev["retval"] >= 0)
+    return (rule_id, t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
 
 
 def check_trial(seed: int, root: Path, cache: Path, types: list[str]) -> None:
@@ -187,17 +246,18 @@ def _trial(seed: int, root: Path, cache: Path, types: list[str]) -> bool:
     ops = random_ops(rng, base, types)
     with InProcessAgent(policy, cache) as agent:
         expected: Counter[tuple[Any, ...]] = Counter()
+        pids = set()
         for _ in range(2):  # the second pass meets the discarders of the first
-            results = run_workload(ops, work)
+            pid, results = run_workload(ops, work)
+            pids.add(pid)
             for op, res in zip(ops, results, strict=True):
-                t = op[0]
-                for rule_id in ruleset.evaluate(expected_doc(op, res)):
-                    expected[(rule_id, t, op[1], syscall_flags(op) if t == "open" else None, res)] += 1
+                for doc in expected_docs(op, res):
+                    for rule_id in ruleset.evaluate(doc):
+                        expected[event_key(rule_id, doc)] += 1
             time.sleep(0.3)
     if agent.lost:
         return False
-    got = Counter(alert_key(a) for a in agent.alerts()
-                  if a["event"][a["event"]["type"]]["file"]["path"].startswith(str(base)))
+    got = Counter(event_key(a["rule_id"], a["event"]) for a in agent.alerts() if a["event"]["process"]["pid"] in pids)
     missing = expected - got
     extra = got - expected
     assert not missing and not extra, (

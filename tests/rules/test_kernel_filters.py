@@ -169,16 +169,24 @@ def test_sighup_reloads_a_policy_of_the_same_shape(tmp_path: Path, built_objects
     _open_many(first, 1)          # no longer watched: dropped in the kernel now
     time.sleep(0.5)
     # A policy needing other kernel checks: new objects take over (test_reload_handover.py).
-    policy.write_text('rules:\n  - id: g\n    expression: open.file.path =~ "/x/*.conf"\n')
+    conf = tmp_path / "a.conf"
+    conf.write_text("x")
+    policy.write_text(f'rules:\n  - id: g\n    expression: open.file.path =~ "{tmp_path}/*.conf"\n')
     agent.proc.send_signal(signal.SIGHUP)
-    time.sleep(1)
-    _open_many(second, 1)
+    deadline = time.monotonic() + 60
+    while not agent.wait_for("g", timeout=0.5):   # compiled on a thread, then handed over
+        assert time.monotonic() < deadline, "the new shape never took over"
+        _open_many(conf, 1)
+    _open_many(second, 1)         # no longer watched by the new objects
     time.sleep(0.5)
     stderr = agent.stop()
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for a in agent.alerts():
         by_rule.setdefault(a["rule_id"], []).append(a["event"]["open"]["file"]["path"])
     assert by_rule["watched"] == [str(first)], by_rule
-    assert set(by_rule["watched_now"]) == {str(second)} and len(by_rule["watched_now"]) >= 2
+    assert set(by_rule["watched_now"]) == {str(second)}
+    assert set(by_rule["g"]) == {str(conf)}
+    stamps = {r: [a["timestamp"] for a in agent.alerts() if a["rule_id"] == r] for r in ("watched_now", "g")}
+    assert max(stamps["watched_now"]) < min(stamps["g"])     # the last open of second: no rule any more
     assert "SIGHUP: reloaded 1 rule(s)" in stderr
     assert "with new in-kernel filters" in stderr and "handover to generation 2" in stderr

@@ -1,15 +1,39 @@
-"""Run a list of file operations, in order, and report each result.
+"""Run a list of file and socket operations, in order, and report each result.
 
     python3 workload.py OPS.json RESULTS.json
 OPS: [["open", path, flags], ["chmod", path, mode], ["chown", path, uid, gid],
       ["utimes", path], ["setxattr"/"removexattr", path, name], ["unlink", path],
-      ["mkdir"/"rmdir", path], ["rename"/"link", src, dst]]
-RESULTS: one int per op: the fd closed right away (>= 0) or -errno.
+      ["mkdir"/"rmdir", path], ["rename"/"link", src, dst],
+      ["connect"/"bind", ip, port] (UDP: nothing is sent), ["accept", ip, port]
+      (a TCP listener there, connected to from this process)]
+RESULTS: one int per op: the fd closed right away (>= 0), 0, or -errno.
 """
 import json
+import socket
 from collections.abc import Callable
 import os
 import sys
+
+
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _udp(call: str, ip: str, port: int) -> None:
+    with socket.socket(_family(ip), socket.SOCK_DGRAM) as s:
+        getattr(s, call)((ip, port))
+
+
+def _accept(ip: str, port: int) -> int:
+    with socket.socket(_family(ip), socket.SOCK_STREAM) as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((ip, port))
+        srv.listen(1)
+        with socket.create_connection((ip, port), timeout=5):
+            conn, _ = srv.accept()
+            fd = conn.fileno()
+            conn.close()
+            return fd
 
 
 CALLS: dict[str, Callable[..., object]] = {
@@ -23,6 +47,8 @@ CALLS: dict[str, Callable[..., object]] = {
     "rmdir": os.rmdir,
     "rename": os.rename,
     "link": os.link,
+    "connect": lambda ip, port: _udp("connect", ip, port),
+    "bind": lambda ip, port: _udp("bind", ip, port),
 }
 
 
@@ -35,6 +61,8 @@ def main() -> None:
                 fd = os.open(op[1], op[2], 0o644)
                 os.close(fd)
                 results.append(fd)
+            elif op[0] == "accept":
+                results.append(_accept(op[1], op[2]))
             else:
                 CALLS[op[0]](*op[1:])
                 results.append(0)
