@@ -161,7 +161,41 @@ class ExitRecord:
     exit_code: int              # wait status
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord
+@dataclass(frozen=True, slots=True)
+class Target:
+    """struct rs_target: a task a call acts on, named by the kernel."""
+
+    pid: int                    # thread-group id (host pid namespace)
+    tid: int
+    start_time: int             # CLOCK_BOOTTIME ns of its group leader
+    task: TaskContext           # its credentials, comm, parent and cgroup then
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    """struct rs_activity_event: ptrace, signal, credentials, memfd_create,
+    splice, prctl, chdir, unshare, setns (events.h says what each sets)."""
+
+    hdr: Header
+    task: TaskContext           # the caller, after the call
+    target: Target | None       # None: the kernel named no task
+    file: FileObj
+    base: FileObj
+    retval: int
+    args: tuple[int, ...]       # the six argument registers
+    syscall_nr: int
+    flags: int                  # enum rs_activity_flags
+    pidns_level: int
+    pipe_entry_flags: int
+    pipe_exit_flags: int
+    ns_type: int
+    ns_inum: int
+    str: bytes
+    ns_name: bytes
+    root: bytes
+
+
+Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord
 RecordDecoder = Callable[[Any, int, Header], Record]
 
 
@@ -189,6 +223,7 @@ class Decoder:
         self._task_kthread = c("RS_TASK_KTHREAD")
         self._args_truncated = c("RS_ARGS_TRUNCATED")
         self._envs_captured = c("RS_ENVS_CAPTURED")
+        self._act_target = c("RS_ACT_TARGET")
         self.type_names: dict[int, str] = {}
         self._decoders: dict[int, tuple[Any, RecordDecoder]] = {}
         by_struct: dict[str, RecordDecoder] = {
@@ -196,6 +231,7 @@ class Decoder:
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
+            "rs_activity_event": self._activity_event,
         }
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
@@ -291,6 +327,15 @@ class Decoder:
 
     def _exit_event(self, e: Any, size: int, hdr: Header) -> ExitRecord:
         return ExitRecord(hdr, self._task(e.proc), e.exit_code)
+
+    def _activity_event(self, e: Any, size: int, hdr: Header) -> ActivityRecord:
+        b = self._bytes
+        t = e.target
+        target = Target(t.pid, t.tid, t.start_time, self._task(t.ctx)) if e.flags & self._act_target else None
+        return ActivityRecord(
+            hdr, self._task(e.proc), target, self._file(e, size, e.file), self._file(e, size, e.base),
+            e.retval, tuple(e.args), e.syscall_nr, e.flags, e.pidns_level, e.pipe_entry_flags, e.pipe_exit_flags,
+            e.ns_type, e.ns_inum, b(e, size, e.str), b(e, size, e.ns_name), b(e, size, e.root))
 
 
 PRODUCED_RECORD: dict[int, str] = {t.id: t.record for t in PRODUCED if t.id is not None and t.record is not None}
