@@ -558,7 +558,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("namespace.name", STR, doc="the kind's name (`mnt`, `net`, `pid`...), from the kernel"),
             F("namespace.inode", INT, doc="the namespace's inode number (as in `/proc/PID/ns/*` links)"),
             F("namespace.is_host", BOOL,
-              doc="the namespace is the host's: the one pid 1 (as the agent sees it) is in"),
+              doc="the namespace is the host's: pid 1's (as the agent sees it; the agent's own where pid 1's "
+              "cannot be read)"),
             RETVAL,
         ),
         kernel_approvers={"namespace.type": "flags"}),

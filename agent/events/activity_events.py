@@ -57,20 +57,23 @@ def _int(v: int) -> int:
 
 
 class HostNamespaces:
-    """The namespaces the host's init (pid 1, as the agent sees it) is in,
-    by kind ("mnt", "net"...): their inode numbers, read once."""
+    """The host's namespaces by kind ("mnt", "net"...): their inode numbers,
+    read once - those of pid 1 as the agent sees it, or, where pid 1's are
+    not readable (an init more privileged than the agent), the agent's own."""
 
-    def __init__(self, proc: str = "/proc/1/ns") -> None:
-        self._proc = proc
+    def __init__(self, dirs: tuple[str, ...] = ("/proc/1/ns", "/proc/self/ns")) -> None:
+        self._dirs = dirs
         self._inodes: dict[str, int | None] = {}
 
     def inode(self, kind: str) -> int | None:
         if kind not in self._inodes:
-            try:
-                self._inodes[kind] = os.stat(f"{self._proc}/{kind}").st_ino
-            except OSError as exc:
-                log.debug("cannot read %s/%s: %s", self._proc, kind, exc)
-                self._inodes[kind] = None
+            self._inodes[kind] = None
+            for d in self._dirs:
+                try:
+                    self._inodes[kind] = os.stat(f"{d}/{kind}").st_ino
+                    break
+                except OSError as exc:
+                    log.debug("cannot read %s/%s: %s", d, kind, exc)
         return self._inodes[kind]
 
     def is_host(self, kind: str, inum: int) -> bool:

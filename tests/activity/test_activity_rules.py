@@ -48,8 +48,9 @@ os.chdir({work!r}); os.chdir('rs-rule-dir'); os.chdir('/')
 r, w = os.pipe(); os.write(w, b'x' * 16); os.read(r, 16)
 src = os.open({work!r} + '/rs-rule-splice', os.O_RDONLY)
 assert sc('splice', src, 0, w, 0, 4, 0) == 4
+uts = os.open('/proc/self/ns/uts', os.O_RDONLY)
 assert sc('unshare', CLONE['CLONE_NEWUTS']) == 0
-assert sc('setns', os.open('/proc/1/ns/uts', os.O_RDONLY), CLONE['CLONE_NEWUTS']) == 0
+assert sc('setns', uts, CLONE['CLONE_NEWUTS']) == 0
 os.setresgid({gid}, {gid}, {gid}); os.setresuid({uid}, {uid}, {uid})
 import ctypes
 hdr = (ctypes.c_uint32 * 2)(0x20080522, 0); data = (ctypes.c_uint32 * 6)()

@@ -56,23 +56,23 @@ def test_ptrace_attach_peek_detach_name_the_tracee(tracer, sleeper) -> None:
     assert by_request[PTRACE["PTRACE_PEEKDATA"]]["ptrace"]["retval"] == -ERRNO["EIO"]
 
 
-def test_ptrace_refused_and_of_a_missing_process(tracer) -> None:
-    """An attach refused with EPERM (an unprivileged caller, pid 1): the
-    tracee is pid 1 (the kernel's on precise sets; the cache's for the pid
-    argument on the tracepoint set: the caller is in the host's pid
-    namespace). A pid nobody has: -ESRCH and only the pid."""
+def test_ptrace_refused_and_of_a_missing_process(tracer, sleeper) -> None:
+    """An attach refused with EPERM (an unprivileged caller, a root
+    process): the tracee is named (the kernel's on precise sets; the
+    cache's for the pid argument on the tracepoint set: the caller is in the
+    host's pid namespace). A pid nobody has: -ESRCH and only the pid."""
     missing = 4_000_000  # above pid_max's maximum (2^22)
     with tracer.collect() as col:
         out = child_output(run_child(
             "become(NOBODY)\n"
-            f"print('attach=', sc('ptrace', {PTRACE['PTRACE_ATTACH']}, 1, 0, 0))\n"
+            f"print('attach=', sc('ptrace', {PTRACE['PTRACE_ATTACH']}, {sleeper.pid}, 0, 0))\n"
             f"print('peek=', sc('ptrace', {PTRACE['PTRACE_PEEKDATA']}, {missing}, 0, 0))\n"
             "print('pid=', os.getpid())\n"))
     assert out["attach"] == -ERRNO["EPERM"] and out["peek"] == -ERRNO["ESRCH"]
     docs = {d["ptrace"]["request"]: d["ptrace"] for d in docs_of(col, "ptrace", out["pid"])}
     attach = docs[PTRACE["PTRACE_ATTACH"]]
     assert attach["retval"] == -ERRNO["EPERM"]
-    assert attach["tracee"]["pid"] == 1 and attach["tracee"]["file"]["path"]
+    assert attach["tracee"]["pid"] == sleeper.pid and attach["tracee"]["file"]["path"] == SLEEP
     peek = docs[PTRACE["PTRACE_PEEKDATA"]]
     assert peek["retval"] == -ERRNO["ESRCH"] and peek["tracee"] == {"pid": missing}
 
@@ -121,19 +121,19 @@ def _siginfo(pid: int) -> bytes:
     return struct.pack("iii4xii", 0, 0, si_queue, pid, 0).ljust(128, b"\0")
 
 
-def test_signal_refused_and_of_a_missing_process(tracer) -> None:
+def test_signal_refused_and_of_a_missing_process(tracer, sleeper) -> None:
     missing = 4_000_000
     with tracer.collect() as col:
         out = child_output(run_child(
             "become(NOBODY)\n"
-            f"print('term=', sc('kill', 1, {SIG['SIGTERM']}))\n"
+            f"print('term=', sc('kill', {sleeper.pid}, {SIG['SIGTERM']}))\n"
             f"print('probe=', sc('kill', {missing}, 0))\n"
             "print('pid=', os.getpid())\n"))
     assert out["term"] == -ERRNO["EPERM"] and out["probe"] == -ERRNO["ESRCH"]
     docs = docs_of(col, "signal", out["pid"])
     term = next(d["signal"] for d in docs if d["signal"]["type"] == SIG["SIGTERM"])
-    assert term["retval"] == -ERRNO["EPERM"] and term["pid"] == 1
-    assert term["target"]["pid"] == 1 and term["target"]["file"]["path"]
+    assert term["retval"] == -ERRNO["EPERM"] and term["pid"] == sleeper.pid
+    assert term["target"]["pid"] == sleeper.pid and term["target"]["file"]["path"] == SLEEP
     assert docs[0]["process"]["uid"] == 65534
     probe = next(d["signal"] for d in docs if d["signal"]["type"] == 0)
     assert probe["retval"] == -ERRNO["ESRCH"] and probe["pid"] == missing and probe["target"] == {"pid": missing}

@@ -25,6 +25,8 @@ MISSING_PID = 4_000_000
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _children: dict[str, int] = {}
+# the namespaces to join, as they are before any unshare of the workload
+_NS = {kind: os.open(f"/proc/self/ns/{kind}", os.O_RDONLY) for kind in ("uts", "ipc")}
 _word = ctypes.c_ulong()
 
 
@@ -87,11 +89,7 @@ def unshare(flags: int) -> int:
 
 
 def setns(kind: str, nstype: int) -> int:
-    fd = os.open(f"/proc/1/ns/{kind}", os.O_RDONLY)
-    try:
-        return _sc("setns", fd, nstype)
-    finally:
-        os.close(fd)
+    return _sc("setns", _NS[kind], nstype)
 
 
 def chdir(path: str) -> int:

@@ -90,7 +90,9 @@ def random_op(rng: random.Random, base: Path, t: str, dirs: list[str], names: li
 
 
 def _ns_inode(kind: str) -> int:
-    return os.stat(f"/proc/1/ns/{kind}").st_ino
+    """The workload's namespaces (the test's, which the agent takes for the
+    host's where pid 1's cannot be read)."""
+    return os.stat(f"/proc/self/ns/{kind}").st_ino
 
 
 def expected_body(op: list[Any], result: int) -> dict[str, Any]:
