@@ -216,12 +216,18 @@ static __always_inline struct task_struct *rs_pid_task(struct pid *pid)
 	return NULL;
 }
 
-/* The process a pidfd names (pidfs since 6.9, an anon inode "[pidfd]" before). */
+/* The process a pidfd names: a pidfs inode's struct pid (6.9+; i_private,
+ * also the file's private_data before 6.13), or an anon inode "[pidfd]"
+ * file's private_data (before 6.9). */
 static __always_inline struct task_struct *rs_pidfd_task(struct file *f)
 {
-	unsigned long magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	struct pid *pid = NULL;
 
-	if (magic == RS_ANON_INODE_FS_MAGIC) {
+	if (magic == RS_PID_FS_MAGIC) {
+		pid = BPF_CORE_READ(inode, i_private);
+	} else if (magic == RS_ANON_INODE_FS_MAGIC) {
 		char name[8] = {};
 		const char want[8] = "[pidfd]";
 
@@ -229,10 +235,12 @@ static __always_inline struct task_struct *rs_pidfd_task(struct file *f)
 		for (int i = 0; i < 8; i++)
 			if (name[i] != want[i])
 				return NULL;
-	} else if (magic != RS_PID_FS_MAGIC) {
+	} else {
 		return NULL;
 	}
-	return rs_pid_task(BPF_CORE_READ(f, private_data));
+	if (!pid)
+		pid = BPF_CORE_READ(f, private_data);
+	return rs_pid_task(pid);
 }
 
 /* -- captures before and inside calls ----------------------------------------- */

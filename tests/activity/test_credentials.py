@@ -5,6 +5,9 @@ so every later event of the process and its descendants' lineage show them."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from activity_helpers import CAP, ERRNO, NOBODY, child_output, docs_of, run_child
@@ -15,11 +18,20 @@ TRUE = os.path.realpath("/bin/true")
 UID, GID = 4321, 4322
 
 
-def test_setresuid_and_setresgid_then_later_events_and_descendants(tracer, tmp_path) -> None:
+@pytest.fixture
+def shared_dir():
+    """A directory any uid may write (tmp_path's parents are root's, 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="rs-activity-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_setresuid_and_setresgid_then_later_events_and_descendants(tracer, shared_dir) -> None:
     """The child changes its ids, opens a file, then runs a grandchild: the
     open shows the new ids (the task's), and the grandchild's ancestor - the
     child's image, made at its exec as root - shows them too (the cache)."""
-    marker = tmp_path / "after-setuid"
+    marker = shared_dir / "after-setuid"
     with tracer.collect() as col:
         out = child_output(run_child(
             f"os.setresgid({GID}, {GID}, {GID}); os.setresuid({UID}, {UID}, {UID})\n"
