@@ -60,6 +60,15 @@ class Feature:
 
 
 @dataclass
+class Coverage:
+    """What a hook set produces on this kernel."""
+
+    missing: list[str] = field(default_factory=list)           # its own requirements this kernel lacks
+    types: list[str] = field(default_factory=list)             # event types it produces (none when missing)
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # event type -> the features it lacks
+
+
+@dataclass
 class FeatureReport:
     kernel: str
     arch: str
@@ -69,6 +78,7 @@ class FeatureReport:
     features: dict[str, Feature] = field(default_factory=dict)
     hook_set: str = ""
     hook_set_reason: str = ""
+    coverage: dict[str, Coverage] = field(default_factory=dict)   # hook set -> what it produces here
 
     def has(self, name: str) -> bool:
         f = self.features.get(name)
@@ -114,7 +124,24 @@ def probe(features_object: Path) -> FeatureReport:
     choice = choose_hook_set(report)
     report.hook_set = choice.name
     report.hook_set_reason = choice.reason
+    report.coverage = coverage(report)
     return report
+
+
+def coverage(report: FeatureReport) -> dict[str, Coverage]:
+    """The event types each hook set produces on this kernel."""
+    from .hooksets import HOOK_SETS
+
+    out: dict[str, Coverage] = {}
+    for hs in HOOK_SETS:
+        missing = hs.missing(report)
+        if missing:
+            out[hs.name] = Coverage(missing=missing)
+            continue
+        usable = hs.restricted(report)
+        out[hs.name] = Coverage(types=sorted(usable.supported_event_types()),
+                                left_out={t: list(r) for t, r in sorted(usable.left_out.items())})
+    return out
 
 
 def format_report(report: FeatureReport) -> str:
@@ -129,5 +156,12 @@ def format_report(report: FeatureReport) -> str:
     for f in report.features.values():
         mark = "yes" if f.available else "no "
         lines.append(f"  {mark}  {f.name:<13} {f.description} [{f.detail}; upstream since {f.min_kernel}]")
+    lines += ["", "event types each hook set produces on this kernel:"]
+    for name, cov in report.coverage.items():
+        if cov.missing:
+            lines.append(f"  {name:<11} unusable: needs {', '.join(cov.missing)}")
+            continue
+        left = "".join(f"; left out: {t} (needs {', '.join(r)})" for t, r in cov.left_out.items())
+        lines.append(f"  {name:<11} {len(cov.types)} types: {', '.join(cov.types)}{left}")
     lines += ["", f"hook set      {report.hook_set}: {report.hook_set_reason}"]
     return "\n".join(lines)

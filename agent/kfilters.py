@@ -7,7 +7,7 @@ import logging
 import struct
 from dataclasses import dataclass
 
-from codegen.cbackend import BASENAME, TypeFilter
+from codegen.cbackend import BASENAME, VALUE, TypeFilter
 from codegen.eventtypes import PRODUCED
 
 from .events.layout import Layout
@@ -45,6 +45,14 @@ def basename_key(name: str, layout: Layout) -> bytes | None:
     return bytes(layout.ffi.buffer(key))
 
 
+def value_key(type_id: int, value: int, layout: Layout) -> bytes:
+    """struct rs_value_key for a scalar approver value."""
+    key = layout.ffi.new("struct rs_value_key *")
+    key.type = type_id
+    key.value = value & 0xFFFFFFFFFFFFFFFF
+    return bytes(layout.ffi.buffer(key))
+
+
 @dataclass
 class KernelFilters:
     obj: BpfObject
@@ -72,14 +80,25 @@ class KernelFilters:
             raise ValueError(f"{len(masks)} approver basenames exceed the map's {limit} entries")
         return masks, flag_masks
 
+    def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
+        keys = {value_key(self.type_ids[t], v, self.layout)
+                for t, f in sorted(filters.items()) if VALUE in f.approve_kinds for v in f.values}
+        limit = self.obj.map("value_approvers").max_entries
+        if len(keys) > limit:
+            raise ValueError(f"{len(keys)} approver values exceed the map's {limit} entries")
+        return keys
+
     def load_approvers(self) -> int:
-        """Write basename and flags approvers; returns how many entries."""
+        """Write basename, flags and value approvers; returns how many basenames."""
         masks, flag_masks = self._values(self.filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
         for type_id, mask in flag_masks.items():
             flags.update(type_id, mask)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        values = self.obj.map("value_approvers")
+        for key in self._value_keys(self.filters):
+            values.update(key, b"\x01")
         return len(masks)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
@@ -89,6 +108,10 @@ class KernelFilters:
         under-approved), then exactly the new ones."""
         masks, flag_masks = self._values(filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
+        values, new_values = self.obj.map("value_approvers"), self._value_keys(filters)
+        old_values = set(values.keys())
+        for key in new_values - old_values:
+            values.update(key, b"\x01")
         old_keys = set(basenames.keys())
         for type_id in self.type_ids.values():
             old = flags.lookup(type_id)
@@ -103,6 +126,8 @@ class KernelFilters:
             basenames.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        for key in old_values - new_values:
+            values.delete(key)
         self.filters = filters
         self.bump_revision()
         return len(masks)

@@ -33,9 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codegen.eventtypes import KERNEL_CONSTANTS  # noqa: E402
+from codegen.kconstants import KERNEL_FAMILIES, KernelFamily  # noqa: E402
 
 WORK = ROOT / "build" / "kheaders"
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$")
+# any define, `# define` (nested, a sub-value in some headers) included
+_ANY_DEFINE = re.compile(r"^#(\s*)define\s+(\w+)\s+(.+?)\s*(?://.*)?$")
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _BINOPS = {ast.BitOr: operator.or_, ast.LShift: operator.lshift, ast.Add: operator.add,
            ast.BitAnd: operator.and_, ast.Sub: operator.sub}
 
@@ -105,6 +109,54 @@ def defines(path: Path) -> dict[str, str]:
     return out
 
 
+def all_defines(path: Path) -> dict[str, tuple[str, bool]]:
+    """name -> (value text, written at the top level as `#define`)."""
+    out = {}
+    # comments out first (a `#define` inside a multi-line comment is no
+    # definition: x86's SIGLOST), keeping the line structure
+    text = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text(errors="replace"))
+    for line in text.splitlines():
+        m = _ANY_DEFINE.match(line.rstrip())
+        if m:
+            out[m.group(2)] = (m.group(3), m.group(1) == "")
+    return out
+
+
+def _header(tree: Path, triplet: str, header: str) -> Path:
+    """A header's file: UAPI headers first (what user space sees), then the kernel's own."""
+    uapi = tree / "usr" / "include"
+    common = next((tree / "usr" / "src").glob("linux-headers-*-common"))
+    for base in (uapi, uapi / triplet, common):
+        if (base / header).exists():
+            return base / header
+    raise KheadersError(f"{header} is in neither linux-libc-dev nor {common.name}")
+
+
+def family(tree: Path, triplet: str, fam: KernelFamily) -> dict[str, int]:
+    """The SECL values of one constant family (codegen/kconstants.py)."""
+    defs: dict[str, tuple[str, bool]] = {}
+    for header in fam.headers:
+        defs.update(all_defines(_header(tree, triplet, header)))
+    out: dict[str, int] = {}
+    for name, (text, top) in defs.items():
+        if not re.fullmatch(fam.pattern, name) or (fam.exclude and re.fullmatch(fam.exclude, name)):
+            continue
+        if fam.top_level_only and not top:
+            continue
+        for _ in range(8):  # an alias of another macro (SIGPOLL SIGIO)
+            if text not in defs:
+                break
+            text = defs[text][0]
+        try:
+            value = _value(text)
+        except (KheadersError, SyntaxError):
+            continue  # not a literal (SIGRTMAX _NSIG, a cast...)
+        out[name] = 1 << value if fam.bit else value
+    if not out:
+        raise KheadersError(f"constant family {fam.key}: nothing in {', '.join(fam.headers)} matches {fam.pattern}")
+    return out
+
+
 def syscalls(path: Path) -> dict[str, int]:
     return {name.removeprefix("__NR_"): int(v) for name, v in defines(path).items()
             if name.startswith("__NR_") and v.isdigit()}
@@ -133,6 +185,7 @@ def extract(tree: Path, arch: str) -> dict[str, object]:
             raise KheadersError(f"{name} is not defined in {path.relative_to(tree)}")
         consts[name] = {"value": _value(table[name]), "header": header}
     out["constants"] = consts
+    out["families"] = {fam.key: family(tree, triplet, fam) for fam in KERNEL_FAMILIES}
     return out
 
 

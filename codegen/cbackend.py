@@ -5,7 +5,8 @@ performs and with which values:
 
 - approvers (codegen.approvers): each rule's best offer among the fields the
   kernel can check — the file's basename (``<type>.file.path`` by basename,
-  ``<type>.file.name``) and bit masks of flags (``open.flags``). If one rule
+  ``<type>.file.name``), bit masks of flags (``open.flags``) and exact values
+  of a scalar (``ptrace.request``, keyed by event type and value). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -44,9 +45,11 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 # and the approver kinds of the fields each enforces.
 BASENAME = "basename"
 FLAGS = "flags"
+VALUE = "value"
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
+    VALUE: (ApproverKind.SCALAR,),                            # an integer argument's exact values
 }
 
 
@@ -67,6 +70,7 @@ class TypeFilter:
     rules: tuple[str, ...]
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
+    values: frozenset[int] = frozenset()   # VALUE: the scalar values some rule accepts
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -85,6 +89,8 @@ class TypeFilter:
                 what.append(f"{len(self.basenames)} basename(s)")
             if self.flags_mask:
                 what.append(f"flags mask {self.flags_mask:#o}")
+            if self.values:
+                what.append(f"{len(self.values)} value(s)")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -105,6 +111,7 @@ class TypeFilter:
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
             "flags_mask": self.flags_mask,
+            "values": sorted(self.values),
             "discard": self.discard,
             "reason": self.reason,
         }
@@ -139,6 +146,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     rules = tuple(rules)
     ids = tuple(r.id for r in rules)
     basenames: set[str] = set()
+    values: set[int] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -150,6 +158,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         kinds.add(check)
         if check == BASENAME:
             basenames |= set(offer.values)
+        elif check == VALUE:
+            values |= {int(v) for v in offer.values}
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -160,8 +170,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
-    return TypeFilter(event_type, ids, frozenset(basenames), mask,
-                      tuple(k for k in (BASENAME, FLAGS) if k in kinds), discard)
+    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values),
+                      tuple(k for k in (BASENAME, FLAGS, VALUE) if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:

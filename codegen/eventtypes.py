@@ -76,6 +76,15 @@ KERNEL_CONSTANTS: dict[str, str] = {
     "PF_KTHREAD": "include/linux/sched.h",
     "PF_IO_WORKER": "include/linux/sched.h",
     "TS_COMPAT": "arch/x86/include/asm/thread_info.h",
+    # process activity (hooks/activity.h)
+    "PTRACE_TRACEME": "linux/ptrace.h",
+    "PTRACE_ATTACH": "linux/ptrace.h",
+    "PTRACE_SEIZE": "linux/ptrace.h",
+    "PR_SET_NAME": "linux/prctl.h",
+    "NSFS_MAGIC": "linux/magic.h",
+    "PID_FS_MAGIC": "linux/magic.h",
+    "ANON_INODE_FS_MAGIC": "linux/magic.h",
+    "S_IFIFO": "linux/stat.h",
 }
 
 
@@ -94,6 +103,9 @@ class Call:
     init: str
     body: str
     roles: dict[str, str]
+    # roles whose argument position programs other than the wrapper need:
+    # syscall_table.h gets rs_syscall_arg_<role>(nr) (-1: the syscall has none)
+    indexed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,7 @@ class EventType:
     files: tuple[str, ...] = ()           # file objects (FILE_TEMPLATE) under the type
     file_approvers: bool = False          # their path/name fields approve
     process_fields: bool = False          # the type's object is a process image (PROCESS_TEMPLATE)
+    processes: tuple[str, ...] = ()       # sub-objects that are another process's context (+ parent, ancestors)
     fields: tuple[FieldSpec, ...] = ()    # its own fields, relative to the type's name
     # field (relative) -> the kernel check enforcing an approver on it
     kernel_approvers: dict[str, str] = field(default_factory=dict)
@@ -185,6 +198,22 @@ OPEN_CALL = Call("rs_open_args", "rs_open_args_init", "rs_open_exit", {
     "mode": "c.mode = {a};",
     "open_how": "c.how = (const void *){a};",  # openat2: the body reads flags and mode
 })
+
+# Process activity: ptrace, signals, credentials, memfd_create, splice, prctl,
+# chdir, unshare, setns (hooks/activity.h). Every argument is also kept raw
+# in the record (rs_activity_event.args); the roles are what the body reads.
+ACTIVITY_CALL = Call("rs_activity_call", "rs_activity_call_init", "rs_activity_exit", {
+    "pid": "c.pid = (int){a};",            # a process or thread, as the caller's pid namespace names it
+    "sig": "c.sig = (int){a};",
+    "request": "c.request = (long){a};",
+    "addr": "c.addr = {a};",
+    "fd": "c.fd = (int){a};",
+    "fd_out": "c.fd_out = (int){a};",
+    "str": "c.str = (const char *){a};",    # a path or a name in user memory
+    "flags": "c.flags = {a};",
+    "option": "c.option = (int){a};",
+    "arg2": "c.arg2 = {a};",
+}, indexed=("sig",))  # the signal target captures compare the signal with the call's
 
 # How a file-integrity call looks its path up (fim_exit.h, rs_fim_lookup):
 # follow the last symlink unless AT_SYMLINK_NOFOLLOW, "" + AT_EMPTY_PATH is
@@ -386,15 +415,155 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("code", INT, doc="exit code, or the number of the signal that killed it"),
             F("cause", STR, doc="EXITED, SIGNALED or COREDUMP"),
         )),
+    # -- engineer A of issue 9: process activity (hooks/activity.h, agent/events/activity_events.py) --
+    EventType(
+        "ptrace", 17, _PROC, "ptrace was called; `ptrace.tracee` is the traced process", record="rs_activity_event",
+        call=ACTIVITY_CALL, syscalls=(_S("ptrace", ("request", "pid", "addr", "")),),
+        # the tracee of requests on an existing tracee, taken before the call (PTRACE_DETACH unlinks it)
+        programs=("rs_enter_ptrace",),
+        # the task the call looked up, even when it then fails (an attach refused with EPERM)
+        precise=("find_get_task_by_vpid",), processes=("tracee",),
+        fields=(
+            F("request", INT, approver=SCALAR, constants="PTRACE_*", doc="ptrace request"),
+            F("address", INT, doc="the `addr` argument (the tracee's memory address of PEEK/POKE requests)"),
+            RETVAL,
+        ),
+        kernel_approvers={"request": "value"}),
+    EventType(
+        "signal", 18, _PROC, "a process sent a signal (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, "
+        "pidfd_send_signal); `signal.target` is the process it was sent to", record="rs_activity_event",
+        call=ACTIVITY_CALL,
+        syscalls=(
+            _S("kill", ("pid", "sig")),
+            _S("tkill", ("pid", "sig")),
+            _S("tgkill", ("pid", "", "sig")),
+            _S("rt_sigqueueinfo", ("pid", "sig", "")),
+            _S("rt_tgsigqueueinfo", ("pid", "", "sig", "")),
+            _S("pidfd_send_signal", ("fd", "sig", "", "")),
+        ),
+        # the task each signal is generated for (after the permission check)
+        programs=("rs_signal_generate",),
+        # the task the permission check is made for: also the targets of refused signals
+        precise=("check_kill_permission",), processes=("target",),
+        fields=(
+            F("type", INT, approver=SCALAR, constants="SIG*", doc="signal number (0: the existence check)"),
+            F("pid", INT, doc="target process ID: the target's (host) process ID when the kernel named it, "
+              "else the pid argument as the caller gave it"),
+            RETVAL,
+        ),
+        kernel_approvers={"type": "value"}),
+    EventType(
+        "setuid", 19, _PROC, "a process changed its user IDs (setuid, setreuid, setresuid, setfsuid); the fields "
+        "are its IDs after the call, from the kernel (unchanged when it failed)", record="rs_activity_event",
+        call=ACTIVITY_CALL,
+        syscalls=(_S("setuid", ("",)), _S("setreuid", ("", "")), _S("setresuid", ("", "", "")),
+                  _S("setfsuid", ("",))),
+        fields=(
+            F("uid", INT, doc="real UID after the call"),
+            F("user", STR, doc="real user name after the call"),
+            F("euid", INT, doc="effective UID after the call"),
+            F("euser", STR, doc="effective user name after the call"),
+            F("fsuid", INT, doc="filesystem UID after the call"),
+            F("fsuser", STR, doc="filesystem user name after the call"),
+            F("retval", INT, constants="errno",
+              doc="return value: 0 or a negative errno; setfsuid returns the previous filesystem UID"),
+        ),
+        lifecycle=True),
+    EventType(
+        "setgid", 20, _PROC, "a process changed its group IDs (setgid, setregid, setresgid, setfsgid); the fields "
+        "are its IDs after the call, from the kernel (unchanged when it failed)", record="rs_activity_event",
+        call=ACTIVITY_CALL,
+        syscalls=(_S("setgid", ("",)), _S("setregid", ("", "")), _S("setresgid", ("", "", "")),
+                  _S("setfsgid", ("",))),
+        fields=(
+            F("gid", INT, doc="real GID after the call"),
+            F("group", STR, doc="real group name after the call"),
+            F("egid", INT, doc="effective GID after the call"),
+            F("egroup", STR, doc="effective group name after the call"),
+            F("fsgid", INT, doc="filesystem GID after the call"),
+            F("fsgroup", STR, doc="filesystem group name after the call"),
+            F("retval", INT, constants="errno",
+              doc="return value: 0 or a negative errno; setfsgid returns the previous filesystem GID"),
+        ),
+        lifecycle=True),
+    EventType(
+        "capset", 21, _PROC, "a process changed its capability sets (capset); the sets after the call, from the kernel",
+        record="rs_activity_event", call=ACTIVITY_CALL, syscalls=(_S("capset", ("", "")),),
+        fields=(
+            F("cap_effective", INT, constants="CAP_*", doc="effective capability set after the call"),
+            F("cap_permitted", INT, constants="CAP_*", doc="permitted capability set after the call"),
+            RETVAL,
+        ),
+        lifecycle=True),
+    EventType(
+        "memfd_create", 22, _PROC, "a process created an anonymous memory file (memfd_create): fileless code "
+        "often starts here; `memfd_create.file` is the new file (`memfd:NAME`)", record="rs_activity_event",
+        call=ACTIVITY_CALL, syscalls=(_S("memfd_create", ("str", "flags")),), files=("file",),
+        fields=(
+            F("name", STR, doc="the name given (the kernel's, without its `memfd:` prefix, when the call succeeded)"),
+            F("flags", INT, approver=FLAGS, constants="MFD_*", doc="memfd_create flags"),
+            RETVAL,
+        ),
+        kernel_approvers={"flags": "flags"}),
+    EventType(
+        "splice", 23, _FIM, "splice moved data between a file and a pipe; `splice.file` is the end that is not a "
+        "pipe (fd_in when both are)", record="rs_activity_event", call=ACTIVITY_CALL,
+        syscalls=(_S("splice", ("fd", "", "fd_out", "", "", "")),),
+        # the flags of fd_out's last pipe buffer before the call
+        programs=("rs_enter_splice",),
+        files=("file",), file_approvers=True,
+        fields=(
+            F("pipe_entry_flag", INT, constants="PIPE_BUF_FLAG_*",
+              doc="flags of the last buffer of the `fd_out` pipe before the call (0: fd_out is no pipe)"),
+            F("pipe_exit_flag", INT, approver=FLAGS, constants="PIPE_BUF_FLAG_*",
+              doc="flags of the last buffer of the `fd_out` pipe after the call: `PIPE_BUF_FLAG_CAN_MERGE` on a "
+              "page spliced from a file is the Dirty Pipe write primitive (CVE-2022-0847)"),
+            RETVAL,
+        ),
+        kernel_approvers={**_FILE_APPROVERS, "pipe_exit_flag": "flags"}),
+    EventType(
+        "prctl", 24, _PROC, "prctl was called", record="rs_activity_event", call=ACTIVITY_CALL,
+        syscalls=(_S("prctl", ("option", "arg2", "", "", "")),),
+        fields=(
+            F("option", INT, approver=SCALAR, constants="PR_*", doc="prctl option"),
+            F("new_name", STR, doc="PR_SET_NAME: the name the caller passed (up to 255 bytes; the kernel keeps 15)"),
+            F("is_name_truncated", BOOL, doc="PR_SET_NAME: the name is longer than the kernel keeps (15 bytes)"),
+            RETVAL,
+        ),
+        kernel_approvers={"option": "value"}),
+    EventType(
+        "chdir", 25, _FIM, "a process changed its working directory (chdir, fchdir); `chdir.file` is the new one, "
+        "from the kernel", record="rs_activity_event", call=ACTIVITY_CALL,
+        syscalls=(_S("chdir", ("str",)), _S("fchdir", ("fd",))),
+        files=("file",), file_approvers=True, fields=(RETVAL,),
+        kernel_approvers=_FILE_APPROVERS),
+    EventType(
+        "unshare", 26, _PROC, "a process moved into new namespaces or unshared its context (unshare)",
+        record="rs_activity_event", call=ACTIVITY_CALL, syscalls=(_S("unshare", ("flags",)),),
+        fields=(
+            F("flags", INT, approver=FLAGS, constants="CLONE_*",
+              doc="unshare flags: `CLONE_NEW*` for the namespaces made"),
+            RETVAL,
+        ),
+        kernel_approvers={"flags": "flags"}),
+    EventType(
+        "setns", 27, _PROC, "a process joined a namespace (setns): of a namespace file (/proc/PID/ns/*) or of the "
+        "process a pidfd names (`setns.target`)", record="rs_activity_event", call=ACTIVITY_CALL,
+        syscalls=(_S("setns", ("fd", "flags")),), processes=("target",),
+        fields=(
+            F("nstype", INT, constants="CLONE_*", doc="the nstype argument (0: any type; a pidfd: the types to join)"),
+            F("namespace.type", INT, approver=FLAGS, constants="CLONE_*",
+              doc="the kind of namespace the file descriptor names (`CLONE_NEWNS`...), from the kernel; "
+              "a pidfd: the nstype argument"),
+            F("namespace.name", STR, doc="the kind's name (`mnt`, `net`, `pid`...), from the kernel"),
+            F("namespace.inode", INT, doc="the namespace's inode number (as in `/proc/PID/ns/*` links)"),
+            F("namespace.is_host", BOOL,
+              doc="the namespace is the host's: pid 1's (as the agent sees it; the agent's own where pid 1's "
+              "cannot be read)"),
+            RETVAL,
+        ),
+        kernel_approvers={"namespace.type": "flags"}),
     # -- declared for rules written for the reference agent; not produced yet --
-    EventType("signal", None, _PROC, "a signal was sent", fields=(
-        F("type", INT, constants="SIG*", doc="signal number"),
-        F("pid", INT, doc="target process ID"),
-        RETVAL)),
-    EventType("ptrace", None, _PROC, "ptrace was called", fields=(
-        F("request", INT, constants="PTRACE_*", doc="ptrace request"),
-        F("tracee.pid", INT, doc="traced process ID"),
-        RETVAL)),
     EventType("load_module", None, "kernel", "a kernel module was loaded", files=("file",), fields=(
         F("name", STR, doc="module name"),
         F("loaded_from_memory", BOOL, doc="loaded from memory, not from a file"),

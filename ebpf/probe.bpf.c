@@ -11,8 +11,9 @@
 #include "hooks/ctime.h"
 #include "fim_exit.h"
 #include "hooks/precise.h"
+#include "hooks/activity.h"
 /* generated from the event-type table: one sys_exit program per syscall,
- * calling the bodies above (open.h, fim_exit.h) */
+ * calling the bodies above (open.h, fim_exit.h, activity.h) */
 #include "hooks/exits.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -26,10 +27,13 @@ union rs_btf_anchor {
 	struct rs_exec_event exec;
 	struct rs_fork_event fork;
 	struct rs_exit_event exit;
+	struct rs_activity_event activity;
+	struct rs_target target;
 	struct rs_task_meta task_meta;
 	struct rs_type_stats stats;
 	struct rs_basename_key basename_key;
 	struct rs_discarder_key discarder_key;
 	struct rs_discarder_value discarder_value;
 	struct rs_inode_key inode_key;
+	struct rs_value_key value_key;
 } rs_btf_anchor __attribute__((unused));

@@ -157,7 +157,39 @@ class ExitRecord(NamedTuple):
     exit_code: int              # wait status
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord
+class Target(NamedTuple):
+    """struct rs_target: a task a call acts on, named by the kernel."""
+
+    pid: int                    # thread-group id (host pid namespace)
+    tid: int
+    start_time: int             # CLOCK_BOOTTIME ns of its group leader
+    task: TaskContext           # its credentials, comm, parent and cgroup then
+
+
+class ActivityRecord(NamedTuple):
+    """struct rs_activity_event: ptrace, signal, credentials, memfd_create,
+    splice, prctl, chdir, unshare, setns (events.h says what each sets)."""
+
+    hdr: Header
+    task: TaskContext           # the caller, after the call
+    target: Target | None       # None: the kernel named no task
+    file: FileObj
+    base: FileObj
+    retval: int
+    args: tuple[int, ...]       # the six argument registers
+    syscall_nr: int
+    flags: int                  # enum rs_activity_flags
+    pidns_level: int
+    pipe_entry_flags: int
+    pipe_exit_flags: int
+    ns_type: int
+    ns_inum: int
+    str: bytes
+    ns_name: bytes
+    root: bytes
+
+
+Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord
 RecordDecoder = Callable[[Any, int, Header], Record]
 
 
@@ -204,6 +236,7 @@ class Decoder:
         c = layout.const
         self._task_kthread = c("RS_TASK_KTHREAD")
         self._envs_captured = c("RS_ENVS_CAPTURED")
+        self._act_target = c("RS_ACT_TARGET")
         self.type_names: dict[int, str] = {}
         self._decoders: dict[int, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         builders = {
@@ -211,6 +244,7 @@ class Decoder:
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
+            "rs_activity_event": self._activity_event,
         }
         built: dict[str, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         for t in PRODUCED:
@@ -354,4 +388,24 @@ class Decoder:
 
         def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
             return ExitRecord(hdr, task(vals), vals[code])
+        return build
+
+    def _activity_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        target_task = self._task_reader(codec, "target.ctx.")
+        target_ids = codec.getter("target.pid", "target.tid", "target.start_time")
+        file, base = self._file_reader(codec, "file."), self._file_reader(codec, "base.")
+        retval = codec.index["retval"]
+        args = codec.getter(*codec.prefixed("args["))
+        scalars = codec.getter("syscall_nr", "flags", "pidns_level", "pipe_entry_flags", "pipe_exit_flags",
+                               "ns_type", "ns_inum")
+        i_flags = codec.index["flags"]
+        strings = self._strings(codec, "str", "ns_name", "root")
+        has_target = self._act_target
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            target = (_new(Target, (*target_ids(vals), target_task(vals)))
+                      if vals[i_flags] & has_target else None)
+            return _new(ActivityRecord, (hdr, task(vals), target, file(vals, buf), base(vals, buf),
+                                         vals[retval], args(vals), *scalars(vals), *strings(vals, buf)))
         return build

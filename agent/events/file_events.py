@@ -121,6 +121,12 @@ class FileEventResolver:
         return doc
 
     # -- files -------------------------------------------------------------
+    def file_object(self, f: FileObj, req_path: bytes, base: FileObj, root: bytes, *, follow: bool) -> Document:
+        """A file another kind of record names (chdir's new cwd...), resolved
+        like a file event's `file`: from the kernel, else from the caller's
+        string against its kernel-walked start directory."""
+        return self._file(f, _Request(req_path, base.path, root or b"/", follow), parent_only=False)
+
     def _file(self, f: FileObj, req: _Request, *, parent_only: bool) -> Document:
         mounts = self.res.env.mounts
         raw = f.path

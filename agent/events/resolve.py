@@ -21,7 +21,9 @@ from ..mounts import MountTable
 from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
-from .decode import ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, Record, TaskContext
+from .decode import (
+    ActivityRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, Record, TaskContext,
+)
 from .documents import file_doc
 from .process_docs import process_doc
 
@@ -42,6 +44,7 @@ class ResolveEnv:
 
 class Resolver:
     def __init__(self, env: ResolveEnv) -> None:
+        from .activity_events import ActivityResolver
         from .file_events import FileEventResolver
         from .process_events import ProcessResolver
 
@@ -55,6 +58,7 @@ class Resolver:
             ExecRecord: procs.exec,
             ForkRecord: procs.fork,
             ExitRecord: procs.exit,
+            ActivityRecord: ActivityResolver(self, files).resolve,
         }
 
     def resolve(self, rec: Record) -> Document | None:

@@ -560,4 +560,305 @@ int rs_exit_umount2(struct trace_event_raw_sys_exit *ctx)
 	return rs_fim_exit(ctx, &c);
 }
 
+/* -- ptrace ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int rs_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_PTRACE);
+	c.request = (long)r.a[0];
+	c.pid = (int)r.a[1];
+	c.addr = r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- signal ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_kill")
+int rs_exit_kill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_tkill")
+int rs_exit_tkill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_tgkill")
+int rs_exit_tgkill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_rt_sigqueueinfo")
+int rs_exit_rt_sigqueueinfo(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_rt_tgsigqueueinfo")
+int rs_exit_rt_tgsigqueueinfo(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pidfd_send_signal")
+int rs_exit_pidfd_send_signal(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.fd = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setuid ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int rs_exit_setuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setreuid")
+int rs_exit_setreuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setresuid")
+int rs_exit_setresuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setfsuid")
+int rs_exit_setfsuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setgid ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_setgid")
+int rs_exit_setgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setregid")
+int rs_exit_setregid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setresgid")
+int rs_exit_setresgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setfsgid")
+int rs_exit_setfsgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- capset ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_capset")
+int rs_exit_capset(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CAPSET);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- memfd_create ------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_memfd_create")
+int rs_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_MEMFD_CREATE);
+	c.str = (const char *)r.a[0];
+	c.flags = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- splice ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int rs_exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SPLICE);
+	c.fd = (int)r.a[0];
+	c.fd_out = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- prctl ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_prctl")
+int rs_exit_prctl(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_PRCTL);
+	c.option = (int)r.a[0];
+	c.arg2 = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- chdir ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_chdir")
+int rs_exit_chdir(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CHDIR);
+	c.str = (const char *)r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fchdir")
+int rs_exit_fchdir(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CHDIR);
+	c.fd = (int)r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- unshare ----------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int rs_exit_unshare(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_UNSHARE);
+	c.flags = r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setns ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int rs_exit_setns(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETNS);
+	c.fd = (int)r.a[0];
+	c.flags = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
 #endif /* RS_HOOK_EXITS_H */

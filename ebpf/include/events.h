@@ -55,11 +55,25 @@ enum rs_event_type {
 	RS_EVENT_EXEC = 14,
 	RS_EVENT_FORK = 15,
 	RS_EVENT_EXIT = 16,
-	RS_EVENT_TYPE_MAX = 17,
+	RS_EVENT_PTRACE = 17,
+	RS_EVENT_SIGNAL = 18,
+	RS_EVENT_SETUID = 19,
+	RS_EVENT_SETGID = 20,
+	RS_EVENT_CAPSET = 21,
+	RS_EVENT_MEMFD_CREATE = 22,
+	RS_EVENT_SPLICE = 23,
+	RS_EVENT_PRCTL = 24,
+	RS_EVENT_CHDIR = 25,
+	RS_EVENT_UNSHARE = 26,
+	RS_EVENT_SETNS = 27,
+	RS_EVENT_TYPE_MAX = 28,
 };
 
 /* x86-64 syscall numbers (asm/unistd_64.h of linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
 #define RS_NR_open 2
+#define RS_NR_kill 62
+#define RS_NR_chdir 80
+#define RS_NR_fchdir 81
 #define RS_NR_rename 82
 #define RS_NR_mkdir 83
 #define RS_NR_rmdir 84
@@ -71,7 +85,19 @@ enum rs_event_type {
 #define RS_NR_chown 92
 #define RS_NR_fchown 93
 #define RS_NR_lchown 94
+#define RS_NR_ptrace 101
+#define RS_NR_setuid 105
+#define RS_NR_setgid 106
+#define RS_NR_setreuid 113
+#define RS_NR_setregid 114
+#define RS_NR_setresuid 117
+#define RS_NR_setresgid 119
+#define RS_NR_setfsuid 122
+#define RS_NR_setfsgid 123
+#define RS_NR_capset 126
+#define RS_NR_rt_sigqueueinfo 129
 #define RS_NR_utime 132
+#define RS_NR_prctl 157
 #define RS_NR_mount 165
 #define RS_NR_umount2 166
 #define RS_NR_setxattr 188
@@ -80,6 +106,8 @@ enum rs_event_type {
 #define RS_NR_removexattr 197
 #define RS_NR_lremovexattr 198
 #define RS_NR_fremovexattr 199
+#define RS_NR_tkill 200
+#define RS_NR_tgkill 234
 #define RS_NR_utimes 235
 #define RS_NR_openat 257
 #define RS_NR_mkdirat 258
@@ -89,14 +117,21 @@ enum rs_event_type {
 #define RS_NR_renameat 264
 #define RS_NR_linkat 265
 #define RS_NR_fchmodat 268
+#define RS_NR_unshare 272
+#define RS_NR_splice 275
 #define RS_NR_utimensat 280
+#define RS_NR_rt_tgsigqueueinfo 297
+#define RS_NR_setns 308
 #define RS_NR_renameat2 316
+#define RS_NR_memfd_create 319
+#define RS_NR_pidfd_send_signal 424
 #define RS_NR_openat2 437
 #define RS_NR_fchmodat2 452
 #define RS_NR_setxattrat 463
 #define RS_NR_removexattrat 466
 
 /* kernel constants (linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
+#define RS_ANON_INODE_FS_MAGIC 0x9041934  /* linux/magic.h */
 #define RS_AT_EMPTY_PATH 0x1000  /* linux/fcntl.h */
 #define RS_AT_FDCWD -100  /* linux/fcntl.h */
 #define RS_AT_REMOVEDIR 512  /* linux/fcntl.h */
@@ -109,13 +144,20 @@ enum rs_event_type {
 #define RS_MS_SHARED 0x100000  /* linux/mount.h */
 #define RS_MS_SLAVE 0x80000  /* linux/mount.h */
 #define RS_MS_UNBINDABLE 0x20000  /* linux/mount.h */
+#define RS_NSFS_MAGIC 0x6e736673  /* linux/magic.h */
 #define RS_O_CREAT 64  /* asm-generic/fcntl.h */
 #define RS_O_NOFOLLOW 0x20000  /* asm-generic/fcntl.h */
 #define RS_O_TRUNC 512  /* asm-generic/fcntl.h */
 #define RS_O_WRONLY 1  /* asm-generic/fcntl.h */
 #define RS_PF_IO_WORKER 16  /* include/linux/sched.h */
 #define RS_PF_KTHREAD 0x200000  /* include/linux/sched.h */
+#define RS_PID_FS_MAGIC 0x50494446  /* linux/magic.h */
+#define RS_PR_SET_NAME 15  /* linux/prctl.h */
+#define RS_PTRACE_ATTACH 16  /* linux/ptrace.h */
+#define RS_PTRACE_SEIZE 0x4206  /* linux/ptrace.h */
+#define RS_PTRACE_TRACEME 0  /* linux/ptrace.h */
 #define RS_RENAME_EXCHANGE 2  /* linux/fs.h */
+#define RS_S_IFIFO 0x1000  /* linux/stat.h */
 #define RS_TS_COMPAT 2  /* arch/x86/include/asm/thread_info.h */
 
 /* END GENERATED */
@@ -307,6 +349,62 @@ struct rs_exit_event {
 	__u32 _pad0;
 };
 
+/* struct rs_activity_event.flags */
+enum rs_activity_flags {
+	RS_ACT_TARGET = 1,            /* `target` is a task the kernel named */
+	RS_ACT_TARGET_PRECISE = 2,    /* ... a precise hook (fentry/kprobe) named it inside the call */
+	RS_ACT_NS_FILE = 4,           /* setns: the descriptor is a namespace file (nsfs) */
+	RS_ACT_PIDFD = 8,             /* setns, pidfd_send_signal: the descriptor is a pidfd */
+	RS_ACT_PIPE_OUT = 16,         /* splice: fd_out is a pipe (pipe_*_flags are its last buffer's) */
+	RS_ACT_PIPE_ENTRY = 32,       /* splice: pipe_entry_flags was read before the call */
+	RS_ACT_FILE_IS_OUT = 64,      /* splice: `file` is fd_out (else fd_in) */
+	RS_ACT_FILE_FD = 128,         /* chdir: `file` is a descriptor's (fchdir), not the new cwd */
+};
+
+/* A task a call acts on, from kernel objects. 104 bytes. */
+struct rs_target {
+	__u32 pid;                    /* thread-group id, in the root pid namespace */
+	__u32 tid;
+	__u64 start_time;             /* its group leader's start, CLOCK_BOOTTIME ns */
+	struct rs_proc_ctx ctx;       /* its parent, credentials, cgroup and comm then */
+};
+
+/*
+ * Process activity: ptrace, signal, setuid, setgid, capset, memfd_create,
+ * splice, prctl, chdir, unshare, setns; one layout (hooks/activity.h).
+ * `proc` is the caller after the call (setuid/setgid/capset: the new
+ * credentials). `args` are the call's arguments; what else is set:
+ *   ptrace        target: the tracee (RS_ACT_TARGET when the kernel named it)
+ *   signal        target: the task signalled (the first, for a process group)
+ *   memfd_create  file: the new memfd; str: the name argument
+ *   splice        file: the end that is no pipe; pipe_*_flags: fd_out's last buffer
+ *   prctl         str: PR_SET_NAME's name
+ *   chdir         file: the new cwd (fchdir that failed: the descriptor's file);
+ *                 a chdir that failed: str, its start directory `base` and `root`
+ *   setns         ns_*: the namespace a namespace file names; target: a pidfd's process
+ */
+struct rs_activity_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_target target;
+	struct rs_file file;
+	struct rs_file base;
+	__s64 retval;
+	__u64 args[6];
+	__u32 syscall_nr;
+	__u32 flags;                  /* enum rs_activity_flags */
+	__u32 pidns_level;            /* the caller's pid namespace depth: 0 is the host's, where pid arguments are global */
+	__u32 pipe_entry_flags;
+	__u32 pipe_exit_flags;
+	__u32 ns_type;                /* CLONE_NEW* */
+	__u32 ns_inum;
+	__u32 _pad0;
+	struct rs_str str;
+	struct rs_str ns_name;        /* the namespace's kind: "mnt", "net"... (proc_ns_operations.name) */
+	struct rs_str root;           /* the task's root, walked, when it is chrooted */
+	__u32 _pad1;
+};
+
 /* Per event type, per CPU. Index: enum rs_event_type. */
 struct rs_type_stats {
 	__u64 seen;                   /* hook fired for this type */
@@ -346,6 +444,14 @@ struct rs_discarder_value {
 	__u64 decided_at;             /* CLOCK_BOOTTIME ns of the event the decision came from */
 	__u32 revision;               /* discarders_revision at insertion: stale when it changed */
 	__u32 _pad0;
+};
+
+/* value_approvers: a value of a scalar argument (ptrace.request,
+ * signal.type, prctl.option) some rule of `type` accepts. */
+struct rs_value_key {
+	__u32 type;                   /* enum rs_event_type */
+	__u32 _pad0;
+	__u64 value;
 };
 
 /* inode_tombstones: when an inode last changed place (rename, unlink, link).

@@ -45,6 +45,15 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_open:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_OPEN);
+	case RS_NR_kill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_chdir:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CHDIR);
+	case RS_NR_fchdir:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CHDIR);
 	case RS_NR_rename:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_RENAME);
@@ -78,9 +87,45 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_lchown:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_CHOWN);
+	case RS_NR_ptrace:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_PTRACE);
+	case RS_NR_setuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setreuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setregid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setresuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setresgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setfsuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setfsgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_capset:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CAPSET);
+	case RS_NR_rt_sigqueueinfo:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
 	case RS_NR_utime:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_UTIMES);
+	case RS_NR_prctl:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_PRCTL);
 	case RS_NR_mount:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_MOUNT);
@@ -105,6 +150,12 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_fremovexattr:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_REMOVEXATTR);
+	case RS_NR_tkill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_tgkill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
 	case RS_NR_utimes:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_UTIMES);
@@ -132,12 +183,30 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_fchmodat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_CHMOD);
+	case RS_NR_unshare:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_UNSHARE);
+	case RS_NR_splice:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SPLICE);
 	case RS_NR_utimensat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_UTIMES);
+	case RS_NR_rt_tgsigqueueinfo:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_setns:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETNS);
 	case RS_NR_renameat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_RENAME);
+	case RS_NR_memfd_create:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MEMFD_CREATE);
+	case RS_NR_pidfd_send_signal:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
 	case RS_NR_openat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_OPEN);
@@ -155,11 +224,31 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	return 0;
 }
 
+/* Which argument of a syscall is its `sig` (-1: none). */
+static __always_inline int rs_syscall_arg_sig(long nr)
+{
+	switch (nr) {
+	case RS_NR_kill:
+		return 1;
+	case RS_NR_rt_sigqueueinfo:
+		return 1;
+	case RS_NR_tkill:
+		return 1;
+	case RS_NR_tgkill:
+		return 2;
+	case RS_NR_rt_tgsigqueueinfo:
+		return 2;
+	case RS_NR_pidfd_send_signal:
+		return 1;
+	}
+	return -1;
+}
+
 /* The event types whose objects the ctime capture names. */
 #define RS_CAPTURE_CTIME_TYPES ((1ULL << RS_EVENT_CHMOD) | (1ULL << RS_EVENT_CHOWN) | (1ULL << RS_EVENT_MKDIR) | (1ULL << RS_EVENT_RMDIR) | (1ULL << RS_EVENT_UNLINK) | (1ULL << RS_EVENT_RENAME) | (1ULL << RS_EVENT_LINK) | (1ULL << RS_EVENT_UTIMES) | (1ULL << RS_EVENT_SETXATTR) | (1ULL << RS_EVENT_REMOVEXATTR))
 
 /* Lifecycle types: sent on their own ring buffer, so that a storm of other
  * events cannot leave holes in the process tree. */
-#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT))
+#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT) | (1ULL << RS_EVENT_SETUID) | (1ULL << RS_EVENT_SETGID) | (1ULL << RS_EVENT_CAPSET))
 
 #endif /* RS_SYSCALL_TABLE_H */

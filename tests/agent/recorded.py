@@ -129,6 +129,15 @@ def record() -> None:  # pragma: no cover - a maintenance script
             except FileNotFoundError:
                 pass
             subprocess.run([true, "recorded-exec"], check=True)
+            target = subprocess.Popen([shutil.which("sleep") or "/bin/sleep", "30"])
+            time.sleep(0.1)
+            target.terminate()  # a signal named by the kernel: signal.target
+            target.wait()
+            os.close(os.memfd_create("recorded-memfd", os.MFD_CLOEXEC))
+            try:
+                os.chdir(work / "missing-dir")
+            except FileNotFoundError:
+                pass
             time.sleep(0.2)
             while rb.consume() > 0:
                 pass
@@ -141,6 +150,9 @@ def record() -> None:  # pragma: no cover - a maintenance script
         "exec": lambda n, fl: n == "exec" and b"recorded-exec" in fl["tail_bytes"],
         "fork": lambda n, fl: n == "fork" and fl["fields"]["parent_pid"] == me,
         "exit": lambda n, fl: n == "exit" and fl["fields"]["hdr"]["pid"] != me,
+        "signal": lambda n, fl: n == "signal" and fl["fields"]["hdr"]["pid"] == me and fl["fields"]["target"]["pid"],
+        "memfd_create": lambda n, fl: n == "memfd_create" and b"recorded-memfd" in fl["tail_bytes"],
+        "chdir_failed": lambda n, fl: n == "chdir" and b"missing-dir" in fl["tail_bytes"],
     }
     FIXTURES.mkdir(exist_ok=True)
     for raw in got:

@@ -11,7 +11,7 @@ import pytest
 from recorded import encode, load
 
 from agent.clock import BootClock
-from agent.events.decode import Decoder, ExecRecord, ExitRecord, FileRecord, ForkRecord
+from agent.events.decode import ActivityRecord, Decoder, ExecRecord, ExitRecord, FileRecord, ForkRecord
 from agent.events.layout import layout
 from agent.events.resolve import ResolveEnv, Resolver
 from agent.mounts import MountTable
@@ -65,6 +65,19 @@ def test_file_records(decoder: Decoder) -> None:
     assert not failed.file.flags & layout().const("RS_FILE_PRESENT")
 
 
+def test_activity_records(decoder: Decoder) -> None:
+    sig = _decode(decoder, "signal")
+    assert isinstance(sig, ActivityRecord) and sig.hdr.type == "signal"
+    assert sig.target is not None and sig.target.pid != sig.hdr.pid and sig.target.task.comm == "sleep"
+    assert sig.args[1] == 15 and sig.retval == 0  # SIGTERM, delivered
+    memfd = _decode(decoder, "memfd_create")
+    assert isinstance(memfd, ActivityRecord) and memfd.str == b"recorded-memfd" and memfd.retval >= 0
+    assert memfd.file.path.endswith(b"memfd:recorded-memfd") and memfd.file.inode
+    chdir = _decode(decoder, "chdir_failed")
+    assert isinstance(chdir, ActivityRecord) and chdir.retval == -2
+    assert chdir.str.endswith(b"/missing-dir") and not chdir.file.flags & layout().const("RS_FILE_PRESENT")
+
+
 def test_resolving_recorded_records_needs_no_root() -> None:
     """Decode, then resolve against user-space state only (a process cache
     that never saw the process: the record's task context stands in)."""
@@ -72,7 +85,8 @@ def test_resolving_recorded_records_needs_no_root() -> None:
     clock = BootClock()
     res = Resolver(ResolveEnv(clock, ProcessCache(clock), UserNames(), MountTable()))
     docs: dict[str, dict[str, Any]] = {}
-    for name in ("exec", "fork", "exit", "open_created", "rename", "unlink_failed", "chmod"):
+    for name in ("exec", "fork", "exit", "open_created", "rename", "unlink_failed", "chmod", "signal",
+                 "memfd_create", "chdir_failed"):
         raw = encode(load(name))
         rec = decoder.decode(layout().ffi.from_buffer(raw), len(raw))
         assert rec is not None
@@ -86,6 +100,14 @@ def test_resolving_recorded_records_needs_no_root() -> None:
     assert failed["file"]["path_source"] == "user" and "inode" not in failed["file"]
     assert docs["rename"]["rename"]["file"]["destination"]["path"].endswith("/renamed-file")
     assert docs["chmod"]["chmod"]["file"]["destination"]["mode"] == 0o640
+    signal = docs["signal"]["signal"]
+    assert signal["type"] == 15 and signal["target"]["comm"] == "sleep" and signal["pid"] == signal["target"]["pid"]
+    memfd = docs["memfd_create"]["memfd_create"]
+    assert memfd["name"] == "recorded-memfd" and memfd["file"]["path"] == "memfd:recorded-memfd"
+    assert memfd["file"]["is_memfd"] and memfd["flags"] == 1
+    chdir = docs["chdir_failed"]["chdir"]
+    assert chdir["retval"] == -2 and chdir["file"]["path"].endswith("/missing-dir")
+    assert chdir["file"]["path_source"] == "user"
 
 
 def test_a_record_cut_short_is_counted_not_decoded(decoder: Decoder) -> None:

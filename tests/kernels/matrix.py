@@ -41,6 +41,9 @@ BOOT_TIMEOUT = 900
 # Event types a precise (fentry) kernel must report correctly; each has a
 # check in workload.py.
 PRECISE_TYPES = ("open", "exec", "chmod", "unlink", "rename")
+# Process activity (issue 9, activity_workload.py): on every kernel and hook set.
+ACTIVITY_TYPES = ("ptrace", "signal", "setuid", "setgid", "capset", "memfd_create", "splice", "prctl", "chdir",
+                  "unshare", "setns")
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,10 @@ class Kernel:
 
 KERNELS: dict[str, Kernel] = {
     k.label: k for k in (
-        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES),
-        Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry", PRECISE_TYPES),
-        Kernel("host", "", None, ("open", "exec")),
+        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES + ACTIVITY_TYPES),
+        Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry",
+               PRECISE_TYPES + ACTIVITY_TYPES),
+        Kernel("host", "", None, ("open", "exec") + ACTIVITY_TYPES),
     )
 }
 

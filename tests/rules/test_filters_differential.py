@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import activity_trials
 import pytest
 from inproc_agent import InProcessAgent
 
@@ -47,6 +48,10 @@ def _q(s: str) -> str:
 
 
 def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> str:
+    if t in activity_trials.TYPES and t not in activity_trials.FILE_TYPES:
+        return activity_trials.random_atom(rng, t)
+    if t == "splice" and rng.random() < 0.2:
+        return "splice.pipe_exit_flag & PIPE_BUF_FLAG_CAN_MERGE > 0"
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
     # Weighted towards approvable shapes; negations and process fields keep
     # the "no approver" and "no discarder" shapes in the mix.
@@ -100,6 +105,8 @@ def _target(rng: random.Random, base: Path) -> str:
 
 # One random call of each filtered type: [syscall, path, ...] for workload.py.
 def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
+    if t in activity_trials.TYPES:
+        return activity_trials.random_op(rng, base, t, DIRS, NAMES)
     path = _target(rng, base)
     if t == "open":
         return ["open", path, FLAGS[rng.choice(list(FLAGS))]]
@@ -143,25 +150,50 @@ def syscall_flags(op: list[Any]) -> int:
 
 
 def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
-    t, path = op[0], op[1]
-    body: dict[str, Any] = {"file": {"path": path, "name": os.path.basename(path)}, "retval": result}
+    t = op[0]
+    if t in activity_trials.TYPES:
+        body = activity_trials.expected_body(op, result)
+    else:
+        body = {"file": {"path": op[1], "name": os.path.basename(op[1])}, "retval": result}
     if t == "open":
         body["flags"] = syscall_flags(op)
     return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}
 
 
-def run_workload(ops: list[list[Any]], work: Path) -> list[int]:
+def run_workload(ops: list[list[Any]], work: Path) -> tuple[int, list[int | None]]:
+    """The workload's pid and each op's result (None: the op made no call)."""
     (work / "ops.json").write_text(json.dumps(ops))
     subprocess.run(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")],
                    check=True)
-    results: list[int] = json.loads((work / "res.json").read_text())
-    return results
+    out = json.loads((work / "res.json").read_text())
+    return int(out["pid"]), list(out["results"])
+
+
+def op_key(rule_id: str, op: list[Any], result: int) -> tuple[Any, ...]:
+    if op[0] in activity_trials.TYPES:
+        return (rule_id, *activity_trials.key_of_op(op), result)
+    return (rule_id, op[0], op[1], syscall_flags(op) if op[0] == "open" else None, result)
 
 
 def alert_key(alert: dict[str, Any]) -> tuple[Any, ...]:
     t = alert["event"]["type"]
     ev = alert["event"][t]
+    if t in activity_trials.TYPES:
+        return (alert["rule_id"], *activity_trials.key_of_doc(t, ev), ev["retval"])
     return (alert["rule_id"], t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
+
+
+def ours(alert: dict[str, Any], base: Path, pids: set[int]) -> bool:
+    """An alert on one of the workload's calls (not the rest of the machine's,
+    nor its own start-up: the calls on files are those below base)."""
+    event = alert["event"]
+    t = event["type"]
+    if event["process"]["pid"] not in pids:
+        return False
+    if t in activity_trials.TYPES and t not in activity_trials.FILE_TYPES:
+        return True
+    file = event[t].get("file") or {}
+    return str(file.get("path", "")).startswith(str(base))
 
 
 def check_trial(seed: int, root: Path, cache: Path, types: list[str]) -> None:
@@ -185,19 +217,21 @@ def _trial(seed: int, root: Path, cache: Path, types: list[str]) -> bool:
     policy.write_text(policy_text)
     ruleset = load_policies([policy]).ruleset
     ops = random_ops(rng, base, types)
+    pids: set[int] = set()
     with InProcessAgent(policy, cache) as agent:
         expected: Counter[tuple[Any, ...]] = Counter()
         for _ in range(2):  # the second pass meets the discarders of the first
-            results = run_workload(ops, work)
+            pid, results = run_workload(ops, work)
+            pids.add(pid)
             for op, res in zip(ops, results, strict=True):
-                t = op[0]
+                if res is None:
+                    continue
                 for rule_id in ruleset.evaluate(expected_doc(op, res)):
-                    expected[(rule_id, t, op[1], syscall_flags(op) if t == "open" else None, res)] += 1
+                    expected[op_key(rule_id, op, res)] += 1
             time.sleep(0.3)
     if agent.lost:
         return False
-    got = Counter(alert_key(a) for a in agent.alerts()
-                  if a["event"][a["event"]["type"]]["file"]["path"].startswith(str(base)))
+    got = Counter(alert_key(a) for a in agent.alerts() if ours(a, base, pids))
     missing = expected - got
     extra = got - expected
     assert not missing and not extra, (
