@@ -7,7 +7,7 @@ import logging
 import struct
 from dataclasses import dataclass
 
-from codegen.cbackend import BASENAME, TypeFilter
+from codegen.cbackend import BASENAME, VALUE, TypeFilter
 from codegen.eventtypes import PRODUCED
 
 from .events.layout import Layout
@@ -45,6 +45,14 @@ def basename_key(name: str, layout: Layout) -> bytes | None:
     return bytes(layout.ffi.buffer(key))
 
 
+def value_key(type_id: int, value: int, layout: Layout) -> bytes:
+    """struct rs_value_key: an exact value some rule of the type can match."""
+    key = layout.ffi.new("struct rs_value_key *")
+    key.type = type_id
+    key.value = value & 0xFFFFFFFFFFFFFFFF   # the kernel compares the u64 (a negative int: its bits)
+    return bytes(layout.ffi.buffer(key))
+
+
 @dataclass
 class KernelFilters:
     obj: BpfObject
@@ -52,10 +60,11 @@ class KernelFilters:
     filters: dict[str, TypeFilter]
     type_ids: dict[str, int]
 
-    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int]]:
-        """(basename key -> type mask, type id -> flags mask) for ``filters``."""
+    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int], set[bytes]]:
+        """(basename key -> type mask, type id -> flags mask, value keys) for ``filters``."""
         masks: dict[bytes, int] = {}
         flag_masks: dict[int, int] = {}
+        value_keys: set[bytes] = set()
         for event_type, f in sorted(filters.items()):
             type_id = self.type_ids[event_type]
             if BASENAME in f.approve_kinds:
@@ -67,29 +76,39 @@ class KernelFilters:
                     masks[key] = masks.get(key, 0) | type_bit(type_id)
             if f.flags_mask:
                 flag_masks[type_id] = f.flags_mask
-        limit = self.obj.map("basename_approvers").max_entries
-        if len(masks) > limit:
-            raise ValueError(f"{len(masks)} approver basenames exceed the map's {limit} entries")
-        return masks, flag_masks
+            if VALUE in f.approve_kinds:
+                value_keys |= {value_key(type_id, v, self.layout) for v in f.values}
+        for name, n in (("basename_approvers", len(masks)), ("value_approvers", len(value_keys))):
+            limit = self.obj.map(name).max_entries
+            if n > limit:
+                raise ValueError(f"{n} approvers exceed the {limit} entries of map {name}")
+        return masks, flag_masks, value_keys
 
     def load_approvers(self) -> int:
-        """Write basename and flags approvers; returns how many entries."""
-        masks, flag_masks = self._values(self.filters)
+        """Write basename, flags and value approvers; returns how many entries."""
+        masks, flag_masks, value_keys = self._values(self.filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
         for type_id, mask in flag_masks.items():
             flags.update(type_id, mask)
         for key, mask in masks.items():
             basenames.update(key, mask)
-        return len(masks)
+        values = self.obj.map("value_approvers")
+        for key in value_keys:
+            values.update(key, 1)
+        return len(masks) + len(value_keys)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
         """Replace the approver values by those of ``filters`` (same shape)
         and invalidate every discarder. In two steps: first the union of old
         and new values (an event in between is over-approved, never
         under-approved), then exactly the new ones."""
-        masks, flag_masks = self._values(filters)
+        masks, flag_masks, value_keys = self._values(filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
+        values = self.obj.map("value_approvers")
         old_keys = set(basenames.keys())
+        old_values = set(values.keys())
+        for key in value_keys:
+            values.update(key, 1)
         for type_id in self.type_ids.values():
             old = flags.lookup(type_id)
             old_mask = int.from_bytes(old, "little") if isinstance(old, bytes) else 0
@@ -103,9 +122,11 @@ class KernelFilters:
             basenames.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        for key in old_values - value_keys:
+            values.delete(key)
         self.filters = filters
         self.bump_revision()
-        return len(masks)
+        return len(masks) + len(value_keys)
 
     @property
     def revision(self) -> int:

@@ -12,7 +12,11 @@ from the header the table says.
 The JSON is committed, like vmlinux.h; codegen/tablegen.py turns it into the
 generated block of ebpf/include/events.h. Nothing is copied by hand.
 
-    python3 ci/kheaders.py [--suite unstable] [--arch x86_64]
+    python3 ci/kheaders.py [--suite unstable] [--arch x86_64] [--no-fetch]
+
+``--no-fetch`` reads the tree already unpacked under build/kheaders/ (the
+packages named in the committed JSON) instead of downloading: new constants
+from the same kernel version, without moving every other value.
 
 apt runs with its own sources list and state directories under
 build/kheaders/, so the machine's own lists stay untouched.
@@ -32,12 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.eventtypes import KERNEL_CONSTANTS  # noqa: E402
+from codegen.eventtypes import KERNEL_CONSTANTS, KERNEL_FAMILIES  # noqa: E402
 
 WORK = ROOT / "build" / "kheaders"
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$")
 _BINOPS = {ast.BitOr: operator.or_, ast.LShift: operator.lshift, ast.Add: operator.add,
            ast.BitAnd: operator.and_, ast.Sub: operator.sub}
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_ENUM = re.compile(r"\benum\s+(\w*)\s*\{(.*?)\}\s*;", re.S)
+_HELPER = re.compile(r"\bFN\((\w+),\s*(\d+),")
+_VMA_BIT = re.compile(r"\bDECLARE_VMA_BIT\((\w+),\s*(\d+)\)")
 
 
 class KheadersError(RuntimeError):
@@ -79,14 +87,18 @@ def fetch(suite: str) -> tuple[Path, dict[str, str]]:
     return tree, packages
 
 
-def _value(expr: str) -> int:
-    """A C integer constant expression of literals (1 << 20, 0x10 | 0x20...)."""
+def _value(expr: str, names: dict[str, int] | None = None) -> int:
+    """A C integer constant expression of literals (1 << 20, 0x10 | 0x20...),
+    and of ``names`` (enumerators and macros defined before it)."""
     text = re.sub(r"(?<=[0-9a-fA-F])[uUlL]+\b", "", expr.strip())
     text = re.sub(r"\b0([0-7]+)\b", r"0o\1", text)
+    text = re.sub(r"\(\s*(?:unsigned\s+)?(?:int|long|__u32|__u64)\s*\)", "", text)  # casts
 
     def ev(node: ast.AST) -> int:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return node.value
+        if isinstance(node, ast.Name) and names is not None and node.id in names:
+            return names[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -103,6 +115,67 @@ def defines(path: Path) -> dict[str, str]:
         if m:
             out[m.group(1)] = m.group(2)
     return out
+
+
+def enums(text: str, names: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Every enum of a header (comments removed): name -> {enumerator: value}.
+    Values follow C: the previous one + 1 unless given, expressions may name
+    earlier enumerators and macros; ``names`` gains every enumerator. An
+    enumerator whose value cannot be computed ends its enum (what follows
+    depends on it)."""
+    out: dict[str, dict[str, int]] = {}
+    for i, m in enumerate(_ENUM.finditer(_COMMENT.sub("", text))):
+        members: dict[str, int] = {}
+        nxt = 0
+        for item in m.group(2).split(","):
+            name, _, expr = (part.strip() for part in item.partition("="))
+            if not re.fullmatch(r"[A-Za-z_]\w*", name):
+                continue
+            try:
+                nxt = _value(expr, names) if expr else nxt
+            except (KheadersError, SyntaxError):
+                break
+            members[name] = names[name] = nxt
+            nxt += 1
+        out[m.group(1) or f"<anonymous {i}>"] = members
+    return out
+
+
+def _family_members(name: str, header: Path, kind: str, arg: str) -> dict[str, int]:
+    """One KERNEL_FAMILIES entry: its members as SECL constants. Sentinels
+    (`__MAX_...`, `..._LAST`, `MAX_...`) and what follows them are left out."""
+    text = header.read_text(errors="replace")
+    names: dict[str, int] = {}
+    all_enums = enums(text, names)
+    members: dict[str, int] = {}
+    if kind == "enum":
+        if arg not in all_enums:
+            raise KheadersError(f"{name}: enum {arg} is not in {header}")
+        for member, value in all_enums[arg].items():
+            if member.startswith("_") or "MAX" in member or member.endswith("_LAST"):
+                break
+            members[member] = value
+    elif kind == "defines":
+        table = defines(header)
+        for member, expr in table.items():
+            if member.startswith(arg):
+                try:
+                    names[member] = members[member] = _value(expr, names)
+                except (KheadersError, SyntaxError):
+                    continue  # a macro that is not an integer constant
+    elif kind == "bpf_helpers":
+        members = {f"BPF_{helper.upper()}": int(num) for helper, num in _HELPER.findall(text)}
+    elif kind == "vma_flags":
+        # VM_* flags: 1 << the VMA_*_BIT enumerators (7.x), or literal #defines (before)
+        bits = {f"VM_{flag}": 1 << int(bit) for flag, bit in _VMA_BIT.findall(_COMMENT.sub("", text))
+                if int(bit) < int(arg)}
+        members = {n: _value(v) for n, v in defines(header).items()
+                   if n.startswith("VM_") and re.fullmatch(r"0[xX][0-9a-fA-F]+", v)} | bits
+    else:
+        raise KheadersError(f"{name}: unknown family kind {kind!r}")
+    if not members:
+        raise KheadersError(f"{name}: nothing found in {header} ({kind} {arg})")
+    return members
 
 
 def syscalls(path: Path) -> dict[str, int]:
@@ -133,6 +206,13 @@ def extract(tree: Path, arch: str) -> dict[str, object]:
             raise KheadersError(f"{name} is not defined in {path.relative_to(tree)}")
         consts[name] = {"value": _value(table[name]), "header": header}
     out["constants"] = consts
+    families: dict[str, dict[str, int]] = {}
+    for family, (header, kind, arg) in sorted(KERNEL_FAMILIES.items()):
+        path = next((p for p in (uapi / header, uapi / triplet / header, common / header) if p.exists()), None)
+        if path is None:
+            raise KheadersError(f"{family}: {header} is in neither linux-libc-dev nor {common.name}")
+        families[family] = {"header": header, "values": _family_members(family, path, kind, arg)}  # type: ignore[dict-item]
+    out["families"] = families
     return out
 
 
@@ -140,15 +220,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="unstable")
     ap.add_argument("--arch", default="x86_64")
+    ap.add_argument("--no-fetch", action="store_true",
+                    help="read the tree already under build/kheaders/ (the packages the committed JSON names)")
     args = ap.parse_args(argv)
+    out = ROOT / "vmlinux" / args.arch / "kconsts.json"
     try:
-        tree, packages = fetch(args.suite)
+        if args.no_fetch:
+            tree = WORK / "tree"
+            if not (tree / "usr" / "include").is_dir():
+                raise KheadersError(f"{tree} holds no unpacked headers: run without --no-fetch once")
+            committed = json.loads(out.read_text())
+            args.suite, packages = committed["suite"], committed["packages"]
+        else:
+            tree, packages = fetch(args.suite)
         data = {"generated_by": "ci/kheaders.py (make kheaders) - do not edit",
                 "suite": args.suite, "packages": packages, **extract(tree, args.arch)}
     except KheadersError as exc:
         print(f"kheaders: error: {exc}", file=sys.stderr)
         return 1
-    out = ROOT / "vmlinux" / args.arch / "kconsts.json"
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     n64 = len(data["syscalls_64"])  # type: ignore[arg-type]
     print(f"kheaders: wrote {out.relative_to(ROOT)} ({n64} syscalls, {len(data['constants'])} constants) "  # type: ignore[arg-type]

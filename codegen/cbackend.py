@@ -5,7 +5,9 @@ performs and with which values:
 
 - approvers (codegen.approvers): each rule's best offer among the fields the
   kernel can check — the file's basename (``<type>.file.path`` by basename,
-  ``<type>.file.name``) and bit masks of flags (``open.flags``). If one rule
+  ``<type>.file.name``), bit masks of flags (``open.flags``; two flag fields
+  of one type share one 64-bit value, the second in its high half:
+  ``mmap.protection``), and exact values (``bpf.cmd``). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -44,10 +46,17 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 # and the approver kinds of the fields each enforces.
 BASENAME = "basename"
 FLAGS = "flags"
+FLAGS_HI = "flags_hi"   # a flags field whose mask is checked in the value's high 32 bits
+VALUE = "value"
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
+    FLAGS_HI: (ApproverKind.BITMASK,),
+    VALUE: (ApproverKind.SCALAR,),                           # integers, keyed by type and value
 }
+# The kind of check compiled in (RS_APPROVE_<KIND>) for each check.
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, FLAGS_HI: FLAGS, VALUE: VALUE}
+HALF = 32
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -67,6 +76,7 @@ class TypeFilter:
     rules: tuple[str, ...]
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
+    values: frozenset[int] = frozenset()   # value approvers: exact values of the type's scalar field
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -85,6 +95,8 @@ class TypeFilter:
                 what.append(f"{len(self.basenames)} basename(s)")
             if self.flags_mask:
                 what.append(f"flags mask {self.flags_mask:#o}")
+            if self.values:
+                what.append(f"{len(self.values)} value(s)")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -100,7 +112,7 @@ class TypeFilter:
         return {"approve": list(self.approve_kinds), "discard": self.discard}
 
     def manifest(self) -> dict[str, Any]:
-        return {
+        out = {
             "rules": list(self.rules),
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
@@ -108,6 +120,9 @@ class TypeFilter:
             "discard": self.discard,
             "reason": self.reason,
         }
+        if self.values:
+            out["values"] = sorted(self.values)
+        return out
 
 
 def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer | None, str, str | None]:
@@ -120,6 +135,10 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
             reasons.append(f"{offer.field}: {offer.reason}")
         elif check is None:
             reasons.append(f"{offer.field}: not checked in the kernel")
+        elif check == FLAGS_HI and offer.mask >> HALF:
+            reasons.append(f"{offer.field}: mask {offer.mask:#x} beyond the {HALF} bits the kernel checks")
+        elif check == VALUE and not all(isinstance(v, int) and -(1 << 63) <= v < 1 << 64 for v in offer.values):
+            reasons.append(f"{offer.field}: values the kernel cannot compare")
         else:
             return offer, check, None
     return None, "", "; ".join(reasons) or "no approvable field"
@@ -139,6 +158,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     rules = tuple(rules)
     ids = tuple(r.id for r in rules)
     basenames: set[str] = set()
+    values: set[int] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -147,9 +167,13 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         if offer is None:
             missing.append(f"rule '{rule.id}' offers no approver the kernel can check ({reason})")
             continue
-        kinds.add(check)
+        kinds.add(CHECK_KIND[check])
         if check == BASENAME:
             basenames |= set(offer.values)
+        elif check == VALUE:
+            values |= set(offer.values)
+        elif check == FLAGS_HI:
+            mask |= offer.mask << HALF
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -160,8 +184,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
-    return TypeFilter(event_type, ids, frozenset(basenames), mask,
-                      tuple(k for k in (BASENAME, FLAGS) if k in kinds), discard)
+    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values),
+                      tuple(k for k in (BASENAME, FLAGS, VALUE) if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:

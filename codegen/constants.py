@@ -1,4 +1,5 @@
-"""SECL constants: Linux x86_64 values, one table per family.
+"""SECL constants: Linux x86_64 values, one table per family (the BPF, io_uring
+and VM_* families come from the kernel's headers, codegen/kconstants.py).
 
 Families are kept apart so ``docs/fields.md`` can list them and fields can
 name the family their values come from. ``CAP_*`` are bit masks
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 from collections.abc import Mapping
+
+from . import kconstants
 
 OPEN_FLAGS = {
     "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_ACCMODE": 3, "O_CREAT": 0o100,
@@ -134,11 +137,23 @@ FAMILIES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "mmap protections (PROT_*)": MMAP_PROTECTIONS,
     "mmap flags (MAP_*)": MMAP_FLAGS,
     "address families (AF_*)": ADDRESS_FAMILIES,
+    # from the kernel's headers (`make kheaders`, codegen/kconstants.py)
+    **kconstants.FAMILIES,
 })
 
-CONSTANTS: Mapping[str, int] = MappingProxyType(
-    {name: value for table in FAMILIES.values() for name, value in table.items()}
-)
+def _flatten(families: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """One namespace for every family: a name two families define must mean
+    one value (BPF_MAP_LOOKUP_ELEM is both a command and a helper: 1)."""
+    out: dict[str, int] = {}
+    for family, table in families.items():
+        for name, value in table.items():
+            if out.get(name, value) != value:
+                raise ValueError(f"SECL constant {name} is {out[name]} in one family and {value} in {family}")
+            out[name] = value
+    return out
+
+
+CONSTANTS: Mapping[str, int] = MappingProxyType(_flatten(FAMILIES))
 
 
 def lookup(name: str) -> int | None:

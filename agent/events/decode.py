@@ -161,7 +161,82 @@ class ExitRecord:
     exit_code: int              # wait status
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord
+# -- engineer B (issue 9): modules, bpf, memory, io_uring --------------------
+
+@dataclass(frozen=True, slots=True)
+class ModuleRecord:
+    """struct rs_module_event: load_module, unload_module."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    syscall_nr: int
+    flags: int
+    mod_flags: int
+    name: str
+    args: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BpfRecord:
+    """struct rs_bpf_event."""
+
+    hdr: Header
+    task: TaskContext
+    retval: int
+    cmd: int
+    bpf_flags: int
+    prog_type: int
+    prog_attach_type: int
+    prog_id: int
+    insn_cnt: int
+    map_type: int
+    map_id: int
+    prog_name: str
+    map_name: str
+    prog_tag: bytes
+    helpers: tuple[int, ...]    # the helper ids the program calls, ascending
+
+
+@dataclass(frozen=True, slots=True)
+class MemRecord:
+    """struct rs_mem_event: mmap, mprotect."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    addr: int
+    length: int
+    vm_flags: int
+    syscall_nr: int
+    prot: int
+    flags: int
+    fd: int
+    mem_flags: int
+    pkey: int
+
+
+@dataclass(frozen=True, slots=True)
+class IoUringRecord:
+    """struct rs_io_uring_event."""
+
+    hdr: Header
+    task: TaskContext
+    base: FileObj
+    retval: int
+    user_data: int
+    action: int
+    op: int
+    flags: int
+    entries: int
+    dfd: int
+    req_path: bytes
+    root: bytes
+
+
+Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | ModuleRecord | BpfRecord | MemRecord | IoUringRecord
 RecordDecoder = Callable[[Any, int, Header], Record]
 
 
@@ -196,6 +271,10 @@ class Decoder:
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
+            "rs_module_event": self._module_event,
+            "rs_bpf_event": self._bpf_event,
+            "rs_mem_event": self._mem_event,
+            "rs_io_uring_event": self._io_uring_event,
         }
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
@@ -291,6 +370,29 @@ class Decoder:
 
     def _exit_event(self, e: Any, size: int, hdr: Header) -> ExitRecord:
         return ExitRecord(hdr, self._task(e.proc), e.exit_code)
+
+    def _cstr(self, chars: Any) -> str:
+        return self.ffi.string(chars).decode("utf-8", "backslashreplace")
+
+    def _module_event(self, e: Any, size: int, hdr: Header) -> ModuleRecord:
+        return ModuleRecord(hdr, self._task(e.proc), self._file(e, size, e.file), e.retval, e.syscall_nr, e.flags,
+                            e.mod_flags, self._cstr(e.name), self._bytes(e, size, e.args))
+
+    def _bpf_event(self, e: Any, size: int, hdr: Header) -> BpfRecord:
+        helpers = tuple(word * 64 + bit for word, bits in enumerate(e.helpers) for bit in range(64)
+                        if bits >> bit & 1)
+        return BpfRecord(hdr, self._task(e.proc), e.retval, e.cmd, e.bpf_flags, e.prog_type, e.prog_attach_type,
+                         e.prog_id, e.insn_cnt, e.map_type, e.map_id, self._cstr(e.prog_name),
+                         self._cstr(e.map_name), bytes(self.ffi.buffer(e.prog_tag)), helpers)
+
+    def _mem_event(self, e: Any, size: int, hdr: Header) -> MemRecord:
+        return MemRecord(hdr, self._task(e.proc), self._file(e, size, e.file), e.retval, e.addr, e.len,
+                         e.vm_flags, e.syscall_nr, e.prot, e.flags, e.fd, e.mem_flags, e.pkey)
+
+    def _io_uring_event(self, e: Any, size: int, hdr: Header) -> IoUringRecord:
+        b = self._bytes
+        return IoUringRecord(hdr, self._task(e.proc), self._file(e, size, e.base), e.retval, e.user_data,
+                             e.action, e.op, e.flags, e.entries, e.dfd, b(e, size, e.req_path), b(e, size, e.root))
 
 
 PRODUCED_RECORD: dict[int, str] = {t.id: t.record for t in PRODUCED if t.id is not None and t.record is not None}

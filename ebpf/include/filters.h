@@ -29,6 +29,7 @@
 
 #define RS_APPROVE_BASENAME 1   /* the file's name is in basename_approvers */
 #define RS_APPROVE_FLAGS 2      /* flags & flags_approvers[type] != 0 */
+#define RS_APPROVE_VALUE 4      /* (type, value) is in value_approvers */
 
 #define RS_DISCARDER_DEPTH 3    /* parents checked above the file */
 
@@ -51,6 +52,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } flags_approvers SEC(".maps");
+
+/* Exact values of a type's scalar field (bpf.cmd, io_uring.op). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rs_value_key);
+	__type(value, __u8);
+} value_approvers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -326,6 +335,39 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 		return false;
 	}
 	return true;
+}
+
+static __always_inline bool rs_approve_value(__u32 type, __u64 value)
+{
+	struct rs_value_key key = { .type = type, .value = value };
+
+	return bpf_map_lookup_elem(&value_approvers, &key) != NULL;
+}
+
+/*
+ * The decision for an event of a type without a file to discard on
+ * (bpf, io_uring, mprotect...): approvers on its flags (`flags`: a 64-bit
+ * value, two flag fields in its halves) and on one scalar value; `dentry`
+ * (may be NULL: no file) for basename approvers. Counts drops. Returns true
+ * when the event must be sent.
+ */
+static __always_inline bool rs_filter_scalar(__u32 type, __u64 flags, __u64 value, struct dentry *dentry)
+{
+	__u32 kinds = rs_policy_approve(type);
+	bool ok = false;
+
+	if (!kinds)
+		return true;
+	if (kinds & RS_APPROVE_FLAGS)
+		ok = rs_approve_flags(type, flags);
+	if (!ok && (kinds & RS_APPROVE_VALUE))
+		ok = rs_approve_value(type, value);
+	/* no file, no name: a basename rule cannot match */
+	if (!ok && (kinds & RS_APPROVE_BASENAME) && dentry)
+		ok = rs_approve_basename(type, dentry);
+	if (!ok)
+		RS_STAT_INC(type, dropped_approver);
+	return ok;
 }
 
 /* rename/unlink/link changed where an inode lives: discarders decided

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kernel_types
+
 Doc = dict[str, Any]
 
 O_CREAT = os.O_CREAT
@@ -188,6 +190,8 @@ class Workload:
             forks = [x for x in self.docs if x["type"] == "fork" and x["process"]["pid"] == self.child_pid]
             out.append(Check("fork of the child", "fork", bool(forks), f"a fork document for pid {self.child_pid}"))
         one("exit of the child", "exit", lambda x: True, f"an exit document for pid {self.child_pid}")
+        # bpf, mmap, mprotect, io_uring, the new mount API, modules (kernel_types.py)
+        out += [Check(*c) for c in kernel_types.checks(self.mine, self.docs, self.top, types, precise=precise)]
         return out
 
     def alert_checks(self, types: set[str]) -> list[Check]:
@@ -235,6 +239,7 @@ def _act(top: Path) -> None:
     os.unlink("lnk/g")
     os.mkdir("lnk/d")
     os.rmdir("lnk/d")
+    kernel_types.act(top)                             # bpf, memory, io_uring, mount API, modules
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
