@@ -46,10 +46,10 @@ def basename_key(name: str, layout: Layout) -> bytes | None:
 
 
 def value_key(type_id: int, value: int, layout: Layout) -> bytes:
-    """struct rs_value_key: an exact value some rule of the type can match."""
+    """struct rs_value_key for a scalar approver value."""
     key = layout.ffi.new("struct rs_value_key *")
     key.type = type_id
-    key.value = value & 0xFFFFFFFFFFFFFFFF   # the kernel compares the u64 (a negative int: its bits)
+    key.value = value & 0xFFFFFFFFFFFFFFFF
     return bytes(layout.ffi.buffer(key))
 
 
@@ -60,11 +60,10 @@ class KernelFilters:
     filters: dict[str, TypeFilter]
     type_ids: dict[str, int]
 
-    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int], set[bytes]]:
-        """(basename key -> type mask, type id -> flags mask, value keys) for ``filters``."""
+    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int]]:
+        """(basename key -> type mask, type id -> flags mask) for ``filters``."""
         masks: dict[bytes, int] = {}
         flag_masks: dict[int, int] = {}
-        value_keys: set[bytes] = set()
         for event_type, f in sorted(filters.items()):
             type_id = self.type_ids[event_type]
             if BASENAME in f.approve_kinds:
@@ -76,39 +75,44 @@ class KernelFilters:
                     masks[key] = masks.get(key, 0) | type_bit(type_id)
             if f.flags_mask:
                 flag_masks[type_id] = f.flags_mask
-            if VALUE in f.approve_kinds:
-                value_keys |= {value_key(type_id, v, self.layout) for v in f.values}
-        for name, n in (("basename_approvers", len(masks)), ("value_approvers", len(value_keys))):
-            limit = self.obj.map(name).max_entries
-            if n > limit:
-                raise ValueError(f"{n} approvers exceed the {limit} entries of map {name}")
-        return masks, flag_masks, value_keys
+        limit = self.obj.map("basename_approvers").max_entries
+        if len(masks) > limit:
+            raise ValueError(f"{len(masks)} approver basenames exceed the map's {limit} entries")
+        return masks, flag_masks
+
+    def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
+        keys = {value_key(self.type_ids[t], v, self.layout)
+                for t, f in sorted(filters.items()) if VALUE in f.approve_kinds for v in f.values}
+        limit = self.obj.map("value_approvers").max_entries
+        if len(keys) > limit:
+            raise ValueError(f"{len(keys)} approver values exceed the map's {limit} entries")
+        return keys
 
     def load_approvers(self) -> int:
-        """Write basename, flags and value approvers; returns how many entries."""
-        masks, flag_masks, value_keys = self._values(self.filters)
+        """Write basename, flags and value approvers; returns how many basenames."""
+        masks, flag_masks = self._values(self.filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
         for type_id, mask in flag_masks.items():
             flags.update(type_id, mask)
         for key, mask in masks.items():
             basenames.update(key, mask)
         values = self.obj.map("value_approvers")
-        for key in value_keys:
-            values.update(key, 1)
-        return len(masks) + len(value_keys)
+        for key in self._value_keys(self.filters):
+            values.update(key, b"\x01")
+        return len(masks)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
         """Replace the approver values by those of ``filters`` (same shape)
         and invalidate every discarder. In two steps: first the union of old
         and new values (an event in between is over-approved, never
         under-approved), then exactly the new ones."""
-        masks, flag_masks, value_keys = self._values(filters)
+        masks, flag_masks = self._values(filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
-        values = self.obj.map("value_approvers")
-        old_keys = set(basenames.keys())
+        values, new_values = self.obj.map("value_approvers"), self._value_keys(filters)
         old_values = set(values.keys())
-        for key in value_keys:
-            values.update(key, 1)
+        for key in new_values - old_values:
+            values.update(key, b"\x01")
+        old_keys = set(basenames.keys())
         for type_id in self.type_ids.values():
             old = flags.lookup(type_id)
             old_mask = int.from_bytes(old, "little") if isinstance(old, bytes) else 0
@@ -122,11 +126,11 @@ class KernelFilters:
             basenames.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
-        for key in old_values - value_keys:
+        for key in old_values - new_values:
             values.delete(key)
         self.filters = filters
         self.bump_revision()
-        return len(masks) + len(value_keys)
+        return len(masks)
 
     @property
     def revision(self) -> int:

@@ -36,16 +36,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.eventtypes import KERNEL_CONSTANTS, KERNEL_FAMILIES  # noqa: E402
+from codegen.eventtypes import KERNEL_CONSTANTS  # noqa: E402
+from codegen.kconstants import KERNEL_FAMILIES, KernelFamily  # noqa: E402
 
 WORK = ROOT / "build" / "kheaders"
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$")
-_BINOPS = {ast.BitOr: operator.or_, ast.LShift: operator.lshift, ast.Add: operator.add,
-           ast.BitAnd: operator.and_, ast.Sub: operator.sub}
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+# any define, `# define` (nested, a sub-value in some headers) included
+_ANY_DEFINE = re.compile(r"^#(\s*)define\s+(\w+)\s+(.+?)\s*(?://.*)?$")
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_LINE_COMMENT = re.compile(r"//[^\n]*")
 _ENUM = re.compile(r"\benum\s+(\w*)\s*\{(.*?)\}\s*;", re.S)
 _HELPER = re.compile(r"\bFN\((\w+),\s*(\d+),")
 _VMA_BIT = re.compile(r"\bDECLARE_VMA_BIT\((\w+),\s*(\d+)\)")
+_BINOPS = {ast.BitOr: operator.or_, ast.LShift: operator.lshift, ast.Add: operator.add,
+           ast.BitAnd: operator.and_, ast.Sub: operator.sub}
 
 
 class KheadersError(RuntimeError):
@@ -92,7 +96,8 @@ def _value(expr: str, names: dict[str, int] | None = None) -> int:
     and of ``names`` (enumerators and macros defined before it)."""
     text = re.sub(r"(?<=[0-9a-fA-F])[uUlL]+\b", "", expr.strip())
     text = re.sub(r"\b0([0-7]+)\b", r"0o\1", text)
-    text = re.sub(r"\(\s*(?:unsigned\s+)?(?:int|long|__u32|__u64)\s*\)", "", text)  # casts
+    if names is not None:
+        text = re.sub(r"\(\s*(?:unsigned\s+)?(?:int|long|__u32|__u64)\s*\)", "", text)  # casts
 
     def ev(node: ast.AST) -> int:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
@@ -117,14 +122,27 @@ def defines(path: Path) -> dict[str, str]:
     return out
 
 
+def all_defines(path: Path) -> dict[str, tuple[str, bool]]:
+    """name -> (value text, written at the top level as `#define`)."""
+    out = {}
+    # comments out first (a `#define` inside a multi-line comment is no
+    # definition: x86's SIGLOST), keeping the line structure
+    text = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text(errors="replace"))
+    for line in text.splitlines():
+        m = _ANY_DEFINE.match(line.rstrip())
+        if m:
+            out[m.group(2)] = (m.group(3), m.group(1) == "")
+    return out
+
+
 def enums(text: str, names: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Every enum of a header (comments removed): name -> {enumerator: value}.
-    Values follow C: the previous one + 1 unless given, expressions may name
-    earlier enumerators and macros; ``names`` gains every enumerator. An
-    enumerator whose value cannot be computed ends its enum (what follows
-    depends on it)."""
+    """Every enum of a header's text: name -> {enumerator: value}. Values
+    follow C (the previous one + 1 unless given); expressions may name
+    earlier enumerators and ``names``, which gains every enumerator. An
+    enumerator whose value cannot be computed ends its enum."""
     out: dict[str, dict[str, int]] = {}
-    for i, m in enumerate(_ENUM.finditer(_COMMENT.sub("", text))):
+    text = _LINE_COMMENT.sub("", _COMMENT.sub("", text))
+    for i, m in enumerate(_ENUM.finditer(text)):
         members: dict[str, int] = {}
         nxt = 0
         for item in m.group(2).split(","):
@@ -141,41 +159,81 @@ def enums(text: str, names: dict[str, int]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _family_members(name: str, header: Path, kind: str, arg: str) -> dict[str, int]:
-    """One KERNEL_FAMILIES entry: its members as SECL constants. Sentinels
-    (`__MAX_...`, `..._LAST`, `MAX_...`) and what follows them are left out."""
-    text = header.read_text(errors="replace")
-    names: dict[str, int] = {}
-    all_enums = enums(text, names)
-    members: dict[str, int] = {}
-    if kind == "enum":
-        if arg not in all_enums:
-            raise KheadersError(f"{name}: enum {arg} is not in {header}")
-        for member, value in all_enums[arg].items():
-            if member.startswith("_") or "MAX" in member or member.endswith("_LAST"):
-                break
-            members[member] = value
-    elif kind == "defines":
-        table = defines(header)
-        for member, expr in table.items():
-            if member.startswith(arg):
-                try:
-                    names[member] = members[member] = _value(expr, names)
-                except (KheadersError, SyntaxError):
-                    continue  # a macro that is not an integer constant
-    elif kind == "bpf_helpers":
-        members = {f"BPF_{helper.upper()}": int(num) for helper, num in _HELPER.findall(text)}
-    elif kind == "vma_flags":
-        # VM_* flags: 1 << the VMA_*_BIT enumerators (7.x), or literal #defines (before)
-        bits = {f"VM_{flag}": 1 << int(bit) for flag, bit in _VMA_BIT.findall(_COMMENT.sub("", text))
-                if int(bit) < int(arg)}
-        members = {n: _value(v) for n, v in defines(header).items()
-                   if n.startswith("VM_") and re.fullmatch(r"0[xX][0-9a-fA-F]+", v)} | bits
+def _sentinel(name: str) -> bool:
+    return name.startswith("_") or "MAX" in name or name.endswith("_LAST")
+
+
+def _special_family(texts: list[str], defs: dict[str, tuple[str, bool]], fam: KernelFamily) -> dict[str, int]:
+    """The members of an enum, helper-list or VMA-flag family (see codegen/kconstants.py)."""
+    out: dict[str, int] = {}
+    if fam.bpf_helpers:
+        for text in texts:
+            out.update({f"BPF_{h.upper()}": int(n) for h, n in _HELPER.findall(text)})
+    elif fam.vma_flags:
+        for name, (value, _) in defs.items():        # literal #defines (kernels before 7.x)
+            if re.fullmatch(r"0[xX][0-9a-fA-F]+", value.strip()):
+                out[name] = _value(value)
+        for text in texts:
+            out.update({f"VM_{flag}": 1 << int(bit) for flag, bit in _VMA_BIT.findall(_COMMENT.sub("", text))})
     else:
-        raise KheadersError(f"{name}: unknown family kind {kind!r}")
-    if not members:
-        raise KheadersError(f"{name}: nothing found in {header} ({kind} {arg})")
-    return members
+        names: dict[str, int] = {}
+        found: dict[str, dict[str, int]] = {}
+        for text in texts:
+            found.update(enums(text, names))
+        if fam.enum not in found:
+            raise KheadersError(f"constant family {fam.key}: enum {fam.enum} is not in {', '.join(fam.headers)}")
+        for name, value in found[fam.enum].items():
+            if _sentinel(name):
+                break
+            out[name] = value
+    return {n: v for n, v in out.items()
+            if re.fullmatch(fam.pattern, n) and not (fam.exclude and re.fullmatch(fam.exclude, n))}
+
+
+def _header(tree: Path, triplet: str, header: str) -> Path:
+    """A header's file: UAPI headers first (what user space sees), then the kernel's own."""
+    uapi = tree / "usr" / "include"
+    common = next((tree / "usr" / "src").glob("linux-headers-*-common"))
+    for base in (uapi, uapi / triplet, common):
+        if (base / header).exists():
+            return base / header
+    raise KheadersError(f"{header} is in neither linux-libc-dev nor {common.name}")
+
+
+def family(tree: Path, triplet: str, fam: KernelFamily) -> dict[str, int]:
+    """The SECL values of one constant family (codegen/kconstants.py)."""
+    defs: dict[str, tuple[str, bool]] = {}
+    texts = []
+    for header in fam.headers:
+        path = _header(tree, triplet, header)
+        defs.update(all_defines(path))
+        texts.append(path.read_text(errors="replace"))
+    if fam.enum or fam.bpf_helpers or fam.vma_flags:
+        out = _special_family(texts, defs, fam)
+        if not out:
+            raise KheadersError(f"constant family {fam.key}: nothing found in {', '.join(fam.headers)}")
+        return out
+    names: dict[str, int] = {}
+    for text in texts:
+        enums(text, names)                           # macros may use the header's enumerators
+    out = {}
+    for name, (text, top) in defs.items():
+        if not re.fullmatch(fam.pattern, name) or (fam.exclude and re.fullmatch(fam.exclude, name)):
+            continue
+        if fam.top_level_only and not top:
+            continue
+        for _ in range(8):  # an alias of another macro (SIGPOLL SIGIO)
+            if text not in defs:
+                break
+            text = defs[text][0]
+        try:
+            value = _value(text, names)
+        except (KheadersError, SyntaxError):
+            continue  # not a literal (SIGRTMAX _NSIG, a cast...)
+        out[name] = 1 << value if fam.bit else value
+    if not out:
+        raise KheadersError(f"constant family {fam.key}: nothing in {', '.join(fam.headers)} matches {fam.pattern}")
+    return out
 
 
 def syscalls(path: Path) -> dict[str, int]:
@@ -206,13 +264,7 @@ def extract(tree: Path, arch: str) -> dict[str, object]:
             raise KheadersError(f"{name} is not defined in {path.relative_to(tree)}")
         consts[name] = {"value": _value(table[name]), "header": header}
     out["constants"] = consts
-    families: dict[str, dict[str, int]] = {}
-    for family, (header, kind, arg) in sorted(KERNEL_FAMILIES.items()):
-        path = next((p for p in (uapi / header, uapi / triplet / header, common / header) if p.exists()), None)
-        if path is None:
-            raise KheadersError(f"{family}: {header} is in neither linux-libc-dev nor {common.name}")
-        families[family] = {"header": header, "values": _family_members(family, path, kind, arg)}  # type: ignore[dict-item]
-    out["families"] = families
+    out["families"] = {fam.key: family(tree, triplet, fam) for fam in KERNEL_FAMILIES}
     return out
 
 

@@ -5,9 +5,10 @@ performs and with which values:
 
 - approvers (codegen.approvers): each rule's best offer among the fields the
   kernel can check — the file's basename (``<type>.file.path`` by basename,
-  ``<type>.file.name``), bit masks of flags (``open.flags``; two flag fields
-  of one type share one 64-bit value, the second in its high half:
-  ``mmap.protection``), and exact values (``bpf.cmd``). If one rule
+  ``<type>.file.name``), bit masks of flags (``open.flags``; a type with two
+  flag fields checks them in one 64-bit value, the second in its high half:
+  ``mmap.protection``) and exact values of a scalar (``ptrace.request``,
+  keyed by event type and value). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -46,16 +47,16 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 # and the approver kinds of the fields each enforces.
 BASENAME = "basename"
 FLAGS = "flags"
-FLAGS_HI = "flags_hi"   # a flags field whose mask is checked in the value's high 32 bits
 VALUE = "value"
+FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
+    VALUE: (ApproverKind.SCALAR,),                            # an integer argument's exact values
     FLAGS_HI: (ApproverKind.BITMASK,),
-    VALUE: (ApproverKind.SCALAR,),                           # integers, keyed by type and value
 }
-# The kind of check compiled in (RS_APPROVE_<KIND>) for each check.
-CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, FLAGS_HI: FLAGS, VALUE: VALUE}
+# The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, FLAGS_HI: FLAGS}
 HALF = 32
 
 
@@ -76,7 +77,7 @@ class TypeFilter:
     rules: tuple[str, ...]
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
-    values: frozenset[int] = frozenset()   # value approvers: exact values of the type's scalar field
+    values: frozenset[int] = frozenset()   # VALUE: the scalar values some rule accepts
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -112,17 +113,15 @@ class TypeFilter:
         return {"approve": list(self.approve_kinds), "discard": self.discard}
 
     def manifest(self) -> dict[str, Any]:
-        out = {
+        return {
             "rules": list(self.rules),
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
             "flags_mask": self.flags_mask,
+            "values": sorted(self.values),
             "discard": self.discard,
             "reason": self.reason,
         }
-        if self.values:
-            out["values"] = sorted(self.values)
-        return out
 
 
 def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer | None, str, str | None]:
@@ -137,8 +136,6 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
             reasons.append(f"{offer.field}: not checked in the kernel")
         elif check == FLAGS_HI and offer.mask >> HALF:
             reasons.append(f"{offer.field}: mask {offer.mask:#x} beyond the {HALF} bits the kernel checks")
-        elif check == VALUE and not all(isinstance(v, int) and -(1 << 63) <= v < 1 << 64 for v in offer.values):
-            reasons.append(f"{offer.field}: values the kernel cannot compare")
         else:
             return offer, check, None
     return None, "", "; ".join(reasons) or "no approvable field"
@@ -171,7 +168,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         if check == BASENAME:
             basenames |= set(offer.values)
         elif check == VALUE:
-            values |= set(offer.values)
+            values |= {int(v) for v in offer.values}
         elif check == FLAGS_HI:
             mask |= offer.mask << HALF
         else:

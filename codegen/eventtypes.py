@@ -103,26 +103,6 @@ KERNEL_CONSTANTS: dict[str, str] = {
     "O_NONBLOCK": "asm-generic/fcntl.h",
 }
 
-# SECL constant families taken from the kernel's headers, as whole families
-# (family -> (header, kind, argument)): ``enum`` its enumerators, ``defines``
-# the #defines with that prefix, ``bpf_helpers`` BPF_<HELPER> from the
-# helper list (___BPF_FUNC_MAPPER), ``vma_flags`` VM_* (the VMA_*_BIT
-# enumerators below the given bit, or literal #defines on older kernels).
-# `make kheaders` writes their values into kconsts.json, tablegen into
-# codegen/kconstants.py; codegen/constants.py adds them to the others.
-KERNEL_FAMILIES: dict[str, tuple[str, str, str]] = {
-    "BPF commands (BPF_*)": ("linux/bpf.h", "enum", "bpf_cmd"),
-    "BPF map types (BPF_MAP_TYPE_*)": ("linux/bpf.h", "enum", "bpf_map_type"),
-    "BPF program types (BPF_PROG_TYPE_*)": ("linux/bpf.h", "enum", "bpf_prog_type"),
-    "BPF attach types (BPF_*)": ("linux/bpf.h", "enum", "bpf_attach_type"),
-    "BPF helper functions (BPF_*)": ("linux/bpf.h", "bpf_helpers", ""),
-    "virtual memory flags (VM_*)": ("include/linux/mm.h", "vma_flags", "32"),
-    "io_uring opcodes (IORING_OP_*)": ("linux/io_uring.h", "enum", "io_uring_op"),
-    "io_uring setup flags (IORING_SETUP_*)": ("linux/io_uring.h", "defines", "IORING_SETUP_"),
-    "io_uring submission flags (IOSQE_*)": ("linux/io_uring.h", "defines", "IOSQE_"),
-}
-
-
 # i386 syscalls with no x86-64 twin of the same name, and the syscall of the
 # table each stands for: the opt-in compat counter counts them under its
 # type (ebpf/hooks/compat.h; the syscall tracepoints never see 32-bit calls).
@@ -687,6 +667,6 @@ def _check() -> None:
 
 _check()
 
-__all__ = ["ARCH", "BY_NAME", "CAPTURES", "COMPAT_ALIASES", "EVENT_TYPES", "KERNEL_CONSTANTS", "KERNEL_FAMILIES",
+__all__ = ["ARCH", "BY_NAME", "CAPTURES", "COMPAT_ALIASES", "EVENT_TYPES", "KERNEL_CONSTANTS",
            "PRODUCED", "SYSCALL_ARG_REGS", "SYSCALL_NR_REG", "Approver", "Call", "EventType", "Syscall", "produced",
            "syscall_types", "syscalls_of", "BASENAME", "NAME"]

@@ -179,7 +179,7 @@ static __always_inline int rs_bpf_exit(struct trace_event_raw_sys_exit *ctx, str
 	if (!rs_type_sends(c->type) || rs_is_self())
 		return 0;
 	RS_STAT_INC(c->type, seen);
-	if (!rs_filter_scalar(c->type, 0, c->cmd, NULL))
+	if (!rs_filter_scalar(c->type, c->cmd, 0))
 		return 0;
 	rec = rs_record();
 	if (!rec)

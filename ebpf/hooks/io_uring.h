@@ -48,7 +48,7 @@ static __always_inline struct rs_io_uring_event *rs_iou_record(struct task_struc
 	if (!rs_type_sends(RS_EVENT_IO_URING) || rs_is_self())
 		return NULL;
 	RS_STAT_INC(RS_EVENT_IO_URING, seen);
-	if (!rs_filter_scalar(RS_EVENT_IO_URING, 0, (__u64)(__s64)op, NULL))
+	if (!rs_filter_scalar(RS_EVENT_IO_URING, (__u64)(__s64)op, 0))
 		return NULL;
 	e = rs_record();
 	if (!e)

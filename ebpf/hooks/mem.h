@@ -98,7 +98,7 @@ static __always_inline void rs_mem_capture_vma(struct task_struct *task, __u64 v
 	cap->vm_flags = vm_flags;
 	cap->file = file;
 	cap->decided = 1;
-	cap->send = rs_filter_scalar(RS_EVENT_MPROTECT, rs_mprotect_value(prot, vm_flags, how & RS_MEM_VMA), 0, NULL);
+	cap->send = rs_filter_scalar(RS_EVENT_MPROTECT, 0, rs_mprotect_value(prot, vm_flags, how & RS_MEM_VMA));
 }
 
 /* -- tracepoint set: sys_enter + bpf_find_vma ----------------------------- */
@@ -189,6 +189,25 @@ int BPF_KPROBE(rs_kprobe_file_mprotect, struct vm_area_struct *vma, unsigned lon
 
 /* -- sys_exit ------------------------------------------------------------- */
 
+/* mmap's approvers: its flags (protection in the high half) and the basename
+ * of its file; an anonymous mapping has no name, a basename rule cannot
+ * match it. Counts drops. */
+static __always_inline bool rs_filter_mmap(__u64 flags, struct dentry *dentry)
+{
+	__u32 kinds = rs_policy_approve(RS_EVENT_MMAP);
+	bool ok = false;
+
+	if (!kinds)
+		return true;
+	if (kinds & RS_APPROVE_FLAGS)
+		ok = rs_approve_flags(RS_EVENT_MMAP, flags);
+	if (!ok && (kinds & RS_APPROVE_BASENAME) && dentry)
+		ok = rs_approve_basename(RS_EVENT_MMAP, dentry);
+	if (!ok)
+		RS_STAT_INC(RS_EVENT_MMAP, dropped_approver);
+	return ok;
+}
+
 static __always_inline int rs_mem_exit(struct trace_event_raw_sys_exit *ctx, struct rs_mem_call *c)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -220,7 +239,7 @@ static __always_inline int rs_mem_exit(struct trace_event_raw_sys_exit *ctx, str
 			file = rs_fd_file(task, c->fd);
 		if (file)
 			dentry = BPF_CORE_READ(file, f_path.dentry);
-		send = rs_filter_scalar(c->type, ((__u64)c->prot << 32) | c->flags, 0, dentry);
+		send = rs_filter_mmap(((__u64)c->prot << 32) | c->flags, dentry);
 	} else if (cap) {
 		send = cap->send;   /* (a drop was counted by the capture) */
 		file = cap->file;
@@ -228,7 +247,7 @@ static __always_inline int rs_mem_exit(struct trace_event_raw_sys_exit *ctx, str
 		mem_flags = cap->mem_flags;
 	} else {
 		/* nothing captured: the call failed before any mapping was found */
-		send = rs_filter_scalar(c->type, rs_mprotect_value(c->prot, 0, false), 0, NULL);
+		send = rs_filter_scalar(c->type, 0, rs_mprotect_value(c->prot, 0, false));
 	}
 	if (!send)
 		goto out;

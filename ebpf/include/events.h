@@ -485,14 +485,6 @@ struct rs_basename_key {
 	char prefix[28];              /* RS_BASENAME_PREFIX */
 };
 
-/* value_approvers: an exact value of a type's scalar approver field
- * (bpf.cmd, io_uring.op), keyed with its type. */
-struct rs_value_key {
-	__u32 type;                   /* enum rs_event_type */
-	__u32 _pad0;
-	__u64 value;
-};
-
 /* inode_discarders: an inode (leaf) or a directory (everything below it
  * within the same mount) that no rule of the masked types can match. */
 struct rs_discarder_key {
@@ -506,6 +498,14 @@ struct rs_discarder_value {
 	__u64 decided_at;             /* CLOCK_BOOTTIME ns of the event the decision came from */
 	__u32 revision;               /* discarders_revision at insertion: stale when it changed */
 	__u32 _pad0;
+};
+
+/* value_approvers: a value of a scalar argument (ptrace.request,
+ * signal.type, prctl.option) some rule of `type` accepts. */
+struct rs_value_key {
+	__u32 type;                   /* enum rs_event_type */
+	__u32 _pad0;
+	__u64 value;
 };
 
 /* inode_tombstones: when an inode last changed place (rename, unlink, link).

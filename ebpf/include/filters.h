@@ -53,10 +53,11 @@ struct {
 	__type(value, __u64);
 } flags_approvers SEC(".maps");
 
-/* Exact values of a type's scalar field (bpf.cmd, io_uring.op). */
+/* Exact values of a scalar argument (ptrace request, signal number...) some
+ * rule of the type accepts; the value is 1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 4096);
 	__type(key, struct rs_value_key);
 	__type(value, __u8);
 } value_approvers SEC(".maps");
@@ -210,6 +211,13 @@ static __always_inline bool rs_approve_flags(__u32 type, __u64 flags)
 	return mask && (flags & *mask);
 }
 
+static __always_inline bool rs_approve_value(__u32 type, __u64 value)
+{
+	struct rs_value_key key = { .type = type, .value = value };
+
+	return bpf_map_lookup_elem(&value_approvers, &key) != NULL;
+}
+
 static __always_inline __u32 rs_discarders_revision(void)
 {
 	__u32 zero = 0;
@@ -337,21 +345,12 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 	return true;
 }
 
-static __always_inline bool rs_approve_value(__u32 type, __u64 value)
-{
-	struct rs_value_key key = { .type = type, .value = value };
-
-	return bpf_map_lookup_elem(&value_approvers, &key) != NULL;
-}
-
 /*
- * The decision for an event of a type without a file to discard on
- * (bpf, io_uring, mprotect...): approvers on its flags (`flags`: a 64-bit
- * value, two flag fields in its halves) and on one scalar value; `dentry`
- * (may be NULL: no file) for basename approvers. Counts drops. Returns true
- * when the event must be sent.
+ * The decision for an event of `type` that names no file: its scalar
+ * `value` (RS_APPROVE_VALUE) and `flags` (RS_APPROVE_FLAGS). Counts drops.
+ * Returns true when the event must be sent.
  */
-static __always_inline bool rs_filter_scalar(__u32 type, __u64 flags, __u64 value, struct dentry *dentry)
+static __always_inline bool rs_filter_scalar(__u32 type, __u64 value, __u64 flags)
 {
 	__u32 kinds = rs_policy_approve(type);
 	bool ok = false;
@@ -362,12 +361,11 @@ static __always_inline bool rs_filter_scalar(__u32 type, __u64 flags, __u64 valu
 		ok = rs_approve_flags(type, flags);
 	if (!ok && (kinds & RS_APPROVE_VALUE))
 		ok = rs_approve_value(type, value);
-	/* no file, no name: a basename rule cannot match */
-	if (!ok && (kinds & RS_APPROVE_BASENAME) && dentry)
-		ok = rs_approve_basename(type, dentry);
-	if (!ok)
+	if (!ok) {
 		RS_STAT_INC(type, dropped_approver);
-	return ok;
+		return false;
+	}
+	return true;
 }
 
 /* rename/unlink/link changed where an inode lives: discarders decided
