@@ -24,9 +24,11 @@
 #include "filters.h"
 #include "task.h"
 
-/* typeless: resolved from kallsyms (their types are not in every BTF) */
-extern const void bpf_prog_fops __ksym __weak;
-extern const void bpf_map_fops __ksym __weak;
+/* A program's or a map's file is told by its f_op->release: text symbols,
+ * in kallsyms on every kernel (bpf_prog_fops and bpf_map_fops are data,
+ * listed only with CONFIG_KALLSYMS_ALL). Typeless: resolved from kallsyms. */
+extern const void bpf_prog_release __ksym __weak;
+extern const void bpf_map_release __ksym __weak;
 
 #define RS_BPF_INSNS_MAX 65536        /* instructions scanned for helper calls */
 #define RS_BPF_SCAN_CHUNK 32          /* instructions read per step */
@@ -112,7 +114,7 @@ static __always_inline void rs_bpf_scan_helpers(struct rs_bpf_event *e, __u64 in
 	__builtin_memset(s->helpers, 0, sizeof(s->helpers));
 	bpf_loop(RS_BPF_INSNS_MAX / RS_BPF_SCAN_CHUNK, rs_bpf_scan_step, NULL, 0);
 	__builtin_memcpy(e->helpers, s->helpers, sizeof(e->helpers));
-	e->bpf_flags |= RS_BPF_HELPERS | s->flags;
+	e->bpf_flags |= RS_BPF_PROG | RS_BPF_HELPERS | s->flags;
 	if (cnt > RS_BPF_INSNS_MAX)
 		e->bpf_flags |= RS_BPF_HELPERS_TRUNCATED;
 }
@@ -142,7 +144,7 @@ static __always_inline void rs_bpf_fill_map(struct rs_bpf_event *e, struct bpf_m
 static __always_inline void rs_bpf_fill_fd(struct rs_bpf_event *e, struct task_struct *task, long fd)
 {
 	struct file *file;
-	const void *fop;
+	const void *release;
 	void *obj;
 
 	if (fd < 0)
@@ -150,13 +152,13 @@ static __always_inline void rs_bpf_fill_fd(struct rs_bpf_event *e, struct task_s
 	file = rs_fd_file(task, fd);
 	if (!file)
 		return;
-	fop = BPF_CORE_READ(file, f_op);
+	release = BPF_CORE_READ(file, f_op, release);
 	obj = BPF_CORE_READ(file, private_data);
-	if (!obj)
+	if (!obj || !release)
 		return;
-	if (&bpf_prog_fops && fop == &bpf_prog_fops && !(e->bpf_flags & RS_BPF_PROG))
+	if (release == &bpf_prog_release && !(e->bpf_flags & RS_BPF_PROG_KERNEL))
 		rs_bpf_fill_prog(e, obj);
-	else if (&bpf_map_fops && fop == &bpf_map_fops && !(e->bpf_flags & RS_BPF_MAP))
+	else if (release == &bpf_map_release && !(e->bpf_flags & RS_BPF_MAP_KERNEL))
 		rs_bpf_fill_map(e, obj);
 }
 
@@ -201,10 +203,10 @@ static __always_inline int rs_bpf_exit(struct trace_event_raw_sys_exit *ctx, str
 		bpf_core_read_user(&insns, sizeof(insns), &attr->insns);
 		e->insn_cnt = cnt;
 		rs_bpf_scan_helpers(e, insns, cnt);
-		if (ret >= 0) {
+		if (ret >= 0)
 			rs_bpf_fill_fd(e, task, ret);
-		} else {
-			/* no program: what the caller asked for */
+		if (!(e->bpf_flags & RS_BPF_PROG_KERNEL)) {
+			/* no program (refused), or not found: what the caller asked for */
 			bpf_core_read_user(&e->prog_type, sizeof(e->prog_type), &attr->prog_type);
 			bpf_core_read_user(&e->prog_attach_type, sizeof(e->prog_attach_type), &attr->expected_attach_type);
 			bpf_core_read_user(e->prog_name, sizeof(e->prog_name), &attr->prog_name);
@@ -213,9 +215,9 @@ static __always_inline int rs_bpf_exit(struct trace_event_raw_sys_exit *ctx, str
 		break;
 	}
 	case BPF_MAP_CREATE:
-		if (ret >= 0) {
+		if (ret >= 0)
 			rs_bpf_fill_fd(e, task, ret);
-		} else {
+		if (!(e->bpf_flags & RS_BPF_MAP_KERNEL)) {
 			bpf_core_read_user(&e->map_type, sizeof(e->map_type), &attr->map_type);
 			bpf_core_read_user(e->map_name, sizeof(e->map_name), &attr->map_name);
 			e->bpf_flags |= RS_BPF_MAP;
