@@ -108,6 +108,9 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
                    help="exec events also carry the environment (process.envp; off by default: it holds secrets)")
     p.add_argument("--process-cache-max", type=_at_least_one, default=DEFAULT_MAX_ENTRIES, metavar="N",
                    help=f"process images kept (live + recently exited; default {DEFAULT_MAX_ENTRIES})")
+    p.add_argument("--count-compat-syscalls", action="store_true",
+                   help="count the 32-bit (compat) calls of the watched syscalls, which no event reports "
+                        "(compat_unhooked in the kernel counters; a program on every syscall of the host)")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -148,6 +151,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
         stats_interval=args.stats_interval,
         capture_env=args.capture_env,
         process_cache_max=args.process_cache_max,
+        count_compat=args.count_compat_syscalls,
         **extra,
     )
 

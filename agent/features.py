@@ -27,6 +27,7 @@ class HookKind:
     program: str
     description: str
     min_kernel: str   # where upstream introduced it, for the reader
+    maps: tuple[str, ...] = ()   # the maps its program uses (the only ones created for its probe)
 
 
 HOOK_KINDS: tuple[HookKind, ...] = (
@@ -40,9 +41,11 @@ HOOK_KINDS: tuple[HookKind, ...] = (
 )
 
 EXTRA_CHECKS: tuple[HookKind, ...] = (
-    HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8"),
+    HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8", ("feat_ringbuf",)),
     HookKind("helpers", "feat_helpers", "bpf_loop and bpf_task_pt_regs helpers", "5.17"),
-    HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11"),
+    HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11",
+             ("feat_task_storage",)),
+    HookKind("find_vma", "feat_find_vma", "bpf_find_vma from a syscall tracepoint (mprotect's mapping)", "5.17"),
     HookKind("security_path", "feat_security_path",
              "fentry on the LSM path hooks (fentry/security_path_unlink; CONFIG_SECURITY_PATH)", "5.5"),
     HookKind("kprobe_security_path", "feat_kprobe_security_path",
@@ -116,7 +119,7 @@ def probe(features_object: Path) -> FeatureReport:
         lockdown=_lockdown(),
     )
     for kind in HOOK_KINDS + EXTRA_CHECKS:
-        result = try_load(features_object, kind.program, attach=True)
+        result = try_load(features_object, kind.program, attach=True, maps=kind.maps)
         log.debug("probe %s: %s", kind.name, result)
         report.features[kind.name] = Feature(
             kind.name, kind.description, result.ok, _describe(result), kind.min_kernel

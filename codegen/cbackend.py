@@ -5,8 +5,10 @@ performs and with which values:
 
 - approvers (codegen.approvers): each rule's best offer among the fields the
   kernel can check — the file's basename (``<type>.file.path`` by basename,
-  ``<type>.file.name``), bit masks of flags (``open.flags``) and exact values
-  of a scalar (``ptrace.request``, keyed by event type and value). If one rule
+  ``<type>.file.name``), bit masks of flags (``open.flags``; a type with two
+  flag fields checks them in one 64-bit value, the second in its high half:
+  ``mmap.protection``) and exact values of a scalar (``ptrace.request``,
+  keyed by event type and value). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -46,11 +48,16 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 BASENAME = "basename"
 FLAGS = "flags"
 VALUE = "value"
+FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
     VALUE: (ApproverKind.SCALAR,),                            # an integer argument's exact values
+    FLAGS_HI: (ApproverKind.BITMASK,),
 }
+# The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, FLAGS_HI: FLAGS}
+HALF = 32
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -127,6 +134,8 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
             reasons.append(f"{offer.field}: {offer.reason}")
         elif check is None:
             reasons.append(f"{offer.field}: not checked in the kernel")
+        elif check == FLAGS_HI and offer.mask >> HALF:
+            reasons.append(f"{offer.field}: mask {offer.mask:#x} beyond the {HALF} bits the kernel checks")
         else:
             return offer, check, None
     return None, "", "; ".join(reasons) or "no approvable field"
@@ -155,11 +164,13 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         if offer is None:
             missing.append(f"rule '{rule.id}' offers no approver the kernel can check ({reason})")
             continue
-        kinds.add(check)
+        kinds.add(CHECK_KIND[check])
         if check == BASENAME:
             basenames |= set(offer.values)
         elif check == VALUE:
             values |= {int(v) for v in offer.values}
+        elif check == FLAGS_HI:
+            mask |= offer.mask << HALF
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or

@@ -16,6 +16,14 @@ Selecting a family's macros: ``pattern`` (a full match on the name) minus
 another macro of the same headers are followed) are left out. Headers that
 write a family's sub-values as ``# define`` (linux/prctl.h: the arguments of
 an option) are read with ``top_level_only``.
+
+Families that are not plain macros name where they are instead: ``enum``
+(the enumerators of that enum, e.g. bpf_cmd, values computed as C does,
+up to its sentinel: ``__MAX_*``, ``*_LAST``), ``bpf_helpers`` (the helper
+list, ``FN(name, id)`` of ___BPF_FUNC_MAPPER: ``BPF_<NAME>`` = id),
+``vma_flags`` (``VM_<NAME>`` = 1 << the bit DECLARE_VMA_BIT gives it, 7.x;
+literal ``#define VM_*`` before). Macros may use a header's enumerators
+(IOSQE_FIXED_FILE is 1 << IOSQE_FIXED_FILE_BIT).
 """
 from __future__ import annotations
 
@@ -33,6 +41,9 @@ class KernelFamily:
     exclude: str | None = None    # a full match: not part of the family
     top_level_only: bool = False  # `# define` lines are sub-values, not members
     bit: bool = False             # the header gives bit numbers: the SECL value is 1 << n
+    enum: str | None = None       # the members are this enum's enumerators (matching pattern)
+    bpf_helpers: bool = False     # the members are the BPF helper list (___BPF_FUNC_MAPPER)
+    vma_flags: bool = False       # the members are VM_* from DECLARE_VMA_BIT (or literal #defines)
 
 
 KERNEL_FAMILIES: tuple[KernelFamily, ...] = (
@@ -53,6 +64,24 @@ KERNEL_FAMILIES: tuple[KernelFamily, ...] = (
                  exclude=r"MFD_HUGE_\w+"),
     KernelFamily("pipe_buf", "pipe buffer flags (PIPE_BUF_FLAG_*)", ("include/linux/pipe_fs_i.h",),
                  r"PIPE_BUF_FLAG_\w+"),
+    # -- engineer B of issue 9: bpf, mprotect, io_uring --
+    KernelFamily("bpf_cmd", "BPF commands (BPF_*)", ("linux/bpf.h",), r"BPF_\w+", enum="bpf_cmd"),
+    KernelFamily("bpf_map_type", "BPF map types (BPF_MAP_TYPE_*)", ("linux/bpf.h",), r"BPF_MAP_TYPE_\w+",
+                 enum="bpf_map_type"),
+    KernelFamily("bpf_prog_type", "BPF program types (BPF_PROG_TYPE_*)", ("linux/bpf.h",), r"BPF_PROG_TYPE_\w+",
+                 enum="bpf_prog_type"),
+    KernelFamily("bpf_attach_type", "BPF attach types (BPF_*)", ("linux/bpf.h",), r"BPF_\w+",
+                 enum="bpf_attach_type"),
+    KernelFamily("bpf_helpers", "BPF helper functions (BPF_*)", ("linux/bpf.h",), r"BPF_\w+", bpf_helpers=True),
+    # the low 32 bits only: the rest are per-architecture
+    KernelFamily("vm_flags", "virtual memory flags (VM_*)", ("include/linux/mm.h",), r"VM_\w+", vma_flags=True,
+                 exclude=r"VM_(ARCH|HIGH_ARCH)_\w+"),
+    KernelFamily("io_uring_op", "io_uring opcodes (IORING_OP_*)", ("linux/io_uring.h",), r"IORING_OP_\w+",
+                 enum="io_uring_op"),
+    KernelFamily("io_uring_setup", "io_uring setup flags (IORING_SETUP_*)", ("linux/io_uring.h",),
+                 r"IORING_SETUP_\w+"),
+    KernelFamily("iosqe", "io_uring submission flags (IOSQE_*)", ("linux/io_uring.h",), r"IOSQE_[A-Z_]+",
+                 exclude=r"IOSQE_\w+_BIT"),
 )
 
 BY_KEY: Mapping[str, KernelFamily] = MappingProxyType({f.key: f for f in KERNEL_FAMILIES})

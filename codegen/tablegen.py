@@ -135,6 +135,7 @@ def render_syscall_table() -> str:
         for _, name, idx in found:
             out += [f"\tcase RS_NR_{name}:", f"\t\treturn {idx};"]
         out += ["\t}", "\treturn -1;", "}", ""]
+    out += _compat_table()
     for name in sorted(et.CAPTURES):
         captured = [t.name for t in sorted(et.PRODUCED, key=lambda t: t.id or 0) if t.capture == name]
         mask = " | ".join(f"(1ULL << RS_EVENT_{n.upper()})" for n in captured) or "0"
@@ -149,9 +150,39 @@ def render_syscall_table() -> str:
     return "\n".join(out)
 
 
+def compat_syscalls() -> list[tuple[int, str, str]]:
+    """(i386 number, i386 name, event type) of every 32-bit syscall that
+    stands for a syscall of the table (same name, or COMPAT_ALIASES)."""
+    table = kconsts()["syscalls_32"]
+    owner = {s.name: t.name for t in et.PRODUCED for s in t.syscalls}
+    out = []
+    for name, nr in table.items():
+        mirrors = et.COMPAT_ALIASES.get(name, name)
+        if mirrors in owner:
+            out.append((int(nr), name, owner[mirrors]))
+    unknown = sorted(set(et.COMPAT_ALIASES) - set(table))
+    if unknown:
+        raise TableError(f"COMPAT_ALIASES names syscalls asm/unistd_32.h lacks: {unknown}")
+    return sorted(out)
+
+
+def _compat_table() -> list[str]:
+    out = ["/*",
+           " * The event type of a 32-bit (i386 ABI, compat) syscall that stands for one",
+           " * of the table's (asm/unistd_32.h numbers), 0 for others: the syscall",
+           " * tracepoints never fire for them; the opt-in counter counts them.",
+           " */",
+           "static __always_inline __u32 rs_compat_syscall_type(long nr)",
+           "{",
+           "\tswitch (nr) {"]
+    for nr, name, owner in compat_syscalls():
+        out += [f"\tcase {nr}: /* {name} */", f"\t\treturn RS_EVENT_{owner.upper()};"]
+    out += ["\t}", "\treturn 0;", "}", ""]
+    return out
+
+
 def _wrapper(t: et.EventType, s: et.Syscall) -> list[str]:
-    call = t.call
-    assert call is not None
+    call = s.call_of(t)
     body = [f"\t{call.init}(&c, RS_EVENT_{t.name.upper()});"]
     body += [f"\t{stmt}" for stmt in t.init]
     for i, role in enumerate(s.args):

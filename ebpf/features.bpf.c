@@ -125,3 +125,19 @@ int feat_task_storage_prog(void *ctx)
 		*v += 1;
 	return 0;
 }
+
+/* bpf_find_vma (5.17+) from a syscall tracepoint: mprotect's capture on the
+ * tracepoint hook set (hooks/mem.h). */
+static long feat_vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int feat_find_vma(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 data = 0;
+
+	bpf_find_vma(bpf_get_current_task_btf(), ctx->args[0], feat_vma_cb, &data, 0);
+	return 0;
+}

@@ -12,8 +12,16 @@
 #include "fim_exit.h"
 #include "hooks/precise.h"
 #include "hooks/activity.h"
+/* engineer B (issue 9): modules, bpf, memory, io_uring, the new mount API, compat */
+#include "hooks/module.h"
+#include "hooks/bpf.h"
+#include "hooks/mem.h"
+#include "hooks/io_uring.h"
+#include "hooks/mount_api.h"
+#include "hooks/compat.h"
 /* generated from the event-type table: one sys_exit program per syscall,
- * calling the bodies above (open.h, fim_exit.h, activity.h) */
+ * calling the bodies above (open.h, fim_exit.h, activity.h, module.h, bpf.h,
+ * mem.h, io_uring.h, mount_api.h) */
 #include "hooks/exits.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -36,4 +44,8 @@ union rs_btf_anchor {
 	struct rs_discarder_value discarder_value;
 	struct rs_inode_key inode_key;
 	struct rs_value_key value_key;
+	struct rs_module_event module;
+	struct rs_bpf_event bpf;
+	struct rs_mem_event mem;
+	struct rs_io_uring_event io_uring;
 } rs_btf_anchor __attribute__((unused));

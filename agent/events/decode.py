@@ -189,7 +189,79 @@ class ActivityRecord(NamedTuple):
     root: bytes
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord
+# -- engineer B (issue 9): modules, bpf, memory, io_uring --------------------
+
+class ModuleRecord(NamedTuple):
+    """struct rs_module_event: load_module, unload_module."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    syscall_nr: int
+    flags: int
+    mod_flags: int
+    name: str
+    args: bytes
+
+
+class BpfRecord(NamedTuple):
+    """struct rs_bpf_event."""
+
+    hdr: Header
+    task: TaskContext
+    retval: int
+    cmd: int
+    bpf_flags: int
+    prog_type: int
+    prog_attach_type: int
+    prog_id: int
+    insn_cnt: int
+    map_type: int
+    map_id: int
+    prog_name: str
+    map_name: str
+    prog_tag: bytes
+    helpers: tuple[int, ...]    # the helper ids the program calls, ascending
+
+
+class MemRecord(NamedTuple):
+    """struct rs_mem_event: mmap, mprotect."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    addr: int
+    length: int
+    vm_flags: int
+    syscall_nr: int
+    prot: int
+    flags: int
+    fd: int
+    mem_flags: int
+    pkey: int
+
+
+class IoUringRecord(NamedTuple):
+    """struct rs_io_uring_event."""
+
+    hdr: Header
+    task: TaskContext
+    base: FileObj
+    retval: int
+    user_data: int
+    action: int
+    op: int
+    flags: int
+    entries: int
+    dfd: int
+    req_path: bytes
+    root: bytes
+
+
+Record = (FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord | ModuleRecord | BpfRecord | MemRecord
+          | IoUringRecord)
 RecordDecoder = Callable[[Any, int, Header], Record]
 
 
@@ -245,6 +317,10 @@ class Decoder:
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
             "rs_activity_event": self._activity_event,
+            "rs_module_event": self._module_event,
+            "rs_bpf_event": self._bpf_event,
+            "rs_mem_event": self._mem_event,
+            "rs_io_uring_event": self._io_uring_event,
         }
         built: dict[str, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         for t in PRODUCED:
@@ -408,4 +484,52 @@ class Decoder:
                       if vals[i_flags] & has_target else None)
             return _new(ActivityRecord, (hdr, task(vals), target, file(vals, buf), base(vals, buf),
                                          vals[retval], args(vals), *scalars(vals), *strings(vals, buf)))
+        return build
+
+    def _module_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file = self._file_reader(codec, "file.")
+        scalars = codec.getter("retval", "syscall_nr", "flags", "mod_flags")
+        name = codec.index["name"]
+        strings = self._strings(codec, "args")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(ModuleRecord, (hdr, task(vals), file(vals, buf), *scalars(vals), _cstr(vals[name]),
+                                       *strings(vals, buf)))
+        return build
+
+    def _bpf_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        scalars = codec.getter("retval", "cmd", "bpf_flags", "prog_type", "prog_attach_type", "prog_id",
+                               "insn_cnt", "map_type", "map_id")
+        names = codec.getter("prog_name", "map_name")
+        tag = codec.getter(*codec.prefixed("prog_tag["))
+        words = codec.getter(*codec.prefixed("helpers["))
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            helpers = tuple(word * 64 + bit for word, bits in enumerate(words(vals)) if bits
+                            for bit in range(64) if bits >> bit & 1)
+            prog_name, map_name = names(vals)
+            return _new(BpfRecord, (hdr, task(vals), *scalars(vals), _cstr(prog_name), _cstr(map_name),
+                                    bytes(tag(vals)), helpers))
+        return build
+
+    def _mem_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file = self._file_reader(codec, "file.")
+        scalars = codec.getter("retval", "addr", "len", "vm_flags", "syscall_nr", "prot", "flags", "fd",
+                               "mem_flags", "pkey")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(MemRecord, (hdr, task(vals), file(vals, buf), *scalars(vals)))
+        return build
+
+    def _io_uring_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        base = self._file_reader(codec, "base.")
+        scalars = codec.getter("retval", "user_data", "action", "op", "flags", "entries", "dfd")
+        strings = self._strings(codec, "req_path", "root")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(IoUringRecord, (hdr, task(vals), base(vals, buf), *scalars(vals), *strings(vals, buf)))
         return build

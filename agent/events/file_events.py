@@ -38,6 +38,7 @@ from ..paths import resolve_user_path
 from .decode import FileObj, FileRecord
 from .documents import path_fields
 from .layout import layout
+from .mount_api import SYSCALLS, mount_api_body
 
 if TYPE_CHECKING:
     from .resolve import Document, Resolver
@@ -88,6 +89,11 @@ class FileEventResolver:
         if name == "open":
             follow = not e.flags & O_NOFOLLOW
         req = _Request(e.req_path, e.base.path, root, follow)
+        api = SYSCALLS.get(e.syscall_nr) if name == "mount" else None
+        if api is not None:
+            # fsmount, move_mount, open_tree, mount_setattr: mount events with mount(2)'s fields
+            doc[name] = mount_api_body(self, api, e, req, _Request(e.req_path2, e.base2.path, root, True))
+            return doc
         if name in ("mount", "umount"):
             doc[name] = self._mount(name, e, req)
             return doc
@@ -215,4 +221,7 @@ class FileEventResolver:
         body["source"] = path_fields(src_raw, {})
         body["fs_type"] = fs_type
         body["mount_id"] = mount_id
+        body["syscall"] = "mount"
+        body["detached"] = False
+        body["syscall_flags"] = e.flags
         return body

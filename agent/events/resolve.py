@@ -22,7 +22,8 @@ from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
 from .decode import (
-    ActivityRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, Record, TaskContext,
+    ActivityRecord, BpfRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, IoUringRecord,
+    MemRecord, ModuleRecord, Record, TaskContext,
 )
 from .documents import file_doc
 from .process_docs import process_doc
@@ -46,6 +47,7 @@ class Resolver:
     def __init__(self, env: ResolveEnv) -> None:
         from .activity_events import ActivityResolver
         from .file_events import FileEventResolver
+        from .kernel_events import KernelEventResolver
         from .process_events import ProcessResolver
 
         self.env = env
@@ -53,12 +55,17 @@ class Resolver:
         self.resolved = 0
         files = FileEventResolver(self)
         procs = ProcessResolver(self)
+        kernel = KernelEventResolver(self)
         self._by_class: dict[type, Callable[[Any], Document]] = {
             FileRecord: files.resolve,
             ExecRecord: procs.exec,
             ForkRecord: procs.fork,
             ExitRecord: procs.exit,
             ActivityRecord: ActivityResolver(self, files).resolve,
+            ModuleRecord: kernel.module,
+            BpfRecord: kernel.bpf,
+            MemRecord: kernel.mem,
+            IoUringRecord: kernel.io_uring,
         }
 
     def resolve(self, rec: Record) -> Document | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import activity_workload
+import kernel_types
 
 Doc = dict[str, Any]
 
@@ -198,6 +199,8 @@ class Workload:
                 out.append(Check(name, event_type, bool(hits), f"expected {what}; {len(docs)} {event_type} documents"))
 
         activity_workload.checks(self.top, self.docs, types, one_of, precise=precise)
+        # bpf, mmap, mprotect, io_uring, the new mount API, modules (kernel_types.py)
+        out += [Check(*c) for c in kernel_types.checks(self.mine, self.docs, self.top, types, precise=precise)]
         return out
 
     def alert_checks(self, types: set[str]) -> list[Check]:
@@ -246,6 +249,7 @@ def _act(top: Path) -> None:
     os.mkdir("lnk/d")
     os.rmdir("lnk/d")
     activity_workload.act(top)   # ptrace, signal, credentials, memfd, splice, prctl, chdir, namespaces
+    kernel_types.act(top)                             # bpf, memory, io_uring, mount API, modules
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
