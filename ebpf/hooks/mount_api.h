@@ -117,8 +117,17 @@ static __always_inline int rs_mount_api_exit(struct trace_event_raw_sys_exit *ct
 			rs_append_str(rec, &off, &e->req_path2, BPF_CORE_READ(fc, source), false);
 			e->fim_flags |= RS_FIM_SOURCE_KERNEL;
 		}
-		if (ret >= 0)
-			rs_mount_api_dest(rec, &off, e, task, rs_fd_mount(task, ret));
+		if (ret >= 0) {
+			struct vfsmount *vm = rs_fd_mount(task, ret);
+
+			/* a successful fsmount hands the context's source to the new
+			 * mount (vfs_create_mount, 6.x: fc->source is NULL at exit) */
+			if (vm && !e->req_path2.len) {
+				rs_append_str(rec, &off, &e->req_path2, BPF_CORE_READ(rs_real_mount(vm), mnt_devname), false);
+				e->fim_flags |= RS_FIM_SOURCE_KERNEL;
+			}
+			rs_mount_api_dest(rec, &off, e, task, vm);
+		}
 	} else if (nr == RS_NR_move_mount) {
 		if (rs_mount_api_empty(c->path2, c->flags & RS_MOVE_MOUNT_F_EMPTY_PATH)) {
 			struct vfsmount *vm = rs_fd_mount(task, c->dirfd2);

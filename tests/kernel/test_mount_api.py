@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,8 @@ def _mount_ids(point: Path) -> list[int]:
     out = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         f = line.split()
-        if f[4] == str(point):
+        # mountinfo escapes space, tab, newline and backslash as \ooo
+        if re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4]) == str(point):
             out.append(int(f[0]))
     return out
 
