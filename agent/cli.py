@@ -26,6 +26,7 @@ from .hooksets import HookSet, choose_hook_set
 from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
 from .objects import ObjectsMissing, object_path
+from .trust import UntrustedPathError, check_policies
 from .process.cache import DEFAULT_MAX_ENTRIES
 from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
@@ -50,6 +51,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="directory of compiled BPF objects (default: $RSAGENT_OBJECTS, else build/ebpf of a "
                         "source checkout, else the installed $RSAGENT_DATA_DIR/ebpf, /usr/lib/rsagent/ebpf)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libbpf debug)")
+    p.add_argument("--insecure-paths", action="store_true",
+                   help="load objects and policies even from paths someone other than root can change "
+                        "(logged as warnings; default: refuse)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +92,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _netns(text: str) -> str:
+    from .net.namespaces import NamespaceError, resolve
+
+    try:
+        resolve(text)
+    except NamespaceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", action="append", default=None, metavar="SINK",
                    help=f"where documents go (default '-'): {SYNTAX}; repeatable")
@@ -111,6 +125,9 @@ def _stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count-compat-syscalls", action="store_true",
                    help="count the 32-bit (compat) calls of the watched syscalls, which no event reports "
                         "(compat_unhooked in the kernel counters; a program on every syscall of the host)")
+    p.add_argument("--netns", action="append", default=None, metavar="NAME_OR_PATH", type=_netns,
+                   help="dns: a network namespace whose interfaces get the DNS classifier: a name under "
+                        "/run/netns, a path (/proc/PID/ns/net), or 'self' (the agent's own, the default); repeatable")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -128,7 +145,7 @@ def _check_root() -> str | None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    report = probe(object_path("features.bpf.o", args.objects))
+    report = probe(object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -152,6 +169,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
         capture_env=args.capture_env,
         process_cache_max=args.process_cache_max,
         count_compat=args.count_compat_syscalls,
+        netns=tuple(args.netns or ()),
         **extra,
     )
 
@@ -161,7 +179,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from .runtime import Runtime
 
-    report = probe(object_path("features.bpf.o", args.objects))
+    report = probe(object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
     choice = choose_hook_set(report)
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
@@ -177,7 +195,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
                       ", ".join(sorted(choice.hook_set.supported_event_types())), why)
             return EXIT_USAGE
 
-    config = _runtime_config(args, object_path("probe.bpf.o", args.objects), choice.hook_set, types)
+    config = _runtime_config(args, object_path("probe.bpf.o", args.objects, insecure=args.insecure_paths),
+                             choice.hook_set, types)
     registry = _registry()
     stop_when_no_sink: list[Callable[[], None]] = []
 
@@ -234,6 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime import Runtime
 
     policies = args.policy or [DEFAULT_POLICY]
+    check_policies(policies, args.insecure_paths)
     result = load_policies(policies, host=host_document())
     for d in result.diagnostics.sorted():
         print(d.format(), file=sys.stderr)
@@ -246,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("rsagent: error: the policy has no enabled rule", file=sys.stderr)
         return EXIT_ERROR
     try:
-        compiled = locate(result, args.compiled)
+        compiled = locate(result, args.compiled, insecure=args.insecure_paths)
     except CompiledPolicyError as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -293,6 +313,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     def reload(_obj: object) -> None:
         """SIGHUP: load the policy files again; apply them if the kernel side
         can stay (same filter shape), else keep the running policy."""
+        try:
+            check_policies(policies, args.insecure_paths)
+        except UntrustedPathError as exc:
+            log.error("SIGHUP: %s; still running the previous policy", exc)
+            return
         new = load_policies(policies, host=host_document())
         if not new.ok:
             for d in new.diagnostics.sorted():
@@ -338,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SinkError, MetricsAddressError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ObjectsMissing, LayoutError, FileNotFoundError) as exc:
+    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except VerifierError as exc:

@@ -14,6 +14,11 @@ policy it runs. Order:
    incrementally first, so it always matches the sources. On a monitored
    host without clang, a missing cache is an error that says to run
    `rulec compile`.
+
+Either way the objects must be the bytes the manifest recorded (sha256),
+and the directory, its manifest and objects — and, when the agent compiles
+them itself, the sources — must be changeable by root only
+(:mod:`agent.trust`; ``insecure`` logs the problems instead).
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.cbackend import TypeFilter, kernel_filters, shape_digest
-from agent.clang import CLANG_CANDIDATES
-from codegen.compile import Manifest, ManifestError, compile_loaded, policy_digest
+from agent.clang import CLANG_CANDIDATES, EBPF, ROOT
+from codegen.compile import MANIFEST, Manifest, ManifestError, compile_loaded, policy_digest, verify_objects
 from codegen.policy import LoadResult
 
-from . import installdirs
+from . import installdirs, trust
 from .events.layout import layout
 
 log = logging.getLogger(__name__)
@@ -70,33 +75,69 @@ def _check(directory: Path, manifest: Manifest, filters: dict[str, TypeFilter], 
     if manifest.policy_sha256 != digest:
         log.info("%s: compiled for another version of the policy with the same filter shape; reusing it",
                  directory)
-    for name in (manifest.probe_object, manifest.features_object):
+    for name in manifest.objects:
         if not (directory / name).is_file():
             raise CompiledPolicyError(f"{directory / name}: missing; run `rulec compile` again")
+
+
+def _trusted(directory: Path, manifest: Manifest | None, insecure: bool) -> None:
+    items = [(directory, "compiled objects directory")]
+    if manifest is not None:
+        items += [(directory / MANIFEST, "manifest")]
+        items += [(directory / name, "BPF object") for name in manifest.objects]
+    trust.check(items, insecure)
+
+
+def _verified(directory: Path, manifest: Manifest) -> None:
+    try:
+        verify_objects(directory, manifest)
+    except ManifestError as exc:
+        raise CompiledPolicyError(str(exc)) from exc
+
+
+def _sources_trusted(insecure: bool) -> None:
+    """What the agent compiles into the kernel must be root's too."""
+    items = [(EBPF, "BPF sources directory"), (ROOT / "vmlinux", "BPF sources directory")]
+    items += [(p, "BPF source") for d in (EBPF, ROOT / "vmlinux") for p in sorted(d.rglob("*"))]
+    trust.check(items, insecure)
 
 
 def _clang_available() -> bool:
     return any(shutil.which(c) for c in CLANG_CANDIDATES)
 
 
-def locate(result: LoadResult, explicit: Path | None = None, cache: Path | None = None) -> CompiledPolicy:
+def locate(result: LoadResult, explicit: Path | None = None, cache: Path | None = None,
+           insecure: bool = False) -> CompiledPolicy:
+    """The compiled objects for ``result``'s policy (see the module docstring).
+    Raises :class:`CompiledPolicyError` or :class:`agent.trust.UntrustedPathError`."""
     cache = DEFAULT_CACHE if cache is None else cache
     filters = kernel_filters(result.ruleset)
     digest = policy_digest(result.files)
     if explicit is not None:
+        if explicit.exists():  # (a missing one: the manifest's error says what to do)
+            _trusted(explicit, None, insecure)
         try:
             manifest = Manifest.read(explicit)
         except ManifestError as exc:
             raise CompiledPolicyError(str(exc)) from exc
+        _trusted(explicit, manifest, insecure)
         _check(explicit, manifest, filters, digest)
+        _verified(explicit, manifest)
         return CompiledPolicy(explicit, manifest, filters)
     directory = cache / shape_digest(filters)[:16]
     if _clang_available() and installdirs.source_checkout() is not None:
         # A build machine: (re)build incrementally, so the objects always
         # match the sources (a no-op when they are up to date).
+        if not cache.exists():
+            trust.check([(cache.parent, "policy cache directory")], insecure)
+            trust.private_dir(cache)
+        trust.check([(cache, "policy cache directory")], insecure)
+        _sources_trusted(insecure)
         compiled = compile_loaded(result, directory)
         if compiled.rebuilt:
             log.warning("compiled the policy's kernel filters into %s", directory)
+        _trusted(directory, compiled.manifest, insecure)
+        _verified(directory, compiled.manifest)
         return CompiledPolicy(directory, compiled.manifest, compiled.filters)
     try:
         manifest = Manifest.read(directory)
@@ -105,4 +146,6 @@ def locate(result: LoadResult, explicit: Path | None = None, cache: Path | None 
         raise CompiledPolicyError(
             f"no compiled objects for this policy ({exc}); on a build machine run "
             f"`rulec compile POLICY... -o DIR` and start the agent with --compiled DIR") from None
+    _trusted(directory, manifest, insecure)
+    _verified(directory, manifest)
     return CompiledPolicy(directory, manifest, filters)

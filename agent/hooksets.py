@@ -132,6 +132,8 @@ def _tracepoint_set() -> HookSet:
             capture_progs, capture_needs = CAPTURES[t.capture]
             progs += capture_progs
             needs[t.name] = capture_needs
+        if t.requires:
+            needs[t.name] = needs.get(t.name, ()) + t.requires
         programs[t.name] = progs
     return HookSet(
         name="tracepoint",
@@ -150,6 +152,8 @@ def _precise(flavor: str, requires: tuple[str, ...], description: str) -> HookSe
         programs[t.name] = tuple(f"rs_{flavor}_{c}" for c in t.precise) + _exits(t) + t.programs
         if t.precise_requires:
             needs[t.name] = tuple(PRECISE_FEATURES[r][flavor] for r in t.precise_requires)
+        if t.requires:
+            needs[t.name] = needs.get(t.name, ()) + t.requires
     return HookSet(
         name=flavor, requires=requires, description=description,
         programs=programs, type_requires=needs, type_tracepoints=_tracepoints(PRODUCED),

@@ -7,7 +7,9 @@ import logging
 import struct
 from dataclasses import dataclass
 
-from codegen.cbackend import BASENAME, VALUE, TypeFilter
+import ipaddress
+
+from codegen.cbackend import ADDR, BASENAME, PORT, VALUE, TypeFilter
 from codegen.eventtypes import PRODUCED
 
 from .events.layout import Layout
@@ -45,6 +47,34 @@ def basename_key(name: str, layout: Layout) -> bytes | None:
     return bytes(layout.ffi.buffer(key))
 
 
+def addr_key(type_id: int, network: ipaddress.IPv4Network | ipaddress.IPv6Network, layout: Layout) -> bytes:
+    """struct rs_addr_key of a network approver: the type, the family, the prefix."""
+    key = layout.ffi.new("struct rs_addr_key *")
+    key.type = type_id
+    key.family = network.version
+    key.prefixlen = 16 + network.prefixlen
+    packed = network.network_address.packed
+    layout.ffi.memmove(key.addr, packed, len(packed))
+    return bytes(layout.ffi.buffer(key))
+
+
+def port_key(type_id: int, port: int, layout: Layout) -> bytes | None:
+    if not 0 <= port <= 0xFFFF:
+        return None  # no event has it: nothing to approve
+    key = layout.ffi.new("struct rs_port_key *")
+    key.type = type_id
+    key.port = port
+    return bytes(layout.ffi.buffer(key))
+
+
+@dataclass
+class _Values:
+    basenames: dict[bytes, int]   # basename key -> type mask
+    flags: dict[int, int]         # type id -> flags mask
+    addrs: set[bytes]             # struct rs_addr_key
+    ports: set[bytes]             # struct rs_port_key
+
+
 def value_key(type_id: int, value: int, layout: Layout) -> bytes:
     """struct rs_value_key for a scalar approver value."""
     key = layout.ffi.new("struct rs_value_key *")
@@ -60,12 +90,18 @@ class KernelFilters:
     filters: dict[str, TypeFilter]
     type_ids: dict[str, int]
 
-    def _values(self, filters: dict[str, TypeFilter]) -> tuple[dict[bytes, int], dict[int, int]]:
-        """(basename key -> type mask, type id -> flags mask) for ``filters``."""
+    def _values(self, filters: dict[str, TypeFilter]) -> _Values:
+        """The map entries ``filters`` need."""
         masks: dict[bytes, int] = {}
         flag_masks: dict[int, int] = {}
+        addrs: set[bytes] = set()
+        ports: set[bytes] = set()
         for event_type, f in sorted(filters.items()):
             type_id = self.type_ids[event_type]
+            if ADDR in f.approve_kinds:
+                addrs |= {addr_key(type_id, n, self.layout) for n in f.networks}
+            if PORT in f.approve_kinds:
+                ports |= {k for k in (port_key(type_id, p, self.layout) for p in f.ports) if k is not None}
             if BASENAME in f.approve_kinds:
                 for name in sorted(f.basenames):
                     key = basename_key(name, self.layout)
@@ -75,10 +111,11 @@ class KernelFilters:
                     masks[key] = masks.get(key, 0) | type_bit(type_id)
             if f.flags_mask:
                 flag_masks[type_id] = f.flags_mask
-        limit = self.obj.map("basename_approvers").max_entries
-        if len(masks) > limit:
-            raise ValueError(f"{len(masks)} approver basenames exceed the map's {limit} entries")
-        return masks, flag_masks
+        for name, entries in (("basename_approvers", masks), ("addr_approvers", addrs), ("port_approvers", ports)):
+            limit = self.obj.map(name).max_entries
+            if len(entries) > limit:
+                raise ValueError(f"{len(entries)} approvers exceed the {limit} entries of map {name}")
+        return _Values(masks, flag_masks, addrs, ports)
 
     def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
         keys = {value_key(self.type_ids[t], v, self.layout)
@@ -89,30 +126,39 @@ class KernelFilters:
         return keys
 
     def load_approvers(self) -> int:
-        """Write basename, flags and value approvers; returns how many basenames."""
-        masks, flag_masks = self._values(self.filters)
+        """Write the approvers; returns how many basename entries."""
+        v = self._values(self.filters)
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
-        for type_id, mask in flag_masks.items():
+        for type_id, mask in v.flags.items():
             flags.update(type_id, mask)
-        for key, mask in masks.items():
+        for key, mask in v.basenames.items():
             basenames.update(key, mask)
         values = self.obj.map("value_approvers")
         for key in self._value_keys(self.filters):
             values.update(key, b"\x01")
-        return len(masks)
+        for name, keys in (("addr_approvers", v.addrs), ("port_approvers", v.ports)):
+            for key in keys:
+                self.obj.map(name).update(key, b"\x01")
+        return len(v.basenames)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
         """Replace the approver values by those of ``filters`` (same shape)
         and invalidate every discarder. In two steps: first the union of old
         and new values (an event in between is over-approved, never
         under-approved), then exactly the new ones."""
-        masks, flag_masks = self._values(filters)
+        v = self._values(filters)
+        masks, flag_masks = v.basenames, v.flags
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
         values, new_values = self.obj.map("value_approvers"), self._value_keys(filters)
         old_values = set(values.keys())
         for key in new_values - old_values:
             values.update(key, b"\x01")
         old_keys = set(basenames.keys())
+        sets = [(self.obj.map(name), keys) for name, keys in (("addr_approvers", v.addrs), ("port_approvers", v.ports))]
+        before = [set(m.keys()) for m, _ in sets]
+        for (m, keys), had in zip(sets, before, strict=True):
+            for key in keys - had:
+                m.update(key, b"\x01")
         for type_id in self.type_ids.values():
             old = flags.lookup(type_id)
             old_mask = int.from_bytes(old, "little") if isinstance(old, bytes) else 0
@@ -124,6 +170,9 @@ class KernelFilters:
             flags.update(type_id, flag_masks.get(type_id, 0))
         for key in old_keys - set(masks):
             basenames.delete(key)
+        for (m, keys), had in zip(sets, before, strict=True):
+            for key in had - keys:
+                m.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
         for key in old_values - new_values:

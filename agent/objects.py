@@ -3,7 +3,9 @@
 Order: ``--objects DIR``, then ``$RSAGENT_OBJECTS``, then ``build/ebpf`` of
 the source checkout the agent runs from, or the installed data directory
 (agent/installdirs.py). The monitored host only loads
-objects; building them is `make build` (or `python -m agent.build`).
+objects; building them is `make build` (or `python -m agent.build`). An
+object must be changeable by root only (:mod:`agent.trust`), unless
+``insecure``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import installdirs
+from . import installdirs, trust
 
 
 class ObjectsMissing(FileNotFoundError):
@@ -27,7 +29,9 @@ def objects_dir(explicit: Path | None = None) -> Path:
     return installdirs.objects_dir()
 
 
-def object_path(name: str, explicit_dir: Path | None = None) -> Path:
+def object_path(name: str, explicit_dir: Path | None = None, *, insecure: bool = False) -> Path:
+    """The object ``name``; raises :class:`ObjectsMissing` or
+    :class:`agent.trust.UntrustedPathError`."""
     d = objects_dir(explicit_dir)
     path = d / name
     if not path.is_file():
@@ -35,4 +39,5 @@ def object_path(name: str, explicit_dir: Path | None = None) -> Path:
             f"{path}: BPF object not found; build it with `make build` "
             f"(or `python -m agent.build`), or point --objects/RSAGENT_OBJECTS at a directory holding {name}"
         )
+    trust.check([(path, "BPF object")], insecure)
     return path

@@ -51,6 +51,9 @@ from .libbpf.ringbuf import RingBuffer
 from .events.resolve import Document, ResolveEnv, Resolver
 from .metrics import Registry
 from .mounts import MountTable
+from .net.classifier import DnsClassifier, InterfaceTable
+from .net.namespaces import resolve_all
+from .net.stats import format_dns_stats, read_dns_stats
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .safefile import write_replace
 from .users import UserNames
@@ -60,6 +63,8 @@ log = logging.getLogger(__name__)
 Consumer = Callable[[Document], None]
 PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
 COMPAT_COUNTER = "rs_compat_exit"   # the opt-in counter of 32-bit syscalls (ebpf/hooks/compat.h)
+# Programs attached to interfaces through netlink (agent/net), not by section.
+CLASSIFIER_KINDS = frozenset({"tc", "classifier"})
 
 
 @dataclass
@@ -85,6 +90,8 @@ class RuntimeConfig:
     # count the 32-bit (compat) calls of the watched syscalls (ebpf/hooks/compat.h): opt-in,
     # its program runs on every syscall of the host
     count_compat: bool = False
+    netns: tuple[str, ...] = ()                  # dns: namespaces whose interfaces get the classifier
+                                                 # (agent/net/namespaces.py; default: the agent's own)
 
 
 @dataclass
@@ -95,6 +102,7 @@ class RunSummary:
     consumer_errors: int
     processes: dict[str, int] = field(default_factory=dict)
     unread_at_stop: int = 0                      # records the drain deadline left in the buffer
+    dns: dict[str, int] = field(default_factory=dict)  # the DNS parser's counters (agent/net/stats.py)
 
 
 class StopFlag:
@@ -150,7 +158,10 @@ class Runtime:
         self.processes = ProcessCache(self.clock, max_entries=config.process_cache_max,
                                       file_doc=procfs_file_doc(self.users, self.mounts))
         self.decoder = Decoder(self.layout)
-        self.resolver = Resolver(ResolveEnv(self.clock, self.processes, self.users, self.mounts))
+        self.interfaces = InterfaceTable()
+        self.resolver = Resolver(ResolveEnv(self.clock, self.processes, self.users, self.mounts,
+                                            ifname=self.interfaces.name))
+        self.classifier: DnsClassifier | None = None
         self.stop = StopFlag()
         self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
@@ -236,6 +247,9 @@ class Runtime:
                    lambda: [((), len(self.processes))])
         m.callback("process_cache_events_total", "process cache activity, by kind", "counter", ("kind",),
                    lambda: list(self.processes.stats.as_dict().items()))
+        m.callback("dns_queries_total", "DNS queries the classifier parsed, skipped, or found malformed "
+                   "(not sent), by outcome (kernel, agent/net/stats.py)", "counter", ("outcome",),
+                   lambda: list(self.dns_stats().items()))
 
     def sent_types(self) -> set[str] | None:
         """The event types whose records the kernel sends (None: every one)."""
@@ -281,10 +295,16 @@ class Runtime:
             return {}
         return read_type_stats(self._obj.map("type_stats"), self.layout, self.decoder.type_names)
 
+    def dns_stats(self) -> dict[str, int]:
+        if self._obj is None or self._obj.closed or "dns_stats" not in self._obj.maps:
+            return {}
+        return read_dns_stats(self._obj.map("dns_stats"), self.layout)
+
     def run(self) -> RunSummary:
         cfg = self.config
         restore = self.stop.install() if cfg.handle_signals else (lambda: None)
         kernel: dict[str, TypeStats] = {}
+        dns: dict[str, int] = {}
         try:
             with ExitStack() as stack:
                 progs = self.programs()
@@ -306,8 +326,14 @@ class Runtime:
                 rb = RingBuffer(obj.map("lifecycle_events"), self.on_sample)
                 rb.add(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
-                links = obj.attach_all(progs)
-                log.info("attached %d programs (%s hook set): %s", len(links), cfg.hook_set.name, ", ".join(progs))
+                classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
+                links = obj.attach_all([p for p in progs if p not in classifiers])
+                for name in classifiers:
+                    self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(cfg.netns), self.interfaces)
+                    stack.enter_context(self.classifier)
+                    log.info(self.classifier.summary())
+                log.info("attached %d programs (%s hook set): %s", len(links) + len(classifiers),
+                         cfg.hook_set.name, ", ".join(progs))
                 n = self.processes.snapshot()
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
@@ -317,6 +343,8 @@ class Runtime:
                 # Stop producing, and drain meanwhile: detaching waits for the
                 # kernel (RCU grace periods), draining for the consumer.
                 t0 = time.monotonic()
+                if self.classifier is not None:
+                    self.classifier.close()  # netlink: our filters off every interface
                 with ThreadPoolExecutor(max_workers=min(max(len(links), 1), 64),
                                         thread_name_prefix="detach") as pool:
                     detaching = [pool.submit(link.close) for link in links]
@@ -330,13 +358,14 @@ class Runtime:
                 log.info("stop: %d programs detached and the ring buffer drained in %.2f s",
                          len(links), max(detached, time.monotonic()) - t0)
                 kernel = self.kernel_stats()
+                dns = self.dns_stats()
                 self._obj = None
         finally:
             restore()
         errors = dict(self.decoder.errors)
         errors.update((f"resolve: {k}", v) for k, v in self.resolver.errors.items())
         summary = RunSummary(self.decoder.decoded, errors, kernel, self.consumer_errors,
-                             self.processes.stats.as_dict(), self.unread_at_stop)
+                             self.processes.stats.as_dict(), self.unread_at_stop, dns)
         self._report(summary)
         return summary
 
@@ -388,6 +417,8 @@ class Runtime:
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("kernel counters: %s", format_type_stats(self.kernel_stats()))
                 log.info("pipeline: %s", self.pipeline_summary())
+                if self.classifier is not None:
+                    log.info("DNS parser: %s", format_dns_stats(self.dns_stats()))
                 next_stats = time.monotonic() + cfg.stats_interval
 
     # metric -> label in the periodic pipeline line (those registered)
@@ -414,6 +445,8 @@ class Runtime:
         log.info("kernel counters: %s", format_type_stats(s.kernel))
         log.info("process cache: %d entries; %s", len(self.processes),
                  ", ".join(f"{k}={v}" for k, v in sorted(s.processes.items()) if v))
+        if self.classifier is not None:
+            log.info("%s; DNS parser: %s", self.classifier.summary(), format_dns_stats(s.dns))
         lost = sum(t.lost for t in s.kernel.values())
         if lost:
             log.warning("%d events were lost because the ring buffer was full (raise --ringbuf-mb)", lost)

@@ -9,7 +9,9 @@ PKGS=(clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       python3-venv python3-dev libffi-dev gcc make
       # servers the sink and deployment tests start (tests/sinks, tests/deploy);
       # their packaged services stay off: the tests run their own instances
-      rsyslog nats-server prometheus openssl iproute2 util-linux systemd)
+      rsyslog nats-server prometheus openssl iproute2 util-linux systemd
+      # the DNS server tests/net starts (dnsmasq-base: the binary, no service)
+      dnsmasq-base)
 if [ "${1:-}" = image ]; then
     PKGS+=(mmdebstrap podman runc)
 fi

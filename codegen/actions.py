@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .constants import SIGNALS
-from .durations import parse_duration
+from .durations import TOO_LONG, parse_duration, too_long
+from .limits import MAX_VARIABLE_SIZE
 from .errors import Diagnostics
 from .fields import REGISTRY, Field
 from .ir import FIELD_KINDS, Kind, Type
@@ -207,14 +208,17 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
     if bools["append"]:
         t = Type(t.kind, array=True)
     size = v["size"].value if "size" in v else 0
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        check.error(v["size"], "'size' must be a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_VARIABLE_SIZE:
+        check.error(v["size"], f"'size' must be an integer from 0 to {MAX_VARIABLE_SIZE:,}")
         ok = False
     ttl = None
     if "ttl" in v:
         ttl = parse_duration(v["ttl"].value)
-        if ttl is None:
-            check.error(v["ttl"], f"invalid ttl {v['ttl'].value!r} (a duration such as 10s, 5m, 1h)")
+        if too_long(ttl):
+            check.error(v["ttl"], f"'ttl' too long: {TOO_LONG}")
+            ok = False
+        elif ttl is None:
+            check.error(v["ttl"], f"invalid ttl {str(v['ttl'].value)[:40]!r} (a duration such as 10s, 5m, 1h)")
             ok = False
     default = v["default_value"].plain() if "default_value" in v else None
     if not ok:

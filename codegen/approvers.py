@@ -118,7 +118,7 @@ class _Collector:
             else:
                 self.problems.append("not compared with a constant")
             return
-        if node.op not in ("==", "in"):
+        if node.op not in ("==", "in") and not (node.op == "allin" and not self.spec.array):
             self.problems.append(f"operator '{node.op}' cannot approve")
             return
         items = right.value if right.type.array else (right.value,)

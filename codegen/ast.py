@@ -7,6 +7,7 @@ resolved yet (``Ident`` may be a field, a macro or a constant).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -56,7 +57,7 @@ class StringLit:
     """``"..."``. ``offsets[i]`` is the expression offset of ``value[i]``."""
 
     value: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]
     span: Span
 
 
@@ -65,7 +66,7 @@ class PatternLit:
     """``~"..."``: ``*`` wildcards (a glob on path fields)."""
 
     value: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]
     span: Span
 
 
@@ -74,7 +75,7 @@ class RegexLit:
     """``r"..."``: the text between the quotes, kept raw."""
 
     value: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]
     span: Span
 
 

@@ -48,16 +48,21 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 BASENAME = "basename"
 FLAGS = "flags"
 VALUE = "value"
+ADDR = "addr"           # network events: <type>.addr.ip in the LPM trie addr_approvers
+PORT = "port"           # network events: <type>.addr.port in port_approvers
 FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
     VALUE: (ApproverKind.SCALAR,),                            # an integer argument's exact values
+    ADDR: (ApproverKind.SCALAR,),
+    PORT: (ApproverKind.SCALAR,),
     FLAGS_HI: (ApproverKind.BITMASK,),
 }
 # The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
-CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, FLAGS_HI: FLAGS}
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS}
 HALF = 32
+APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT)  # in the order of the RS_APPROVE_* bits
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -78,6 +83,8 @@ class TypeFilter:
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
     values: frozenset[int] = frozenset()   # VALUE: the scalar values some rule accepts
+    networks: frozenset[Any] = frozenset()  # ipaddress networks (ADDR)
+    ports: frozenset[int] = frozenset()     # PORT
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -98,6 +105,10 @@ class TypeFilter:
                 what.append(f"flags mask {self.flags_mask:#o}")
             if self.values:
                 what.append(f"{len(self.values)} value(s)")
+            if self.networks:
+                what.append(f"{len(self.networks)} network(s)")
+            if self.ports:
+                what.append(f"{len(self.ports)} port(s)")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -113,7 +124,7 @@ class TypeFilter:
         return {"approve": list(self.approve_kinds), "discard": self.discard}
 
     def manifest(self) -> dict[str, Any]:
-        return {
+        out = {
             "rules": list(self.rules),
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
@@ -122,6 +133,11 @@ class TypeFilter:
             "discard": self.discard,
             "reason": self.reason,
         }
+        if self.networks:
+            out["networks"] = sorted(str(n) for n in self.networks)
+        if self.ports:
+            out["ports"] = sorted(self.ports)
+        return out
 
 
 def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer | None, str, str | None]:
@@ -156,6 +172,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     ids = tuple(r.id for r in rules)
     basenames: set[str] = set()
     values: set[int] = set()
+    networks: set[Any] = set()
+    ports: set[int] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -171,6 +189,10 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
             values |= {int(v) for v in offer.values}
         elif check == FLAGS_HI:
             mask |= offer.mask << HALF
+        elif check == ADDR:
+            networks |= set(offer.values)
+        elif check == PORT:
+            ports |= set(offer.values)
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -181,8 +203,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
-    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values),
-                      tuple(k for k in (BASENAME, FLAGS, VALUE) if k in kinds), discard)
+    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values), frozenset(networks),
+                      frozenset(ports), tuple(k for k in APPROVE_KINDS if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:

@@ -37,8 +37,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = load_policies(args.paths)
     diags = result.diagnostics.sorted()
     _print_diagnostics(diags, sys.stderr)
-    errors = sum(1 for d in diags if d.is_error)
-    warnings = len(diags) - errors
+    errors = result.diagnostics.error_count
+    warnings = len(result.diagnostics) - errors
     if errors:
         print(f"rulec: {errors} error(s), {warnings} warning(s) in {len(result.files)} file(s)", file=sys.stderr)
         return EXIT_INVALID

@@ -94,6 +94,43 @@ ADDRESS_FAMILIES = {
     "AF_XDP": 44, "AF_MCTP": 45,
 }
 
+# Network constants under the reference agent's names (its consts_common.go).
+L4_PROTOCOLS = {
+    "IP_PROTO_IP": 0, "IP_PROTO_ICMP": 1, "IP_PROTO_IGMP": 2, "IP_PROTO_IPIP": 4, "IP_PROTO_TCP": 6,
+    "IP_PROTO_EGP": 8, "IP_PROTO_IGP": 9, "IP_PROTO_PUP": 12, "IP_PROTO_UDP": 17, "IP_PROTO_IDP": 22,
+    "IP_PROTO_TP": 29, "IP_PROTO_DCCP": 33, "IP_PROTO_IPV6": 41, "IP_PROTO_RSVP": 46, "IP_PROTO_GRE": 47,
+    "IP_PROTO_ESP": 50, "IP_PROTO_AH": 51, "IP_PROTO_ICMPV6": 58, "IP_PROTO_MTP": 92, "IP_PROTO_BEETPH": 94,
+    "IP_PROTO_ENCAP": 98, "IP_PROTO_PIM": 103, "IP_PROTO_COMP": 108, "IP_PROTO_SCTP": 132,
+    "IP_PROTO_UDPLITE": 136, "IP_PROTO_MPLS": 137, "IP_PROTO_RAW": 255,
+}
+
+L3_PROTOCOLS = {
+    "ETH_P_LOOP": 0x0060, "ETH_P_IP": 0x0800, "ETH_P_ARP": 0x0806, "ETH_P_RARP": 0x8035,
+    "ETH_P_8021_Q": 0x8100, "ETH_P_IPV6": 0x86DD, "ETH_P_MPLSUC": 0x8847, "ETH_P_MPLSMC": 0x8848,
+    "ETH_P_8021_AD": 0x88A8, "ETH_P_ALL": 0x0003,
+}
+
+NETWORK_DIRECTIONS = {"INGRESS": 1, "EGRESS": 2}
+
+DNS_QTYPES = {
+    "None": 0, "A": 1, "NS": 2, "MD": 3, "MF": 4, "CNAME": 5, "SOA": 6, "MB": 7, "MG": 8, "MR": 9,
+    "NULL": 10, "PTR": 12, "HINFO": 13, "MINFO": 14, "MX": 15, "TXT": 16, "RP": 17, "AFSDB": 18,
+    "X25": 19, "ISDN": 20, "RT": 21, "NSAPPTR": 23, "SIG": 24, "KEY": 25, "PX": 26, "GPOS": 27,
+    "AAAA": 28, "LOC": 29, "NXT": 30, "EID": 31, "NIMLOC": 32, "SRV": 33, "ATMA": 34, "NAPTR": 35,
+    "KX": 36, "CERT": 37, "DNAME": 39, "OPT": 41, "APL": 42, "DS": 43, "SSHFP": 44, "RRSIG": 46,
+    "NSEC": 47, "DNSKEY": 48, "DHCID": 49, "NSEC3": 50, "NSEC3PARAM": 51, "TLSA": 52, "SMIMEA": 53,
+    "HIP": 55, "NINFO": 56, "RKEY": 57, "TALINK": 58, "CDS": 59, "CDNSKEY": 60, "OPENPGPKEY": 61,
+    "CSYNC": 62, "ZONEMD": 63, "SVCB": 64, "HTTPS": 65, "SPF": 99, "UINFO": 100, "UID": 101,
+    "GID": 102, "UNSPEC": 103, "NID": 104, "L32": 105, "L64": 106, "LP": 107, "EUI48": 108,
+    "EUI64": 109, "TKEY": 249, "TSIG": 250, "IXFR": 251, "AXFR": 252, "MAILB": 253, "MAILA": 254,
+    "ANY": 255, "URI": 256, "CAA": 257, "AVC": 258, "TA": 32768, "DLV": 32769, "Reserved": 65535,
+}
+
+DNS_QCLASSES = {
+    "CLASS_INET": 1, "CLASS_CSNET": 2, "CLASS_CHAOS": 3, "CLASS_HESIOD": 4, "CLASS_NONE": 254,
+    "CLASS_ANY": 255,
+}
+
 FAMILIES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "open flags (O_*)": OPEN_FLAGS,
     "file mode bits (S_IF*, S_I*)": FILE_MODES,
@@ -103,6 +140,11 @@ FAMILIES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "address families (AF_*)": ADDRESS_FAMILIES,
     # SIG*, CAP_*, PTRACE_*, PR_*, CLONE_*, MFD_*, PIPE_BUF_FLAG_*: from the kernel's headers
     **families_by_title(),
+    "L4 protocols (IP_PROTO_*)": L4_PROTOCOLS,
+    "L3 protocols (ETH_P_*)": L3_PROTOCOLS,
+    "network directions": NETWORK_DIRECTIONS,
+    "DNS qtypes": DNS_QTYPES,
+    "DNS qclasses (CLASS_*)": DNS_QCLASSES,
 })
 
 CONSTANTS: Mapping[str, int] = MappingProxyType(

@@ -4,13 +4,17 @@ A :class:`Source` is a piece of SECL text (an expression) together with the
 way its character offsets map back to a file (an expression may come from a
 multi-line, quoted or folded YAML scalar). Every stage reports through a
 :class:`Diagnostics` collector, so all problems are reported, not just the
-first one.
+first one — up to :data:`codegen.limits.MAX_DIAGNOSTICS`; past that they
+are counted, not kept, and a source line is kept only around its column, so
+a broken generated policy with a megabyte-long line costs little to report.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator
+
+from .limits import MAX_DIAGNOSTICS, MAX_SOURCE_LINE_CHARS
 
 Locator = Callable[[int], tuple[int, int]]
 
@@ -37,7 +41,8 @@ class Diagnostic:
     file: str
     line: int
     col: int
-    source_line: str = ""
+    source_line: str = ""  # the line, or the part of it around ``col`` (see :func:`excerpt`)
+    source_col: int = 0    # 1-based column of the caret in ``source_line`` (0: ``col``)
 
     @property
     def is_error(self) -> bool:
@@ -50,8 +55,9 @@ class Diagnostic:
         """``PATH:LINE:COL: error: MESSAGE``, the source line and a caret."""
         if not self.source_line:
             return self.header()
+        caret = self.source_col or self.col
         # Keep tabs so the caret lines up whatever the terminal's tab width.
-        pad = "".join(c if c == "\t" else " " for c in self.source_line[: self.col - 1])
+        pad = "".join(c if c == "\t" else " " for c in self.source_line[: caret - 1])
         return f"{self.header()}\n{self.source_line}\n{pad}^"
 
     def __str__(self) -> str:
@@ -90,32 +96,65 @@ class Source:
     def diagnostic(self, severity: Severity, offset: int, message: str) -> Diagnostic:
         line, col = self.position(offset)
         text = self.file_lines[line - 1] if 0 < line <= len(self.file_lines) else ""
-        return Diagnostic(severity, message, self.name, line, col, text.rstrip("\r\n"))
+        return make(severity, message, self.name, line, col, text)
+
+
+def excerpt(text: str, col: int) -> tuple[str, int]:
+    """The part of a source line shown under a diagnostic, and the caret's
+    column in it: the whole line when short, else a window around ``col``
+    with ``...`` marking what was cut."""
+    if len(text) <= MAX_SOURCE_LINE_CHARS:
+        return text.rstrip("\r\n"), 0
+    half = MAX_SOURCE_LINE_CHARS // 2
+    start = max(0, min(col - 1 - half, len(text) - MAX_SOURCE_LINE_CHARS))
+    end = start + MAX_SOURCE_LINE_CHARS
+    head = "..." if start > 0 else ""
+    tail = "..." if end < len(text) else ""
+    shown = head + text[start:end].rstrip("\r\n") + tail
+    return shown, col - start + len(head)
+
+
+def make(severity: Severity, message: str, file: str, line: int, col: int, source_line: str = "") -> Diagnostic:
+    """A :class:`Diagnostic`, its source line cut to an excerpt."""
+    shown, caret = excerpt(source_line, col) if source_line else ("", 0)
+    return Diagnostic(severity, message, file, line, col, shown, caret)
 
 
 @dataclass
 class Diagnostics:
-    """Collects every diagnostic of a run, in the order they were found."""
+    """Collects every diagnostic of a run, in the order they were found
+    (the first :data:`codegen.limits.MAX_DIAGNOSTICS`; the rest counted)."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    count: int = 0         # every diagnostic added, kept or not
+    error_count: int = 0   # every error added, kept or not
+
+    def __post_init__(self) -> None:
+        self.count = len(self.items)
+        self.error_count = sum(1 for d in self.items if d.is_error)
 
     def add(self, diag: Diagnostic) -> None:
-        self.items.append(diag)
+        self.count += 1
+        if diag.is_error:
+            self.error_count += 1
+        if len(self.items) < MAX_DIAGNOSTICS:
+            self.items.append(diag)
 
     def extend(self, diags: Iterable[Diagnostic]) -> None:
-        self.items.extend(diags)
+        for d in diags:
+            self.add(d)
 
     def error(self, source: Source, offset: int, message: str) -> None:
-        self.items.append(source.diagnostic(Severity.ERROR, offset, message))
+        self.add(source.diagnostic(Severity.ERROR, offset, message))
 
     def warning(self, source: Source, offset: int, message: str) -> None:
-        self.items.append(source.diagnostic(Severity.WARNING, offset, message))
+        self.add(source.diagnostic(Severity.WARNING, offset, message))
 
     def error_at(self, file: str, line: int, col: int, message: str, source_line: str = "") -> None:
-        self.items.append(Diagnostic(Severity.ERROR, message, file, line, col, source_line))
+        self.add(make(Severity.ERROR, message, file, line, col, source_line))
 
     def warning_at(self, file: str, line: int, col: int, message: str, source_line: str = "") -> None:
-        self.items.append(Diagnostic(Severity.WARNING, message, file, line, col, source_line))
+        self.add(make(Severity.WARNING, message, file, line, col, source_line))
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -125,22 +164,30 @@ class Diagnostics:
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.items if not d.is_error]
 
-    def has_errors_since(self, index: int) -> bool:
-        return any(d.is_error for d in self.items[index:])
+    @property
+    def dropped(self) -> int:
+        return self.count - len(self.items)
 
     @property
     def has_errors(self) -> bool:
-        return any(d.is_error for d in self.items)
+        return self.error_count > 0
 
     def sorted(self) -> list[Diagnostic]:
-        """Deduplicated, in file order."""
+        """Deduplicated, in file order; a last line counts those not kept."""
         seen: dict[tuple[object, ...], Diagnostic] = {}
         for d in self.items:
             seen.setdefault((d.file, d.line, d.col, d.severity, d.message), d)
-        return sorted(seen.values(), key=lambda d: (d.file, d.line, d.col))
+        out = sorted(seen.values(), key=lambda d: (d.file, d.line, d.col))
+        if self.dropped:
+            dropped_errors = self.error_count - sum(1 for d in self.items if d.is_error)
+            last = self.items[-1]
+            out.append(Diagnostic(Severity.ERROR if dropped_errors else Severity.WARNING,
+                                  f"{self.dropped:,} more problem(s) not shown ({dropped_errors:,} error(s)); "
+                                  f"fix the first {len(self.items):,} and run again", last.file, last.line, last.col))
+        return out
 
     def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self.items)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.count

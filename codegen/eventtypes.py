@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .fieldspec import (
-    BASENAME, BOOL, FLAGS, INT, IP, NAME, RETVAL, SCALAR, STR, Approver, FieldSpec,
+    BASENAME, BOOL, FLAGS, INT, IP, NAME, RETVAL, SCALAR, STR, Approver, ApproverKind, FieldSpec,
 )
 
 F = FieldSpec
@@ -110,6 +110,19 @@ KERNEL_CONSTANTS: dict[str, str] = {
     "BPF_JMP": "linux/bpf_common.h",
     "BPF_CALL": "linux/bpf.h",
     "O_NONBLOCK": "asm-generic/fcntl.h",
+    # network (hooks/net.h, hooks/dns.h)
+    "AF_INET": "include/linux/socket.h",
+    "AF_INET6": "include/linux/socket.h",
+    "EINPROGRESS": "asm-generic/errno.h",
+    "TC_ACT_UNSPEC": "linux/pkt_cls.h",
+    "ETH_P_IP": "linux/if_ether.h",
+    "ETH_P_IPV6": "linux/if_ether.h",
+    "IPPROTO_HOPOPTS": "linux/in6.h",
+    "IPPROTO_ROUTING": "linux/in6.h",
+    "IPPROTO_FRAGMENT": "linux/in6.h",
+    "IPPROTO_DSTOPTS": "linux/in6.h",
+    "IP_MF": "include/net/ip.h",
+    "IP_OFFSET": "include/net/ip.h",
 }
 
 # i386 syscalls with no x86-64 twin of the same name, and the syscall of the
@@ -197,6 +210,11 @@ class EventType:
     # tracepoints ("group/name") the type needs on every hook set: it is left
     # out where the kernel lacks one (module/*: kernels without CONFIG_MODULES)
     requires_tracepoints: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()        # features (agent/features.py) it needs in every hook set
+    # fields rooted elsewhere than at the type's name: (prefix, fields), e.g. dns's network.*
+    context: tuple[tuple[str, tuple[FieldSpec, ...]], ...] = ()
+    # syscalls its bodies recognize without hooking them (RS_NR_<name> generated for them too)
+    related_syscalls: tuple[str, ...] = ()
 
     @property
     def produced(self) -> bool:
@@ -305,6 +323,14 @@ IO_URING_CALL = Call("rs_iou_call", "rs_iou_call_init", "rs_io_uring_setup_exit"
     "params": "c.params = (const void *){a};",
 })
 
+# Sockets: connect, bind, accept, accept4 (hooks/net.h). The socket comes
+# from the descriptor; the caller's sockaddr is read only when the call failed.
+NET_CALL = Call("rs_net_call", "rs_net_call_init", "rs_net_exit", {
+    "fd": "c.fd = (int){a};",
+    "sockaddr": "c.uaddr = (const void *){a};",
+    "addrlen": "c.addrlen = (int){a};",
+})
+
 # How a file-integrity call looks its path up (fim_exit.h, rs_fim_lookup):
 # follow the last symlink unless AT_SYMLINK_NOFOLLOW, "" + AT_EMPTY_PATH is
 # the dirfd's file; never follow (entries made, removed, renamed); link:
@@ -326,6 +352,41 @@ _OPEN_APPROVERS = {"file.path": "basename", "file.name": "basename", "flags": "f
 _FILE_APPROVERS = {"file.path": "basename", "file.name": "basename"}
 
 _S = Syscall
+
+# -- network fields (the reference agent's names; docs/network.md) -----------------
+
+_NET = "network"
+# Weights as the reference agent's: the address is the better approver.
+_ADDR = Approver(ApproverKind.SCALAR, 90)
+_PORT = Approver(ApproverKind.SCALAR, 80)
+_PROTOCOL = F("protocol", INT, constants="L4 protocols",
+              doc="the socket's protocol (`IP_PROTO_TCP`, `IP_PROTO_UDP`...)")
+_NET_APPROVERS = {"addr.ip": "addr", "addr.port": "port"}
+
+
+def _addr_fields(ip_doc: str, port_doc: str = "port") -> tuple[FieldSpec, ...]:
+    return (
+        F("addr.ip", IP, approver=_ADDR, doc=f"{ip_doc} (IPv4-mapped IPv6 addresses as IPv4)"),
+        F("addr.port", INT, approver=_PORT, doc=port_doc),
+        F("addr.family", INT, constants="AF_*", doc="address family (`AF_INET`, `AF_INET6`)"),
+        F("addr.is_public", BOOL, doc="the address is a public (globally routable) one"),
+    )
+
+
+# `network.*`: the packet of a dns event (the reference restricts it to its packet events)
+_NETWORK_CONTEXT: tuple[FieldSpec, ...] = (
+    F("source.ip", IP, doc="source address of the packet"),
+    F("source.port", INT, doc="source port"),
+    F("source.is_public", BOOL, doc="the source address is a public (globally routable) one"),
+    F("destination.ip", IP, doc="destination address (the DNS server)"),
+    F("destination.port", INT, doc="destination port"),
+    F("destination.is_public", BOOL, doc="the destination address is a public (globally routable) one"),
+    F("device.ifname", STR, doc="interface the packet left through"),
+    F("l3_protocol", INT, constants="L3 protocols", doc="`ETH_P_IP` or `ETH_P_IPV6`"),
+    F("l4_protocol", INT, constants="L4 protocols", doc="`IP_PROTO_UDP`"),
+    F("network_direction", INT, constants="network directions", doc="`EGRESS`"),
+    F("size", INT, doc="size of the packet, bytes"),
+)
 
 EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
@@ -762,21 +823,41 @@ EVENT_TYPES: tuple[EventType, ...] = (
             RETVAL,
         ),
         kernel_approvers={"op": "value"}),
-    # -- declared for rules written for the reference agent; not produced yet --
-    EventType("dns", None, "network", "a DNS request was sent", fields=(
-        F("question.name", STR, doc="queried name"),
-        F("question.type", INT, doc="query type (1 = A, 28 = AAAA...)"),
-    )),
-    EventType("bind", None, "network", "a socket was bound", fields=(
-        F("addr.ip", IP, doc="bound address"),
-        F("addr.port", INT, doc="bound port"),
-        F("addr.family", INT, constants="AF_*", doc="address family"),
-        RETVAL)),
-    EventType("connect", None, "network", "a socket was connected", fields=(
-        F("addr.ip", IP, doc="remote address"),
-        F("addr.port", INT, doc="remote port"),
-        F("addr.family", INT, constants="AF_*", doc="address family"),
-        RETVAL)),
+    # -- network (hooks/net.h: syscall exits; hooks/dns.h: a tc classifier; docs/network.md) --
+    EventType(
+        "connect", 40, _NET, "a socket was connected; `addr` is the remote end", record="rs_net_event",
+        call=NET_CALL, syscalls=(_S("connect", ("fd", "sockaddr", "addrlen")),),
+        fields=(*_addr_fields("remote address"), _PROTOCOL, RETVAL),
+        kernel_approvers=_NET_APPROVERS),
+    EventType(
+        "bind", 41, _NET, "a socket was bound; `addr` is the local address", record="rs_net_event",
+        call=NET_CALL, syscalls=(_S("bind", ("fd", "sockaddr", "addrlen")),),
+        fields=(*_addr_fields("bound address"), _PROTOCOL, RETVAL),
+        kernel_approvers=_NET_APPROVERS),
+    EventType(
+        "accept", 42, _NET, "a connection was accepted; `addr.ip` is the peer's address, `addr.port` the "
+        "local (listening) port, as the reference agent reports them", record="rs_net_event", call=NET_CALL,
+        syscalls=(_S("accept", ("fd", "", "")), _S("accept4", ("fd", "", "", ""))),
+        fields=(*_addr_fields("the peer's address", port_doc="local (listening) port"), RETVAL),
+        kernel_approvers=_NET_APPROVERS),
+    EventType(
+        "dns", 43, _NET, "a DNS query left an interface (tc egress)", record="rs_dns_event",
+        # the classifier, attached through netlink (agent/net); connect's exit
+        # records who connected a socket to a DNS server (the fallback owner)
+        programs=("rs_tc_dns", "rs_exit_connect"), requires=("tc",),
+        # the calls that send on a socket: the classifier's sending task is in one
+        related_syscalls=("write", "writev", "sendto", "sendmsg", "sendmmsg"),
+        fields=(
+            F("id", INT, doc="the query's ID"),
+            F("question.name", STR, doc="queried name, lower case, dotted, without the final dot"),
+            F("question.name.length", INT, resolver="length", key="name", doc="length of `question.name`"),
+            F("question.type", INT, constants="DNS qtypes", doc="query type (`A` = 1, `AAAA` = 28...)"),
+            F("question.class", INT, constants="DNS qclasses", doc="query class (`CLASS_INET` = 1...)"),
+            F("question.length", INT, doc="size of the DNS message, bytes"),
+            F("question.count", INT, doc="number of questions in the message (the first is reported)"),
+        ),
+        context=(("network", _NETWORK_CONTEXT),)),
+    # -- declared for rules written for the reference agent; not produced yet: none left --
 )
 
 BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}

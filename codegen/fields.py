@@ -188,6 +188,8 @@ def _event_fields() -> list[Field]:
         for sub in event.processes:
             fields += _context_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name)
         fields += [_expand(t, name, (name,), name) for t in event.fields]
+        for prefix, specs in event.context:
+            fields += [_expand(t, prefix, (prefix,), name) for t in specs]
     return fields
 
 

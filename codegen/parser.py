@@ -2,6 +2,12 @@
 
 Precedence, loosest first (docs/secl.md): ``||`` < ``&&`` < comparisons <
 ``+ -`` < ``& | ^`` < unary ``! - ^``. Comparisons do not chain.
+
+Bounded (docs/secl.md "Limits", :mod:`codegen.limits`): the text's length
+is checked first, the parser's stack (open parentheses, brackets and
+pending operators) while parsing, lists are built in place (linear time)
+and counted, and the tree's nesting depth is checked before anything
+recursive sees it.
 """
 from __future__ import annotations
 
@@ -13,9 +19,9 @@ from typing import Any
 
 from ply import yacc
 
-from . import ast
+from . import ast, limits
 from .errors import Diagnostics, Source, Span
-from .lexer import new_lexer, tokens  # noqa: F401  (PLY reads `tokens` from this module)
+from .lexer import ArrayItem, new_lexer, tokens  # noqa: F401  (PLY reads `tokens` from this module)
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +139,41 @@ def p_primary_array(p: Any) -> None:
     p[0] = ast.ArrayLit(items, Span(p.lexpos(1), end))
 
 
+def p_primary_literal_array(p: Any) -> None:
+    """primary : ARRAY"""
+    items = tuple(_literal(item) for item in p[1])
+    p[0] = ast.ArrayLit(items, _tok_span(p, 1))
+
+
+_LITERALS: dict[str, Any] = {"STRING": ast.StringLit, "PATTERN": ast.PatternLit, "REGEX": ast.RegexLit}
+
+
+def _literal(item: ArrayItem) -> ast.Node:
+    kind, value, start, end = item
+    if kind == "INT":
+        assert isinstance(value, int)
+        return ast.IntLit(value, Span(start, end))
+    assert isinstance(value, tuple)
+    text, offsets = value
+    node: ast.Node = _LITERALS[kind](text, offsets, Span(start, end))
+    return node
+
+
 def p_elements(p: Any) -> None:
     """elements : expression
                 | elements COMMA expression"""
-    p[0] = [p[1]] if len(p) == 2 else p[1] + [p[3]]
+    if len(p) == 2:
+        p[0] = [p[1]]
+        return
+    items = p[1]
+    state = _STATE.current
+    state.budget.items -= 1
+    if state.budget.items < 0:
+        state.diags.error(state.source, p[3].span.start, f"the policy's lists hold more than "
+                                                         f"{limits.MAX_LIST_ITEMS:,} elements in all (docs/secl.md \"Limits\")")
+        raise _Abort()
+    items.append(p[3])  # in place: linear time
+    p[0] = items
 
 
 _TOKEN_NAMES = {
@@ -147,7 +184,7 @@ _TOKEN_NAMES = {
     "LBRACKET": "'['", "RBRACKET": "']'", "COMMA": "','", "INT": "integer",
     "DURATION": "duration", "STRING": "string", "PATTERN": "pattern", "REGEX": "regex",
     "IP": "IP address", "TRUE": "'true'", "FALSE": "'false'", "IDENT": "identifier",
-    "VARIABLE": "variable",
+    "VARIABLE": "variable", "ARRAY": "array",
 }
 
 
@@ -174,12 +211,13 @@ class _State(threading.local):
 
 
 class _ParseState:
-    __slots__ = ("source", "diags", "count")
+    __slots__ = ("source", "diags", "count", "budget")
 
-    def __init__(self, source: Source, diags: Diagnostics) -> None:
+    def __init__(self, source: Source, diags: Diagnostics, budget: limits.Budget) -> None:
         self.source = source
         self.diags = diags
         self.count = len(diags)
+        self.budget = budget
 
 
 _STATE = _State()
@@ -187,11 +225,14 @@ _LOCK = threading.Lock()
 
 
 class _RawTokenLexer:
-    """Wraps a PLY lexer so every token keeps its source text (``raw``)."""
+    """Wraps a PLY lexer so every token keeps its source text (``raw``), and
+    stops the parse when the parser's stack grows past the limit (the
+    stack holds what is still open: ``((((``, ``!!!!``, ``a || (b || (``)."""
 
-    def __init__(self, text: str, on_error: Any) -> None:
-        self._lexer = new_lexer(text, on_error)
+    def __init__(self, text: str, on_error: Any, budget: limits.Budget) -> None:
+        self._lexer = new_lexer(text, on_error, budget.items)
         self._text = text
+        self._budget = budget
         self.lineno = 1
         self.lexpos = 0
 
@@ -199,9 +240,26 @@ class _RawTokenLexer:
         self._lexer.input(text)
 
     def token(self) -> Any:
-        tok = self._lexer.token()
+        lexer, budget = self._lexer, self._budget
+        lexer.items_left = max(budget.items, 0)  # the grammar's lists (p_elements) spend it too
+        tok = lexer.token()
+        budget.items = lexer.items_left
         if tok is not None:
             tok.raw = self._text[tok.lexpos : self._lexer.lexpos]
+            budget.tokens -= 1
+            if budget.tokens < 0:
+                state = _STATE.current
+                if budget.report():
+                    state.diags.error(state.source, tok.lexpos,
+                                      f"the policy's expressions hold more than {limits.MAX_TOKENS:,} tokens in all "
+                                      f"(docs/secl.md \"Limits\"): use list macros or split the policy")
+                raise _Abort()
+            if len(_PARSER.symstack) > limits.MAX_PARSE_STACK:
+                state = _STATE.current
+                state.diags.error(state.source, tok.lexpos,
+                                  f"expression nested too deeply (more than {limits.MAX_PARSE_STACK} open "
+                                  f"parentheses, brackets and operators; docs/secl.md \"Limits\")")
+                raise _Abort()
         return tok
 
 
@@ -211,8 +269,13 @@ _PARSER = yacc.yacc(
 )
 
 
-def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
-    """Parse ``source.text``; on error, report to ``diags`` and return None."""
+def parse(source: Source, diags: Diagnostics, budget: limits.Budget | None = None) -> ast.Node | None:
+    """Parse ``source.text``; on error, report to ``diags`` and return None.
+    ``budget``: the load's (its tokens are spent here); a fresh one by default."""
+    if len(source.text) > limits.MAX_EXPRESSION_CHARS:
+        diags.error(source, 0, f"expression longer than {limits.MAX_EXPRESSION_CHARS // limits.MIB} MiB "
+                               f"(the limit; docs/secl.md \"Limits\"): use list macros or split the rule")
+        return None
     if not source.text.strip():
         diags.error(source, 0, "empty expression")
         return None
@@ -221,9 +284,10 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
     def on_error(offset: int, message: str) -> None:
         diags.error(source, offset, message)
 
-    lexer = _RawTokenLexer(source.text, on_error)
+    budget = budget if budget is not None else limits.Budget()
+    lexer = _RawTokenLexer(source.text, on_error, budget)
     with _LOCK:
-        _STATE.current = _ParseState(source, diags)
+        _STATE.current = _ParseState(source, diags, budget)
         try:
             result = _PARSER.parse(lexer=lexer, tracking=False)
         except _Abort:
@@ -232,13 +296,10 @@ def parse(source: Source, diags: Diagnostics) -> ast.Node | None:
             _STATE.current = None
     if len(diags) > count:  # lexical errors
         return None
-    if nesting_depth(result) > MAX_DEPTH:
-        diags.error(source, 0, f"expression nested too deeply (more than {MAX_DEPTH} levels)")
+    if nesting_depth(result) > limits.MAX_NESTING_DEPTH:
+        diags.error(source, 0, f"expression nested too deeply (more than {limits.MAX_NESTING_DEPTH} levels)")
         return None
     return result
-
-
-MAX_DEPTH = 100
 
 
 def nesting_depth(node: ast.Node) -> int:
@@ -249,10 +310,17 @@ def nesting_depth(node: ast.Node) -> int:
         n, depth = stack.pop()
         best = max(best, depth)
         for c in ast.children(n):
+            if isinstance(c, _LEAVES):
+                best = max(best, depth + 1)
+                continue
             same_chain = (isinstance(n, ast.Binary) and isinstance(c, ast.Binary)
                           and n.op in ast.LOGICAL_OPS and c.op == n.op)
             stack.append((c, depth if same_chain else depth + 1))
     return best
+
+
+_LEAVES = (ast.Ident, ast.Variable, ast.IntLit, ast.DurationLit, ast.BoolLit, ast.StringLit,
+           ast.PatternLit, ast.RegexLit, ast.IPLit)
 
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:

@@ -16,14 +16,13 @@ file's ``name`` and lengths follow from it) or symbolic:
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 from collections.abc import Iterable
 
 from . import ir, ops
 from .fields import REGISTRY, Field
-from .patterns import StrMatcher, glob_basename
+from .patterns import StrMatcher, glob_basename, pieces, wildcard_match
 
 Tri = Optional[bool]
 UNKNOWN: Tri = None
@@ -91,10 +90,6 @@ class MaskNone:
 Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone)
 
 
-def _segment_regex(segment: str) -> re.Pattern[str]:
-    return re.compile("".join("[^/]*" if c == "*" else re.escape(c) for c in segment))
-
-
 def glob_below(glob: str, directory: str) -> Tri:
     """Does ``glob`` match every (True), no (False) or some (None) path below ``directory``?"""
     if not glob.startswith("/"):
@@ -107,7 +102,7 @@ def glob_below(glob: str, directory: str) -> Tri:
         g = gsegs[i]
         if g == "**":
             return True
-        if not _segment_regex(g).fullmatch(d):
+        if not wildcard_match(pieces(g), d):
             return False
     rest = gsegs[len(dsegs):]
     if not rest or rest == [""]:
@@ -223,7 +218,8 @@ class PartialEvaluator:
         rhs = node.right.value
         if op == "==" and not node.right.type.array:
             return _symbolic_element(domain, rhs)
-        if op == "in":
+        if op == "in" or (op == "allin" and not node.left.type.array):
+            # `allin` on a single value is `in` (`connect.addr.ip allin [cidr, ...]`)
             return _or(_symbolic_element(domain, v) for v in rhs)
         return None
 

@@ -5,6 +5,12 @@
   segment, matching everything below (``/**`` matches every absolute path);
 - regex: Python ``re`` syntax, matched anywhere in the value (unanchored
   search, like the reference agent's ``MatchString``).
+
+Patterns and globs are matched without a backtracking regex: a value
+matches ``p0*p1*...*pk`` when it starts with ``p0``, ends with ``pk`` and
+holds the other pieces in order (leftmost search is exact when ``*`` is the
+only wildcard), so ``"*a*a*a*a*b"`` costs a few ``str.find`` calls on any
+path instead of exponential time; globs match segment by segment.
 """
 from __future__ import annotations
 
@@ -24,8 +30,29 @@ class StrMatcher:
         return f'{prefix}"{self.text}"'
 
 
-def _wildcard_regex(text: str, star: str) -> str:
-    return "".join(star if c == "*" else re.escape(c) for c in text)
+Pieces = tuple[str, ...]
+
+
+def pieces(text: str) -> Pieces:
+    """``text`` split on its wildcards: ``"a*b*"`` -> ``("a", "b", "")``."""
+    return tuple(text.split("*"))
+
+
+def wildcard_match(parts: Pieces, value: str) -> bool:
+    """Does ``value`` match the wildcard pattern split into ``parts``?"""
+    if len(parts) == 1:
+        return value == parts[0]
+    first, last = parts[0], parts[-1]
+    end = len(value) - len(last)
+    if end < len(first) or not value.startswith(first) or not value.endswith(last):
+        return False
+    pos = len(first)
+    for part in parts[1:-1]:
+        found = value.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 def glob_error(text: str) -> tuple[int, str] | None:
@@ -39,20 +66,23 @@ def glob_error(text: str) -> tuple[int, str] | None:
     return None
 
 
-def _glob_regex(text: str) -> str:
-    if text.endswith("/**") or text == "**":
-        head = text[:-2]
-        return _wildcard_regex(head, "[^/]*") + ".*"
-    return _wildcard_regex(text, "[^/]*")
+def _glob(text: str) -> Callable[[str], bool]:
+    """A glob's matcher: ``*`` within one segment, a last ``/**`` below."""
+    if text == "**":
+        return lambda s: True
+    below = text.endswith("/**")
+    segments = [pieces(seg) for seg in (text[:-3] if below else text).split("/")]
+    n = len(segments)
+    if below:
+        def match_below(s: str) -> bool:
+            got = s.split("/", n)
+            return len(got) > n and all(wildcard_match(p, g) for p, g in zip(segments, got))
+        return match_below
 
-
-def _fast(rx: re.Pattern[str], text: str, star: str) -> Callable[[str], bool]:
-    """Cheaper matchers for the common shapes (``/etc/*``, ``*.log``, literal)."""
-    if "*" not in text:
-        return _equals(text)
-    if text.count("*") == 1 and text.endswith("*") and star == ".*":
-        return _prefix(text[:-1])
-    return _full(rx)
+    def match(s: str) -> bool:
+        got = s.split("/")
+        return len(got) == n and all(wildcard_match(p, g) for p, g in zip(segments, got))
+    return match
 
 
 def _equals(text: str) -> Callable[[str], bool]:
@@ -68,24 +98,24 @@ def _one_segment_below(prefix: str) -> Callable[[str], bool]:
     return lambda s: s.startswith(prefix) and "/" not in s[n:]
 
 
-def _full(rx: re.Pattern[str]) -> Callable[[str], bool]:
-    fullmatch = rx.fullmatch
-    return lambda s: fullmatch(s) is not None
-
-
 def make_pattern(text: str) -> StrMatcher:
-    rx = re.compile(_wildcard_regex(text, ".*"), re.S)
-    return StrMatcher("pattern", text, _fast(rx, text, ".*"))
+    if "*" not in text:
+        return StrMatcher("pattern", text, _equals(text))
+    if text.count("*") == 1 and text.endswith("*"):
+        return StrMatcher("pattern", text, _prefix(text[:-1]))
+    parts = pieces(text)
+    return StrMatcher("pattern", text, lambda s: wildcard_match(parts, s))
 
 
 def make_glob(text: str) -> StrMatcher:
     """A glob matcher; call :func:`glob_error` first."""
-    rx = re.compile(_glob_regex(text), re.S)
+    if "*" not in text:
+        return StrMatcher("glob", text, _equals(text))
     if text.endswith("/**") and "*" not in text[:-3]:
         return StrMatcher("glob", text, _prefix(text[:-2]))
     if text.count("*") == 1 and text.endswith("/*"):
         return StrMatcher("glob", text, _one_segment_below(text[:-1]))
-    return StrMatcher("glob", text, _fast(rx, text, "[^/]*"))
+    return StrMatcher("glob", text, _glob(text))
 
 
 def make_regex(text: str) -> StrMatcher:

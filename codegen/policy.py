@@ -18,19 +18,20 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
-from . import ir
+from . import ir, limits
 from .actions import Action, Position, SetAction, parse_actions
-from .durations import parse_duration
+from .durations import TOO_LONG, parse_duration, too_long
 from .errors import Diagnostics, Severity, Source, Span
 from agent.evaluator.event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
 from .ir import Kind, Type
+from .kernel_limits import check_kernel_maps
 from .parser import parse
 from .pybackend import compile_expr
 from agent.evaluator.ruleset import Fn, Rule, Ruleset
 from .semantics import Analysis, Scope, analyze
-from .yamlpos import YNode, load
+from .yamlpos import YNode, load, read_file
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,12 @@ def parse_policy(text: str, path: str, diags: Diagnostics) -> PolicyFile:
     return policy
 
 
+def _short(value: object) -> str:
+    """``repr`` of a YAML value for a message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}...{text[-10:]}"
+
+
 def _parse_id(item: YNode, report: _Reporter, what: str) -> tuple[str, YNode] | None:
     if not item.is_mapping:
         report.error(item, f"a {what} is a mapping with an 'id'")
@@ -193,7 +200,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
     report.unknown_keys(item, _RULE_KEYS, "rule")
     v = item.value
     rule = RuleDef(ident[0], ident[1], frozenset(v), policy=path)
-    errors_before = len(report.diags.errors)
+    errors_before = report.diags.error_count
     if "expression" in v:
         if isinstance(v["expression"].value, str):
             rule.expression = v["expression"]
@@ -218,8 +225,10 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
             report.error(v["disabled"], "'disabled' must be true or false")
     if "every" in v:
         rule.every = parse_duration(v["every"].value)
-        if rule.every is None or rule.every <= 0:
-            report.error(v["every"], f"invalid 'every' {v['every'].value!r}: a duration such as 10s, 5m, 1h")
+        if too_long(rule.every):
+            report.error(v["every"], f"'every' too long: {TOO_LONG}")
+        elif rule.every is None or rule.every <= 0:
+            report.error(v["every"], f"invalid 'every' {_short(v['every'].value)}: a duration such as 10s, 5m, 1h")
     if "actions" in v and v["actions"].value is not None:
         rule.actions = parse_actions(v["actions"], report.diags)
     if "filters" in v and v["filters"].value is not None:
@@ -235,7 +244,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
     rule.combine = _combine(item, report)
     if "override_options" in v:
         rule.override_fields = _override_fields(v["override_options"], report)
-    rule.valid = len(report.diags.errors) == errors_before
+    rule.valid = report.diags.error_count == errors_before
     return rule
 
 
@@ -266,23 +275,39 @@ def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str,
     report = _Reporter(diags)
     macros: dict[str, MacroDef] = {}
     rules: dict[str, RuleDef] = {}
+    merged: set[str] = set()  # list macros whose values list is merge()'s own (extended in place)
     for policy in policies:
         for m in policy.macros:
             prev = macros.get(m.id)
             if prev is None:
+                if len(macros) == limits.MAX_MACROS:
+                    report.error(m.id_node, f"more than {limits.MAX_MACROS:,} macros (docs/secl.md \"Limits\"); "
+                                            f"'{m.id}' and the macros after it are left out")
+                    break
                 macros[m.id] = m
             elif m.combine == "merge":
                 if prev.values is None or m.values is None:
                     report.error(m.id_node, f"combine: merge needs list macros ('values'); '{m.id}' was defined at {_where(prev.id_node)}")
+                elif len(prev.values) + len(m.values) > limits.MAX_LIST_ITEMS:
+                    report.error(m.id_node, f"list macro '{m.id}' would have more than {limits.MAX_LIST_ITEMS:,} values "
+                                            f"(docs/secl.md \"Limits\")")
                 else:
-                    macros[m.id] = MacroDef(m.id, prev.id_node, None, prev.values + m.values, None, prev.description)
+                    values = prev.values if m.id in merged else list(prev.values)
+                    values.extend(m.values)  # in place: merging n times costs n, not n squared
+                    merged.add(m.id)
+                    macros[m.id] = MacroDef(m.id, prev.id_node, None, values, None, prev.description)
             elif m.combine == "override":
                 macros[m.id] = m
+                merged.discard(m.id)
             else:
                 report.error(m.id_node, f"macro '{m.id}' is already defined at {_where(prev.id_node)}; use combine: override or merge")
         for r in policy.rules:
             prev_rule = rules.get(r.id)
             if prev_rule is None:
+                if len(rules) == limits.MAX_RULES:
+                    report.error(r.id_node, f"more than {limits.MAX_RULES:,} rules (docs/secl.md \"Limits\"); "
+                                            f"'{r.id}' and the rules after it are left out")
+                    break
                 if r.expression is None:
                     report.error(r.id_node, f"rule '{r.id}' has no expression")
                     continue
@@ -330,7 +355,8 @@ class _Compiler:
         self.registry = registry
         self.results: dict[str, Analysis | None] = {}
         self.active: list[str] = []
-        self.scope = Scope({name: self.macro for name in macros}, variables)
+        self.budget = limits.Budget()
+        self.scope = Scope({name: self.macro for name in macros}, variables, self.budget)
 
     def macro(self, name: str) -> Analysis | None:
         if name in self.results:
@@ -354,7 +380,7 @@ class _Compiler:
             return self._values(m)
         assert m.expression is not None
         source = m.expression.source()
-        node = parse(source, self.diags)
+        node = parse(source, self.diags, self.budget)
         if node is None:
             return None
         return analyze(node, source, self.diags, registry=self.registry, scope=self.scope,
@@ -365,7 +391,16 @@ class _Compiler:
         values: list[Any] = []
         kind: Kind | None = None
         kinds = {bool: Kind.BOOL, int: Kind.INT, str: Kind.STR}
-        for v in m.values or []:
+        items = m.values or []
+        if len(items) > self.budget.items:
+            at = items[max(self.budget.items, 0)]
+            self.budget.items = -1
+            report.error(at, f"the policy's lists hold more than {limits.MAX_LIST_ITEMS:,} elements in all "
+                             f"(docs/secl.md \"Limits\"); list macro '{m.id}' is past it")
+            return None
+        self.budget.items -= len(items)
+        self.budget.nodes -= len(items)  # charged again at each use, like any expression
+        for v in items:
             k = kinds.get(type(v.value))
             if k is None:
                 report.error(v, "list macro values are strings, integers or booleans")
@@ -373,18 +408,21 @@ class _Compiler:
             if kind is not None and k is not kind:
                 report.error(v, f"mixed types in list macro '{m.id}': {k.value} after {kind.value}")
                 return None
+            if isinstance(v.value, str) and len(v.value) > limits.MAX_STRING_CHARS:
+                report.error(v, f"string longer than {limits.MAX_STRING_CHARS} characters (docs/secl.md \"Limits\")")
+                return None
             kind = k
             values.append(v.value)
         span = Span(0, 0)
-        return Analysis(ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), span), None, ())
+        return Analysis(ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), span), None, (), len(values) + 1)
 
     def expression(self, node: YNode, require_event_type: bool = True,
                    registry: Registry | None = None) -> tuple[Any, Analysis, Fn] | None:
         source = node.source()
-        tree = parse(source, self.diags)
+        tree = parse(source, self.diags, self.budget)
         if tree is None:
             return None
-        scope = self.scope if registry is None else Scope()
+        scope = self.scope if registry is None else Scope(budget=self.budget)
         analysis = analyze(tree, source, self.diags, registry=registry or self.registry, scope=scope,
                            require_event_type=require_event_type)
         if analysis is None:
@@ -415,10 +453,8 @@ def read_policies(paths: Sequence[str | Path], diags: Diagnostics) -> tuple[list
             diags.error_at(str(path), 1, 1, "no such file or directory")
             continue
         for f in policy_files(path):
-            try:
-                text = f.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                diags.error_at(str(f), 1, 1, f"cannot read policy: {exc}")
+            text = read_file(f, diags)
+            if text is None:
                 continue
             files.append(str(f))
             policies.append(parse_policy(text, str(f), diags))
@@ -437,16 +473,19 @@ def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = 
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), diags))
     rules: list[Rule] = []
     filtered: list[str] = []
+    compiled: list[Rule] = []
     for rdef in rule_defs.values():
         rule = _compile_rule(compiler, rdef)
         if rule is None:
             continue
+        compiled.append(rule)
         if host is not None and not rule.accepts_host(host):
             filtered.append(rule.id)
             continue
         rules.append(rule)
     for name in macro_defs:  # unused macros are checked too
         compiler.macro(name)
+    check_kernel_maps(compiled, diags)  # on every rule, whatever the host: what validate accepts, the agent loads
     macros = {k: v for k, v in compiler.results.items() if v is not None}
     return LoadResult(Ruleset(rules), diags, files, macros, filtered)
 
@@ -503,7 +542,7 @@ def compile_expression(text: str, *, policies: Sequence[str | Path] = (), name: 
     diags.extend(replace(d, severity=Severity.WARNING) for d in pol_diags)
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), pol_diags))
     source = Source(text, name)
-    tree = parse(source, diags)
+    tree = parse(source, diags, compiler.budget)
     if tree is None:
         return None, diags
     analysis = analyze(tree, source, diags, registry=registry, scope=compiler.scope,

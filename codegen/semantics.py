@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from . import ast, ir, ops
+from . import ast, ir, limits, ops
 from .eventtypes import produced
+from .limits import Budget
 from .constants import lookup as lookup_constant
 from .errors import Diagnostics, Source, Span
-from .fields import ITER, REGISTRY, Registry
+from .fields import ITER, REGISTRY, Field, FieldType, Registry
 from .ir import Kind, Type
 from .patterns import StrMatcher, as_glob, glob_error, make_pattern, make_regex
 
@@ -34,11 +35,16 @@ BUILTIN_VARIABLES = {"process.pid": "process.pid"}
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """A checked expression: its IR, event type (None when it has none) and fields."""
+    """A checked expression: its IR, event type (None when it has none) and fields.
+
+    ``size`` is the expression's size with its macros expanded (syntax-tree
+    nodes plus array elements): what each use of it costs downstream.
+    """
 
     expr: ir.Expr
     event_type: str | None
     event_types: tuple[str, ...]  # every event type its fields belong to, in order of use
+    size: int = 1
 
 
 MacroProvider = Callable[[str], "Analysis | None"]
@@ -48,20 +54,34 @@ class Scope:
     """What names mean besides fields and constants: macros and user variables."""
 
     def __init__(self, macros: Mapping[str, MacroProvider] | None = None,
-                 variables: Mapping[str, Type] | None = None) -> None:
+                 variables: Mapping[str, Type] | None = None, budget: Budget | None = None) -> None:
         self.macros: Mapping[str, MacroProvider] = macros or {}
         self.variables: Mapping[str, Type] = variables or {}
+        self.budget = budget if budget is not None else Budget()
+
+
+class _OverBudget(Exception):
+    """The load's expressions are too large once macros are expanded (reported)."""
 
 
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 
 
+_PREFIXES: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+
 def _iterator_prefixes(registry: Registry) -> frozenset[str]:
+    """Names ``[_]`` may follow (computed once per registry: every expression needs them)."""
+    cached = _PREFIXES.get(id(registry))
+    if cached is not None and cached[0] is registry:
+        return cached[1]
     out = set()
     for f in registry.fields.values():
         if f.iterator:
             out.add(".".join(f.name.split(".")[: f.path.index(ITER)]))
-    return frozenset(out)
+    prefixes = frozenset(out)
+    _PREFIXES[id(registry)] = (registry, prefixes)
+    return prefixes
 
 
 class Analyzer:
@@ -71,8 +91,9 @@ class Analyzer:
         self.registry = registry
         self.scope = scope
         self.event_types: dict[str, int] = {}
-        self.start = len(diags)
+        self.start_errors = diags.error_count
         self.iterators = _iterator_prefixes(registry)
+        self.size = 0
 
     # -- reporting ------------------------------------------------------------
     def error(self, offset: int, message: str) -> None:
@@ -82,8 +103,21 @@ class Analyzer:
         if event_type is not None:
             self.event_types.setdefault(event_type, offset)
 
+    def charge(self, cost: int, offset: int) -> None:
+        """Count ``cost`` nodes against the load's budget; stop the analysis past it."""
+        self.size += cost
+        budget = self.scope.budget
+        budget.nodes -= cost
+        if budget.nodes < 0:
+            if budget.report():
+                self.error(offset, f"the policy's expressions are too large once macros are expanded (more than "
+                                   f"{limits.MAX_EXPANDED_NODES:,} nodes in all; docs/secl.md \"Limits\"): "
+                                   f"a macro used too often?")
+            raise _OverBudget()
+
     # -- dispatch -------------------------------------------------------------
     def visit(self, node: ast.Node) -> ir.Expr | None:
+        self.charge(1, node.span.start)
         method = getattr(self, "visit_" + type(node).__name__)
         return method(node)
 
@@ -136,7 +170,13 @@ class Analyzer:
         values: list[Any] = []
         kind: Kind | None = None
         ok = True
+        self.charge(len(node.items), node.span.start)
         for item in node.items:
+            if type(item) is ast.StringLit and "${" not in item.value:  # the common case, without a visit
+                if kind is Kind.STR or kind is None:
+                    kind = Kind.STR
+                    values.append(item.value)
+                    continue
             value = self.visit(item)
             if value is None:
                 ok = False
@@ -159,9 +199,12 @@ class Analyzer:
         name = node.name
         if name in self.scope.macros:
             result = self.scope.macros[name](name)
+            if result is None and self.scope.budget.exhausted:
+                raise _OverBudget()
             if result is None:
                 self.error(node.span.start, f"macro '{name}' is invalid (see its errors)")
                 return None
+            self.charge(result.size, node.span.start)
             for event_type in result.event_types:
                 self._record_event_type(event_type, node.span.start)
             return result.expr
@@ -286,6 +329,10 @@ class Analyzer:
             if t.kind is not Kind.INT or t.array:
                 self.error(side.span.start, f"operator '{node.op}' needs integers, got {t}")
                 return None
+        if node.op in "&|^":  # a mask: within the field's width (open.flags masks fill a u64 kernel map)
+            for target, value, value_node in ((left, right, node.right), (right, left, node.left)):
+                if isinstance(target, ir.FieldRef) and not self.in_range(target, value, value_node):
+                    return None
         duration = node.op in "+-" and (lt.duration or rt.duration)
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
             return ir.Const(ops.arith(node.op, left.value, right.value), Type(Kind.INT, duration=duration), node.span)
@@ -334,6 +381,10 @@ class Analyzer:
         elif op in ("in", "not in"):
             negate = op == "not in"
             op = "in"
+            if not rt.array and rt.kind is Kind.IP and isinstance(right, ir.Const):
+                # `connect.addr.ip in 10.0.0.0/8`: one CIDR is a one-network array
+                right = ir.Const((right.value,), Type(Kind.IP, array=True), right.span)
+                rt = right.type
             if not rt.array:
                 self.error(right_node.span.start, f"'{node.op}' needs an array on the right, got {rt}")
                 return None
@@ -349,6 +400,8 @@ class Analyzer:
             if lt.kind is not Kind.IP or not rt.array or rt.kind not in (Kind.IP, Kind.ANY):
                 self.error(at, f"'allin' checks IP addresses against an array of CIDRs, got {lt} and {rt}")
                 return None
+        if op != "allin" and not self.in_range(left, right, right_node):
+            return None
         result: ir.Expr
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
             value = ops.compare(op, left.value, right.value, left.type.array, right.type.array)
@@ -360,6 +413,24 @@ class Analyzer:
                 return ir.Const(not result.value, ir.BOOL, node.span)
             return ir.Compare(ir.NEGATION[op], left, right, node.span)
         return result
+
+    def in_range(self, target: ir.Expr, value: ir.Expr, node: ast.Node) -> bool:
+        """Integer constants compared with (or masking) an integer field fit
+        the field's values (:func:`codegen.limits.field_range`); an error
+        at the offending value otherwise."""
+        field = _int_field(target)
+        if field is None or not isinstance(value, ir.Const) or value.type.kind is not Kind.INT:
+            return True
+        rng = limits.field_range(field.name)
+        items = value.value if value.type.array else (value.value,)
+        nodes = node.items if isinstance(node, ast.ArrayLit) and len(node.items) == len(items) else None
+        for i, v in enumerate(items):
+            if isinstance(v, int) and not isinstance(v, bool) and v not in rng:
+                at = nodes[i].span.start if nodes is not None else node.span.start
+                source = f" (in macro '{node.name}')" if isinstance(node, ast.Ident) else ""
+                self.error(at, f"{_short_int(v)}{source} is out of range for {field.name} ({rng.describe()})")
+                return False
+        return True
 
     def strings(self, left: ir.Expr, right: ir.Const, node: ast.Node, to_pattern: bool) -> ir.Const | None:
         """Right-hand strings for ``left``: globs on path fields, no regex there."""
@@ -396,7 +467,7 @@ class Analyzer:
             self.error(offset, f"the expression uses fields of two event types, '{first}' and '{second}'; a rule applies to exactly one")
             return None, False
         if not types:
-            if require and not self.diags.has_errors_since(self.start):
+            if require and self.diags.error_count == self.start_errors:
                 self.error(0, "cannot infer the event type: use at least one field of an event type (e.g. open.file.path)")
                 return None, False
             return None, True
@@ -406,6 +477,21 @@ class Analyzer:
                                f"(docs/fields.md lists the types it produces)")
             return None, False
         return name, True
+
+
+def _int_field(expr: ir.Expr) -> Field | None:
+    """The integer field whose values ``expr`` takes: the field itself, or
+    the field masked with a constant (``open.flags & O_RDWR``)."""
+    if isinstance(expr, ir.Arith) and expr.op == "&" and isinstance(expr.right, ir.Const):
+        expr = expr.left
+    if isinstance(expr, ir.FieldRef) and expr.field.type is FieldType.INT:
+        return expr.field
+    return None
+
+
+def _short_int(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} digits)"
 
 
 def _offset_in(node: ast.Node, index: int) -> int:
@@ -433,8 +519,11 @@ def analyze(
 ) -> Analysis | None:
     """Check ``node``; errors go to ``diags``; None when there were any."""
     analyzer = Analyzer(source, diags, registry, scope or Scope())
-    count = len(diags.errors)
-    expr = analyzer.visit(node)
+    count = diags.error_count
+    try:
+        expr = analyzer.visit(node)
+    except _OverBudget:
+        return None
     if expr is not None and expect is not None:
         t = expr.type
         if t.kind not in expect or (t.array and Kind.BOOL in expect and len(expect) == 1):
@@ -444,6 +533,6 @@ def analyze(
                 analyzer.error(node.span.start, f"the expression must be a boolean, got {t}")
                 expr = None
     event_type, ok = analyzer.event_type(require_event_type)
-    if expr is None or not ok or len(diags.errors) > count:
+    if expr is None or not ok or diags.error_count > count:
         return None
-    return Analysis(expr, event_type, tuple(analyzer.event_types))
+    return Analysis(expr, event_type, tuple(analyzer.event_types), analyzer.size)

@@ -73,7 +73,8 @@ def events_block() -> str:
     lines += [f"\tRS_EVENT_{t.name.upper()} = {t.id}," for t in produced]
     lines += [f"\tRS_EVENT_TYPE_MAX = {top},", "};", ""]
     lines.append(f"/* x86-64 syscall numbers (asm/unistd_64.h of {_source()}) */")
-    for name in sorted({s.name for t in produced for s in t.syscalls}, key=syscall_nr):
+    names = {s.name for t in produced for s in t.syscalls} | {n for t in produced for n in t.related_syscalls}
+    for name in sorted(names, key=syscall_nr):
         lines.append(f"#define RS_NR_{name} {syscall_nr(name)}")
     lines += ["", f"/* kernel constants ({_source()}) */"]
     for name, header in sorted(et.KERNEL_CONSTANTS.items()):

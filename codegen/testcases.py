@@ -29,7 +29,7 @@ from .errors import Diagnostics
 from agent.evaluator.event import DocumentEvent
 from agent.evaluator.ruleset import Ruleset
 from agent.evaluator.variables import VariableStore
-from .yamlpos import YNode, load
+from .yamlpos import YNode, load, read_file
 
 CASE_EXTENSIONS = (".yaml", ".yml")
 _CASE_KEYS = ("name", "event", "event_file", "before", "expect", "expect_includes", "expect_excludes")
@@ -74,12 +74,8 @@ def _err(diags: Diagnostics, node: YNode, message: str) -> None:
 
 
 def read_cases(path: Path, diags: Diagnostics) -> list[Case]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.error_at(str(path), 1, 1, f"cannot read test cases: {exc}")
-        return []
-    root = load(text, str(path), diags)
+    text = read_file(path, diags, "test cases")
+    root = load(text, str(path), diags) if text is not None else None
     if root is None:
         return []
     cases_node = root.get("cases")
@@ -115,7 +111,11 @@ def _case(item: YNode, index: int, path: Path, diags: Diagnostics) -> Case | Non
     if event is None:
         return None
     case = Case(name, item, event)
-    for b in (item.value["before"].value or []) if "before" in item.value else []:
+    before = item.value.get("before")
+    if before is not None and before.value is not None and not before.is_sequence:
+        _err(diags, before, "'before' is a list of event documents")
+        return None
+    for b in before.value or [] if before is not None else []:
         if not b.is_mapping:
             _err(diags, b, "'before' holds event documents")
             return None
@@ -147,9 +147,12 @@ def _event(item: YNode, path: Path, diags: Diagnostics) -> dict[str, Any] | None
     if "event_file" in item.value:
         node = item.value["event_file"]
         target = path.parent / str(node.value)
+        text = read_file(target, diags, "event file")
+        if text is None:
+            return None
         try:
-            doc = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             _err(diags, node, f"cannot read event file {str(target)!r}: {exc}")
             return None
         if not isinstance(doc, dict):

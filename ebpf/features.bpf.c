@@ -143,3 +143,18 @@ int feat_find_vma(struct trace_event_raw_sys_enter *ctx)
 	bpf_find_vma(bpf_get_current_task_btf(), 0, feat_vma_cb, &data, 0);
 	return 0;
 }
+
+/* The DNS classifier (hooks/dns.h) reads the current task, its saved
+ * registers and the packet's kernel sk_buff from a sched_cls program. */
+SEC("tc")
+int feat_tc(struct __sk_buff *skb)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sk_buff *kskb = (struct sk_buff *)skb;
+	struct sock *sk = NULL;
+
+	bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk);
+	if (sk && bpf_task_pt_regs(task))
+		__sync_fetch_and_add(&hits, 1);
+	return -1; /* TC_ACT_UNSPEC */
+}

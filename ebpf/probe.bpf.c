@@ -19,9 +19,11 @@
 #include "hooks/io_uring.h"
 #include "hooks/mount_api.h"
 #include "hooks/compat.h"
+#include "hooks/net.h"
+#include "hooks/dns.h"
 /* generated from the event-type table: one sys_exit program per syscall,
  * calling the bodies above (open.h, fim_exit.h, activity.h, module.h, bpf.h,
- * mem.h, io_uring.h, mount_api.h) */
+ * mem.h, io_uring.h, mount_api.h, net.h) */
 #include "hooks/exits.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -48,4 +50,9 @@ union rs_btf_anchor {
 	struct rs_bpf_event bpf;
 	struct rs_mem_event mem;
 	struct rs_io_uring_event io_uring;
+	struct rs_ip_endpoint ip_endpoint;
+	struct rs_net_event net;
+	struct rs_dns_event dns;
+	struct rs_addr_key addr_key;
+	struct rs_port_key port_key;
 } rs_btf_anchor __attribute__((unused));

@@ -20,6 +20,7 @@ from typing import Any
 import cffi
 
 _SIGNED = {"int8_t", "int16_t", "int32_t", "int64_t", "signed char", "short", "int", "long", "long long"}
+_BYTES = {"char", "uint8_t", "unsigned char"}     # arrays of these read as one bytes value
 _CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
@@ -40,7 +41,7 @@ def _leaves(ffi: cffi.FFI, ctype: Any, prefix: str, base: int) -> Iterator[Leaf]
             yield from _leaves(ffi, ftype, f"{path}.", offset)
         elif ftype.kind == "array":
             item = ftype.item
-            if item.kind == "primitive" and item.cname == "char":
+            if item.kind == "primitive" and item.cname in _BYTES:
                 yield Leaf(path, offset, f"{ftype.length}s", ftype.length)
                 continue
             step = ffi.sizeof(item)
@@ -63,11 +64,14 @@ def _scalar(ffi: cffi.FFI, ctype: Any, path: str, offset: int) -> Iterator[Leaf]
 class StructCodec:
     """A cffi struct type read by one ``struct.unpack_from``."""
 
-    def __init__(self, ffi: cffi.FFI, cname: str) -> None:
+    def __init__(self, ffi: cffi.FFI, cname: str, tail: str | None = None) -> None:
+        """``tail``: a variable-length last member the kernel may cut; the
+        codec reads the struct up to it, and ``size`` is where it starts."""
         ctype = ffi.typeof(cname)
         self.cname = cname
-        self.size = ffi.sizeof(ctype)
-        leaves = sorted(_leaves(ffi, ctype, "", 0), key=lambda leaf: leaf.offset)
+        self.size = ffi.offsetof(ctype, tail) if tail else ffi.sizeof(ctype)
+        leaves = sorted((leaf for leaf in _leaves(ffi, ctype, "", 0) if leaf.offset < self.size),
+                        key=lambda leaf: leaf.offset)
         fmt = ["="]
         at = 0
         for leaf in leaves:

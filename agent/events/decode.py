@@ -260,9 +260,87 @@ class IoUringRecord(NamedTuple):
     root: bytes
 
 
+# -- network (ebpf/hooks/net.h, dns.h) ---------------------------------------------
+
+class Endpoint(NamedTuple):
+    """struct rs_ip_endpoint."""
+
+    addr: bytes                 # 16 bytes, network order; IPv4 in the first 4
+    port: int
+    family: int                 # AF_INET, AF_INET6; 0: none
+
+
+class NetRecord(NamedTuple):
+    """struct rs_net_event: connect, bind, accept."""
+
+    hdr: Header
+    task: TaskContext
+    retval: int
+    local: Endpoint
+    remote: Endpoint
+    syscall_nr: int
+    fd: int
+    protocol: int
+    sock_type: int
+    net_flags: int
+    netns: int
+
+
+class DnsRecord(NamedTuple):
+    """struct rs_dns_event (hdr.pid 0: attributed to no process)."""
+
+    hdr: Header
+    task: TaskContext
+    src: Endpoint
+    dst: Endpoint
+    ifindex: int
+    netns: int
+    pkt_len: int
+    dns_len: int
+    dns_flags: int
+    l3_protocol: int
+    l4_protocol: int
+    direction: int
+    id: int
+    flags: int
+    qdcount: int
+    qtype: int
+    qclass: int
+    name: str                   # dotted, lower case (dns_name)
+
+
+_DNS_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def dns_name(wire: bytes) -> str:
+    """A wire-format name (length-prefixed labels, the kernel validated them)
+    -> dotted text, lower case (names compare case-insensitively: a
+    resolver's 0x20 randomization must not evade a rule), no final dot
+    (``.`` for the root). Other bytes than letters, digits, ``-`` and ``_``
+    are written ``\\DDD`` (decimal, as in zone files), so two different
+    names never print the same. Raises DecodeError on a malformed name."""
+    labels: list[str] = []
+    pos = 0
+    while True:
+        if pos >= len(wire):
+            raise DecodeError("DNS name without its root label")
+        n = wire[pos]
+        if n == 0:
+            break
+        if n > 63 or pos + 1 + n > len(wire):
+            raise DecodeError(f"bad DNS label length {n} at {pos}")
+        label = wire[pos + 1:pos + 1 + n].lower()
+        labels.append("".join(chr(b) if b in _DNS_PLAIN else f"\\{b:03d}" for b in label))
+        pos += 1 + n
+    return ".".join(labels) if labels else "."
+
+
 Record = (FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord | ModuleRecord | BpfRecord | MemRecord
-          | IoUringRecord)
-RecordDecoder = Callable[[Any, int, Header], Record]
+          | IoUringRecord | NetRecord | DnsRecord)
+
+# Records the kernel cuts after a variable-length last member: their
+# smallest size ends where that member starts (the codec reads up to it).
+VARIABLE_TAIL = {"rs_dns_event": "name"}
 
 
 def split_nul(raw: bytes) -> tuple[str, ...]:
@@ -321,13 +399,15 @@ class Decoder:
             "rs_bpf_event": self._bpf_event,
             "rs_mem_event": self._mem_event,
             "rs_io_uring_event": self._io_uring_event,
+            "rs_net_event": self._net_event,
+            "rs_dns_event": self._dns_event,
         }
         built: dict[str, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         for t in PRODUCED:
             assert t.id is not None and t.record is not None
             self.type_names[t.id] = t.name
             if t.record not in built:
-                codec = StructCodec(self.ffi, f"struct {t.record}")
+                codec = StructCodec(self.ffi, f"struct {t.record}", tail=VARIABLE_TAIL.get(t.record))
                 built[t.record] = (codec.size, builders[t.record](codec), codec.unpack_from)
             self._decoders[t.id] = built[t.record]
 
@@ -503,7 +583,7 @@ class Decoder:
         scalars = codec.getter("retval", "cmd", "bpf_flags", "prog_type", "prog_attach_type", "prog_id",
                                "insn_cnt", "map_type", "map_id")
         names = codec.getter("prog_name", "map_name")
-        tag = codec.getter(*codec.prefixed("prog_tag["))
+        tag = codec.index["prog_tag"]          # a byte array: one bytes leaf
         words = codec.getter(*codec.prefixed("helpers["))
 
         def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
@@ -511,7 +591,7 @@ class Decoder:
                             for bit in range(64) if bits >> bit & 1)
             prog_name, map_name = names(vals)
             return _new(BpfRecord, (hdr, task(vals), *scalars(vals), _cstr(prog_name), _cstr(map_name),
-                                    bytes(tag(vals)), helpers))
+                                    vals[tag], helpers))
         return build
 
     def _mem_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
@@ -532,4 +612,37 @@ class Decoder:
 
         def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
             return _new(IoUringRecord, (hdr, task(vals), base(vals, buf), *scalars(vals), *strings(vals, buf)))
+        return build
+
+    def _endpoint_reader(self, codec: StructCodec, prefix: str) -> Callable[[Unpacked], Endpoint]:
+        get = codec.getter(*(f"{prefix}{n}" for n in ("addr", "port", "family")))
+
+        def endpoint(vals: Unpacked) -> Endpoint:
+            return _new(Endpoint, get(vals))
+        return endpoint
+
+    def _net_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        local, remote = self._endpoint_reader(codec, "local."), self._endpoint_reader(codec, "remote.")
+        retval = codec.index["retval"]
+        scalars = codec.getter("syscall_nr", "fd", "protocol", "sock_type", "net_flags", "netns")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(NetRecord, (hdr, task(vals), vals[retval], local(vals), remote(vals), *scalars(vals)))
+        return build
+
+    def _dns_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        src, dst = self._endpoint_reader(codec, "src."), self._endpoint_reader(codec, "dst.")
+        scalars = codec.getter("ifindex", "netns", "pkt_len", "dns_len", "dns_flags", "l3_protocol", "l4_protocol",
+                               "direction", "id", "flags", "qdcount", "qtype", "qclass")
+        name_len = codec.index["name_len"]
+        name_at = codec.size            # the variable tail: the record ends after the name
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            n = vals[name_len]
+            if name_at + n > len(buf):
+                raise DecodeError(f"DNS name of {n} bytes beyond a record of {len(buf)}")
+            return _new(DnsRecord, (hdr, task(vals), src(vals), dst(vals), *scalars(vals),
+                                    dns_name(buf[name_at:name_at + n])))
         return build

@@ -22,8 +22,8 @@ from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
 from .decode import (
-    ActivityRecord, BpfRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, IoUringRecord,
-    MemRecord, ModuleRecord, Record, TaskContext,
+    ActivityRecord, BpfRecord, DnsRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header,
+    IoUringRecord, MemRecord, ModuleRecord, NetRecord, Record, TaskContext,
 )
 from .documents import file_doc
 from .process_docs import process_doc
@@ -41,6 +41,8 @@ class ResolveEnv:
     processes: ProcessCache
     users: UserNames
     mounts: MountTable
+    # network events: interface names by (netns inode, ifindex) (agent/net)
+    ifname: Callable[[int, int], str | None] | None = None
 
 
 class Resolver:
@@ -48,6 +50,7 @@ class Resolver:
         from .activity_events import ActivityResolver
         from .file_events import FileEventResolver
         from .kernel_events import KernelEventResolver
+        from .net_events import NetResolver
         from .process_events import ProcessResolver
 
         self.env = env
@@ -56,6 +59,7 @@ class Resolver:
         files = FileEventResolver(self)
         procs = ProcessResolver(self)
         kernel = KernelEventResolver(self)
+        net = NetResolver(self)
         self._by_class: dict[type, Callable[[Any], Document]] = {
             FileRecord: files.resolve,
             ExecRecord: procs.exec,
@@ -66,6 +70,8 @@ class Resolver:
             BpfRecord: kernel.bpf,
             MemRecord: kernel.mem,
             IoUringRecord: kernel.io_uring,
+            NetRecord: net.net,
+            DnsRecord: net.dns,
         }
 
     def resolve(self, rec: Record) -> Document | None:

@@ -1064,4 +1064,62 @@ int rs_exit_io_uring_setup(struct trace_event_raw_sys_exit *ctx)
 	return rs_io_uring_setup_exit(ctx, &c);
 }
 
+/* -- connect ----------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int rs_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_net_call c;
+
+	rs_syscall_args(&r);
+	rs_net_call_init(&c, RS_EVENT_CONNECT);
+	c.fd = (int)r.a[0];
+	c.uaddr = (const void *)r.a[1];
+	c.addrlen = (int)r.a[2];
+	return rs_net_exit(ctx, &c);
+}
+
+/* -- bind -------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int rs_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_net_call c;
+
+	rs_syscall_args(&r);
+	rs_net_call_init(&c, RS_EVENT_BIND);
+	c.fd = (int)r.a[0];
+	c.uaddr = (const void *)r.a[1];
+	c.addrlen = (int)r.a[2];
+	return rs_net_exit(ctx, &c);
+}
+
+/* -- accept ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int rs_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_net_call c;
+
+	rs_syscall_args(&r);
+	rs_net_call_init(&c, RS_EVENT_ACCEPT);
+	c.fd = (int)r.a[0];
+	return rs_net_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int rs_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_net_call c;
+
+	rs_syscall_args(&r);
+	rs_net_call_init(&c, RS_EVENT_ACCEPT);
+	c.fd = (int)r.a[0];
+	return rs_net_exit(ctx, &c);
+}
+
 #endif /* RS_HOOK_EXITS_H */

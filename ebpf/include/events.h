@@ -72,13 +72,24 @@ enum rs_event_type {
 	RS_EVENT_MMAP = 33,
 	RS_EVENT_MPROTECT = 34,
 	RS_EVENT_IO_URING = 35,
-	RS_EVENT_TYPE_MAX = 36,
+	RS_EVENT_CONNECT = 40,
+	RS_EVENT_BIND = 41,
+	RS_EVENT_ACCEPT = 42,
+	RS_EVENT_DNS = 43,
+	RS_EVENT_TYPE_MAX = 44,
 };
 
 /* x86-64 syscall numbers (asm/unistd_64.h of linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
+#define RS_NR_write 1
 #define RS_NR_open 2
 #define RS_NR_mmap 9
 #define RS_NR_mprotect 10
+#define RS_NR_writev 20
+#define RS_NR_connect 42
+#define RS_NR_accept 43
+#define RS_NR_sendto 44
+#define RS_NR_sendmsg 46
+#define RS_NR_bind 49
 #define RS_NR_kill 62
 #define RS_NR_chdir 80
 #define RS_NR_fchdir 81
@@ -130,7 +141,9 @@ enum rs_event_type {
 #define RS_NR_unshare 272
 #define RS_NR_splice 275
 #define RS_NR_utimensat 280
+#define RS_NR_accept4 288
 #define RS_NR_rt_tgsigqueueinfo 297
+#define RS_NR_sendmmsg 307
 #define RS_NR_setns 308
 #define RS_NR_finit_module 313
 #define RS_NR_renameat2 316
@@ -150,6 +163,8 @@ enum rs_event_type {
 #define RS_NR_open_tree_attr 467
 
 /* kernel constants (linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
+#define RS_AF_INET 2  /* include/linux/socket.h */
+#define RS_AF_INET6 10  /* include/linux/socket.h */
 #define RS_ANON_INODE_FS_MAGIC 0x9041934  /* linux/magic.h */
 #define RS_AT_EMPTY_PATH 0x1000  /* linux/fcntl.h */
 #define RS_AT_FDCWD -100  /* linux/fcntl.h */
@@ -160,6 +175,15 @@ enum rs_event_type {
 #define RS_BPF_CALL 128  /* linux/bpf.h */
 #define RS_BPF_JMP 5  /* linux/bpf_common.h */
 #define RS_BPF_OBJ_NAME_LEN 16  /* linux/bpf.h */
+#define RS_EINPROGRESS 115  /* asm-generic/errno.h */
+#define RS_ETH_P_IP 2048  /* linux/if_ether.h */
+#define RS_ETH_P_IPV6 0x86dd  /* linux/if_ether.h */
+#define RS_IPPROTO_DSTOPTS 60  /* linux/in6.h */
+#define RS_IPPROTO_FRAGMENT 44  /* linux/in6.h */
+#define RS_IPPROTO_HOPOPTS 0  /* linux/in6.h */
+#define RS_IPPROTO_ROUTING 43  /* linux/in6.h */
+#define RS_IP_MF 0x2000  /* include/net/ip.h */
+#define RS_IP_OFFSET 0x1fff  /* include/net/ip.h */
 #define RS_MAP_ANONYMOUS 32  /* asm-generic/mman-common.h */
 #define RS_MOUNT_ATTR_NOATIME 16  /* linux/mount.h */
 #define RS_MOUNT_ATTR_NODEV 4  /* linux/mount.h */
@@ -201,6 +225,7 @@ enum rs_event_type {
 #define RS_PTRACE_TRACEME 0  /* linux/ptrace.h */
 #define RS_RENAME_EXCHANGE 2  /* linux/fs.h */
 #define RS_S_IFIFO 0x1000  /* linux/stat.h */
+#define RS_TC_ACT_UNSPEC -1  /* linux/pkt_cls.h */
 #define RS_TS_COMPAT 2  /* arch/x86/include/asm/thread_info.h */
 
 /* END GENERATED */
@@ -554,6 +579,114 @@ struct rs_io_uring_event {
 	__u32 _pad0;
 };
 
+/*
+ * Network events (ebpf/hooks/net.h: connect, bind, accept at syscall exit;
+ * ebpf/hooks/dns.h: DNS queries on tc egress). docs/network.md.
+ */
+
+#define RS_DNS_NAME_MAX 256     /* a wire-format name: 255 bytes at most, root label included */
+#define RS_DNS_PKT_MAX 512      /* DNS payload bytes the parser reads (the question is within) */
+
+/* An IP endpoint. 24 bytes. */
+struct rs_ip_endpoint {
+	__u8 addr[16];                /* network byte order; IPv4 in the first 4 bytes */
+	__u16 port;                   /* host byte order */
+	__u16 family;                 /* AF_INET or AF_INET6; 0: none */
+	__u32 _pad0;
+};
+
+/* struct rs_net_event.net_flags */
+enum rs_net_flags {
+	RS_NET_FROM_USER = 1,         /* the call failed: the address is the caller's sockaddr, read from
+	                               * its memory at exit, not the socket's (connect: remote; bind: local) */
+};
+
+/*
+ * connect, bind, accept/accept4 on an AF_INET/AF_INET6 socket, at syscall
+ * exit. The endpoints are the socket's after the call (kernel objects);
+ * user space composes the SECL `addr` from them (connect: remote; bind:
+ * local; accept: the remote address and the local port, as the reference
+ * agent does).
+ */
+struct rs_net_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	__s64 retval;
+	struct rs_ip_endpoint local;
+	struct rs_ip_endpoint remote;
+	__u32 syscall_nr;
+	__s32 fd;                     /* the socket passed to the call (accept: the listening one) */
+	__u16 protocol;               /* sk_protocol: IPPROTO_TCP, IPPROTO_UDP... */
+	__u16 sock_type;              /* SOCK_STREAM, SOCK_DGRAM... */
+	__u32 net_flags;              /* enum rs_net_flags */
+	__u32 netns;                  /* inode number of the socket's network namespace */
+	__u32 _pad0;
+};
+
+/* struct rs_dns_event.dns_flags: how the packet was attributed to a process. */
+enum rs_dns_flags {
+	RS_DNS_BY_SENDER = 1,         /* the task sending it: in sendto/sendmsg/sendmmsg/write/writev on
+	                               * this very socket when tc ran */
+	RS_DNS_BY_OWNER = 2,          /* the task that connected the socket (sock_owners, connect exit) */
+	/* neither: no process (hdr.pid 0); counted as RS_DNS_STAT_UNATTRIBUTED */
+};
+
+/* Network direction, as the reference agent numbers it. */
+#define RS_NET_INGRESS 1
+#define RS_NET_EGRESS 2
+
+/*
+ * A DNS query leaving an interface (tc egress), parsed in the kernel: the
+ * header's id, flags and question count, and the first question. `name`
+ * is in wire format (length-prefixed labels, validated: no label over 63
+ * bytes, 255 bytes at most, no compression pointer left), `name_len` bytes
+ * of it are sent (the record is cut after them).
+ */
+struct rs_dns_event {
+	struct rs_event_header hdr;   /* pid/tid: the process it is attributed to (0: none) */
+	struct rs_proc_ctx proc;
+	struct rs_ip_endpoint src;
+	struct rs_ip_endpoint dst;
+	__u32 ifindex;
+	__u32 netns;                  /* inode number of the interface's network namespace */
+	__u32 pkt_len;                /* the packet's length (skb->len) */
+	__u32 dns_len;                /* DNS message bytes (UDP payload) */
+	__u32 dns_flags;              /* enum rs_dns_flags */
+	__u16 l3_protocol;            /* ETH_P_IP or ETH_P_IPV6 */
+	__u8 l4_protocol;             /* IPPROTO_UDP */
+	__u8 direction;               /* RS_NET_EGRESS */
+	__u16 id;
+	__u16 flags;                  /* the header's flags word (QR, opcode, RD...) */
+	__u16 qdcount;
+	__u16 qtype;
+	__u16 qclass;
+	__u16 name_len;
+	__u32 _pad0;
+	__u8 name[256];               /* RS_DNS_NAME_MAX */
+};
+
+/* Per-CPU counters of the DNS parser (map dns_stats, index: this enum).
+ * Malformed queries are counted here and not sent. Every packet counted as
+ * `seen` in type_stats[RS_EVENT_DNS] (UDP to port 53) ends in exactly one of
+ * PARSED, NOT_QUERY, FORWARDED, TRUNCATED, NO_QUESTION, BAD_LABEL,
+ * NAME_TOO_LONG, BAD_POINTER, OWN; UNATTRIBUTED counts PARSED ones sent
+ * without a process; FRAGMENT counts first fragments, before `seen`. */
+enum rs_dns_stat {
+	RS_DNS_STAT_PARSED = 0,       /* queries parsed (sent or lost: see type_stats) */
+	RS_DNS_STAT_NOT_QUERY = 1,    /* to port 53 but not a query (a response, another opcode) */
+	RS_DNS_STAT_FORWARDED = 2,    /* no local socket (forwarded, bridged): not reported here */
+	RS_DNS_STAT_UNATTRIBUTED = 3, /* reported without a process */
+	RS_DNS_STAT_FRAGMENT = 4,     /* an IP fragment: not parsed */
+	RS_DNS_STAT_TRUNCATED = 5,    /* malformed: the message ends inside its header or question */
+	RS_DNS_STAT_NO_QUESTION = 6,  /* malformed: no question (qdcount 0) */
+	RS_DNS_STAT_BAD_LABEL = 7,    /* malformed: a label longer than 63 bytes (reserved label types) */
+	RS_DNS_STAT_NAME_TOO_LONG = 8, /* malformed: a name over 255 bytes */
+	RS_DNS_STAT_BAD_POINTER = 9,  /* malformed: a compression pointer that does not point strictly
+	                               * backward, before the name (a loop, or forward) */
+	RS_DNS_STAT_OWN = 10,         /* the agent's own queries: not reported */
+	RS_DNS_STAT_MAX = 11,
+};
+
 /* Per event type, per CPU. Index: enum rs_event_type. */
 struct rs_type_stats {
 	__u64 seen;                   /* hook fired for this type */
@@ -614,6 +747,24 @@ struct rs_inode_key {
 	__u64 inode;
 	__u32 dev;                    /* 0 (reserved) */
 	__u32 _pad0;
+};
+
+/* addr_approvers (LPM trie): a network some rule of `type` can match.
+ * prefixlen counts the bits of `type` and `family` (16) plus the network's
+ * prefix length; IPv4-mapped IPv6 addresses are looked up as IPv4. */
+struct rs_addr_key {
+	__u32 prefixlen;
+	__u8 type;                    /* enum rs_event_type */
+	__u8 family;                  /* 4 or 6 */
+	__u8 addr[16];
+	__u8 _pad0[2];
+};
+
+/* port_approvers: a port some rule of `type` can match. */
+struct rs_port_key {
+	__u32 type;                   /* enum rs_event_type */
+	__u16 port;
+	__u16 _pad0;
 };
 
 /* RS_CDEF_END */

@@ -26,10 +26,13 @@
 
 #include "common.h"
 #include "path.h"
+#include "sock.h"
 
 #define RS_APPROVE_BASENAME 1   /* the file's name is in basename_approvers */
 #define RS_APPROVE_FLAGS 2      /* flags & flags_approvers[type] != 0 */
 #define RS_APPROVE_VALUE 4      /* (type, value) is in value_approvers */
+#define RS_APPROVE_ADDR 8       /* network events: the address is in addr_approvers */
+#define RS_APPROVE_PORT 16      /* network events: the port is in port_approvers */
 
 #define RS_DISCARDER_DEPTH 3    /* parents checked above the file */
 
@@ -386,6 +389,77 @@ static __always_inline void rs_bump_discarders_revision(void)
 
 	if (rev)
 		__sync_fetch_and_add(rev, 1);
+}
+
+/* --- Network events (connect, bind, accept): address and port approvers --- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct rs_addr_key);
+	__type(value, __u8);
+} addr_approvers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rs_port_key);
+	__type(value, __u8);
+} port_approvers SEC(".maps");
+
+/* Is the endpoint's address in a network some rule of `type` names? An
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address it maps,
+ * as user space reports it: a rule on 169.254.169.254 sees both. */
+static __always_inline bool rs_approve_addr(__u32 type, const struct rs_ip_endpoint *ep)
+{
+	struct rs_addr_key key = {};
+	__u32 w[4];
+
+	__builtin_memcpy(w, ep->addr, sizeof(w));
+	key.type = type;
+	if (ep->family == RS_AF_INET) {
+		key.family = 4;
+		key.prefixlen = 16 + 32;
+		__builtin_memcpy(key.addr, &w[0], 4);
+	} else if (ep->family == RS_AF_INET6 && !w[0] && !w[1] && w[2] == bpf_htonl(0xffff)) {
+		key.family = 4;
+		key.prefixlen = 16 + 32;
+		__builtin_memcpy(key.addr, &w[3], 4);
+	} else if (ep->family == RS_AF_INET6) {
+		key.family = 6;
+		key.prefixlen = 16 + 128;
+		__builtin_memcpy(key.addr, w, 16);
+	} else {
+		return false;
+	}
+	return bpf_map_lookup_elem(&addr_approvers, &key) != NULL;
+}
+
+static __always_inline bool rs_approve_port(__u32 type, __u16 port)
+{
+	struct rs_port_key key = { .type = type, .port = port };
+
+	return bpf_map_lookup_elem(&port_approvers, &key) != NULL;
+}
+
+/* The decision for a network event of `type` (a constant at each call
+ * site): `ep` holds the address the rules see as <type>.addr.ip, `port`
+ * their <type>.addr.port. Counts drops. True: send it. */
+static __always_inline bool rs_net_filter(__u32 type, const struct rs_ip_endpoint *ep, __u16 port)
+{
+	__u32 kinds = rs_policy_approve(type);
+	bool ok = false;
+
+	if (!kinds)
+		return true;
+	if (kinds & RS_APPROVE_PORT)
+		ok = rs_approve_port(type, port);
+	if (!ok && (kinds & RS_APPROVE_ADDR))
+		ok = rs_approve_addr(type, ep);
+	if (!ok)
+		RS_STAT_INC(type, dropped_approver);
+	return ok;
 }
 
 #endif /* RS_FILTERS_H */

@@ -51,6 +51,15 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_mprotect:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_MPROTECT);
+	case RS_NR_connect:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CONNECT);
+	case RS_NR_accept:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_ACCEPT);
+	case RS_NR_bind:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_BIND);
 	case RS_NR_kill:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_SIGNAL);
@@ -204,6 +213,9 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_utimensat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_UTIMES);
+	case RS_NR_accept4:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_ACCEPT);
 	case RS_NR_rt_tgsigqueueinfo:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_SIGNAL);
@@ -421,6 +433,12 @@ static __always_inline __u32 rs_compat_syscall_type(long nr)
 		return RS_EVENT_MEMFD_CREATE;
 	case 357: /* bpf */
 		return RS_EVENT_BPF;
+	case 361: /* bind */
+		return RS_EVENT_BIND;
+	case 362: /* connect */
+		return RS_EVENT_CONNECT;
+	case 364: /* accept4 */
+		return RS_EVENT_ACCEPT;
 	case 380: /* pkey_mprotect */
 		return RS_EVENT_MPROTECT;
 	case 412: /* utimensat_time64 */

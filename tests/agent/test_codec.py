@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agent.events.codec import StructCodec
+from agent.events.decode import VARIABLE_TAIL
 from agent.events.layout import layout
 from codegen.eventtypes import PRODUCED
 
@@ -31,8 +32,9 @@ def _set(obj: Any, path: str, value: Any) -> None:
 @pytest.mark.parametrize("record", RECORDS)
 def test_every_leaf_round_trips(record: str) -> None:
     ffi = layout().ffi
-    codec = StructCodec(ffi, f"struct {record}")
-    assert codec.size == ffi.sizeof(f"struct {record}")
+    tail = VARIABLE_TAIL.get(record)
+    codec = StructCodec(ffi, f"struct {record}", tail=tail)
+    assert codec.size == (ffi.offsetof(f"struct {record}", tail) if tail else ffi.sizeof(f"struct {record}"))
     rec = ffi.new(f"struct {record} *")
     zeros = codec.unpack_from(bytes(codec.size))
     expected: dict[str, Any] = {}

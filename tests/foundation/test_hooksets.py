@@ -11,9 +11,9 @@ from agent.features import Feature, FeatureReport
 from agent.hooksets import FENTRY, HOOK_SETS, KPROBE, TRACEPOINT, choose_hook_set, tracefs_has
 from codegen.eventtypes import PRODUCED
 
-DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage", "find_vma")
+DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage", "find_vma", "tc")
 DEBIAN_61 = ("tracepoint", "tp_btf", "raw_tp", "kprobe", "fentry", "lsm", "ringbuf", "helpers",
-             "task_storage", "find_vma", "security_path", "kprobe_security_path")
+             "task_storage", "find_vma", "security_path", "kprobe_security_path", "tc")
 
 
 def report(available: tuple[str, ...]) -> FeatureReport:
@@ -50,7 +50,7 @@ def test_tracepoint_set_leaves_out_path_types_without_ctime_tracepoints() -> Non
     ctime_types = {"chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link", "utimes", "setxattr", "removexattr"}
     assert set(hs.left_out) == ctime_types
     assert {"open", "exec", "fork", "exit", "mount", "umount", "ptrace", "signal", "setuid",
-            "chdir", "setns"} <= hs.supported_event_types()
+            "chdir", "setns", "connect", "bind", "accept", "dns"} <= hs.supported_event_types()
     assert not ctime_types & hs.supported_event_types()
     assert hs.left_out["chmod"] == ("ctime_tp",) and "rs_ctime_ns_xchg" not in hs.programs_for(None)
     choice = choose_hook_set(report(DEBIAN_61), only="tracepoint")
@@ -111,3 +111,12 @@ def test_exit_programs_are_the_tables_syscalls() -> None:
     for hs in HOOK_SETS:
         for t in PRODUCED:
             assert {s.program for s in syscalls_of(t)} <= set(hs.programs[t.name]), (hs.name, t.name)
+
+
+def test_dns_is_left_out_without_tc_classifiers() -> None:
+    for available in (DEV_KERNEL, DEBIAN_61):
+        choice = choose_hook_set(report(tuple(f for f in available if f != "tc")))
+        assert choice.hook_set is not None
+        left_out = choice.hook_set.left_out
+        assert left_out["dns"] == ("tc",) and set(left_out) == {"dns"} | _host_lacks()
+        assert "connect" in choice.hook_set.supported_event_types()

@@ -4,7 +4,7 @@ the host, for the running kernel) as root, write one JSON report.
     python tests/kernels/guest.py --compiled DIR --out FILE
 
 Steps, each on the real kernel, nothing mocked:
-1. mount tracefs/bpffs/securityfs when absent;
+1. mount tracefs/bpffs/securityfs when absent, bring lo up;
 2. `rsagent probe --json` (the CLI, as a user would run it);
 3. for every hook set this kernel supports (the chosen one first): load the
    default policy's compiled object with *every* program of the set, attach
@@ -84,6 +84,8 @@ def mount_kernel_fs() -> None:
     for fstype, where in MOUNTS:
         if f" {where} " not in mounted:
             subprocess.run(["mount", "-t", fstype, fstype, where], check=False, capture_output=True)
+    # the workload's DNS query leaves through lo (a guest may boot with it down)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=False, capture_output=True)
 
 
 def run_probe() -> dict[str, Any]:
@@ -99,10 +101,16 @@ def _diagnose(probe_object: Path, programs: list[str], variables: dict[str, int]
     """Load and attach each program alone: every one that fails, with why."""
     from agent.libbpf.object import load_object
 
+    from agent.libbpf.object import BpfObject
+    from agent.runtime import CLASSIFIER_KINDS
+
+    with BpfObject(probe_object) as spec:
+        classifiers = {n for n in programs if spec.program(n).kind in CLASSIFIER_KINDS}
     failures = []
     for name in programs:
         try:
-            obj = load_object(probe_object, programs=[name], variables=variables, attach=True)
+            # a classifier attaches to interfaces (agent/net), not by section: loading is its test
+            obj = load_object(probe_object, programs=[name], variables=variables, attach=name not in classifiers)
             obj.close()
         except VerifierError as exc:
             failures.append(ProgramFailure(name, str(exc), exc.log.rstrip().splitlines()[-LOG_TAIL:]))

@@ -50,6 +50,8 @@ ACTIVITY_TYPES = ("ptrace", "signal", "setuid", "setgid", "capset", "memfd_creat
 # The kernel event types (kernel_types.py): everywhere, and the module types where modules exist.
 KERNEL_TYPES = ("bpf", "mmap", "mprotect", "io_uring", "mount")
 MODULE_TYPES = ("load_module", "unload_module")
+# Every kernel must produce these too (the DNS classifier loads and parses there).
+NETWORK_TYPES = ("connect", "bind", "accept", "dns")
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,10 @@ class Kernel:
 KERNELS: dict[str, Kernel] = {
     k.label: k for k in (
         Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry",
-               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES),
+               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES + NETWORK_TYPES),
         Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry",
-               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES),
-        Kernel("host", "", None, ("open", "exec") + ACTIVITY_TYPES + KERNEL_TYPES),
+               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES + NETWORK_TYPES),
+        Kernel("host", "", None, ("open", "exec") + ACTIVITY_TYPES + KERNEL_TYPES + NETWORK_TYPES),
         # Debian 11: no bpf_loop (5.17) nor bpf_task_pt_regs (5.15), which every hook set needs
         Kernel("5.10", r"^linux-image-5\.10\.0-[0-9]+-amd64-unsigned$", "none", (), suite="bullseye"),
     )

@@ -19,7 +19,9 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import socket
 import stat
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -201,6 +203,20 @@ class Workload:
         activity_workload.checks(self.top, self.docs, types, one_of, precise=precise)
         # bpf, mmap, mprotect, io_uring, the new mount API, modules (kernel_types.py)
         out += [Check(*c) for c in kernel_types.checks(self.mine, self.docs, self.top, types, precise=precise)]
+        lo = {"ip": "127.0.0.1", "family": 2, "is_public": False}
+        one("bind on loopback (the port the kernel picked)", "bind",
+            lambda x: {k: x["bind"]["addr"][k] for k in lo} == lo and x["bind"]["addr"]["port"] > 0
+            and x["bind"]["retval"] == 0 and x["bind"]["protocol"] == 6, "addr 127.0.0.1:<port>, TCP, retval 0")
+        one("connect to it", "connect",
+            lambda x: {k: x["connect"]["addr"][k] for k in lo} == lo and x["connect"]["retval"] == 0
+            and x["connect"]["protocol"] == 6, "addr 127.0.0.1, TCP, retval 0")
+        one("accept of the connection", "accept",
+            lambda x: x["accept"]["addr"]["ip"] == "127.0.0.1" and x["accept"]["retval"] >= 0,
+            "addr.ip 127.0.0.1, a descriptor")
+        one("DNS query on loopback (tc classifier)", "dns",
+            lambda x: x["dns"]["question"]["name"] == DNS_NAME and x["dns"]["question"]["type"] == 1
+            and x["dns"]["id"] == 0x6D61 and x["dns"]["attribution"] == "sending_task"
+            and x["network"]["device"]["ifname"] == "lo", f"name {DNS_NAME}, type A, sent by the child, on lo")
         return out
 
     def alert_checks(self, types: set[str]) -> list[Check]:
@@ -250,6 +266,25 @@ def _act(top: Path) -> None:
     os.rmdir("lnk/d")
     activity_workload.act(top)   # ptrace, signal, credentials, memfd, splice, prctl, chdir, namespaces
     kernel_types.act(top)                             # bpf, memory, io_uring, mount API, modules
+    _network()
+
+
+DNS_NAME = "matrix.rsagent.example"
+
+
+def _network() -> None:
+    """bind, connect, accept on loopback, and a DNS query to 127.0.0.1:53
+    (nobody answers: the query leaving lo is what the classifier sees)."""
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        with socket.create_connection(ls.getsockname()):
+            conn, _ = ls.accept()
+            conn.close()
+    qname = b"".join(bytes([len(label)]) + label for label in DNS_NAME.encode().split(b".")) + b"\0"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(struct.pack("!HHHHHH", 0x6D61, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1),
+                 ("127.0.0.1", 53))
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -275,7 +310,12 @@ def _cap_effective() -> int:
 
 
 def _path(doc: Doc, event_type: str) -> str:
-    return str(doc.get(event_type, {}).get("file", {}).get("path", ""))
+    body = doc.get(event_type, {})
+    if event_type == "dns":
+        return str(body.get("question", {}).get("name", ""))
+    if "addr" in body:
+        return f"{body['addr'].get('ip', '')}:{body['addr'].get('port', '')}"
+    return str(body.get("file", {}).get("path", ""))
 
 
 def shape(doc: Any, prefix: str = "") -> set[str]:
