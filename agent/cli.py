@@ -179,6 +179,9 @@ def _stream_options(p: argparse.ArgumentParser, outputs: bool = True) -> None:
                    help="exec events also carry the environment (process.envp; off by default: it holds secrets)")
     p.add_argument("--process-cache-max", type=_at_least_one, default=DEFAULT_MAX_ENTRIES, metavar="N",
                    help=f"process images kept (live + recently exited; default {DEFAULT_MAX_ENTRIES})")
+    p.add_argument("--count-compat-syscalls", action="store_true",
+                   help="count the 32-bit (compat) calls of the watched syscalls, which no event reports "
+                        "(compat_unhooked in the kernel counters; a program on every syscall of the host)")
     p.add_argument("--netns", action="append", default=None, metavar="NAME_OR_PATH", type=_netns,
                    help="dns: a network namespace whose interfaces get the DNS classifier: a name under "
                         "/run/netns, a path (/proc/PID/ns/net), or 'self' (the agent's own, the default); repeatable")
@@ -222,6 +225,7 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
         stats_interval=args.stats_interval,
         capture_env=args.capture_env,
         process_cache_max=args.process_cache_max,
+        count_compat=args.count_compat_syscalls,
         netns=tuple(args.netns or ()),
         **extra,
     )

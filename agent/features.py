@@ -27,6 +27,7 @@ class HookKind:
     program: str
     description: str
     min_kernel: str   # where upstream introduced it, for the reader
+    maps: tuple[str, ...] = ()   # the maps its program uses (the only ones created for its probe)
     attach: bool = True  # False: loading it is the test
 
 
@@ -41,9 +42,11 @@ HOOK_KINDS: tuple[HookKind, ...] = (
 )
 
 EXTRA_CHECKS: tuple[HookKind, ...] = (
-    HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8"),
+    HookKind("ringbuf", "feat_ringbuf_prog", "BPF ring buffer", "5.8", ("feat_ringbuf",)),
     HookKind("helpers", "feat_helpers", "bpf_loop and bpf_task_pt_regs helpers", "5.17"),
-    HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11"),
+    HookKind("task_storage", "feat_task_storage_prog", "task local storage from tracing programs", "5.11",
+             ("feat_task_storage",)),
+    HookKind("find_vma", "feat_find_vma", "bpf_find_vma from a syscall tracepoint (mprotect's mapping)", "5.17"),
     HookKind("security_path", "feat_security_path",
              "fentry on the LSM path hooks (fentry/security_path_unlink; CONFIG_SECURITY_PATH)", "5.5"),
     HookKind("kprobe_security_path", "feat_kprobe_security_path",
@@ -64,6 +67,15 @@ class Feature:
 
 
 @dataclass
+class Coverage:
+    """What a hook set produces on this kernel."""
+
+    missing: list[str] = field(default_factory=list)           # its own requirements this kernel lacks
+    types: list[str] = field(default_factory=list)             # event types it produces (none when missing)
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # event type -> the features it lacks
+
+
+@dataclass
 class FeatureReport:
     kernel: str
     arch: str
@@ -73,6 +85,7 @@ class FeatureReport:
     features: dict[str, Feature] = field(default_factory=dict)
     hook_set: str = ""
     hook_set_reason: str = ""
+    coverage: dict[str, Coverage] = field(default_factory=dict)   # hook set -> what it produces here
 
     def has(self, name: str) -> bool:
         f = self.features.get(name)
@@ -110,7 +123,7 @@ def probe(features_object: Path) -> FeatureReport:
         lockdown=_lockdown(),
     )
     for kind in HOOK_KINDS + EXTRA_CHECKS:
-        result = try_load(features_object, kind.program, attach=kind.attach)
+        result = try_load(features_object, kind.program, attach=kind.attach, maps=kind.maps)
         log.debug("probe %s: %s", kind.name, result)
         report.features[kind.name] = Feature(
             kind.name, kind.description, result.ok, _describe(result), kind.min_kernel
@@ -118,7 +131,24 @@ def probe(features_object: Path) -> FeatureReport:
     choice = choose_hook_set(report)
     report.hook_set = choice.name
     report.hook_set_reason = choice.reason
+    report.coverage = coverage(report)
     return report
+
+
+def coverage(report: FeatureReport) -> dict[str, Coverage]:
+    """The event types each hook set produces on this kernel."""
+    from .hooksets import HOOK_SETS
+
+    out: dict[str, Coverage] = {}
+    for hs in HOOK_SETS:
+        missing = hs.missing(report)
+        if missing:
+            out[hs.name] = Coverage(missing=missing)
+            continue
+        usable = hs.restricted(report)
+        out[hs.name] = Coverage(types=sorted(usable.supported_event_types()),
+                                left_out={t: list(r) for t, r in sorted(usable.left_out.items())})
+    return out
 
 
 def format_report(report: FeatureReport) -> str:
@@ -133,5 +163,12 @@ def format_report(report: FeatureReport) -> str:
     for f in report.features.values():
         mark = "yes" if f.available else "no "
         lines.append(f"  {mark}  {f.name:<13} {f.description} [{f.detail}; upstream since {f.min_kernel}]")
+    lines += ["", "event types each hook set produces on this kernel:"]
+    for name, cov in report.coverage.items():
+        if cov.missing:
+            lines.append(f"  {name:<11} unusable: needs {', '.join(cov.missing)}")
+            continue
+        left = "".join(f"; left out: {t} (needs {', '.join(r)})" for t, r in cov.left_out.items())
+        lines.append(f"  {name:<11} {len(cov.types)} types: {', '.join(cov.types)}{left}")
     lines += ["", f"hook set      {report.hook_set}: {report.hook_set_reason}"]
     return "\n".join(lines)

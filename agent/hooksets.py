@@ -49,6 +49,8 @@ class HookSet:
     description: str = ""
     # event type -> features it needs besides `requires`
     type_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # event type -> tracepoints ("group/name") it needs (the table's requires_tracepoints)
+    type_tracepoints: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # program -> its tracepoint ("group/name"): left out where the kernel lacks it
     optional: dict[str, str] = field(default_factory=dict)
     # const volatile globals of the object the loader sets for this set
@@ -83,6 +85,7 @@ class HookSet:
         left_out: dict[str, tuple[str, ...]] = {}
         for event_type, progs in self.programs.items():
             lacking = tuple(r for r in self.type_requires.get(event_type, ()) if not report.has(r))
+            lacking += tuple(f"tracepoint {tp}" for tp in self.type_tracepoints.get(event_type, ()) if not exists(tp))
             if lacking:
                 left_out[event_type] = lacking
             else:
@@ -105,6 +108,10 @@ def tracefs_has(tracepoint: str) -> bool:
 def _exits(t: EventType) -> tuple[str, ...]:
     """The sys_exit programs of a type's syscalls (generated, ebpf/hooks/exits.h)."""
     return tuple(s.program for s in syscalls_of(t))
+
+
+def _tracepoints(types: tuple[EventType, ...]) -> dict[str, tuple[str, ...]]:
+    return {t.name: t.requires_tracepoints for t in types if t.requires_tracepoints}
 
 
 def _optional(types: tuple[EventType, ...]) -> dict[str, str]:
@@ -132,7 +139,8 @@ def _tracepoint_set() -> HookSet:
         name="tracepoint",
         requires=("tracepoint", "tp_btf", "ringbuf", "helpers"),
         description="syscall-exit tracepoints + BTF tracepoints (no kprobes/fentry/LSM needed)",
-        programs=programs, type_requires=needs, optional=_optional(PRODUCED))
+        programs=programs, type_requires=needs, type_tracepoints=_tracepoints(PRODUCED),
+        optional=_optional(PRODUCED))
 
 
 def _precise(flavor: str, requires: tuple[str, ...], description: str) -> HookSet:
@@ -148,7 +156,8 @@ def _precise(flavor: str, requires: tuple[str, ...], description: str) -> HookSe
             needs[t.name] = needs.get(t.name, ()) + t.requires
     return HookSet(
         name=flavor, requires=requires, description=description,
-        programs=programs, type_requires=needs, optional=_optional(PRODUCED),
+        programs=programs, type_requires=needs, type_tracepoints=_tracepoints(PRODUCED),
+        optional=_optional(PRODUCED),
         # the exit programs read what the captures kept (ebpf/include/call_ctx.h, fim_precise.h)
         variables={"rs_precise_hooks": 1})
 

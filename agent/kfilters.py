@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import ipaddress
 
-from codegen.cbackend import ADDR, BASENAME, PORT, TypeFilter
+from codegen.cbackend import ADDR, BASENAME, PORT, VALUE, TypeFilter
 from codegen.eventtypes import PRODUCED
 
 from .events.layout import Layout
@@ -46,6 +46,7 @@ def basename_key(name: str, layout: Layout) -> bytes | None:
     layout.ffi.memmove(key.prefix, prefix, len(prefix))
     return bytes(layout.ffi.buffer(key))
 
+
 def addr_key(type_id: int, network: ipaddress.IPv4Network | ipaddress.IPv6Network, layout: Layout) -> bytes:
     """struct rs_addr_key of a network approver: the type, the family, the prefix."""
     key = layout.ffi.new("struct rs_addr_key *")
@@ -73,6 +74,13 @@ class _Values:
     addrs: set[bytes]             # struct rs_addr_key
     ports: set[bytes]             # struct rs_port_key
 
+
+def value_key(type_id: int, value: int, layout: Layout) -> bytes:
+    """struct rs_value_key for a scalar approver value."""
+    key = layout.ffi.new("struct rs_value_key *")
+    key.type = type_id
+    key.value = value & 0xFFFFFFFFFFFFFFFF
+    return bytes(layout.ffi.buffer(key))
 
 
 @dataclass
@@ -109,6 +117,14 @@ class KernelFilters:
                 raise ValueError(f"{len(entries)} approvers exceed the {limit} entries of map {name}")
         return _Values(masks, flag_masks, addrs, ports)
 
+    def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
+        keys = {value_key(self.type_ids[t], v, self.layout)
+                for t, f in sorted(filters.items()) if VALUE in f.approve_kinds for v in f.values}
+        limit = self.obj.map("value_approvers").max_entries
+        if len(keys) > limit:
+            raise ValueError(f"{len(keys)} approver values exceed the map's {limit} entries")
+        return keys
+
     def load_approvers(self) -> int:
         """Write the approvers; returns how many basename entries."""
         v = self._values(self.filters)
@@ -117,6 +133,9 @@ class KernelFilters:
             flags.update(type_id, mask)
         for key, mask in v.basenames.items():
             basenames.update(key, mask)
+        values = self.obj.map("value_approvers")
+        for key in self._value_keys(self.filters):
+            values.update(key, b"\x01")
         for name, keys in (("addr_approvers", v.addrs), ("port_approvers", v.ports)):
             for key in keys:
                 self.obj.map(name).update(key, b"\x01")
@@ -130,6 +149,10 @@ class KernelFilters:
         v = self._values(filters)
         masks, flag_masks = v.basenames, v.flags
         basenames, flags = self.obj.map("basename_approvers"), self.obj.map("flags_approvers")
+        values, new_values = self.obj.map("value_approvers"), self._value_keys(filters)
+        old_values = set(values.keys())
+        for key in new_values - old_values:
+            values.update(key, b"\x01")
         old_keys = set(basenames.keys())
         sets = [(self.obj.map(name), keys) for name, keys in (("addr_approvers", v.addrs), ("port_approvers", v.ports))]
         before = [set(m.keys()) for m, _ in sets]
@@ -152,6 +175,8 @@ class KernelFilters:
                 m.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        for key in old_values - new_values:
+            values.delete(key)
         self.filters = filters
         self.bump_revision()
         return len(masks)

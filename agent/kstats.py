@@ -16,6 +16,7 @@ class TypeStats:
     dropped_discarder: int = 0
     sent: int = 0
     lost: int = 0
+    compat: int = 0           # 32-bit (compat) calls, not hooked: the opt-in counter
 
     def add(self, other: TypeStats) -> None:
         for f in fields(self):
@@ -33,8 +34,8 @@ def read_type_stats(stats_map: Map, layout: Layout, type_names: dict[int, str]) 
         total = TypeStats()
         for raw in per_cpu:
             s = ffi.cast("struct rs_type_stats *", ffi.from_buffer(raw))
-            total.add(TypeStats(s.seen, s.dropped_approver, s.dropped_discarder, s.sent, s.lost))
-        if total.seen or total.sent or total.lost:
+            total.add(TypeStats(s.seen, s.dropped_approver, s.dropped_discarder, s.sent, s.lost, s.compat))
+        if total.seen or total.sent or total.lost or total.compat:
             out[name] = total
     return out
 
@@ -47,5 +48,6 @@ def format_type_stats(stats: dict[str, TypeStats]) -> str:
         parts.append(
             f"{name}: seen={s.seen} sent={s.sent} lost={s.lost}"
             f" dropped_approver={s.dropped_approver} dropped_discarder={s.dropped_discarder}"
+            + (f" compat_unhooked={s.compat}" if s.compat else "")
         )
     return "; ".join(parts)

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Consumer = Callable[[Document], None]
 PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
+COMPAT_COUNTER = "rs_compat_exit"   # the opt-in counter of 32-bit syscalls (ebpf/hooks/compat.h)
 # Programs attached to interfaces through netlink (agent/net), not by section.
 CLASSIFIER_KINDS = frozenset({"tc", "classifier"})
 
@@ -88,6 +89,9 @@ class RuntimeConfig:
     capture_env: bool = False                    # exec: also capture the environment (opt-in)
     process_cache_max: int = DEFAULT_MAX_ENTRIES  # process images indexed (live + recently exited)
     track_processes: bool = True                 # attach exec/fork/exit even when not asked for
+    # count the 32-bit (compat) calls of the watched syscalls (ebpf/hooks/compat.h): opt-in,
+    # its program runs on every syscall of the host
+    count_compat: bool = False
     netns: tuple[str, ...] = ()                  # dns: namespaces whose interfaces get the classifier
                                                  # (agent/net/namespaces.py; default: the agent's own)
 
@@ -288,7 +292,10 @@ class Runtime:
         return types
 
     def programs(self) -> list[str]:
-        return self.config.hook_set.programs_for(self.event_types())
+        progs = self.config.hook_set.programs_for(self.event_types())
+        if self.config.count_compat and progs:
+            progs.append(COMPAT_COUNTER)
+        return progs
 
     def _mask(self, wanted: set[str] | None) -> int:
         mask = 0

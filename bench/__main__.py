@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench_ringbuf", "bench_eval", "bench_trace", "bench_process", "bench_filters", "bench_fim", "bench_replay")
+BENCHES = ("bench_ringbuf", "bench_eval", "bench_trace", "bench_process", "bench_filters", "bench_fim",
+           "bench_activity", "bench_replay")
 
 
 def main() -> int:

@@ -5,7 +5,10 @@ performs and with which values:
 
 - approvers (codegen.approvers): each rule's best offer among the fields the
   kernel can check — the file's basename (``<type>.file.path`` by basename,
-  ``<type>.file.name``) and bit masks of flags (``open.flags``). If one rule
+  ``<type>.file.name``), bit masks of flags (``open.flags``; a type with two
+  flag fields checks them in one 64-bit value, the second in its high half:
+  ``mmap.protection``) and exact values of a scalar (``ptrace.request``,
+  keyed by event type and value). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -44,15 +47,22 @@ KERNEL_EVENT_TYPES = tuple(t.name for t in PRODUCED)
 # and the approver kinds of the fields each enforces.
 BASENAME = "basename"
 FLAGS = "flags"
-ADDR = "addr"      # network events: <type>.addr.ip in the LPM trie addr_approvers
-PORT = "port"      # network events: <type>.addr.port in port_approvers
+VALUE = "value"
+ADDR = "addr"           # network events: <type>.addr.ip in the LPM trie addr_approvers
+PORT = "port"           # network events: <type>.addr.port in port_approvers
+FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
+    VALUE: (ApproverKind.SCALAR,),                            # an integer argument's exact values
     ADDR: (ApproverKind.SCALAR,),
     PORT: (ApproverKind.SCALAR,),
+    FLAGS_HI: (ApproverKind.BITMASK,),
 }
-APPROVE_KINDS = tuple(CHECKS)  # in the order of the RS_APPROVE_* bits
+# The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS}
+HALF = 32
+APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT)  # in the order of the RS_APPROVE_* bits
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -72,6 +82,7 @@ class TypeFilter:
     rules: tuple[str, ...]
     basenames: frozenset[str] = frozenset()
     flags_mask: int = 0
+    values: frozenset[int] = frozenset()   # VALUE: the scalar values some rule accepts
     networks: frozenset[Any] = frozenset()  # ipaddress networks (ADDR)
     ports: frozenset[int] = frozenset()     # PORT
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
@@ -92,6 +103,8 @@ class TypeFilter:
                 what.append(f"{len(self.basenames)} basename(s)")
             if self.flags_mask:
                 what.append(f"flags mask {self.flags_mask:#o}")
+            if self.values:
+                what.append(f"{len(self.values)} value(s)")
             if self.networks:
                 what.append(f"{len(self.networks)} network(s)")
             if self.ports:
@@ -116,6 +129,7 @@ class TypeFilter:
             "approve": list(self.approve_kinds),
             "basenames": sorted(self.basenames),
             "flags_mask": self.flags_mask,
+            "values": sorted(self.values),
             "discard": self.discard,
             "reason": self.reason,
         }
@@ -136,6 +150,8 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
             reasons.append(f"{offer.field}: {offer.reason}")
         elif check is None:
             reasons.append(f"{offer.field}: not checked in the kernel")
+        elif check == FLAGS_HI and offer.mask >> HALF:
+            reasons.append(f"{offer.field}: mask {offer.mask:#x} beyond the {HALF} bits the kernel checks")
         else:
             return offer, check, None
     return None, "", "; ".join(reasons) or "no approvable field"
@@ -155,6 +171,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     rules = tuple(rules)
     ids = tuple(r.id for r in rules)
     basenames: set[str] = set()
+    values: set[int] = set()
     networks: set[Any] = set()
     ports: set[int] = set()
     mask = 0
@@ -165,9 +182,13 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         if offer is None:
             missing.append(f"rule '{rule.id}' offers no approver the kernel can check ({reason})")
             continue
-        kinds.add(check)
+        kinds.add(CHECK_KIND[check])
         if check == BASENAME:
             basenames |= set(offer.values)
+        elif check == VALUE:
+            values |= {int(v) for v in offer.values}
+        elif check == FLAGS_HI:
+            mask |= offer.mask << HALF
         elif check == ADDR:
             networks |= set(offer.values)
         elif check == PORT:
@@ -182,8 +203,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
-    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(networks), frozenset(ports),
-                      tuple(k for k in APPROVE_KINDS if k in kinds), discard)
+    return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values), frozenset(networks),
+                      frozenset(ports), tuple(k for k in APPROVE_KINDS if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:

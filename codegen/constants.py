@@ -11,6 +11,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from collections.abc import Mapping
 
+from .kconstants import families_by_title, family_values
+
 OPEN_FLAGS = {
     "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_ACCMODE": 3, "O_CREAT": 0o100,
     "O_EXCL": 0o200, "O_NOCTTY": 0o400, "O_TRUNC": 0o1000, "O_APPEND": 0o2000,
@@ -28,16 +30,6 @@ FILE_MODES = {
     "S_IRWXU": 0o700, "S_IRUSR": 0o400, "S_IWUSR": 0o200, "S_IXUSR": 0o100,
     "S_IRWXG": 0o70, "S_IRGRP": 0o40, "S_IWGRP": 0o20, "S_IXGRP": 0o10,
     "S_IRWXO": 0o7, "S_IROTH": 0o4, "S_IWOTH": 0o2, "S_IXOTH": 0o1,
-}
-
-SIGNALS = {
-    "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6,
-    "SIGIOT": 6, "SIGBUS": 7, "SIGFPE": 8, "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11,
-    "SIGUSR2": 12, "SIGPIPE": 13, "SIGALRM": 14, "SIGTERM": 15, "SIGSTKFLT": 16,
-    "SIGCHLD": 17, "SIGCONT": 18, "SIGSTOP": 19, "SIGTSTP": 20, "SIGTTIN": 21,
-    "SIGTTOU": 22, "SIGURG": 23, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGVTALRM": 26,
-    "SIGPROF": 27, "SIGWINCH": 28, "SIGIO": 29, "SIGPOLL": 29, "SIGPWR": 30,
-    "SIGSYS": 31,
 }
 
 ERRNOS = {
@@ -70,32 +62,10 @@ ERRNOS = {
     "ERFKILL": 132,
 }
 
-_CAP_NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-CAPABILITIES = {f"CAP_{name}": 1 << bit for bit, name in enumerate(_CAP_NAMES)}
-
-PTRACE_REQUESTS = {
-    "PTRACE_TRACEME": 0, "PTRACE_PEEKTEXT": 1, "PTRACE_PEEKDATA": 2, "PTRACE_PEEKUSR": 3,
-    "PTRACE_POKETEXT": 4, "PTRACE_POKEDATA": 5, "PTRACE_POKEUSR": 6, "PTRACE_CONT": 7,
-    "PTRACE_KILL": 8, "PTRACE_SINGLESTEP": 9, "PTRACE_GETREGS": 12, "PTRACE_SETREGS": 13,
-    "PTRACE_GETFPREGS": 14, "PTRACE_SETFPREGS": 15, "PTRACE_ATTACH": 16,
-    "PTRACE_DETACH": 17, "PTRACE_GETFPXREGS": 18, "PTRACE_SETFPXREGS": 19,
-    "PTRACE_SYSCALL": 24, "PTRACE_ARCH_PRCTL": 30, "PTRACE_SYSEMU": 31,
-    "PTRACE_SYSEMU_SINGLESTEP": 32, "PTRACE_SINGLEBLOCK": 33,
-    "PTRACE_SETOPTIONS": 0x4200, "PTRACE_GETEVENTMSG": 0x4201, "PTRACE_GETSIGINFO": 0x4202,
-    "PTRACE_SETSIGINFO": 0x4203, "PTRACE_GETREGSET": 0x4204, "PTRACE_SETREGSET": 0x4205,
-    "PTRACE_SEIZE": 0x4206, "PTRACE_INTERRUPT": 0x4207, "PTRACE_LISTEN": 0x4208,
-    "PTRACE_PEEKSIGINFO": 0x4209, "PTRACE_GETSIGMASK": 0x420A, "PTRACE_SETSIGMASK": 0x420B,
-    "PTRACE_SECCOMP_GET_FILTER": 0x420C, "PTRACE_SECCOMP_GET_METADATA": 0x420D,
-    "PTRACE_GET_SYSCALL_INFO": 0x420E,
-}
+# From the kernel's headers (codegen/kconstants.py), never copied by hand.
+SIGNALS = family_values("signals")
+CAPABILITIES = family_values("capabilities")
+PTRACE_REQUESTS = family_values("ptrace")
 
 MMAP_PROTECTIONS = {
     "PROT_NONE": 0, "PROT_READ": 1, "PROT_WRITE": 2, "PROT_EXEC": 4, "PROT_SEM": 8,
@@ -164,13 +134,12 @@ DNS_QCLASSES = {
 FAMILIES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "open flags (O_*)": OPEN_FLAGS,
     "file mode bits (S_IF*, S_I*)": FILE_MODES,
-    "signals (SIG*)": SIGNALS,
     "errno names": ERRNOS,
-    "capabilities (CAP_*, bit masks)": CAPABILITIES,
-    "ptrace requests (PTRACE_*)": PTRACE_REQUESTS,
     "mmap protections (PROT_*)": MMAP_PROTECTIONS,
     "mmap flags (MAP_*)": MMAP_FLAGS,
     "address families (AF_*)": ADDRESS_FAMILIES,
+    # SIG*, CAP_*, PTRACE_*, PR_*, CLONE_*, MFD_*, PIPE_BUF_FLAG_*: from the kernel's headers
+    **families_by_title(),
     "L4 protocols (IP_PROTO_*)": L4_PROTOCOLS,
     "L3 protocols (ETH_P_*)": L3_PROTOCOLS,
     "network directions": NETWORK_DIRECTIONS,

@@ -151,12 +151,18 @@ def _process_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | No
     return fields
 
 
-def _common_fields() -> list[Field]:
-    fields = _process_fields("process", ("process",), None)
-    fields += _process_fields("process.parent", ("process", "ancestors", 0), None)
-    fields += _process_fields("process.ancestors", ("process", "ancestors", ITER), None, array=True)
-    fields.append(Field("process.ancestors.length", INT, None, ("process", "ancestors"),
+def _context_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None) -> list[Field]:
+    """A process context: the process, its parent and its ancestors."""
+    fields = _process_fields(prefix, path, event_type)
+    fields += _process_fields(f"{prefix}.parent", path + ("ancestors", 0), event_type)
+    fields += _process_fields(f"{prefix}.ancestors", path + ("ancestors", ITER), event_type, array=True)
+    fields.append(Field(f"{prefix}.ancestors.length", INT, event_type, path + ("ancestors",),
                         resolver="length", doc="number of known ancestors"))
+    return fields
+
+
+def _common_fields() -> list[Field]:
+    fields = _context_fields("process", ("process",), None)
     fields += [
         Field("container.id", STR, None, ("container", "id"),
               fallback=("process", "container", "id"), doc="container ID, empty outside containers"),
@@ -179,6 +185,8 @@ def _event_fields() -> list[Field]:
         for sub in event.files:
             fields += _file_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name,
                                    approvers=event.file_approvers)
+        for sub in event.processes:
+            fields += _context_fields(f"{name}.{sub}", (name,) + tuple(sub.split(".")), name)
         fields += [_expand(t, name, (name,), name) for t in event.fields]
         for prefix, specs in event.context:
             fields += [_expand(t, prefix, (prefix,), name) for t in specs]

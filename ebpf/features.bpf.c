@@ -126,6 +126,24 @@ int feat_task_storage_prog(void *ctx)
 	return 0;
 }
 
+/* bpf_find_vma (5.17+) from a syscall tracepoint: mprotect's capture on the
+ * tracepoint hook set (hooks/mem.h). */
+static long feat_vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int feat_find_vma(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 data = 0;
+
+	/* no ctx->args[0]: getppid has no argument, and a program that reads
+	 * past a tracepoint's record is refused at attach (EACCES) */
+	bpf_find_vma(bpf_get_current_task_btf(), 0, feat_vma_cb, &data, 0);
+	return 0;
+}
+
 /* The DNS classifier (hooks/dns.h) reads the current task, its saved
  * registers and the packet's kernel sk_buff from a sched_cls program. */
 SEC("tc")

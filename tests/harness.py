@@ -50,7 +50,7 @@ class Collection:
 
 class Tracer:
     def __init__(self, event_types: set[str] | None = None, *, capture_env: bool = False,
-                 process_cache_max: int | None = None) -> None:
+                 process_cache_max: int | None = None, count_compat: bool = False) -> None:
         report = probe(object_path("features.bpf.o"))
         choice = choose_hook_set(report)
         assert choice.hook_set is not None, choice.reason
@@ -68,6 +68,7 @@ class Tracer:
             # too, so tests can act with os.* calls directly.
             variables={"rs_agent_tgid": 0},
             capture_env=capture_env,
+            count_compat=count_compat,
         )
         if process_cache_max is not None:
             config.process_cache_max = process_cache_max

@@ -157,6 +157,109 @@ class ExitRecord(NamedTuple):
     exit_code: int              # wait status
 
 
+class Target(NamedTuple):
+    """struct rs_target: a task a call acts on, named by the kernel."""
+
+    pid: int                    # thread-group id (host pid namespace)
+    tid: int
+    start_time: int             # CLOCK_BOOTTIME ns of its group leader
+    task: TaskContext           # its credentials, comm, parent and cgroup then
+
+
+class ActivityRecord(NamedTuple):
+    """struct rs_activity_event: ptrace, signal, credentials, memfd_create,
+    splice, prctl, chdir, unshare, setns (events.h says what each sets)."""
+
+    hdr: Header
+    task: TaskContext           # the caller, after the call
+    target: Target | None       # None: the kernel named no task
+    file: FileObj
+    base: FileObj
+    retval: int
+    args: tuple[int, ...]       # the six argument registers
+    syscall_nr: int
+    flags: int                  # enum rs_activity_flags
+    pidns_level: int
+    pipe_entry_flags: int
+    pipe_exit_flags: int
+    ns_type: int
+    ns_inum: int
+    str: bytes
+    ns_name: bytes
+    root: bytes
+
+
+# -- engineer B (issue 9): modules, bpf, memory, io_uring --------------------
+
+class ModuleRecord(NamedTuple):
+    """struct rs_module_event: load_module, unload_module."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    syscall_nr: int
+    flags: int
+    mod_flags: int
+    name: str
+    args: bytes
+
+
+class BpfRecord(NamedTuple):
+    """struct rs_bpf_event."""
+
+    hdr: Header
+    task: TaskContext
+    retval: int
+    cmd: int
+    bpf_flags: int
+    prog_type: int
+    prog_attach_type: int
+    prog_id: int
+    insn_cnt: int
+    map_type: int
+    map_id: int
+    prog_name: str
+    map_name: str
+    prog_tag: bytes
+    helpers: tuple[int, ...]    # the helper ids the program calls, ascending
+
+
+class MemRecord(NamedTuple):
+    """struct rs_mem_event: mmap, mprotect."""
+
+    hdr: Header
+    task: TaskContext
+    file: FileObj
+    retval: int
+    addr: int
+    length: int
+    vm_flags: int
+    syscall_nr: int
+    prot: int
+    flags: int
+    fd: int
+    mem_flags: int
+    pkey: int
+
+
+class IoUringRecord(NamedTuple):
+    """struct rs_io_uring_event."""
+
+    hdr: Header
+    task: TaskContext
+    base: FileObj
+    retval: int
+    user_data: int
+    action: int
+    op: int
+    flags: int
+    entries: int
+    dfd: int
+    req_path: bytes
+    root: bytes
+
+
 # -- network (ebpf/hooks/net.h, dns.h) ---------------------------------------------
 
 class Endpoint(NamedTuple):
@@ -232,7 +335,8 @@ def dns_name(wire: bytes) -> str:
     return ".".join(labels) if labels else "."
 
 
-Record = FileRecord | ExecRecord | ForkRecord | ExitRecord | NetRecord | DnsRecord
+Record = (FileRecord | ExecRecord | ForkRecord | ExitRecord | ActivityRecord | ModuleRecord | BpfRecord | MemRecord
+          | IoUringRecord | NetRecord | DnsRecord)
 
 # Records the kernel cuts after a variable-length last member: their
 # smallest size ends where that member starts (the codec reads up to it).
@@ -282,6 +386,7 @@ class Decoder:
         c = layout.const
         self._task_kthread = c("RS_TASK_KTHREAD")
         self._envs_captured = c("RS_ENVS_CAPTURED")
+        self._act_target = c("RS_ACT_TARGET")
         self.type_names: dict[int, str] = {}
         self._decoders: dict[int, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         builders = {
@@ -289,6 +394,11 @@ class Decoder:
             "rs_exec_event": self._exec_event,
             "rs_fork_event": self._fork_event,
             "rs_exit_event": self._exit_event,
+            "rs_activity_event": self._activity_event,
+            "rs_module_event": self._module_event,
+            "rs_bpf_event": self._bpf_event,
+            "rs_mem_event": self._mem_event,
+            "rs_io_uring_event": self._io_uring_event,
             "rs_net_event": self._net_event,
             "rs_dns_event": self._dns_event,
         }
@@ -434,6 +544,74 @@ class Decoder:
 
         def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
             return ExitRecord(hdr, task(vals), vals[code])
+        return build
+
+    def _activity_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        target_task = self._task_reader(codec, "target.ctx.")
+        target_ids = codec.getter("target.pid", "target.tid", "target.start_time")
+        file, base = self._file_reader(codec, "file."), self._file_reader(codec, "base.")
+        retval = codec.index["retval"]
+        args = codec.getter(*codec.prefixed("args["))
+        scalars = codec.getter("syscall_nr", "flags", "pidns_level", "pipe_entry_flags", "pipe_exit_flags",
+                               "ns_type", "ns_inum")
+        i_flags = codec.index["flags"]
+        strings = self._strings(codec, "str", "ns_name", "root")
+        has_target = self._act_target
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            target = (_new(Target, (*target_ids(vals), target_task(vals)))
+                      if vals[i_flags] & has_target else None)
+            return _new(ActivityRecord, (hdr, task(vals), target, file(vals, buf), base(vals, buf),
+                                         vals[retval], args(vals), *scalars(vals), *strings(vals, buf)))
+        return build
+
+    def _module_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file = self._file_reader(codec, "file.")
+        scalars = codec.getter("retval", "syscall_nr", "flags", "mod_flags")
+        name = codec.index["name"]
+        strings = self._strings(codec, "args")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(ModuleRecord, (hdr, task(vals), file(vals, buf), *scalars(vals), _cstr(vals[name]),
+                                       *strings(vals, buf)))
+        return build
+
+    def _bpf_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        scalars = codec.getter("retval", "cmd", "bpf_flags", "prog_type", "prog_attach_type", "prog_id",
+                               "insn_cnt", "map_type", "map_id")
+        names = codec.getter("prog_name", "map_name")
+        tag = codec.index["prog_tag"]          # a byte array: one bytes leaf
+        words = codec.getter(*codec.prefixed("helpers["))
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            helpers = tuple(word * 64 + bit for word, bits in enumerate(words(vals)) if bits
+                            for bit in range(64) if bits >> bit & 1)
+            prog_name, map_name = names(vals)
+            return _new(BpfRecord, (hdr, task(vals), *scalars(vals), _cstr(prog_name), _cstr(map_name),
+                                    vals[tag], helpers))
+        return build
+
+    def _mem_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        file = self._file_reader(codec, "file.")
+        scalars = codec.getter("retval", "addr", "len", "vm_flags", "syscall_nr", "prot", "flags", "fd",
+                               "mem_flags", "pkey")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(MemRecord, (hdr, task(vals), file(vals, buf), *scalars(vals)))
+        return build
+
+    def _io_uring_event(self, codec: StructCodec) -> Callable[[Unpacked, bytes, Header], Record]:
+        task = self._task_reader(codec, "proc.")
+        base = self._file_reader(codec, "base.")
+        scalars = codec.getter("retval", "user_data", "action", "op", "flags", "entries", "dfd")
+        strings = self._strings(codec, "req_path", "root")
+
+        def build(vals: Unpacked, buf: bytes, hdr: Header) -> Record:
+            return _new(IoUringRecord, (hdr, task(vals), base(vals, buf), *scalars(vals), *strings(vals, buf)))
         return build
 
     def _endpoint_reader(self, codec: StructCodec, prefix: str) -> Callable[[Unpacked], Endpoint]:

@@ -38,6 +38,7 @@ from ..paths import resolve_user_path
 from .decode import FileObj, FileRecord
 from .documents import path_fields
 from .layout import layout
+from .mount_api import SYSCALLS, mount_api_body
 
 if TYPE_CHECKING:
     from .resolve import Document, Resolver
@@ -88,6 +89,11 @@ class FileEventResolver:
         if name == "open":
             follow = not e.flags & O_NOFOLLOW
         req = _Request(e.req_path, e.base.path, root, follow)
+        api = SYSCALLS.get(e.syscall_nr) if name == "mount" else None
+        if api is not None:
+            # fsmount, move_mount, open_tree, mount_setattr: mount events with mount(2)'s fields
+            doc[name] = mount_api_body(self, api, e, req, _Request(e.req_path2, e.base2.path, root, True))
+            return doc
         if name in ("mount", "umount"):
             doc[name] = self._mount(name, e, req)
             return doc
@@ -121,6 +127,12 @@ class FileEventResolver:
         return doc
 
     # -- files -------------------------------------------------------------
+    def file_object(self, f: FileObj, req_path: bytes, base: FileObj, root: bytes, *, follow: bool) -> Document:
+        """A file another kind of record names (chdir's new cwd...), resolved
+        like a file event's `file`: from the kernel, else from the caller's
+        string against its kernel-walked start directory."""
+        return self._file(f, _Request(req_path, base.path, root or b"/", follow), parent_only=False)
+
     def _file(self, f: FileObj, req: _Request, *, parent_only: bool) -> Document:
         mounts = self.res.env.mounts
         raw = f.path
@@ -209,4 +221,7 @@ class FileEventResolver:
         body["source"] = path_fields(src_raw, {})
         body["fs_type"] = fs_type
         body["mount_id"] = mount_id
+        body["syscall"] = "mount"
+        body["detached"] = False
+        body["syscall_flags"] = e.flags
         return body

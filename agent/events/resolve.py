@@ -22,7 +22,8 @@ from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
 from .decode import (
-    DnsRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header, NetRecord, Record, TaskContext,
+    ActivityRecord, BpfRecord, DnsRecord, ExecRecord, ExitRecord, FileObj, FileRecord, ForkRecord, Header,
+    IoUringRecord, MemRecord, ModuleRecord, NetRecord, Record, TaskContext,
 )
 from .documents import file_doc
 from .process_docs import process_doc
@@ -46,7 +47,9 @@ class ResolveEnv:
 
 class Resolver:
     def __init__(self, env: ResolveEnv) -> None:
+        from .activity_events import ActivityResolver
         from .file_events import FileEventResolver
+        from .kernel_events import KernelEventResolver
         from .net_events import NetResolver
         from .process_events import ProcessResolver
 
@@ -55,12 +58,18 @@ class Resolver:
         self.resolved = 0
         files = FileEventResolver(self)
         procs = ProcessResolver(self)
+        kernel = KernelEventResolver(self)
         net = NetResolver(self)
         self._by_class: dict[type, Callable[[Any], Document | None]] = {
             FileRecord: files.resolve,
             ExecRecord: procs.exec,
             ForkRecord: procs.fork,
             ExitRecord: procs.exit,
+            ActivityRecord: ActivityResolver(self, files).resolve,
+            ModuleRecord: kernel.module,
+            BpfRecord: kernel.bpf,
+            MemRecord: kernel.mem,
+            IoUringRecord: kernel.io_uring,
             NetRecord: net.net,
             DnsRecord: net.dns,
         }

@@ -105,6 +105,13 @@ class Map:
     def max_entries(self, value: int) -> None:
         self.set_max_entries(value)
 
+    def set_autocreate(self, value: bool) -> None:
+        """Create the map at load or not (``bpf_map__set_autocreate``): a
+        program using a map left out fails to load."""
+        rc = lib.bpf_map__set_autocreate(self._handle("map autocreate"), bool(value))
+        if rc < 0:
+            raise BpfError(f"map autocreate {self.name}", -rc)
+
     def set_max_entries(self, value: int) -> None:
         """Resize before load (``bpf_map__set_max_entries``)."""
         rc = lib.bpf_map__set_max_entries(self._handle("map resize"), value)

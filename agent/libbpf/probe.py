@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._ffi import ffi, lib
@@ -42,8 +43,14 @@ class ProbeResult:
     error: BpfError | None = None
 
 
-def try_load(obj_path: str | os.PathLike[str], prog_name: str, attach: bool = True) -> ProbeResult:
+def try_load(obj_path: str | os.PathLike[str], prog_name: str, attach: bool = True,
+             maps: Iterable[str] | None = None) -> ProbeResult:
     """Load only ``prog_name`` from ``obj_path`` (and attach it), then undo everything.
+
+    ``maps``: the only maps (besides the object's internal ones) to create,
+    those the program uses: a map type this kernel lacks (task storage before
+    5.11) then fails only the probe of the program that needs it. None:
+    every map.
 
     A failure to load or attach is the answer, not an error: it comes back
     as ``ProbeResult(ok=False, ...)`` and libbpf's warnings are logged at
@@ -52,6 +59,11 @@ def try_load(obj_path: str | os.PathLike[str], prog_name: str, attach: bool = Tr
     """
     with capture(demote=True), BpfObject(obj_path) as obj:
         obj.set_autoload([prog_name])
+        if maps is not None:
+            keep = set(maps)
+            for m in obj.maps.values():
+                if not m.internal:
+                    m.set_autocreate(m.name in keep)
         stage = "load"
         try:
             obj.load()

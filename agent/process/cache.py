@@ -64,6 +64,7 @@ class CacheStats:
     stale_live: int = 0          # live images whose process was gone (missed exit)
     expired: int = 0             # exited images dropped after the retention time
     pid_reuse: int = 0           # a new instance replaced a live image of the same pid
+    credential_changes: int = 0  # setuid/setgid/capset events that changed an image's credentials
     lineage_cuts: int = 0
     duplicate_exits: int = 0     # a second exit record of one process (two threads leaving at once)
 
@@ -336,6 +337,24 @@ class ProcessCache:
         self._exited.move_to_end(pid)
         self._expire(exit_epoch_ns)
         return proc
+
+    def on_credentials(self, pid: int, start_boot_ns: int, creds: Credentials) -> Process | None:
+        """A credentials change (setuid, setgid, capset): the image shows the
+        new ones from now on, as the process and as anyone's ancestor."""
+        proc = self.peek(pid, start_boot_ns)
+        if proc is None or proc.creds == creds:
+            return proc
+        proc.creds = creds
+        proc.doc = None  # rebuilt with the new credentials
+        self.stats.credential_changes += 1
+        return proc
+
+    def on_comm(self, pid: int, start_boot_ns: int, comm: str) -> None:
+        """The process renamed itself (prctl PR_SET_NAME by its leader)."""
+        proc = self.peek(pid, start_boot_ns)
+        if proc is not None and proc.comm != comm:
+            proc.comm = comm
+            proc.doc = None
 
     # -- bounds --------------------------------------------------------------
     def _put_live(self, proc: Process) -> None:

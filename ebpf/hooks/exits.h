@@ -544,6 +544,84 @@ int rs_exit_mount(struct trace_event_raw_sys_exit *ctx)
 	return rs_fim_exit(ctx, &c);
 }
 
+SEC("tracepoint/syscalls/sys_exit_fsmount")
+int rs_exit_fsmount(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_fim_call c;
+
+	rs_syscall_args(&r);
+	rs_fim_call_init(&c, RS_EVENT_MOUNT);
+	c.need_base = true;
+	c.use_fd = true; c.fd = (int)r.a[0];
+	c.flags = r.a[2];
+	return rs_mount_api_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_move_mount")
+int rs_exit_move_mount(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_fim_call c;
+
+	rs_syscall_args(&r);
+	rs_fim_call_init(&c, RS_EVENT_MOUNT);
+	c.need_base = true;
+	c.dirfd2 = (int)r.a[0];
+	c.path2 = (const char *)r.a[1];
+	c.dirfd = (int)r.a[2];
+	c.path = (const char *)r.a[3];
+	c.flags = r.a[4];
+	return rs_mount_api_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_tree")
+int rs_exit_open_tree(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_fim_call c;
+
+	rs_syscall_args(&r);
+	rs_fim_call_init(&c, RS_EVENT_MOUNT);
+	c.need_base = true;
+	c.dirfd2 = (int)r.a[0];
+	c.path2 = (const char *)r.a[1];
+	c.flags = r.a[2];
+	return rs_mount_api_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_tree_attr")
+int rs_exit_open_tree_attr(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_fim_call c;
+
+	rs_syscall_args(&r);
+	rs_fim_call_init(&c, RS_EVENT_MOUNT);
+	c.need_base = true;
+	c.dirfd2 = (int)r.a[0];
+	c.path2 = (const char *)r.a[1];
+	c.flags = r.a[2];
+	c.mount_attr = (const void *)r.a[3];
+	return rs_mount_api_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_mount_setattr")
+int rs_exit_mount_setattr(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_fim_call c;
+
+	rs_syscall_args(&r);
+	rs_fim_call_init(&c, RS_EVENT_MOUNT);
+	c.need_base = true;
+	c.dirfd = (int)r.a[0];
+	c.path = (const char *)r.a[1];
+	c.at_flags = r.a[2];
+	c.mount_attr = (const void *)r.a[3];
+	return rs_mount_api_exit(ctx, &c);
+}
+
 /* -- umount ------------------------------------------------------------------ */
 
 SEC("tracepoint/syscalls/sys_exit_umount")
@@ -558,6 +636,432 @@ int rs_exit_umount2(struct trace_event_raw_sys_exit *ctx)
 	c.path = (const char *)r.a[0];
 	c.flags = r.a[1];
 	return rs_fim_exit(ctx, &c);
+}
+
+/* -- ptrace ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int rs_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_PTRACE);
+	c.request = (long)r.a[0];
+	c.pid = (int)r.a[1];
+	c.addr = r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- signal ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_kill")
+int rs_exit_kill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_tkill")
+int rs_exit_tkill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_tgkill")
+int rs_exit_tgkill(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_rt_sigqueueinfo")
+int rs_exit_rt_sigqueueinfo(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_rt_tgsigqueueinfo")
+int rs_exit_rt_tgsigqueueinfo(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.pid = (int)r.a[0];
+	c.sig = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pidfd_send_signal")
+int rs_exit_pidfd_send_signal(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SIGNAL);
+	c.fd = (int)r.a[0];
+	c.sig = (int)r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setuid ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int rs_exit_setuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setreuid")
+int rs_exit_setreuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setresuid")
+int rs_exit_setresuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setfsuid")
+int rs_exit_setfsuid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETUID);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setgid ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_setgid")
+int rs_exit_setgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setregid")
+int rs_exit_setregid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setresgid")
+int rs_exit_setresgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setfsgid")
+int rs_exit_setfsgid(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETGID);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- capset ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_capset")
+int rs_exit_capset(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CAPSET);
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- memfd_create ------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_memfd_create")
+int rs_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_MEMFD_CREATE);
+	c.str = (const char *)r.a[0];
+	c.flags = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- splice ------------------------------------------------------------------ */
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int rs_exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SPLICE);
+	c.fd = (int)r.a[0];
+	c.fd_out = (int)r.a[2];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- prctl ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_prctl")
+int rs_exit_prctl(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_PRCTL);
+	c.option = (int)r.a[0];
+	c.arg2 = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- chdir ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_chdir")
+int rs_exit_chdir(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CHDIR);
+	c.str = (const char *)r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fchdir")
+int rs_exit_fchdir(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_CHDIR);
+	c.fd = (int)r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- unshare ----------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int rs_exit_unshare(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_UNSHARE);
+	c.flags = r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- setns ------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int rs_exit_setns(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_SETNS);
+	c.fd = (int)r.a[0];
+	c.flags = r.a[1];
+	return rs_activity_exit(ctx, &c);
+}
+
+/* -- load_module ------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_init_module")
+int rs_exit_init_module(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_module_call c;
+
+	rs_syscall_args(&r);
+	rs_module_call_init(&c, RS_EVENT_LOAD_MODULE);
+	c.image = (const void *)r.a[0];
+	c.len = r.a[1];
+	c.args = (const char *)r.a[2];
+	return rs_module_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_finit_module")
+int rs_exit_finit_module(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_module_call c;
+
+	rs_syscall_args(&r);
+	rs_module_call_init(&c, RS_EVENT_LOAD_MODULE);
+	c.fd = (int)r.a[0];
+	c.args = (const char *)r.a[1];
+	c.flags = r.a[2];
+	return rs_module_exit(ctx, &c);
+}
+
+/* -- unload_module ----------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_delete_module")
+int rs_exit_delete_module(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_module_call c;
+
+	rs_syscall_args(&r);
+	rs_module_call_init(&c, RS_EVENT_UNLOAD_MODULE);
+	c.name = (const char *)r.a[0];
+	c.flags = r.a[1];
+	return rs_module_exit(ctx, &c);
+}
+
+/* -- bpf --------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_bpf")
+int rs_exit_bpf(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_bpf_call c;
+
+	rs_syscall_args(&r);
+	rs_bpf_call_init(&c, RS_EVENT_BPF);
+	c.cmd = r.a[0];
+	c.attr = (const void *)r.a[1];
+	c.size = r.a[2];
+	return rs_bpf_exit(ctx, &c);
+}
+
+/* -- mmap -------------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int rs_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_mem_call c;
+
+	rs_syscall_args(&r);
+	rs_mem_call_init(&c, RS_EVENT_MMAP);
+	c.addr = r.a[0];
+	c.len = r.a[1];
+	c.prot = r.a[2];
+	c.flags = r.a[3];
+	c.fd = (int)r.a[4];
+	return rs_mem_exit(ctx, &c);
+}
+
+/* -- mprotect ---------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_mprotect")
+int rs_exit_mprotect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_mem_call c;
+
+	rs_syscall_args(&r);
+	rs_mem_call_init(&c, RS_EVENT_MPROTECT);
+	c.addr = r.a[0];
+	c.len = r.a[1];
+	c.prot = r.a[2];
+	return rs_mem_exit(ctx, &c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pkey_mprotect")
+int rs_exit_pkey_mprotect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_mem_call c;
+
+	rs_syscall_args(&r);
+	rs_mem_call_init(&c, RS_EVENT_MPROTECT);
+	c.addr = r.a[0];
+	c.len = r.a[1];
+	c.prot = r.a[2];
+	c.pkey = (int)r.a[3];
+	return rs_mem_exit(ctx, &c);
+}
+
+/* -- io_uring ---------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_io_uring_setup")
+int rs_exit_io_uring_setup(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_iou_call c;
+
+	rs_syscall_args(&r);
+	rs_iou_call_init(&c, RS_EVENT_IO_URING);
+	c.entries = r.a[0];
+	c.params = (const void *)r.a[1];
+	return rs_io_uring_setup_exit(ctx, &c);
 }
 
 /* -- connect ----------------------------------------------------------------- */

@@ -55,22 +55,44 @@ enum rs_event_type {
 	RS_EVENT_EXEC = 14,
 	RS_EVENT_FORK = 15,
 	RS_EVENT_EXIT = 16,
-	RS_EVENT_CONNECT = 17,
-	RS_EVENT_BIND = 18,
-	RS_EVENT_ACCEPT = 19,
-	RS_EVENT_DNS = 20,
-	RS_EVENT_TYPE_MAX = 21,
+	RS_EVENT_PTRACE = 17,
+	RS_EVENT_SIGNAL = 18,
+	RS_EVENT_SETUID = 19,
+	RS_EVENT_SETGID = 20,
+	RS_EVENT_CAPSET = 21,
+	RS_EVENT_MEMFD_CREATE = 22,
+	RS_EVENT_SPLICE = 23,
+	RS_EVENT_PRCTL = 24,
+	RS_EVENT_CHDIR = 25,
+	RS_EVENT_UNSHARE = 26,
+	RS_EVENT_SETNS = 27,
+	RS_EVENT_LOAD_MODULE = 30,
+	RS_EVENT_UNLOAD_MODULE = 31,
+	RS_EVENT_BPF = 32,
+	RS_EVENT_MMAP = 33,
+	RS_EVENT_MPROTECT = 34,
+	RS_EVENT_IO_URING = 35,
+	RS_EVENT_CONNECT = 40,
+	RS_EVENT_BIND = 41,
+	RS_EVENT_ACCEPT = 42,
+	RS_EVENT_DNS = 43,
+	RS_EVENT_TYPE_MAX = 44,
 };
 
 /* x86-64 syscall numbers (asm/unistd_64.h of linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
 #define RS_NR_write 1
 #define RS_NR_open 2
+#define RS_NR_mmap 9
+#define RS_NR_mprotect 10
 #define RS_NR_writev 20
 #define RS_NR_connect 42
 #define RS_NR_accept 43
 #define RS_NR_sendto 44
 #define RS_NR_sendmsg 46
 #define RS_NR_bind 49
+#define RS_NR_kill 62
+#define RS_NR_chdir 80
+#define RS_NR_fchdir 81
 #define RS_NR_rename 82
 #define RS_NR_mkdir 83
 #define RS_NR_rmdir 84
@@ -82,15 +104,31 @@ enum rs_event_type {
 #define RS_NR_chown 92
 #define RS_NR_fchown 93
 #define RS_NR_lchown 94
+#define RS_NR_ptrace 101
+#define RS_NR_setuid 105
+#define RS_NR_setgid 106
+#define RS_NR_setreuid 113
+#define RS_NR_setregid 114
+#define RS_NR_setresuid 117
+#define RS_NR_setresgid 119
+#define RS_NR_setfsuid 122
+#define RS_NR_setfsgid 123
+#define RS_NR_capset 126
+#define RS_NR_rt_sigqueueinfo 129
 #define RS_NR_utime 132
+#define RS_NR_prctl 157
 #define RS_NR_mount 165
 #define RS_NR_umount2 166
+#define RS_NR_init_module 175
+#define RS_NR_delete_module 176
 #define RS_NR_setxattr 188
 #define RS_NR_lsetxattr 189
 #define RS_NR_fsetxattr 190
 #define RS_NR_removexattr 197
 #define RS_NR_lremovexattr 198
 #define RS_NR_fremovexattr 199
+#define RS_NR_tkill 200
+#define RS_NR_tgkill 234
 #define RS_NR_utimes 235
 #define RS_NR_openat 257
 #define RS_NR_mkdirat 258
@@ -100,23 +138,43 @@ enum rs_event_type {
 #define RS_NR_renameat 264
 #define RS_NR_linkat 265
 #define RS_NR_fchmodat 268
+#define RS_NR_unshare 272
+#define RS_NR_splice 275
 #define RS_NR_utimensat 280
 #define RS_NR_accept4 288
+#define RS_NR_rt_tgsigqueueinfo 297
 #define RS_NR_sendmmsg 307
+#define RS_NR_setns 308
+#define RS_NR_finit_module 313
 #define RS_NR_renameat2 316
+#define RS_NR_memfd_create 319
+#define RS_NR_bpf 321
+#define RS_NR_pkey_mprotect 329
+#define RS_NR_pidfd_send_signal 424
+#define RS_NR_io_uring_setup 425
+#define RS_NR_open_tree 428
+#define RS_NR_move_mount 429
+#define RS_NR_fsmount 432
 #define RS_NR_openat2 437
+#define RS_NR_mount_setattr 442
 #define RS_NR_fchmodat2 452
 #define RS_NR_setxattrat 463
 #define RS_NR_removexattrat 466
+#define RS_NR_open_tree_attr 467
 
 /* kernel constants (linux-headers-7.2.13+deb14-common 7.2.13+deb14, linux-libc-dev 7.2.13-1) */
 #define RS_AF_INET 2  /* include/linux/socket.h */
 #define RS_AF_INET6 10  /* include/linux/socket.h */
+#define RS_ANON_INODE_FS_MAGIC 0x9041934  /* linux/magic.h */
 #define RS_AT_EMPTY_PATH 0x1000  /* linux/fcntl.h */
 #define RS_AT_FDCWD -100  /* linux/fcntl.h */
+#define RS_AT_RECURSIVE 0x8000  /* linux/fcntl.h */
 #define RS_AT_REMOVEDIR 512  /* linux/fcntl.h */
 #define RS_AT_SYMLINK_FOLLOW 1024  /* linux/fcntl.h */
 #define RS_AT_SYMLINK_NOFOLLOW 256  /* linux/fcntl.h */
+#define RS_BPF_CALL 128  /* linux/bpf.h */
+#define RS_BPF_JMP 5  /* linux/bpf_common.h */
+#define RS_BPF_OBJ_NAME_LEN 16  /* linux/bpf.h */
 #define RS_EINPROGRESS 115  /* asm-generic/errno.h */
 #define RS_ETH_P_IP 2048  /* linux/if_ether.h */
 #define RS_ETH_P_IPV6 0x86dd  /* linux/if_ether.h */
@@ -126,20 +184,47 @@ enum rs_event_type {
 #define RS_IPPROTO_ROUTING 43  /* linux/in6.h */
 #define RS_IP_MF 0x2000  /* include/net/ip.h */
 #define RS_IP_OFFSET 0x1fff  /* include/net/ip.h */
+#define RS_MAP_ANONYMOUS 32  /* asm-generic/mman-common.h */
+#define RS_MOUNT_ATTR_NOATIME 16  /* linux/mount.h */
+#define RS_MOUNT_ATTR_NODEV 4  /* linux/mount.h */
+#define RS_MOUNT_ATTR_NODIRATIME 128  /* linux/mount.h */
+#define RS_MOUNT_ATTR_NOEXEC 8  /* linux/mount.h */
+#define RS_MOUNT_ATTR_NOSUID 2  /* linux/mount.h */
+#define RS_MOUNT_ATTR_RDONLY 1  /* linux/mount.h */
+#define RS_MOUNT_ATTR_STRICTATIME 32  /* linux/mount.h */
+#define RS_MOUNT_ATTR__ATIME 112  /* linux/mount.h */
+#define RS_MOVE_MOUNT_F_EMPTY_PATH 4  /* linux/mount.h */
 #define RS_MS_BIND 0x1000  /* linux/mount.h */
 #define RS_MS_MOVE 0x2000  /* linux/mount.h */
+#define RS_MS_NOATIME 1024  /* linux/mount.h */
+#define RS_MS_NODEV 4  /* linux/mount.h */
+#define RS_MS_NODIRATIME 2048  /* linux/mount.h */
+#define RS_MS_NOEXEC 8  /* linux/mount.h */
+#define RS_MS_NOSUID 2  /* linux/mount.h */
 #define RS_MS_PRIVATE 0x40000  /* linux/mount.h */
+#define RS_MS_RDONLY 1  /* linux/mount.h */
+#define RS_MS_REC 0x4000  /* linux/mount.h */
 #define RS_MS_REMOUNT 32  /* linux/mount.h */
 #define RS_MS_SHARED 0x100000  /* linux/mount.h */
 #define RS_MS_SLAVE 0x80000  /* linux/mount.h */
+#define RS_MS_STRICTATIME 0x1000000  /* linux/mount.h */
 #define RS_MS_UNBINDABLE 0x20000  /* linux/mount.h */
+#define RS_NSFS_MAGIC 0x6e736673  /* linux/magic.h */
+#define RS_OPEN_TREE_CLONE 1  /* linux/mount.h */
 #define RS_O_CREAT 64  /* asm-generic/fcntl.h */
 #define RS_O_NOFOLLOW 0x20000  /* asm-generic/fcntl.h */
+#define RS_O_NONBLOCK 2048  /* asm-generic/fcntl.h */
 #define RS_O_TRUNC 512  /* asm-generic/fcntl.h */
 #define RS_O_WRONLY 1  /* asm-generic/fcntl.h */
 #define RS_PF_IO_WORKER 16  /* include/linux/sched.h */
 #define RS_PF_KTHREAD 0x200000  /* include/linux/sched.h */
+#define RS_PID_FS_MAGIC 0x50494446  /* linux/magic.h */
+#define RS_PR_SET_NAME 15  /* linux/prctl.h */
+#define RS_PTRACE_ATTACH 16  /* linux/ptrace.h */
+#define RS_PTRACE_SEIZE 0x4206  /* linux/ptrace.h */
+#define RS_PTRACE_TRACEME 0  /* linux/ptrace.h */
 #define RS_RENAME_EXCHANGE 2  /* linux/fs.h */
+#define RS_S_IFIFO 0x1000  /* linux/stat.h */
 #define RS_TC_ACT_UNSPEC -1  /* linux/pkt_cls.h */
 #define RS_TS_COMPAT 2  /* arch/x86/include/asm/thread_info.h */
 
@@ -225,6 +310,10 @@ enum rs_fim_flags {
 	RS_FIM_FOLLOW = 32,           /* the call follows a symlink in the last component of req_path */
 	RS_FIM_EXCHANGE = 64,         /* renameat2(RENAME_EXCHANGE): one record per file */
 	RS_FIM_STALE = 128,           /* captured objects belonged to another call and were ignored */
+	RS_FIM_SOURCE_KERNEL = 256,   /* mount (new API): req_path2 is the mount's source as the kernel
+	                               * keeps it (fs_context source, mnt_devname), not a path string */
+	RS_FIM_DETACHED = 512,        /* mount (new API): dest is a mount outside the caller's namespace
+	                               * tree (fsmount, open_tree clone: not attached yet) */
 };
 
 /*
@@ -247,7 +336,8 @@ struct rs_file_event {
 	__u32 syscall_nr;
 	__u32 flags;                  /* open: open flags; unlinkat, renameat2, linkat, utimensat,
 	                               * *xattr*, mount, umount2: the call's flags argument */
-	__u32 mode;                   /* open, creat, mkdir: mode argument; chmod: the new mode */
+	__u32 mode;                   /* open, creat, mkdir: mode argument; chmod: the new mode;
+	                               * mount_setattr, open_tree_attr: attr_set (uid: attr_clr) */
 	__s32 dirfd;
 	struct rs_str req_path;       /* the path string the caller passed, from user memory */
 	__u32 fim_flags;              /* enum rs_fim_flags */
@@ -330,6 +420,163 @@ struct rs_exit_event {
 	struct rs_event_header hdr;
 	struct rs_proc_ctx proc;
 	__u32 exit_code;              /* wait status: (code << 8) | signal | 0x80 if core dumped */
+	__u32 _pad0;
+};
+
+/* struct rs_activity_event.flags */
+enum rs_activity_flags {
+	RS_ACT_TARGET = 1,            /* `target` is a task the kernel named */
+	RS_ACT_TARGET_PRECISE = 2,    /* ... a precise hook (fentry/kprobe) named it inside the call */
+	RS_ACT_NS_FILE = 4,           /* setns: the descriptor is a namespace file (nsfs) */
+	RS_ACT_PIDFD = 8,             /* setns, pidfd_send_signal: the descriptor is a pidfd */
+	RS_ACT_PIPE_OUT = 16,         /* splice: fd_out is a pipe (pipe_*_flags are its last buffer's) */
+	RS_ACT_PIPE_ENTRY = 32,       /* splice: pipe_entry_flags was read before the call */
+	RS_ACT_FILE_IS_OUT = 64,      /* splice: `file` is fd_out (else fd_in) */
+	RS_ACT_FILE_FD = 128,         /* chdir: `file` is a descriptor's (fchdir), not the new cwd */
+};
+
+/* A task a call acts on, from kernel objects. 104 bytes. */
+struct rs_target {
+	__u32 pid;                    /* thread-group id, in the root pid namespace */
+	__u32 tid;
+	__u64 start_time;             /* its group leader's start, CLOCK_BOOTTIME ns */
+	struct rs_proc_ctx ctx;       /* its parent, credentials, cgroup and comm then */
+};
+
+/*
+ * Process activity: ptrace, signal, setuid, setgid, capset, memfd_create,
+ * splice, prctl, chdir, unshare, setns; one layout (hooks/activity.h).
+ * `proc` is the caller after the call (setuid/setgid/capset: the new
+ * credentials). `args` are the call's arguments; what else is set:
+ *   ptrace        target: the tracee (RS_ACT_TARGET when the kernel named it)
+ *   signal        target: the task signalled (the first, for a process group)
+ *   memfd_create  file: the new memfd; str: the name argument
+ *   splice        file: the end that is no pipe; pipe_*_flags: fd_out's last buffer
+ *   prctl         str: PR_SET_NAME's name
+ *   chdir         file: the new cwd (fchdir that failed: the descriptor's file);
+ *                 a chdir that failed: str, its start directory `base` and `root`
+ *   setns         ns_*: the namespace a namespace file names; target: a pidfd's process
+ */
+struct rs_activity_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_target target;
+	struct rs_file file;
+	struct rs_file base;
+	__s64 retval;
+	__u64 args[6];
+	__u32 syscall_nr;
+	__u32 flags;                  /* enum rs_activity_flags */
+	__u32 pidns_level;            /* the caller's pid namespace depth: 0 is the host's, where pid arguments are global */
+	__u32 pipe_entry_flags;
+	__u32 pipe_exit_flags;
+	__u32 ns_type;                /* CLONE_NEW* */
+	__u32 ns_inum;
+	__u32 _pad0;
+	struct rs_str str;
+	struct rs_str ns_name;        /* the namespace's kind: "mnt", "net"... (proc_ns_operations.name) */
+	struct rs_str root;           /* the task's root, walked, when it is chrooted */
+	__u32 _pad1;
+};
+
+/* -- engineer B (issue 9): modules, bpf, memory, io_uring ---------------------- */
+
+/* struct rs_module_event.mod_flags */
+enum rs_module_flags {
+	RS_MOD_FROM_MEMORY = 1,       /* init_module: the image came from memory */
+	RS_MOD_NAME_KERNEL = 2,       /* name: from the kernel's struct module (else the caller's string) */
+	RS_MOD_ARGS_KERNEL = 4,       /* args: the kernel's copy (struct module.args) */
+	RS_MOD_ARGS_TRUNCATED = 8,    /* args did not fit */
+};
+
+/* load_module (init_module, finit_module) and unload_module (delete_module). */
+struct rs_module_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_file file;          /* finit_module: the descriptor's file */
+	__s64 retval;
+	__u32 syscall_nr;
+	__u32 flags;                  /* finit_module: MODULE_INIT_*; delete_module: O_NONBLOCK, O_TRUNC */
+	__u32 mod_flags;              /* enum rs_module_flags */
+	__u32 _pad0;
+	char name[64];                /* RS_MODULE_NAME_MAX (the kernel's MODULE_NAME_LEN is 56) */
+	struct rs_str args;           /* the module's parameters */
+	__u32 _pad1;
+};
+
+/* struct rs_bpf_event.bpf_flags */
+enum rs_bpf_flags {
+	RS_BPF_PROG = 1,              /* prog_* hold a program's attributes */
+	RS_BPF_MAP = 2,               /* map_* hold a map's attributes */
+	RS_BPF_PROG_KERNEL = 4,       /* ... from the kernel's struct bpf_prog (else from bpf_attr) */
+	RS_BPF_MAP_KERNEL = 8,        /* ... from the kernel's struct bpf_map */
+	RS_BPF_HELPERS = 16,          /* helpers: scanned from the program's instructions */
+	RS_BPF_HELPERS_TRUNCATED = 32, /* the scan stopped at RS_BPF_INSNS_MAX instructions */
+	RS_BPF_HELPERS_OTHER = 64,    /* a helper id >= 256 was called (not in the bitmap) */
+};
+
+/* bpf(2). */
+struct rs_bpf_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	__s64 retval;
+	__u32 cmd;                    /* enum bpf_cmd */
+	__u32 bpf_flags;              /* enum rs_bpf_flags */
+	__u32 prog_type;              /* enum bpf_prog_type */
+	__u32 prog_attach_type;       /* enum bpf_attach_type */
+	__u32 prog_id;
+	__u32 insn_cnt;
+	__u32 map_type;               /* enum bpf_map_type */
+	__u32 map_id;
+	char prog_name[16];           /* RS_BPF_OBJ_NAME_LEN */
+	char map_name[16];
+	__u8 prog_tag[8];             /* BPF_TAG_SIZE */
+	__u64 helpers[4];             /* bit (1 << id) for every helper id < 256 the program calls */
+};
+
+/* struct rs_mem_event.mem_flags */
+enum rs_mem_flags {
+	RS_MEM_VMA = 1,               /* mprotect: vm_flags and file are the mapping's before the call */
+	RS_MEM_VMA_PRECISE = 2,       /* ... from security_file_mprotect (fentry/kprobe sets) */
+};
+
+/* mmap, mprotect, pkey_mprotect. */
+struct rs_mem_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_file file;          /* mmap: the descriptor's file; mprotect: the mapping's file */
+	__s64 retval;                 /* mmap: the address on success */
+	__u64 addr;
+	__u64 len;
+	__u64 vm_flags;               /* mprotect: the mapping's vm_flags before the call (RS_MEM_VMA) */
+	__u32 syscall_nr;
+	__u32 prot;                   /* mmap: PROT_*; mprotect: the requested protection */
+	__u32 flags;                  /* mmap: MAP_* */
+	__s32 fd;                     /* mmap: the descriptor argument */
+	__u32 mem_flags;              /* enum rs_mem_flags */
+	__s32 pkey;                   /* pkey_mprotect: the protection key; else -1 */
+};
+
+/* struct rs_io_uring_event.action */
+enum rs_io_uring_action {
+	RS_IOU_SETUP = 1,             /* io_uring_setup */
+	RS_IOU_SUBMIT = 2,            /* a request was submitted (accepted, or refused: retval < 0) */
+};
+
+/* io_uring: a ring set up, a request submitted. */
+struct rs_io_uring_event {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+	struct rs_file base;          /* submit, open requests: the directory their path starts from */
+	__s64 retval;                 /* setup: the syscall's; submit: 0, or -errno when the kernel refused it */
+	__u64 user_data;              /* submit: the request's user_data */
+	__u32 action;                 /* enum rs_io_uring_action */
+	__s32 op;                     /* submit: IORING_OP_*; setup: -1 */
+	__u32 flags;                  /* setup: IORING_SETUP_*; submit: IOSQE_* */
+	__u32 entries;                /* setup: the entries argument */
+	__s32 dfd;                    /* submit, open requests: their directory descriptor */
+	struct rs_str req_path;       /* submit, open requests: the path (the kernel's copy) */
+	struct rs_str root;           /* the task's root, walked, when it is chrooted */
 	__u32 _pad0;
 };
 
@@ -467,6 +714,9 @@ struct rs_type_stats {
 	__u64 dropped_discarder;      /* a discarder matched */
 	__u64 sent;                   /* written to the ring buffer */
 	__u64 lost;                   /* ring buffer full */
+	__u64 compat;                 /* calls of the type's syscalls through the 32-bit (compat) entry,
+	                               * which the syscall tracepoints do not see: counted only with
+	                               * the opt-in compat counter (rs_compat_exit), never reported */
 };
 
 /*
@@ -499,6 +749,14 @@ struct rs_discarder_value {
 	__u64 decided_at;             /* CLOCK_BOOTTIME ns of the event the decision came from */
 	__u32 revision;               /* discarders_revision at insertion: stale when it changed */
 	__u32 _pad0;
+};
+
+/* value_approvers: a value of a scalar argument (ptrace.request,
+ * signal.type, prctl.option) some rule of `type` accepts. */
+struct rs_value_key {
+	__u32 type;                   /* enum rs_event_type */
+	__u32 _pad0;
+	__u64 value;
 };
 
 /* inode_tombstones: when an inode last changed place (rename, unlink, link).

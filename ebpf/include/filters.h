@@ -30,8 +30,9 @@
 
 #define RS_APPROVE_BASENAME 1   /* the file's name is in basename_approvers */
 #define RS_APPROVE_FLAGS 2      /* flags & flags_approvers[type] != 0 */
-#define RS_APPROVE_ADDR 4       /* network events: the address is in addr_approvers */
-#define RS_APPROVE_PORT 8       /* network events: the port is in port_approvers */
+#define RS_APPROVE_VALUE 4      /* (type, value) is in value_approvers */
+#define RS_APPROVE_ADDR 8       /* network events: the address is in addr_approvers */
+#define RS_APPROVE_PORT 16      /* network events: the port is in port_approvers */
 
 #define RS_DISCARDER_DEPTH 3    /* parents checked above the file */
 
@@ -54,6 +55,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } flags_approvers SEC(".maps");
+
+/* Exact values of a scalar argument (ptrace request, signal number...) some
+ * rule of the type accepts; the value is 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rs_value_key);
+	__type(value, __u8);
+} value_approvers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -204,6 +214,13 @@ static __always_inline bool rs_approve_flags(__u32 type, __u64 flags)
 	return mask && (flags & *mask);
 }
 
+static __always_inline bool rs_approve_value(__u32 type, __u64 value)
+{
+	struct rs_value_key key = { .type = type, .value = value };
+
+	return bpf_map_lookup_elem(&value_approvers, &key) != NULL;
+}
+
 static __always_inline __u32 rs_discarders_revision(void)
 {
 	__u32 zero = 0;
@@ -326,6 +343,29 @@ static __always_inline bool rs_filter(__u32 type, struct dentry *dentry, struct 
 	}
 	if (rs_policy_discard(type) && rs_discarded(type, dentry, vfsmnt)) {
 		RS_STAT_INC(type, dropped_discarder);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The decision for an event of `type` that names no file: its scalar
+ * `value` (RS_APPROVE_VALUE) and `flags` (RS_APPROVE_FLAGS). Counts drops.
+ * Returns true when the event must be sent.
+ */
+static __always_inline bool rs_filter_scalar(__u32 type, __u64 value, __u64 flags)
+{
+	__u32 kinds = rs_policy_approve(type);
+	bool ok = false;
+
+	if (!kinds)
+		return true;
+	if (kinds & RS_APPROVE_FLAGS)
+		ok = rs_approve_flags(type, flags);
+	if (!ok && (kinds & RS_APPROVE_VALUE))
+		ok = rs_approve_value(type, value);
+	if (!ok) {
+		RS_STAT_INC(type, dropped_approver);
 		return false;
 	}
 	return true;

@@ -36,6 +36,7 @@ struct rs_fim_call {
 	const char *xattr;
 	const char *fstype;
 	const void *xattr_args;       /* setxattrat: struct xattr_args (user memory), holds the flags */
+	const void *mount_attr;       /* mount_setattr, open_tree_attr: struct mount_attr (user memory) */
 	long fd;                      /* the object's descriptor when use_fd */
 	bool use_fd;
 	bool null_means_fd;           /* a NULL path is the dirfd's file (utimensat, futimesat) */

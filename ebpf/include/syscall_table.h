@@ -45,6 +45,12 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_open:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_OPEN);
+	case RS_NR_mmap:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MMAP);
+	case RS_NR_mprotect:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MPROTECT);
 	case RS_NR_connect:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_CONNECT);
@@ -54,6 +60,15 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_bind:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_BIND);
+	case RS_NR_kill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_chdir:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CHDIR);
+	case RS_NR_fchdir:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CHDIR);
 	case RS_NR_rename:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_RENAME);
@@ -87,15 +102,57 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_lchown:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_CHOWN);
+	case RS_NR_ptrace:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_PTRACE);
+	case RS_NR_setuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setreuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setregid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setresuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setresgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_setfsuid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETUID);
+	case RS_NR_setfsgid:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETGID);
+	case RS_NR_capset:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_CAPSET);
+	case RS_NR_rt_sigqueueinfo:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
 	case RS_NR_utime:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_UTIMES);
+	case RS_NR_prctl:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_PRCTL);
 	case RS_NR_mount:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_MOUNT);
 	case RS_NR_umount2:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_UMOUNT);
+	case RS_NR_init_module:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_LOAD_MODULE);
+	case RS_NR_delete_module:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_UNLOAD_MODULE);
 	case RS_NR_setxattr:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_SETXATTR);
@@ -114,6 +171,12 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_fremovexattr:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_REMOVEXATTR);
+	case RS_NR_tkill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_tgkill:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
 	case RS_NR_utimes:
 		*path_arg = 0;
 		return (1ULL << RS_EVENT_UTIMES);
@@ -141,18 +204,60 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_fchmodat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_CHMOD);
+	case RS_NR_unshare:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_UNSHARE);
+	case RS_NR_splice:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SPLICE);
 	case RS_NR_utimensat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_UTIMES);
 	case RS_NR_accept4:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_ACCEPT);
+	case RS_NR_rt_tgsigqueueinfo:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_setns:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SETNS);
+	case RS_NR_finit_module:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_LOAD_MODULE);
 	case RS_NR_renameat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_RENAME);
+	case RS_NR_memfd_create:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MEMFD_CREATE);
+	case RS_NR_bpf:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_BPF);
+	case RS_NR_pkey_mprotect:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MPROTECT);
+	case RS_NR_pidfd_send_signal:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_SIGNAL);
+	case RS_NR_io_uring_setup:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_IO_URING);
+	case RS_NR_open_tree:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MOUNT);
+	case RS_NR_move_mount:
+		*path_arg = 3;
+		return (1ULL << RS_EVENT_MOUNT);
+	case RS_NR_fsmount:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MOUNT);
 	case RS_NR_openat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_OPEN);
+	case RS_NR_mount_setattr:
+		*path_arg = 1;
+		return (1ULL << RS_EVENT_MOUNT);
 	case RS_NR_fchmodat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_CHMOD);
@@ -162,16 +267,216 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_removexattrat:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_REMOVEXATTR);
+	case RS_NR_open_tree_attr:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_MOUNT);
 	}
 	*path_arg = -1;
+	return 0;
+}
+
+/* Which argument of a syscall is its `sig` (-1: none). */
+static __always_inline int rs_syscall_arg_sig(long nr)
+{
+	switch (nr) {
+	case RS_NR_kill:
+		return 1;
+	case RS_NR_rt_sigqueueinfo:
+		return 1;
+	case RS_NR_tkill:
+		return 1;
+	case RS_NR_tgkill:
+		return 2;
+	case RS_NR_rt_tgsigqueueinfo:
+		return 2;
+	case RS_NR_pidfd_send_signal:
+		return 1;
+	}
+	return -1;
+}
+
+/*
+ * The event type of a 32-bit (i386 ABI, compat) syscall that stands for one
+ * of the table's (asm/unistd_32.h numbers), 0 for others: the syscall
+ * tracepoints never fire for them; the opt-in counter counts them.
+ */
+static __always_inline __u32 rs_compat_syscall_type(long nr)
+{
+	switch (nr) {
+	case 5: /* open */
+		return RS_EVENT_OPEN;
+	case 8: /* creat */
+		return RS_EVENT_OPEN;
+	case 9: /* link */
+		return RS_EVENT_LINK;
+	case 10: /* unlink */
+		return RS_EVENT_UNLINK;
+	case 12: /* chdir */
+		return RS_EVENT_CHDIR;
+	case 15: /* chmod */
+		return RS_EVENT_CHMOD;
+	case 16: /* lchown */
+		return RS_EVENT_CHOWN;
+	case 21: /* mount */
+		return RS_EVENT_MOUNT;
+	case 22: /* umount */
+		return RS_EVENT_UMOUNT;
+	case 23: /* setuid */
+		return RS_EVENT_SETUID;
+	case 26: /* ptrace */
+		return RS_EVENT_PTRACE;
+	case 30: /* utime */
+		return RS_EVENT_UTIMES;
+	case 37: /* kill */
+		return RS_EVENT_SIGNAL;
+	case 38: /* rename */
+		return RS_EVENT_RENAME;
+	case 39: /* mkdir */
+		return RS_EVENT_MKDIR;
+	case 40: /* rmdir */
+		return RS_EVENT_RMDIR;
+	case 46: /* setgid */
+		return RS_EVENT_SETGID;
+	case 52: /* umount2 */
+		return RS_EVENT_UMOUNT;
+	case 70: /* setreuid */
+		return RS_EVENT_SETUID;
+	case 71: /* setregid */
+		return RS_EVENT_SETGID;
+	case 90: /* mmap */
+		return RS_EVENT_MMAP;
+	case 94: /* fchmod */
+		return RS_EVENT_CHMOD;
+	case 95: /* fchown */
+		return RS_EVENT_CHOWN;
+	case 125: /* mprotect */
+		return RS_EVENT_MPROTECT;
+	case 128: /* init_module */
+		return RS_EVENT_LOAD_MODULE;
+	case 129: /* delete_module */
+		return RS_EVENT_UNLOAD_MODULE;
+	case 133: /* fchdir */
+		return RS_EVENT_CHDIR;
+	case 138: /* setfsuid */
+		return RS_EVENT_SETUID;
+	case 139: /* setfsgid */
+		return RS_EVENT_SETGID;
+	case 164: /* setresuid */
+		return RS_EVENT_SETUID;
+	case 170: /* setresgid */
+		return RS_EVENT_SETGID;
+	case 172: /* prctl */
+		return RS_EVENT_PRCTL;
+	case 178: /* rt_sigqueueinfo */
+		return RS_EVENT_SIGNAL;
+	case 182: /* chown */
+		return RS_EVENT_CHOWN;
+	case 185: /* capset */
+		return RS_EVENT_CAPSET;
+	case 192: /* mmap2 */
+		return RS_EVENT_MMAP;
+	case 198: /* lchown32 */
+		return RS_EVENT_CHOWN;
+	case 207: /* fchown32 */
+		return RS_EVENT_CHOWN;
+	case 212: /* chown32 */
+		return RS_EVENT_CHOWN;
+	case 226: /* setxattr */
+		return RS_EVENT_SETXATTR;
+	case 227: /* lsetxattr */
+		return RS_EVENT_SETXATTR;
+	case 228: /* fsetxattr */
+		return RS_EVENT_SETXATTR;
+	case 235: /* removexattr */
+		return RS_EVENT_REMOVEXATTR;
+	case 236: /* lremovexattr */
+		return RS_EVENT_REMOVEXATTR;
+	case 237: /* fremovexattr */
+		return RS_EVENT_REMOVEXATTR;
+	case 238: /* tkill */
+		return RS_EVENT_SIGNAL;
+	case 270: /* tgkill */
+		return RS_EVENT_SIGNAL;
+	case 271: /* utimes */
+		return RS_EVENT_UTIMES;
+	case 295: /* openat */
+		return RS_EVENT_OPEN;
+	case 296: /* mkdirat */
+		return RS_EVENT_MKDIR;
+	case 298: /* fchownat */
+		return RS_EVENT_CHOWN;
+	case 299: /* futimesat */
+		return RS_EVENT_UTIMES;
+	case 301: /* unlinkat */
+		return RS_EVENT_UNLINK;
+	case 302: /* renameat */
+		return RS_EVENT_RENAME;
+	case 303: /* linkat */
+		return RS_EVENT_LINK;
+	case 306: /* fchmodat */
+		return RS_EVENT_CHMOD;
+	case 310: /* unshare */
+		return RS_EVENT_UNSHARE;
+	case 313: /* splice */
+		return RS_EVENT_SPLICE;
+	case 320: /* utimensat */
+		return RS_EVENT_UTIMES;
+	case 335: /* rt_tgsigqueueinfo */
+		return RS_EVENT_SIGNAL;
+	case 346: /* setns */
+		return RS_EVENT_SETNS;
+	case 350: /* finit_module */
+		return RS_EVENT_LOAD_MODULE;
+	case 353: /* renameat2 */
+		return RS_EVENT_RENAME;
+	case 356: /* memfd_create */
+		return RS_EVENT_MEMFD_CREATE;
+	case 357: /* bpf */
+		return RS_EVENT_BPF;
+	case 361: /* bind */
+		return RS_EVENT_BIND;
+	case 362: /* connect */
+		return RS_EVENT_CONNECT;
+	case 364: /* accept4 */
+		return RS_EVENT_ACCEPT;
+	case 380: /* pkey_mprotect */
+		return RS_EVENT_MPROTECT;
+	case 412: /* utimensat_time64 */
+		return RS_EVENT_UTIMES;
+	case 424: /* pidfd_send_signal */
+		return RS_EVENT_SIGNAL;
+	case 425: /* io_uring_setup */
+		return RS_EVENT_IO_URING;
+	case 428: /* open_tree */
+		return RS_EVENT_MOUNT;
+	case 429: /* move_mount */
+		return RS_EVENT_MOUNT;
+	case 432: /* fsmount */
+		return RS_EVENT_MOUNT;
+	case 437: /* openat2 */
+		return RS_EVENT_OPEN;
+	case 442: /* mount_setattr */
+		return RS_EVENT_MOUNT;
+	case 452: /* fchmodat2 */
+		return RS_EVENT_CHMOD;
+	case 463: /* setxattrat */
+		return RS_EVENT_SETXATTR;
+	case 466: /* removexattrat */
+		return RS_EVENT_REMOVEXATTR;
+	case 467: /* open_tree_attr */
+		return RS_EVENT_MOUNT;
+	}
 	return 0;
 }
 
 /* The event types whose objects the ctime capture names. */
 #define RS_CAPTURE_CTIME_TYPES ((1ULL << RS_EVENT_CHMOD) | (1ULL << RS_EVENT_CHOWN) | (1ULL << RS_EVENT_MKDIR) | (1ULL << RS_EVENT_RMDIR) | (1ULL << RS_EVENT_UNLINK) | (1ULL << RS_EVENT_RENAME) | (1ULL << RS_EVENT_LINK) | (1ULL << RS_EVENT_UTIMES) | (1ULL << RS_EVENT_SETXATTR) | (1ULL << RS_EVENT_REMOVEXATTR))
 
+/* The event types whose objects the vma capture names. */
+#define RS_CAPTURE_VMA_TYPES ((1ULL << RS_EVENT_MPROTECT))
+
 /* Lifecycle types: sent on their own ring buffer, so that a storm of other
  * events cannot leave holes in the process tree. */
-#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT))
+#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT) | (1ULL << RS_EVENT_SETUID) | (1ULL << RS_EVENT_SETGID) | (1ULL << RS_EVENT_CAPSET))
 
 #endif /* RS_SYSCALL_TABLE_H */

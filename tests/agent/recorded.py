@@ -99,6 +99,43 @@ def load(name: str) -> dict[str, Any]:
 
 # -- recording (root) ------------------------------------------------------------
 
+RECORDED_PROT = 5              # PROT_READ | PROT_EXEC: an RW mapping made executable
+MAP_NAME = b"recorded_map"
+URING_ENTRIES = 4
+NR_BPF, NR_IO_URING_SETUP = 321, 425   # x86-64
+
+
+def _kernel_types(work: Path) -> None:  # pragma: no cover - a maintenance script
+    """mmap of a file, mprotect RW -> RX, bpf(BPF_MAP_CREATE), io_uring_setup."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.syscall.restype = ctypes.c_long
+    f = work / "mapped-file"
+    f.write_bytes(b"\0" * mmap.PAGESIZE)
+    with open(f, "rb") as fh, mmap.mmap(fh.fileno(), mmap.PAGESIZE, prot=mmap.PROT_READ):
+        pass
+    addr = libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                     -1, 0)
+    assert libc.mprotect(ctypes.c_void_p(addr), mmap.PAGESIZE, RECORDED_PROT) == 0
+    libc.munmap(ctypes.c_void_p(addr), mmap.PAGESIZE)
+    # union bpf_attr, BPF_MAP_CREATE: type, key and value size, entries, flags, inner fd, node, name
+    attr = ctypes.create_string_buffer(128)
+    ctypes.memmove(attr, (2).to_bytes(4, sys.byteorder) + (4).to_bytes(4, sys.byteorder)
+                   + (4).to_bytes(4, sys.byteorder) + (1).to_bytes(4, sys.byteorder), 16)
+    ctypes.memmove(ctypes.addressof(attr) + 28, MAP_NAME, len(MAP_NAME))
+    fd = libc.syscall(NR_BPF, 0, attr, ctypes.c_uint(len(attr)))
+    assert fd >= 0, ctypes.get_errno()
+    os.close(fd)
+    params = ctypes.create_string_buffer(120)   # struct io_uring_params
+    fd = libc.syscall(NR_IO_URING_SETUP, ctypes.c_uint(URING_ENTRIES), params)
+    assert fd >= 0, ctypes.get_errno()
+    os.close(fd)
+
+
 def record() -> None:  # pragma: no cover - a maintenance script
     from agent.features import probe
     from agent.hooksets import choose_hook_set
@@ -129,6 +166,16 @@ def record() -> None:  # pragma: no cover - a maintenance script
             except FileNotFoundError:
                 pass
             subprocess.run([true, "recorded-exec"], check=True)
+            target = subprocess.Popen([shutil.which("sleep") or "/bin/sleep", "30"])
+            time.sleep(0.1)
+            target.terminate()  # a signal named by the kernel: signal.target
+            target.wait()
+            os.close(os.memfd_create("recorded-memfd", os.MFD_CLOEXEC))
+            try:
+                os.chdir(work / "missing-dir")
+            except FileNotFoundError:
+                pass
+            _kernel_types(work)
             time.sleep(0.2)
             while rb.consume() > 0:
                 pass
@@ -141,6 +188,15 @@ def record() -> None:  # pragma: no cover - a maintenance script
         "exec": lambda n, fl: n == "exec" and b"recorded-exec" in fl["tail_bytes"],
         "fork": lambda n, fl: n == "fork" and fl["fields"]["parent_pid"] == me,
         "exit": lambda n, fl: n == "exit" and fl["fields"]["hdr"]["pid"] != me,
+        "signal": lambda n, fl: n == "signal" and fl["fields"]["hdr"]["pid"] == me and fl["fields"]["target"]["pid"],
+        "memfd_create": lambda n, fl: n == "memfd_create" and b"recorded-memfd" in fl["tail_bytes"],
+        "chdir_failed": lambda n, fl: n == "chdir" and b"missing-dir" in fl["tail_bytes"],
+        "mmap_file": lambda n, fl: n == "mmap" and b"mapped-file" in fl["tail_bytes"],
+        "mprotect": lambda n, fl: (n == "mprotect" and fl["fields"]["hdr"]["pid"] == me
+                                   and fl["fields"]["prot"] == RECORDED_PROT),
+        "bpf_map_create": lambda n, fl: n == "bpf" and bytes.fromhex(fl["fields"]["map_name"]).startswith(MAP_NAME),
+        "io_uring_setup": lambda n, fl: (n == "io_uring" and fl["fields"]["hdr"]["pid"] == me
+                                         and fl["fields"]["entries"] == URING_ENTRIES),
     }
     FIXTURES.mkdir(exist_ok=True)
     for raw in got:

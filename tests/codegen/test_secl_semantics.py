@@ -21,7 +21,8 @@ from secl_helpers import compile_ok, errors_of
     ('process.comm == "x" && exec.file.path == "y" && open.flags > 0',
      [(1, 49, "the expression uses fields of two event types, 'exec' and 'open'; a rule applies to exactly one")]),
     ('open.flags > 0 && UNKNOWN_THING', [(1, 19, "unknown identifier 'UNKNOWN_THING' (not a field, macro or constant)")]),
-    ('open.file[_].path == "x"', [(1, 10, "'[_]' is only allowed after an iterator (process.ancestors)")]),
+    ('open.file[_].path == "x"', [(1, 10, "'[_]' is only allowed after an iterator (process.ancestors, "
+                                  "ptrace.tracee.ancestors, setns.target.ancestors, signal.target.ancestors)")]),
     ('!open.file.path == "x"', [(1, 2, "expected a boolean, got string ('!' applies to the operand right after it: write !(a == b))")]),
     ('open.flags && open.retval == 0', [(1, 1, "expected a boolean, got int")]),
     ('open.file.path + 1 > 0', [(1, 1, "operator '+' needs integers, got string")]),

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 
 from agent.features import Feature, FeatureReport
-from agent.hooksets import FENTRY, HOOK_SETS, KPROBE, TRACEPOINT, choose_hook_set
+from agent.hooksets import FENTRY, HOOK_SETS, KPROBE, TRACEPOINT, choose_hook_set, tracefs_has
+from codegen.eventtypes import PRODUCED
 
-DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage", "tc")
+DEV_KERNEL = ("tracepoint", "tp_btf", "raw_tp", "ctime_tp", "ringbuf", "helpers", "task_storage", "find_vma", "tc")
 DEBIAN_61 = ("tracepoint", "tp_btf", "raw_tp", "kprobe", "fentry", "lsm", "ringbuf", "helpers",
-             "task_storage", "security_path", "kprobe_security_path", "tc")
+             "task_storage", "find_vma", "security_path", "kprobe_security_path", "tc")
 
 
 def report(available: tuple[str, ...]) -> FeatureReport:
@@ -26,21 +27,31 @@ def everything(_tracepoint: str) -> bool:
     return True
 
 
+def _host_lacks() -> set[str]:
+    """Types whose tracepoints this host lacks (choose_hook_set asks tracefs:
+    no module/* tracepoints on a kernel without modules)."""
+    return {t.name for t in PRODUCED if any(not tracefs_has(tp) for tp in t.requires_tracepoints)}
+
+
 def test_fentry_is_preferred_where_it_loads() -> None:
     assert [h.name for h in HOOK_SETS] == ["fentry", "kprobe", "tracepoint"]
     assert choose_hook_set(report(DEBIAN_61)).name == "fentry"
     no_fentry = tuple(f for f in DEBIAN_61 if f not in ("fentry", "security_path"))
     choice = choose_hook_set(report(no_fentry))
-    assert choice.name == "kprobe" and choice.hook_set is not None and not choice.hook_set.left_out
+    assert choice.name == "kprobe" and choice.hook_set is not None
+    assert set(choice.hook_set.left_out) == _host_lacks()
     choice = choose_hook_set(report(DEV_KERNEL))
     assert choice.name == "tracepoint" and choice.hook_set is not None
-    assert choice.hook_set.left_out == {}
+    assert set(choice.hook_set.left_out) == _host_lacks()
 
 
 def test_tracepoint_set_leaves_out_path_types_without_ctime_tracepoints() -> None:
     hs = TRACEPOINT.restricted(report(DEBIAN_61), everything)
-    assert {"open", "exec", "fork", "exit", "mount", "umount",
-            "connect", "bind", "accept", "dns"} == hs.supported_event_types()
+    ctime_types = {"chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link", "utimes", "setxattr", "removexattr"}
+    assert set(hs.left_out) == ctime_types
+    assert {"open", "exec", "fork", "exit", "mount", "umount", "ptrace", "signal", "setuid",
+            "chdir", "setns", "connect", "bind", "accept", "dns"} <= hs.supported_event_types()
+    assert not ctime_types & hs.supported_event_types()
     assert hs.left_out["chmod"] == ("ctime_tp",) and "rs_ctime_ns_xchg" not in hs.programs_for(None)
     choice = choose_hook_set(report(DEBIAN_61), only="tracepoint")
     assert "left out on this kernel: chmod (needs ctime_tp)" in choice.reason
@@ -80,13 +91,15 @@ def test_unknown_hook_set() -> None:
 def test_every_program_exists_in_the_object(built_objects: None) -> None:
     from agent.libbpf.object import BpfObject
     from agent.objects import object_path
+    from agent.runtime import COMPAT_COUNTER
 
     with BpfObject(object_path("probe.bpf.o")) as obj:
         for hs in HOOK_SETS:
             missing = set(hs.programs_for(None)) - set(obj.programs)
             assert not missing, f"{hs.name}: {sorted(missing)} not in probe.bpf.o"
-        # and nothing in the object that no hook set uses (dead programs)
-        used = {p for hs in HOOK_SETS for p in hs.programs_for(None)}
+        # and nothing in the object that no hook set uses (dead programs) but
+        # the opt-in compat counter (--count-compat-syscalls)
+        used = {p for hs in HOOK_SETS for p in hs.programs_for(None)} | {COMPAT_COUNTER}
         assert set(obj.programs) - used == set()
 
 
@@ -104,5 +117,6 @@ def test_dns_is_left_out_without_tc_classifiers() -> None:
     for available in (DEV_KERNEL, DEBIAN_61):
         choice = choose_hook_set(report(tuple(f for f in available if f != "tc")))
         assert choice.hook_set is not None
-        assert choice.hook_set.left_out == {"dns": ("tc",)}
+        left_out = choice.hook_set.left_out
+        assert left_out["dns"] == ("tc",) and set(left_out) == {"dns"} | _host_lacks()
         assert "connect" in choice.hook_set.supported_event_types()

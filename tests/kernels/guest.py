@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from kernel_types import URING_ENV  # noqa: E402
 from workload import Check, Workload, shape  # noqa: E402
 
 from agent.libbpf.errors import BpfError, VerifierError  # noqa: E402
@@ -227,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compiled", type=Path, required=True, help="the default policy's compiled objects")
     ap.add_argument("--out", type=Path, required=True, help="JSON report")
     ap.add_argument("--hook-set", action="append", default=None, help="only these hook sets")
+    ap.add_argument("--uring-helper", type=Path, default=None,
+                    help="tests/kernel/c/uring.c, compiled on the host (the workload's io_uring calls)")
     args = ap.parse_args(argv)
+    if args.uring_helper is not None:
+        os.environ[URING_ENV] = str(args.uring_helper)
     logging.basicConfig(level=logging.WARNING, format="guest: %(levelname)s: %(message)s")
     started = time.monotonic()
     mount_kernel_fs()

@@ -3,8 +3,11 @@ other kernels, each booted for real under virtme-ng (QEMU, no KVM needed).
 
     python tests/kernels/matrix.py [--kernel 6.1] [--kernel 6.12] [--kernel host]
 
-For each kernel of ``KERNELS``: find the newest Debian 12 package of its
-series (`apt-cache search`), download and unpack it once into
+For each kernel of ``KERNELS``: find the newest Debian package of its
+series (`apt-cache search`; Debian 12's from the machine's own sources,
+another suite's from a sources list and apt state of its own under
+build/kernels/apt-<suite>/, so the machine's lists stay untouched),
+download and unpack it once into
 build/kernels/ (gitignored), install its modules into /lib/modules/<ver>
 (virtme-ng's guest loads 9p/virtio from there) and boot it with the host's
 root filesystem over 9p, running tests/kernels/guest.py inside. ``host`` runs
@@ -41,6 +44,12 @@ BOOT_TIMEOUT = 900
 # Event types a precise (fentry) kernel must report correctly; each has a
 # check in workload.py.
 PRECISE_TYPES = ("open", "exec", "chmod", "unlink", "rename")
+# Process activity (issue 9, activity_workload.py): on every kernel and hook set.
+ACTIVITY_TYPES = ("ptrace", "signal", "setuid", "setgid", "capset", "memfd_create", "splice", "prctl", "chdir",
+                  "unshare", "setns")
+# The kernel event types (kernel_types.py): everywhere, and the module types where modules exist.
+KERNEL_TYPES = ("bpf", "mmap", "mprotect", "io_uring", "mount")
+MODULE_TYPES = ("load_module", "unload_module")
 # Every kernel must produce these too (the DNS classifier loads and parses there).
 NETWORK_TYPES = ("connect", "bind", "accept", "dns")
 
@@ -49,18 +58,25 @@ NETWORK_TYPES = ("connect", "bind", "accept", "dns")
 class Kernel:
     label: str
     package: str            # regular expression over Debian package names; the newest wins
-    hook_set: str | None    # the hook set the probe must choose (None: whatever the host offers)
+    hook_set: str | None    # the hook set the probe must choose (None: whatever the host offers;
+                            # "none": the agent cannot run there, the probe must say why)
     required: tuple[str, ...] = ()   # event types that must be produced and checked
+    suite: str | None = None          # Debian suite of the package (None: the machine's sources)
 
 
 KERNELS: dict[str, Kernel] = {
     k.label: k for k in (
-        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry", PRECISE_TYPES + NETWORK_TYPES),
+        Kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$", "fentry",
+               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES + NETWORK_TYPES),
         Kernel("6.12", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$", "fentry",
-               PRECISE_TYPES + NETWORK_TYPES),
-        Kernel("host", "", None, ("open", "exec", *NETWORK_TYPES)),
+               PRECISE_TYPES + ACTIVITY_TYPES + KERNEL_TYPES + MODULE_TYPES + NETWORK_TYPES),
+        Kernel("host", "", None, ("open", "exec") + ACTIVITY_TYPES + KERNEL_TYPES + NETWORK_TYPES),
+        # Debian 11: no bpf_loop (5.17) nor bpf_task_pt_regs (5.15), which every hook set needs
+        Kernel("5.10", r"^linux-image-5\.10\.0-[0-9]+-amd64-unsigned$", "none", (), suite="bullseye"),
     )
 }
+# What a kernel whose probe picks no hook set must lack (judged from `rsagent probe`).
+NONE_BECAUSE = ("helpers",)
 
 
 class MatrixError(RuntimeError):
@@ -84,17 +100,35 @@ def ensure_system_packages() -> None:
         raise MatrixError(f"apt-get install {' '.join(missing)} failed: {proc.stderr.strip()[-500:]}")
 
 
-def newest_package(pattern: str) -> str:
+def apt_options(suite: str | None) -> list[str]:
+    """apt-get/apt-cache options for a suite: its own sources list and state
+    directories under build/kernels/apt-<suite>/ (none: the machine's)."""
+    if suite is None:
+        return []
+    base = CACHE / f"apt-{suite}"
+    for d in ("lists/partial", "cache/archives/partial"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    sources = base / "sources.list"
+    key = "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
+    sources.write_text(f"deb {key} http://deb.debian.org/debian {suite} main\n"
+                       f"deb {key} http://deb.debian.org/debian-security {suite}-security main\n")
+    return ["-o", f"Dir::Etc::sourcelist={sources}", "-o", "Dir::Etc::sourceparts=-",
+            "-o", f"Dir::State::Lists={base / 'lists'}", "-o", f"Dir::Cache={base / 'cache'}"]
+
+
+def newest_package(pattern: str, suite: str | None = None) -> str:
     """The newest Debian package whose name matches; apt lists updated once if none."""
+    opts = apt_options(suite)
     for attempt in (0, 1):
-        out = sh(["apt-cache", "search", "--names-only", pattern]).stdout
+        out = sh(["apt-cache", *opts, "search", "--names-only", pattern]).stdout
         names = [line.split(" - ")[0].strip() for line in out.splitlines() if line.strip()]
         names = [n for n in names if re.match(pattern, n)]
         if names:
             return sorted(names, key=_version_key)[-1]
         if attempt == 0:
-            sh(["apt-get", "update", "-qq"])
-    raise MatrixError(f"no Debian package matches {pattern!r}: is bookworm (and bookworm-updates) in apt sources?")
+            sh(["apt-get", *opts, "update", "-qq"])
+    where = f"Debian {suite}" if suite else "apt sources (bookworm and bookworm-updates?)"
+    raise MatrixError(f"no Debian package matches {pattern!r} in {where}")
 
 
 def _version_key(name: str) -> list[int]:
@@ -104,14 +138,14 @@ def _version_key(name: str) -> list[int]:
 def fetch(kernel: Kernel) -> tuple[str, Path]:
     """Download and unpack the kernel package (cached); install its modules.
     Returns the kernel release and the vmlinuz path."""
-    package = newest_package(kernel.package)
+    package = newest_package(kernel.package, kernel.suite)
     release = package.removeprefix("linux-image-").removesuffix("-unsigned")
     tree = CACHE / release
     vmlinuz = tree / "boot" / f"vmlinuz-{release}"
     if not vmlinuz.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"matrix: downloading {package}", flush=True)
-        proc = sh(["apt-get", "download", package], cwd=CACHE)
+        proc = sh(["apt-get", *apt_options(kernel.suite), "download", package], cwd=CACHE)
         debs = sorted(CACHE.glob(f"{package}_*.deb"))
         if proc.returncode != 0 or not debs:
             raise MatrixError(f"apt-get download {package} failed: {proc.stderr.strip()[-500:]}")
@@ -143,9 +177,24 @@ def compiled_dir() -> Path:
     return locate(load_policies([ROOT / "rules"])).directory
 
 
+URING_HELPER = CACHE / "uring"
+
+
+def build_uring_helper() -> Path:
+    """The workload's io_uring helper, compiled here (a compiler runs ~1000x
+    slower in the emulated guests)."""
+    src = ROOT / "tests" / "kernel" / "c" / "uring.c"
+    if not URING_HELPER.exists() or URING_HELPER.stat().st_mtime < src.stat().st_mtime:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        proc = sh([shutil.which("gcc") or "gcc", "-O2", "-Wall", "-o", str(URING_HELPER), str(src)])
+        if proc.returncode != 0:
+            raise MatrixError(f"gcc {src} failed: {proc.stderr.strip()[-500:]}")
+    return URING_HELPER
+
+
 def guest_command(compiled: Path, out: Path) -> list[str]:
     return [str(VENV_BIN / "python"), str(ROOT / "tests" / "kernels" / "guest.py"),
-            "--compiled", str(compiled), "--out", str(out)]
+            "--compiled", str(compiled), "--out", str(out), "--uring-helper", str(URING_HELPER)]
 
 
 def boot(release: str, vmlinuz: Path, compiled: Path) -> tuple[Path, Path, float]:
@@ -187,6 +236,15 @@ def judge(kernel: Kernel, report: dict[str, Any]) -> list[str]:
     if kernel.hook_set and report.get("chosen") != kernel.hook_set:
         problems.append(f"hook set {report.get('chosen')!r} chosen, expected {kernel.hook_set!r}")
     runs = report.get("runs", [])
+    if kernel.hook_set == "none":
+        # the agent cannot run here: the probe must say so, for the known reason
+        features = report.get("probe", {}).get("features", {})
+        for name in NONE_BECAUSE:
+            if features.get(name, {}).get("available", True):
+                problems.append(f"expected {name} to be missing, the probe found it")
+        if runs:
+            problems.append(f"hook sets ran although none should be usable: {[r['hook_set'] for r in runs]}")
+        return problems
     if not runs:
         problems.append("no hook set ran")
     for run in runs:
@@ -236,7 +294,8 @@ def describe(label: str, report: dict[str, Any], seconds: float, problems: list[
     have = [n for n, f in features.items() if f.get("available")]
     lacks = [n for n, f in features.items() if not f.get("available")]
     lines.append(f"   features: {' '.join(have)}" + (f"; missing: {' '.join(lacks)}" if lacks else ""))
-    lines.append(f"   hook set chosen: {report.get('chosen')}")
+    lines.append(f"   hook set chosen: {report.get('chosen')}"
+                 + (f" ({report.get('probe', {}).get('hook_set_reason', '')})" if report.get("chosen") == "none" else ""))
     for run in report.get("runs", []):
         lines.append(f"   [{run['hook_set']}] {run['attached']}/{len(run['programs'])} programs loaded and attached "
                      f"in {run['load_seconds']} s; {run['docs']} documents"
@@ -272,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_system_packages()
         RESULTS.mkdir(parents=True, exist_ok=True)
         compiled = compiled_dir()
+        build_uring_helper()
         for label in labels:
             kernel = KERNELS[label]
             try:

@@ -10,7 +10,8 @@ path must be the canonical one the kernel walked:
     <tmp>/real/fifo      made by the parent (the child's open of it fails)
 
 Expectations are checked only for the event types the hook set produces;
-the matrix (matrix.py) decides which types a kernel must have.
+the matrix (matrix.py) decides which types a kernel must have. The process
+activity part (issue 9) is activity_workload.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import activity_workload
+import kernel_types
 
 Doc = dict[str, Any]
 
@@ -190,6 +194,15 @@ class Workload:
             forks = [x for x in self.docs if x["type"] == "fork" and x["process"]["pid"] == self.child_pid]
             out.append(Check("fork of the child", "fork", bool(forks), f"a fork document for pid {self.child_pid}"))
         one("exit of the child", "exit", lambda x: True, f"an exit document for pid {self.child_pid}")
+
+        def one_of(name: str, event_type: str, docs: list[Doc], pred: Any, what: str) -> None:
+            if event_type in types:
+                hits = [x for x in docs if pred(x)]
+                out.append(Check(name, event_type, bool(hits), f"expected {what}; {len(docs)} {event_type} documents"))
+
+        activity_workload.checks(self.top, self.docs, types, one_of, precise=precise)
+        # bpf, mmap, mprotect, io_uring, the new mount API, modules (kernel_types.py)
+        out += [Check(*c) for c in kernel_types.checks(self.mine, self.docs, self.top, types, precise=precise)]
         lo = {"ip": "127.0.0.1", "family": 2, "is_public": False}
         one("bind on loopback (the port the kernel picked)", "bind",
             lambda x: {k: x["bind"]["addr"][k] for k in lo} == lo and x["bind"]["addr"]["port"] > 0
@@ -251,6 +264,8 @@ def _act(top: Path) -> None:
     os.unlink("lnk/g")
     os.mkdir("lnk/d")
     os.rmdir("lnk/d")
+    activity_workload.act(top)   # ptrace, signal, credentials, memfd, splice, prctl, chdir, namespaces
+    kernel_types.act(top)                             # bpf, memory, io_uring, mount API, modules
     _network()
 
 

@@ -141,3 +141,31 @@ def test_an_event_read_after_a_later_exec_gets_the_image_it_happened_in() -> Non
     assert image_at(1_500) == "/old"
     # one image back, no more: the fork's image is not kept (bounded memory)
     assert image_at(500) == "/old"
+
+
+def test_a_credentials_change_shows_on_the_image_and_in_descendants_lineage() -> None:
+    """setuid/setgid/capset (issue 9): the image takes the new credentials;
+    a child forked earlier shows its parent's new ones as an ancestor."""
+    from agent.events.process_docs import ancestor_docs
+    from agent.users import UserNames
+
+    cache = _cache()
+    _init(cache)
+    parent, child = BASE + 1, BASE + 2
+    cache.on_fork(parent, 1000, 1, 1, creds=ROOT, meta=META)
+    _exec(cache, parent, 1000, "/usr/sbin/daemon")
+    kid = cache.on_fork(child, 2000, parent, 1000, creds=ROOT, meta=META)
+    image = cache.peek(parent, 1000)
+    assert image is not None
+    users = UserNames()
+    assert ancestor_docs(kid, users)[0]["uid"] == 0
+    dropped = Credentials(uid=1000, gid=1000, euid=1000, egid=1000, fsuid=1000, fsgid=1000)
+    assert cache.on_credentials(parent, 1000, dropped) is image and image.creds == dropped
+    first = ancestor_docs(kid, users)[0]
+    assert (first["pid"], first["uid"], first["euid"]) == (parent, 1000, 1000)
+    assert cache.stats.credential_changes == 1
+    cache.on_credentials(parent, 1000, dropped)                 # no change: not counted
+    cache.on_credentials(parent, 999, ROOT)                     # another instance: ignored
+    assert cache.stats.credential_changes == 1 and image.creds == dropped
+    cache.on_comm(parent, 1000, "renamed")
+    assert ancestor_docs(kid, users)[0]["comm"] == "renamed"

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import activity_trials
 import pytest
 from inproc_agent import InProcessAgent
 
@@ -74,6 +75,29 @@ def random_net_atom(rng: random.Random, t: str) -> str:
     return f"{t}.addr.ip != {rng.choice(CONNECT_IPS)}"
 
 
+def _net_doc(t: str, ip_text: str, port: int, result: int) -> dict[str, Any]:
+    ip = ipaddress.ip_address(ip_text)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    addr = {"ip": ip_text, "port": port, "family": int(family), "is_public": ip.is_global}
+    return {"type": t, "timestamp": time.time_ns(), t: {"addr": addr, "retval": result},
+            "process": {"comm": "python3"}}
+
+
+def net_docs(op: list[Any], result: int) -> list[dict[str, Any]]:
+    """The events a socket op must produce: accept's listener is bound, then
+    connected to from the workload itself."""
+    t, ip, port = op
+    if t == "accept":
+        return [_net_doc("bind", ip, port, 0), _net_doc("connect", ip, port, 0), _net_doc(t, ip, port, result)]
+    return [_net_doc(t, ip, port, result)]
+
+
+def net_key(rule_id: str, doc: dict[str, Any]) -> tuple[Any, ...]:
+    t = doc["type"]
+    addr = doc[t]["addr"]
+    return (rule_id, t, addr["ip"], addr["port"], doc[t]["retval"] >= 0)
+
+
 def _q(s: str) -> str:
     return json.dumps(s)
 
@@ -81,6 +105,10 @@ def _q(s: str) -> str:
 def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> str:
     if t in NET:
         return random_net_atom(rng, t)
+    if t in activity_trials.TYPES and t not in activity_trials.FILE_TYPES:
+        return activity_trials.random_atom(rng, t)
+    if t == "splice" and rng.random() < 0.2:
+        return "splice.pipe_exit_flag & PIPE_BUF_FLAG_CAN_MERGE > 0"
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
     # Weighted towards approvable shapes; negations and process fields keep
     # the "no approver" and "no discarder" shapes in the mix.
@@ -140,6 +168,8 @@ def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
         return ["bind", rng.choice(LOCAL_IPS), rng.choice(PORTS)]
     if t == "accept":
         return ["accept", rng.choice(LOCAL_IPS[:2]), rng.choice(PORTS)]
+    if t in activity_trials.TYPES:
+        return activity_trials.random_op(rng, base, t, DIRS, NAMES)
     path = _target(rng, base)
     if t == "open":
         return ["open", path, FLAGS[rng.choice(list(FLAGS))]]
@@ -182,45 +212,53 @@ def syscall_flags(op: list[Any]) -> int:
     return int(op[2]) | os.O_CLOEXEC  # Python's os.open always adds O_CLOEXEC (PEP 446)
 
 
-def _net_doc(t: str, ip_text: str, port: int, result: int) -> dict[str, Any]:
-    ip = ipaddress.ip_address(ip_text)
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    addr = {"ip": ip_text, "port": port, "family": int(family), "is_public": ip.is_global}
-    return {"type": t, "timestamp": time.time_ns(), t: {"addr": addr, "retval": result},
-            "process": {"comm": "python3"}}
-
-
-def expected_docs(op: list[Any], result: int) -> list[dict[str, Any]]:
-    """The events one op must produce."""
+def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
     t = op[0]
-    if t == "accept":  # the listener is bound, then connected to from the workload itself
-        return [_net_doc("bind", op[1], op[2], 0), _net_doc("connect", op[1], op[2], 0),
-                _net_doc(t, op[1], op[2], result)]
-    if t in NET:
-        return [_net_doc(t, op[1], op[2], result)]
-    path = op[1]
-    body: dict[str, Any] = {"file": {"path": path, "name": os.path.basename(path)}, "retval": result}
+    if t in activity_trials.TYPES:
+        body = activity_trials.expected_body(op, result)
+    else:
+        body = {"file": {"path": op[1], "name": os.path.basename(op[1])}, "retval": result}
     if t == "open":
         body["flags"] = syscall_flags(op)
-    return [{"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}]
+    return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}
 
 
-def run_workload(ops: list[list[Any]], work: Path) -> tuple[int, list[int]]:
-    """The workload's pid (its events are the trial's) and each op's result."""
+def run_workload(ops: list[list[Any]], work: Path) -> tuple[int, list[int | None]]:
+    """The workload's pid and each op's result (None: the op made no call)."""
     (work / "ops.json").write_text(json.dumps(ops))
-    proc = subprocess.Popen(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")])
-    assert proc.wait(60) == 0
-    results: list[int] = json.loads((work / "res.json").read_text())
-    return proc.pid, results
+    subprocess.run(["python3", str(HERE / "workload.py"), str(work / "ops.json"), str(work / "res.json")],
+                   check=True)
+    out = json.loads((work / "res.json").read_text())
+    return int(out["pid"]), list(out["results"])
 
 
-def event_key(rule_id: str, doc: dict[str, Any]) -> tuple[Any, ...]:
-    """What identifies an alert: the rule, the type, its address or path, its result."""
-    t = doc["type"]
-    ev = doc[t]
+def op_key(rule_id: str, op: list[Any], result: int) -> tuple[Any, ...]:
+    if op[0] in activity_trials.TYPES:
+        return (rule_id, *activity_trials.key_of_op(op), result)
+    return (rule_id, op[0], op[1], syscall_flags(op) if op[0] == "open" else None, result)
+
+
+def alert_key(alert: dict[str, Any]) -> tuple[Any, ...]:
+    t = alert["event"]["type"]
+    ev = alert["event"][t]
     if t in NET:
-        return (rule_id, t, ev["addr"]["ip"], ev["addr"]["port"], ev["retval"] >= 0)
-    return (rule_id, t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
+        return net_key(alert["rule_id"], alert["event"])
+    if t in activity_trials.TYPES:
+        return (alert["rule_id"], *activity_trials.key_of_doc(t, ev), ev["retval"])
+    return (alert["rule_id"], t, ev["file"]["path"], ev.get("flags") if t == "open" else None, ev["retval"])
+
+
+def ours(alert: dict[str, Any], base: Path, pids: set[int]) -> bool:
+    """An alert on one of the workload's calls (not the rest of the machine's,
+    nor its own start-up: the calls on files are those below base)."""
+    event = alert["event"]
+    t = event["type"]
+    if event["process"]["pid"] not in pids:
+        return False
+    if t in NET or (t in activity_trials.TYPES and t not in activity_trials.FILE_TYPES):
+        return True
+    file = event[t].get("file") or {}
+    return str(file.get("path", "")).startswith(str(base))
 
 
 def check_trial(seed: int, root: Path, cache: Path, types: list[str]) -> None:
@@ -244,20 +282,26 @@ def _trial(seed: int, root: Path, cache: Path, types: list[str]) -> bool:
     policy.write_text(policy_text)
     ruleset = load_policies([policy]).ruleset
     ops = random_ops(rng, base, types)
+    pids: set[int] = set()
     with InProcessAgent(policy, cache) as agent:
         expected: Counter[tuple[Any, ...]] = Counter()
-        pids = set()
         for _ in range(2):  # the second pass meets the discarders of the first
             pid, results = run_workload(ops, work)
             pids.add(pid)
             for op, res in zip(ops, results, strict=True):
-                for doc in expected_docs(op, res):
-                    for rule_id in ruleset.evaluate(doc):
-                        expected[event_key(rule_id, doc)] += 1
+                if res is None:
+                    continue
+                if op[0] in NET:
+                    for doc in net_docs(op, res):
+                        for rule_id in ruleset.evaluate(doc):
+                            expected[net_key(rule_id, doc)] += 1
+                    continue
+                for rule_id in ruleset.evaluate(expected_doc(op, res)):
+                    expected[op_key(rule_id, op, res)] += 1
             time.sleep(0.3)
     if agent.lost:
         return False
-    got = Counter(event_key(a["rule_id"], a["event"]) for a in agent.alerts() if a["event"]["process"]["pid"] in pids)
+    got = Counter(alert_key(a) for a in agent.alerts() if ours(a, base, pids))
     missing = expected - got
     extra = got - expected
     assert not missing and not extra, (

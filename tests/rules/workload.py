@@ -6,13 +6,17 @@ OPS: [["open", path, flags], ["chmod", path, mode], ["chown", path, uid, gid],
       ["mkdir"/"rmdir", path], ["rename"/"link", src, dst],
       ["connect"/"bind", ip, port] (UDP: nothing is sent), ["accept", ip, port]
       (a TCP listener there, connected to from this process)]
-RESULTS: one int per op: the fd closed right away (>= 0), 0, or -errno.
+     and the process-activity calls of activity_calls.py
+RESULTS: {"pid": this process, "results": one per op: the fd closed right
+away (>= 0) or the call's return value, -errno on failure (null: no call)}.
 """
 import json
 import socket
 from collections.abc import Callable
 import os
 import sys
+
+import activity_calls
 
 
 def _family(ip: str) -> socket.AddressFamily:
@@ -54,7 +58,7 @@ CALLS: dict[str, Callable[..., object]] = {
 
 def main() -> None:
     ops = json.load(open(sys.argv[1]))
-    results = []
+    results: list[int | None] = []
     for op in ops:
         try:
             if op[0] == "open":
@@ -63,12 +67,15 @@ def main() -> None:
                 results.append(fd)
             elif op[0] == "accept":
                 results.append(_accept(op[1], op[2]))
+            elif op[0] in activity_calls.CALLS:
+                results.append(activity_calls.CALLS[op[0]](*op[1:]))
             else:
                 CALLS[op[0]](*op[1:])
                 results.append(0)
         except OSError as exc:
             results.append(-(exc.errno or 0))
-    json.dump(results, open(sys.argv[2], "w"))
+    activity_calls.cleanup()
+    json.dump({"pid": os.getpid(), "results": results}, open(sys.argv[2], "w"))
 
 
 main()
