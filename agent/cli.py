@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from codegen.agentversion import add_agent_version
 from codegen.eventtypes import PRODUCED
 
 from . import installdirs
@@ -34,6 +35,7 @@ from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 if TYPE_CHECKING:
     from .libbpf.object import BpfObject
     from .runtime import RuntimeConfig
+    from codegen.policy import LoadResult
 
 log = logging.getLogger("rsagent")
 
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="objects from `rulec compile` (default: a cache under build/policies, "
                         "compiled on the spot when clang is installed)")
     p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
+    add_agent_version(p)
 
     p = sub.add_parser("trace", help="print every event the probes see, no rules")
     _common(p)
@@ -236,9 +239,20 @@ def _serve_metrics(registry: Registry, address: str | None) -> Iterator[None]:
         server.close()
 
 
+def report_skipped(result: LoadResult) -> None:
+    """Each rule that cannot be loaded once, as a warning; those its filters or
+    agent_version leave out with -v; then the counts."""
+    for s in result.failed:
+        log.warning("%s", s.format())
+    for s in result.excluded:
+        log.info("%s: rule '%s' left out: %s", s.position, s.id, s.message)
+    if result.skipped:
+        log.log(logging.WARNING if result.failed else logging.INFO, "%s", result.summary())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
-    from codegen.policy import load_policies
+    from codegen.policy import HOOK_SET, load_policies
 
     from codegen.cbackend import kernel_filters, shape_digest
 
@@ -250,9 +264,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     policies = args.policy or [DEFAULT_POLICY]
     check_policies(policies, args.insecure_paths)
-    result = load_policies(policies, host=host_document())
+    result = load_policies(policies, host=host_document(), agent_version=args.agent_version)
     for d in result.diagnostics.sorted():
         print(d.format(), file=sys.stderr)
+    report_skipped(result)
     if not result.ok:
         print(f"rsagent: error: the policy has errors; fix them (`rulec validate {' '.join(map(str, policies))}`)",
               file=sys.stderr)
@@ -273,10 +288,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     wanted = set(compiled.filters)
     have = choice.hook_set.supported_event_types()
+    skipped = result.skip_counts()
     for event_type in sorted(wanted - have):
         lacking = choice.hook_set.left_out.get(event_type)
         why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
         for rule in ruleset.rules_for(event_type):
+            skipped[HOOK_SET] += 1
             log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
                         rule.position, rule.id, choice.name, event_type, why)
     if not wanted & have:
@@ -286,6 +303,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # every rule's process.* fields read (and are rare next to file events).
     types = (wanted | PROCESS_TYPES) & have
     registry = _registry()
+    registry.callback("rules_skipped_total", "rules of the policy not loaded, by reason (docs/secl.md "
+                      "\"Rule-level fault isolation\")", "counter", ("reason",), lambda: list(skipped.items()))
     sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
     engine = Engine(ruleset, [sinks], metrics=registry)
 
@@ -314,7 +333,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except UntrustedPathError as exc:
             log.error("SIGHUP: %s; still running the previous policy", exc)
             return
-        new = load_policies(policies, host=host_document())
+        new = load_policies(policies, host=host_document(), agent_version=args.agent_version)
+        report_skipped(new)
         if not new.ok:
             for d in new.diagnostics.sorted():
                 print(d.format(), file=sys.stderr)
@@ -326,6 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       "restart the agent to apply it; still running the previous one")
             return
         n = state["filters"].reload(new_filters)
+        skipped.update(new.skip_counts())
         engine.ruleset = new.ruleset
         if engine.learner is not None:
             engine.learner.reset(new.ruleset, new_filters)

@@ -81,6 +81,9 @@ class Engine:
         alerts = []
         for rule in matched:
             self.stats.matches[rule.id] += 1
+            if rule.silent:  # its actions run (its `set`s already did), no alert
+                self._actions(rule, doc)
+                continue
             if not self._allow(rule, ts):
                 self.stats.throttled += 1
                 self.stats.throttled_by_rule[rule.id] += 1

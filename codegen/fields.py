@@ -186,12 +186,14 @@ def _event_fields() -> list[Field]:
 
 
 HOST_FIELDS: tuple[Field, ...] = tuple(
-    Field(name, type_, "host", path, doc=doc) for name, type_, path, doc in (
+    Field(name, type_, "host", path, array=name == "envs", doc=doc) for name, type_, path, doc in (
         ("kernel.version.major", INT, ("kernel", "version", "major"), "kernel major version"),
         ("kernel.version.minor", INT, ("kernel", "version", "minor"), "kernel minor version"),
         ("kernel.version.patch", INT, ("kernel", "version", "patch"), "kernel patch level"),
+        ("kernel.version.abi", INT, ("kernel", "version", "abi"), "ABI number of a distribution kernel (Ubuntu's `5.15.0-91`: 91)"),
         ("kernel.version.flavor", STR, ("kernel", "version", "flavor"), "release suffix (`-amd64`...)"),
-        ("os", STR, ("os", "name"), "pretty OS name"),
+        ("kernel.core.enabled", BOOL, ("kernel", "core", "enabled"), "the kernel has BTF, so CO-RE works (always, for this agent)"),
+        ("os", STR, ("os", "kind"), "OS kind: `linux` (the reference agent's `windows` never matches)"),
         ("os.id", STR, ("os", "id"), "`ID` from /etc/os-release"),
         ("os.platform_id", STR, ("os", "platform_id"), "`PLATFORM_ID` from /etc/os-release"),
         ("os.version_id", STR, ("os", "version_id"), "`VERSION_ID` from /etc/os-release"),
@@ -203,7 +205,12 @@ HOST_FIELDS: tuple[Field, ...] = tuple(
         ("os.is_rhel7", BOOL, ("os", "is_rhel7"), "RHEL/CentOS 7"),
         ("os.is_rhel8", BOOL, ("os", "is_rhel8"), "RHEL/CentOS 8"),
         ("os.is_sles", BOOL, ("os", "is_sles"), "SUSE Linux Enterprise"),
+        ("os.is_sles12", BOOL, ("os", "is_sles12"), "SUSE Linux Enterprise 12"),
+        ("os.is_sles15", BOOL, ("os", "is_sles15"), "SUSE Linux Enterprise 15"),
         ("os.is_ubuntu", BOOL, ("os", "is_ubuntu"), "Ubuntu"),
+        ("envs", STR, ("envs",), "the agent's environment, `NAME=value` strings"),
+        ("origin", STR, ("origin",), "where events come from: `ebpf`"),
+        ("hostname", STR, ("hostname",), "the host's name"),
     )
 )
 
@@ -224,6 +231,11 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self.fields
+
+    def produces(self, namespace: str) -> bool:
+        """False when ``namespace`` names an event type this agent declares but does not produce."""
+        event = self.event_types.get(namespace)
+        return event is None or event.produced
 
     def suggest(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, self.fields, n=1, cutoff=0.75)

@@ -37,6 +37,7 @@ class Rule:
     policy: str = ""
     fn: Fn = field(default=lambda ev: False, repr=False)
     host_filters: tuple[Fn, ...] = field(default=(), repr=False)
+    silent: bool = False  # a match runs the actions, raises no alert (``silent: true``)
 
     def matches(self, event: DocumentEvent | dict[str, Any]) -> bool:
         """True when the event is of this rule's type and the expression holds."""

@@ -14,7 +14,8 @@ WritePolicy = Callable[..., Path]
 
 
 def errors(result: LoadResult) -> list[tuple[int, int, str]]:
-    return [(d.line, d.col, d.message) for d in result.diagnostics.sorted() if d.is_error]
+    """The policy's errors and those that left rules and macros out."""
+    return [(d.line, d.col, d.message) for d in result.problems().sorted() if d.is_error]
 
 
 def warnings(result: LoadResult) -> list[tuple[int, int, str]]:
@@ -68,7 +69,7 @@ def test_host_filters(write_policy: WritePolicy) -> None:
     new = host_document(release="6.1.0-18-amd64", os_release="ID=debian\n")
     assert load_policies([path], host=old).filtered_out == ["exec_shell_from_webapp"]
     assert load_policies([path], host=new).filtered_out == []
-    assert new["kernel"]["version"] == {"major": 6, "minor": 1, "patch": 0, "flavor": "18-amd64"}
+    assert new["kernel"]["version"] == {"major": 6, "minor": 1, "patch": 0, "abi": 18, "flavor": "18-amd64"}
 
 
 def test_bad_host_filter_is_reported(write_policy: WritePolicy) -> None:
@@ -108,7 +109,7 @@ def test_all_errors_with_file_positions(write_policy: WritePolicy) -> None:
         (13, 5, "rule without an 'id'"),
         (15, 36, "regular expressions are not allowed on path field 'open.file.path'; use a glob"),
     ]
-    printed = result.diagnostics.sorted()[0].format()
+    printed = result.problems().sorted()[0].format()
     assert printed == (f"{result.files[0]}:3:17: error: unknown field 'open.file.pth', did you mean 'open.file.path'?\n"
                        '    expression: open.file.pth == "x"\n'
                        "                ^")
@@ -117,7 +118,11 @@ def test_all_errors_with_file_positions(write_policy: WritePolicy) -> None:
 def test_invalid_rules_are_left_out_valid_ones_load(write_policy: WritePolicy) -> None:
     result = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flgs > 0\n"
                                          "  - id: b\n    expression: open.flags > 0\n")])
-    assert not result.ok and [r.id for r in result.ruleset.rules] == ["b"]
+    assert result.ok and [r.id for r in result.ruleset.rules] == ["b"]
+    (skipped,) = result.skipped
+    assert (skipped.id, skipped.reason, skipped.position.line, skipped.position.col) == ("a", "unknown_field", 3, 17)
+    assert skipped.format().endswith(":3:17: rule 'a' not loaded (unknown_field): unknown field 'open.flgs', "
+                                     "did you mean 'open.flags'?")
 
 
 def test_directory_order_and_extensions(tmp_path: Path, write_policy: WritePolicy) -> None:
@@ -360,9 +365,9 @@ def test_every_infinite_is_an_error(write_policy: WritePolicy) -> None:
     assert errors(result) == [(4, 12, "invalid 'every' inf: a duration such as 10s, 5m, 1h")]
 
 
-def test_rule_on_a_type_the_agent_does_not_produce_is_an_error(write_policy: WritePolicy) -> None:
+def test_rule_on_a_type_the_agent_does_not_produce_is_skipped(write_policy: WritePolicy) -> None:
     path = write_policy("rules:\n  - id: t\n    expression: ptrace.request == 16\n")
     result = load_policies([path])
-    assert not result.ok
+    assert result.ok and [(s.id, s.reason) for s in result.skipped] == [("t", "unsupported_type")]
     assert errors(result) == [(3, 17, "event type 'ptrace' is not produced by this agent: rules on it cannot fire "
                                       "(docs/fields.md lists the types it produces)")]
