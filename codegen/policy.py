@@ -31,7 +31,7 @@ from .kernel_limits import check_kernel_maps
 from .parser import parse
 from .pybackend import compile_expr
 from agent.evaluator.ruleset import Fn, Rule, Ruleset
-from .semantics import Analysis, Scope, analyze
+from .semantics import UNKNOWN_FIELD, UNSUPPORTED, UNSUPPORTED_TYPE, Analysis, Scope, analyze
 from .yamlpos import YNode, load, read_file
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ _RULE_KEYS = ("id", "expression", "description", "tags", "disabled", "every", "a
 # first two leave a rule out silently (it was not meant for this host or
 # agent version: counted, listed with -v); the others are reported once.
 EXCLUDED = ("filter", "agent_version")
-UNSUPPORTED_TYPE, UNKNOWN_FIELD, UNSUPPORTED, INVALID = "unsupported_type", "unknown_field", "unsupported", "invalid"
+INVALID = "invalid"
 FAILED = (UNSUPPORTED_TYPE, UNKNOWN_FIELD, UNSUPPORTED, INVALID)
 HOOK_SET = "hook_set"  # the agent's hook set on this kernel does not produce the rule's event type
 SKIP_REASONS = EXCLUDED + FAILED + (HOOK_SET,)
@@ -509,6 +509,23 @@ class _Compiler:
         span = Span(0, 0)
         return Analysis(ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), span), None, (), len(values) + 1)
 
+    def value(self, node: YNode) -> Analysis | None:
+        """A ``set`` action's ``expression``: any value, of any event type."""
+        source = node.source()
+        tree = parse(source, self.diags, self.budget)
+        if tree is None:
+            return None
+        return analyze(tree, source, self.diags, registry=self.registry, scope=self.scope,
+                       require_event_type=False, expect=None)
+
+    def guard(self, node: YNode) -> Analysis | None:
+        source = node.source()
+        tree = parse(source, self.diags, self.budget)
+        if tree is None:
+            return None
+        return analyze(tree, source, self.diags, registry=self.registry, scope=self.scope,
+                       require_event_type=False)
+
     def expression(self, node: YNode, require_event_type: bool = True,
                    registry: Registry | None = None) -> tuple[Any, Analysis, Fn] | None:
         source = node.source()
@@ -523,11 +540,38 @@ class _Compiler:
         return tree, analysis, compile_expr(analysis.expr)
 
 
+def _expression_types(rules: Iterable[RuleDef], macros: dict[str, MacroDef], registry: Registry) -> None:
+    """Type the ``set`` actions whose value is an ``expression``, in place: by
+    analysing each with the variables known so far (a few rounds, for
+    expressions reading variables other expressions set)."""
+    pending = [(rule, i) for rule in rules for i, a in enumerate(rule.actions)
+               if isinstance(a, SetAction) and a.expression is not None and a.type.kind is Kind.ANY]
+    for _ in range(3):
+        if not pending:
+            return
+        known = _variables(rules, Diagnostics())
+        compiler = _Compiler(macros, Diagnostics(), registry, known, limits.Budget())
+        left = []
+        for rule, i in pending:
+            action = rule.actions[i]
+            assert isinstance(action, SetAction) and action.expression is not None
+            analysis = compiler.value(action.expression)
+            if analysis is None:
+                left.append((rule, i))
+                continue
+            t = analysis.expr.type
+            t = Type(t.kind, array=True) if action.append else t
+            actions = list(rule.actions)
+            actions[i] = replace(action, type=t)
+            rule.actions = tuple(actions)
+        pending = left
+
+
 def _variables(rules: Iterable[RuleDef], diags: Diagnostics) -> dict[str, Type]:
     out: dict[str, tuple[Type, Position]] = {}
     for rule in rules:
         for action in rule.actions:
-            if isinstance(action, SetAction):
+            if isinstance(action, SetAction) and action.type.kind is not Kind.ANY:
                 prev = out.get(action.variable)
                 if prev is not None and prev[0] != action.type:
                     p = action.position
@@ -653,6 +697,7 @@ def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = 
     selector = _HostSelector(host, agent_version, budget)
     skipped = _select(policies, selector, diags)
     macro_defs, rule_defs = merge(policies, diags)
+    _expression_types(list(rule_defs.values()), macro_defs, registry)
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), diags), budget)
     rules: list[Rule] = []
     for rdef in rule_defs.values():
@@ -708,6 +753,48 @@ def _message(first: Diagnostic, compiler: _Compiler) -> str:
     return first.message
 
 
+def _compile_actions(compiler: _Compiler, rdef: RuleDef, event_type: str) -> tuple[Action, ...] | None:
+    """The rule's actions with their ``filter`` guards and ``set`` expressions
+    compiled; None (problems reported) when one does not compile, or reads
+    fields of another event type than the rule's."""
+    out: list[Action] = []
+    ok = True
+    for action in rdef.actions:
+        if action.filter is not None:
+            analysis = compiler.guard(action.filter)
+            if analysis is None or not _same_type(compiler, action.filter, analysis, event_type):
+                ok = False
+                continue
+            action = replace(action, guard=compile_expr(analysis.expr))
+        if isinstance(action, SetAction) and action.expression is not None:
+            value = compiler.value(action.expression)
+            if value is None or not _same_type(compiler, action.expression, value, event_type):
+                ok = False
+                continue
+            got = value.expr.type.kind
+            if got is not action.type.kind and Kind.ANY not in (got, action.type.kind):
+                _Reporter(compiler.diags).error(action.expression, f"variable '{action.variable}' is "
+                                                f"{action.type.kind.value}, this expression is {got.value}")
+                ok = False
+                continue
+            if action.type.kind is Kind.ANY:
+                _Reporter(compiler.diags).error(action.expression, f"cannot type variable '{action.variable}' "
+                                                                   "from its expression")
+                ok = False
+                continue
+            action = replace(action, compute=compile_expr(value.expr))
+        out.append(action)
+    return tuple(out) if ok else None
+
+
+def _same_type(compiler: _Compiler, node: YNode, analysis: Analysis, event_type: str) -> bool:
+    other = next((t for t in analysis.event_types if t != event_type), None)
+    if other is None:
+        return True
+    _Reporter(compiler.diags).error(node, f"this reads '{other}' fields, the rule is on '{event_type}' events")
+    return False
+
+
 def _compile_rule(compiler: _Compiler, rdef: RuleDef, selector: _HostSelector) -> Rule | None:
     assert rdef.expression is not None
     compiled = compiler.expression(rdef.expression)
@@ -716,12 +803,15 @@ def _compile_rule(compiler: _Compiler, rdef: RuleDef, selector: _HostSelector) -
         return None
     tree, analysis, fn = compiled
     assert analysis.event_type is not None
+    actions = _compile_actions(compiler, rdef, analysis.event_type)
+    if actions is None:
+        return None
     node = rdef.id_node
     return Rule(
         id=rdef.id, expression=str(rdef.expression.value), event_type=analysis.event_type,
         ast=tree, ir=analysis.expr,
         position=Position(node.file.path, node.line, node.col), description=rdef.description,
-        tags=dict(rdef.tags), every=rdef.every, actions=rdef.actions,
+        tags=dict(rdef.tags), every=rdef.every, actions=actions,
         filters=tuple(str(f.value) for f in rdef.filters), disabled=rdef.disabled,
         policy=rdef.policy, fn=fn, host_filters=tuple(f for f in host_filters if f is not None),
         silent=rdef.silent,

@@ -31,6 +31,8 @@ from .ir import Kind, Type
 from .patterns import StrMatcher, as_glob, glob_error, make_pattern, make_regex
 
 BUILTIN_VARIABLES = {"process.pid": "process.pid"}
+# Variables computed at each read, and their kinds (agent/evaluator/variables.py computes them).
+VARIABLE_BUILTINS: dict[str, Kind] = {"builtins.uuid4": Kind.STR}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ _NAMESPACES: dict[int, tuple[Registry, frozenset[str]]] = {}
 # Diagnostic codes of the problems that make a rule unloadable (codegen.policy counts them).
 UNSUPPORTED_TYPE = "unsupported_type"
 UNKNOWN_FIELD = "unknown_field"
+UNSUPPORTED = "unsupported"  # a construct this agent does not implement
 
 
 def _namespaces(registry: Registry) -> frozenset[str]:
@@ -257,6 +260,8 @@ class Analyzer:
     def variable(self, name: str, offset: int, span: Span) -> ir.Expr | None:
         if name in BUILTIN_VARIABLES:
             return self.field(BUILTIN_VARIABLES[name], span, via_variable=True)
+        if name in VARIABLE_BUILTINS:
+            return ir.VarRef(name, Type(VARIABLE_BUILTINS[name]), span)
         var_type = self.scope.variables.get(name)
         if var_type is None:
             self.error(offset, f"unknown variable '${{{name}}}'")

@@ -262,13 +262,13 @@ def test_actions_are_validated(write_policy: WritePolicy) -> None:
         (5, 24, "unknown signal 'SIGNOPE' (expected a SIG* name such as SIGKILL)"),
         (6, 40, "invalid kill scope 'cluster' (expected process or container)"),
         (7, 21, "'set' needs a variable name ([A-Za-z0-9_.]+), got 'bad name'"),
-        (8, 14, "'set' needs exactly one of 'value' or 'field'"),
+        (8, 14, "'set' needs exactly one of 'value', 'field' or 'expression'"),
         (9, 31, "a variable's value is a boolean, an integer, a string or a non-empty list of one of those"),
         (10, 39, "invalid ttl 'soon' (a duration such as 10s, 5m, 1h)"),
         (11, 31, "unknown field 'open.nope'"),
         (12, 9, "unknown action 'explode' (expected kill, set or hash)"),
-        (13, 34, "unknown set option 'colour' (expected one of: name, value, field, expression, scope, append, size, ttl, "
-                 "default_value, inherited, private)"),
+        (13, 34, "unknown set option 'colour' (expected one of: name, value, field, expression, scope, scope_field, "
+                 "append, size, ttl, default_value, inherited, private)"),
     ]
     assert result.ruleset.get("a") is None  # a rule whose definition has errors is not loaded
     ok = load_policies([write_policy("rules:\n  - id: a\n    expression: open.flags > 0\n"
