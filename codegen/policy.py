@@ -549,7 +549,7 @@ def _expression_types(rules: Iterable[RuleDef], macros: dict[str, MacroDef], reg
     for _ in range(3):
         if not pending:
             return
-        known = _variables(rules, Diagnostics())
+        known = _variables(rules)
         compiler = _Compiler(macros, Diagnostics(), registry, known, limits.Budget())
         left = []
         for rule, i in pending:
@@ -567,7 +567,9 @@ def _expression_types(rules: Iterable[RuleDef], macros: dict[str, MacroDef], reg
         pending = left
 
 
-def _variables(rules: Iterable[RuleDef], diags: Diagnostics) -> dict[str, Type]:
+def _variables(rules: Iterable[RuleDef], report: bool = False) -> dict[str, Type]:
+    """The variables the rules set, and their types; ``report``: a rule setting
+    one with another type than a rule before it gets the error (and is left out)."""
     out: dict[str, tuple[Type, Position]] = {}
     for rule in rules:
         for action in rule.actions:
@@ -575,8 +577,10 @@ def _variables(rules: Iterable[RuleDef], diags: Diagnostics) -> dict[str, Type]:
                 prev = out.get(action.variable)
                 if prev is not None and prev[0] != action.type:
                     p = action.position
-                    diags.error_at(p.file, p.line, p.col,
-                                   f"variable '{action.variable}' set as {action.type} here and as {prev[0]} at {prev[1]}")
+                    if report:
+                        rule.diags.error_at(p.file, p.line, p.col, f"variable '{action.variable}' set as "
+                                            f"{action.type} here and as {prev[0]} at {prev[1]}")
+                        rule.valid = False
                     continue
                 out.setdefault(action.variable, (action.type, action.position))
     return {name: t for name, (t, _) in out.items()}
@@ -698,7 +702,7 @@ def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = 
     skipped = _select(policies, selector, diags)
     macro_defs, rule_defs = merge(policies, diags)
     _expression_types(list(rule_defs.values()), macro_defs, registry)
-    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), diags), budget)
+    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), report=True), budget)
     rules: list[Rule] = []
     for rdef in rule_defs.values():
         own = Diagnostics(list(rdef.diags))
@@ -845,7 +849,7 @@ def compile_expression(text: str, *, policies: Sequence[str | Path] = (), name: 
     macro_defs, rule_defs = merge(policy_files_, pol_diags)
     # The policy only lends macros and variables: its own problems do not stop the evaluation.
     diags.extend(replace(d, severity=Severity.WARNING) for d in pol_diags)
-    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), pol_diags), limits.Budget())
+    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values()), limits.Budget())
     source = Source(text, name)
     tree = parse(source, diags, compiler.budget)
     if tree is None:
