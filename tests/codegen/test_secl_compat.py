@@ -197,11 +197,19 @@ def test_agent_version_picks_one_rule_of_a_pair(write_policy: WritePolicy) -> No
 # --- silent, every: 0, product_tags -------------------------------------------------------
 
 class Collect:
+    name = "collect"
+
     def __init__(self) -> None:
         self.alerts: list[dict[str, Any]] = []
 
     def write(self, doc: dict[str, Any]) -> None:
         self.alerts.append(doc)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def test_silent_rules_set_variables_without_alerting(write_policy: WritePolicy) -> None:
@@ -245,7 +253,7 @@ def test_chmod_chown_rename_aliases() -> None:
     assert evaluate("chmod.mode == 0o777 && chmod.filename == \"/etc/x\"", chmod)
     chown = {"type": "chown", "chown": {"file": {"path": "/x", "destination": {"uid": 0, "user": "root"}}}}
     assert evaluate('chown.uid == 0 && chown.user == "root"', chown)
-    rename = {"type": "rename", "rename": {"file": {"path": "/a/old"}, "destination": {}}}
+    rename: dict[str, Any] = {"type": "rename", "rename": {"file": {"path": "/a/old"}, "destination": {}}}
     rename["rename"]["file"]["destination"] = {"path": "/a/new"}
     assert evaluate('rename.old.filename == "/a/old" && rename.new.filename == "/a/new"', rename)
 
