@@ -346,7 +346,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       "restart the agent to apply it; still running the previous one")
             return
         n = state["filters"].reload(new_filters)
-        skipped.update(new.skip_counts())
+        for reason, n in new.skip_counts().items():  # a counter: the rules each load left out, added up
+            skipped[reason] += n
         engine.ruleset = new.ruleset
         if engine.learner is not None:
             engine.learner.reset(new.ruleset, new_filters)

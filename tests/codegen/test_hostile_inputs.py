@@ -188,7 +188,7 @@ def test_the_largest_values_that_fit_are_accepted(tmp_path: Path) -> None:
                       f"  - id: c\n    expression: 'open.file.path in [{names}]'\n"
                       "  - id: d\n    expression: process.created_at > 876000h && open.flags > 0\n")
     result = load_policies([policy])
-    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.ok and not result.failed, [d.format() for d in result.problems()]
 
 
 def test_a_bad_utf8_byte_is_reported_where_it_is(worker: Worker, tmp_path: Path) -> None:
