@@ -107,6 +107,8 @@ def _setup_test(p: argparse.ArgumentParser) -> None:
 def cmd_test(args: argparse.Namespace) -> int:
     result = load_policies(args.paths)
     diags = Diagnostics(list(result.diagnostics))
+    for skipped in result.failed:
+        diags.extend(as_warnings(skipped.diagnostics, f"rule '{skipped.id}' not loaded: "))
     files = expand(args.cases) if args.cases else case_files(args.paths)
     if not files:
         print("rulec: no test cases found (give --cases, or put tests/*.yaml beside the policies)", file=sys.stderr)
