@@ -173,6 +173,8 @@ def _common_fields() -> list[Field]:
               doc="event time, ns since the epoch (top-level `timestamp`)"),
         Field("event.origin", STR, None, ("origin",), resolver="origin",
               doc="where the event comes from: `ebpf` (the reference agent's values: ebpf, ebpfless)"),
+        Field("event.source", STR, None, ("source",), resolver="source",
+              doc="`runtime`: every event is observed as it happens (the reference agent also has `snapshot`)"),
     ]
     return fields
 

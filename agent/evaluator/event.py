@@ -213,6 +213,7 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "args_options": _derived(lambda argv: options([str(a) for a in argv[1:]])),
     "envs": _envs,
     "origin": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else ORIGIN,
+    "source": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else "runtime",
 }
 
 

@@ -240,7 +240,7 @@ def test_silent_rules_set_variables_without_alerting(write_policy: WritePolicy) 
 @pytest.mark.parametrize("expr", [
     'open.filename == "/etc/my_secrets"', 'open.basename == "my_secrets"', "open.mode == 0o100644",
     'process.filename == "/usr/bin/cat"', 'process.name == "cat"', 'process.ancestors.name == "bash"',
-    'event.origin == "ebpf"',
+    'event.origin == "ebpf"', 'event.source == "runtime"',
 ])
 def test_legacy_aliases_read_the_fields_they_stand_for(expr: str) -> None:
     doc = open_event()
