@@ -316,8 +316,11 @@ def _where(node: YNode) -> str:
     return f"{node.file.path}:{node.line}:{node.col}"
 
 
-def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str, MacroDef], dict[str, RuleDef]]:
-    """Combine policies in order (see the module docstring)."""
+def merge(policies: Iterable[PolicyFile], diags: Diagnostics,
+          excluded: frozenset[str] = frozenset()) -> tuple[dict[str, MacroDef], dict[str, RuleDef]]:
+    """Combine policies in order (see the module docstring). ``excluded``: IDs
+    of rules left out for this host; a later policy overriding or disabling
+    one of them is left out with it."""
     report = _Reporter(diags)
     macros: dict[str, MacroDef] = {}
     rules: dict[str, RuleDef] = {}
@@ -354,6 +357,8 @@ def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str,
                     report.error(r.id_node, f"more than {limits.MAX_RULES:,} rules (docs/secl.md \"Limits\"); "
                                             f"'{r.id}' and the rules after it are left out")
                     break
+                if r.expression is None and r.id in excluded:
+                    continue
                 if r.expression is None:
                     report.error(r.id_node, f"rule '{r.id}' has no expression")
                     diags.extend(r.diags)
@@ -700,7 +705,7 @@ def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = 
     policies, files = read_policies(paths, diags)
     selector = _HostSelector(host, agent_version, budget)
     skipped = _select(policies, selector, diags)
-    macro_defs, rule_defs = merge(policies, diags)
+    macro_defs, rule_defs = merge(policies, diags, frozenset(s.id for s in skipped))
     _expression_types(list(rule_defs.values()), macro_defs, registry)
     compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), report=True), budget)
     rules: list[Rule] = []

@@ -150,6 +150,15 @@ def test_filters_exclude_rules_and_macros_before_merging(write_policy: WritePoli
     assert ("windows_rule", "unsupported_type") in skipped(unfiltered)
 
 
+def test_a_local_policy_may_disable_a_rule_filtered_out(tmp_path: Path, write_policy: WritePolicy) -> None:
+    write_policy(FILTERS, name="default.policy")
+    write_policy("rules:\n  - id: windows_rule\n    disabled: true\n  - id: linux_rule\n    disabled: true\n",
+                 name="local.policy")
+    result = load_policies([tmp_path], host=HOST)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert [r.id for r in result.ruleset.rules] == ["new_kernels", "env_filter"]
+
+
 def test_os_is_the_os_kind(write_policy: WritePolicy) -> None:
     assert HOST["os"]["kind"] == "linux" and host_document()["os"]["kind"] == "linux"
 
