@@ -357,7 +357,7 @@ def merge(policies: Iterable[PolicyFile], diags: Diagnostics,
                     report.error(r.id_node, f"more than {limits.MAX_RULES:,} rules (docs/secl.md \"Limits\"); "
                                             f"'{r.id}' and the rules after it are left out")
                     break
-                if r.expression is None and r.id in excluded:
+                if r.id in excluded and (r.expression is None or r.combine == "override"):
                     continue
                 if r.expression is None:
                     report.error(r.id_node, f"rule '{r.id}' has no expression")

@@ -152,7 +152,8 @@ def test_filters_exclude_rules_and_macros_before_merging(write_policy: WritePoli
 
 def test_a_local_policy_may_disable_a_rule_filtered_out(tmp_path: Path, write_policy: WritePolicy) -> None:
     write_policy(FILTERS, name="default.policy")
-    write_policy("rules:\n  - id: windows_rule\n    disabled: true\n  - id: linux_rule\n    disabled: true\n",
+    write_policy("rules:\n  - id: windows_rule\n    disabled: true\n  - id: linux_rule\n    disabled: true\n"
+                 "  - id: old_kernels\n    combine: override\n    expression: open.file.path == \"/etc/o\"\n",
                  name="local.policy")
     result = load_policies([tmp_path], host=HOST)
     assert result.ok, [d.format() for d in result.diagnostics]
