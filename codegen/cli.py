@@ -16,7 +16,7 @@ from .agentversion import add_agent_version
 from .errors import Diagnostic, Diagnostics
 from .hostinfo import host_document
 from agent.evaluator.event import DocumentEvent
-from .policy import as_warnings, compile_expression, load_policies
+from .policy import LoadResult, as_warnings, compile_expression, load_policies
 from .testcases import case_files, expand, read_cases, run_cases
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,14 @@ EXIT_USAGE = 2
 def _print_diagnostics(diags: Sequence[Diagnostic], out: TextIO) -> None:
     for d in diags:
         print(d.format(), file=out)
+
+
+def _print_load(result: LoadResult) -> None:
+    """A load's problems, and those of each rule it left out (as warnings)."""
+    diags = Diagnostics(list(result.diagnostics))
+    for skipped in result.failed:
+        diags.extend(as_warnings(skipped.diagnostics, f"rule '{skipped.id}' not loaded: "))
+    _print_diagnostics(diags.sorted(), sys.stderr)
 
 
 def _setup_validate(p: argparse.ArgumentParser) -> None:
@@ -172,9 +180,10 @@ def _replay_policy(paths: list[str], host: Any, role: str) -> Any:
     from agent.replay import PolicyReplay
 
     result = load_policies(paths, host=host if isinstance(host, dict) else None)
-    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
-    if not result.ok:
-        print(f"rulec: the {role} has errors; nothing replayed", file=sys.stderr)
+    _print_load(result)
+    if not result.ok or not result.ruleset.rules:
+        why = "has errors" if not result.ok else "loads no rule"
+        print(f"rulec: the {role} {why}; nothing replayed", file=sys.stderr)
         return None
     return PolicyReplay(", ".join(result.files), result.ruleset)
 
@@ -242,7 +251,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from agent.explain import explain, write_text
 
     result = load_policies(args.policy)
-    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
+    _print_load(result)
     if not result.ok:
         print("rulec: the policy has errors; nothing explained", file=sys.stderr)
         return EXIT_INVALID
