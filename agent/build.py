@@ -51,8 +51,8 @@ def build_default_policy(*, quiet: bool = False) -> list[Path]:
     from .compiled import locate
 
     result = load_policies([ROOT / "rules"])
-    if not result.ok:
-        raise BuildError("rules/ has errors: run `rulec validate rules/`")
+    if not result.ok or result.failed:  # the bundled policy loads whole
+        raise BuildError("rules/ has errors: run `rulec validate --strict rules/`")
     compiled = locate(result)
     return [compiled.probe_object] if compiled.directory.exists() and not quiet else []
 

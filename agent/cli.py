@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from codegen.agentversion import add_agent_version
 from codegen.eventtypes import PRODUCED
 
 from . import installdirs
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="objects from `rulec compile` (default: a cache under build/policies, "
                         "compiled on the spot when clang is installed)")
     p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
+    add_agent_version(p)
     p.add_argument("--record", type=Path, default=None, metavar="CAPTURE",
                    help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
                         "what this policy's in-kernel filters let through)")
@@ -297,6 +299,17 @@ def _serve_metrics(registry: Registry, address: str | None) -> Iterator[None]:
         server.close()
 
 
+def report_skipped(result: LoadResult) -> None:
+    """Each rule that cannot be loaded once, as a warning; those its filters or
+    agent_version leave out with -v; then the counts."""
+    for s in result.failed:
+        log.warning("%s", s.format())
+    for s in result.excluded:
+        log.info("%s: rule '%s' left out: %s", s.position, s.id, s.message)
+    if result.skipped:
+        log.log(logging.WARNING if result.failed else logging.INFO, "%s", result.summary())
+
+
 def _summary(filters: dict[str, TypeFilter]) -> str:
     return "; ".join(f"{t}: {f.summary}" for t, f in sorted(filters.items()))
 
@@ -322,7 +335,7 @@ def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: Hoo
 
 def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
-    from codegen.policy import load_policies
+    from codegen.policy import HOOK_SET, load_policies
 
     from codegen.cbackend import kernel_filters, shape_digest
 
@@ -335,9 +348,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     policies = args.policy or [DEFAULT_POLICY]
     check_policies(policies, args.insecure_paths)
-    result = load_policies(policies, host=host_document())
+    result = load_policies(policies, host=host_document(), agent_version=args.agent_version)
     for d in result.diagnostics.sorted():
         print(d.format(), file=sys.stderr)
+    report_skipped(result)
     if not result.ok:
         print(f"rsagent: error: the policy has errors; fix them (`rulec validate {' '.join(map(str, policies))}`)",
               file=sys.stderr)
@@ -361,7 +375,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if types is None:
         print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
         return EXIT_ERROR
+    skipped = result.skip_counts()
+    skipped[HOOK_SET] += sum(len(ruleset.rules_for(t)) for t in set(compiled.filters) - hook_set.supported_event_types())
+
+    def count_skipped(loaded: LoadResult) -> None:
+        """A counter: the rules each applied load left out, added up."""
+        for reason, n in loaded.skip_counts().items():
+            skipped[reason] += n
+
     registry = _registry()
+    registry.callback("rules_skipped_total", "rules of the policy not loaded, by reason (docs/secl.md "
+                      "\"Rule-level fault isolation\")", "counter", ("reason",), lambda: list(skipped.items()))
     sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
     engine = Engine(ruleset, [sinks], metrics=registry)
 
@@ -452,7 +476,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except UntrustedPathError as exc:
             log.error("SIGHUP: %s; still running the previous policy", exc)
             return None
-        new = load_policies(policies, host=host_document())
+        new = load_policies(policies, host=host_document(), agent_version=args.agent_version)
+        report_skipped(new)
         if not new.ok:
             for d in new.diagnostics.sorted():
                 print(d.format(), file=sys.stderr)
@@ -462,6 +487,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if shape_digest(new_filters) == shape_digest(state["filters"].filters):
             def same_shape() -> None:
                 n = state["filters"].reload(new_filters)
+                count_skipped(new)
                 engine.ruleset = new.ruleset
                 if engine.learner is not None:
                     engine.learner.reset(new.ruleset, new_filters)
@@ -490,6 +516,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 log.error("SIGHUP: the new policy's objects did not load (%s); still running the previous one",
                           exc)
                 return
+            count_skipped(new)
             log.warning("SIGHUP: %d rule(s) from %s with new in-kernel filters (%s)",
                         len(new.ruleset.rules), ", ".join(new.files), _summary(new_compiled.filters))
         return handover

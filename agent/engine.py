@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from codegen.actions import KillAction
+from codegen.actions import HashAction, KillAction, SetAction
 from agent.evaluator.event import DocumentEvent, materialize
 from agent.evaluator.ruleset import Rule, Ruleset
 
@@ -83,6 +83,9 @@ class Engine:
         alerts = []
         for rule in matched:
             self.stats.matches[rule.id] += 1
+            if rule.silent:  # its actions run (its `set`s already did), no alert
+                self._actions(rule, doc)
+                continue
             if not self._allow(rule, ts):
                 self.stats.throttled += 1
                 self.stats.throttled_by_rule[rule.id] += 1
@@ -115,9 +118,15 @@ class Engine:
 
     def _actions(self, rule: Rule, doc: dict[str, Any]) -> list[dict[str, Any]]:
         done: list[dict[str, Any]] = []
+        event = DocumentEvent(doc)
         for action in rule.actions:
+            if isinstance(action, SetAction) or (action.guard is not None and not action.guard(event)):
+                continue  # sets ran in the ruleset; a guarded action whose filter fails is skipped
             if isinstance(action, KillAction):
                 done.append({"kill": self._do_kill(action, doc)})
+            elif isinstance(action, HashAction):
+                field = action.field.name if action.field is not None else f"{doc.get('type')}.file.path"
+                done.append({"hash": {"field": field, "status": "not computed (not implemented yet)"}})
         return done
 
     def _do_kill(self, action: KillAction, doc: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ global when absent); ``append`` (the variable is an array), ``size``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field, replace
 from typing import Any, Union
 
 from .constants import SIGNALS
@@ -20,6 +20,7 @@ from .limits import MAX_VARIABLE_SIZE
 from .errors import Diagnostics
 from .fields import REGISTRY, Field
 from .ir import FIELD_KINDS, Kind, Type
+from .semantics import UNKNOWN_FIELD, UNSUPPORTED
 from .yamlpos import YNode
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -43,6 +44,8 @@ class KillAction:
     signal_number: int
     scope: str
     position: Position
+    filter: YNode | None = dc_field(default=None, compare=False)  # a SECL guard (`filter:` beside it)
+    guard: Any = dc_field(default=None, compare=False)  # the guard compiled: event -> bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,11 @@ class SetAction:
     private: bool
     type: Type
     position: Position
+    expression: YNode | None = dc_field(default=None, compare=False)  # `expression:`, compiled into compute
+    scope_field: Field | None = None  # the scope is keyed by this field's value (not process.pid...)
+    filter: YNode | None = dc_field(default=None, compare=False)
+    guard: Any = dc_field(default=None, compare=False)
+    compute: Any = dc_field(default=None, compare=False)  # event -> value, for `expression:`
 
     @property
     def variable(self) -> str:
@@ -69,6 +77,9 @@ class SetAction:
 @dataclass(frozen=True, slots=True)
 class HashAction:
     position: Position
+    field: Field | None = None  # the file to hash (default: the event's own file)
+    filter: YNode | None = dc_field(default=None, compare=False)
+    guard: Any = dc_field(default=None, compare=False)
 
 
 Action = Union[KillAction, SetAction, HashAction]
@@ -78,8 +89,8 @@ class _Checker:
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
 
-    def error(self, node: YNode, message: str) -> None:
-        self.diags.error_at(node.file.path, node.line, node.col, message, node.file.lines[node.line - 1])
+    def error(self, node: YNode, message: str, code: str = "") -> None:
+        self.diags.error_at(node.file.path, node.line, node.col, message, node.file.lines[node.line - 1], code)
 
     def keys(self, node: YNode, allowed: tuple[str, ...], what: str) -> None:
         for key, key_node in node.keys.items():
@@ -115,7 +126,7 @@ def parse_actions(node: YNode, diags: Diagnostics) -> tuple[Action, ...]:
             check.error(item, "an action is a mapping with one of: kill, set, hash")
             continue
         kinds = [k for k in item.value if k in ("kill", "set", "hash", "coredump")]
-        others = [k for k in item.value if k not in ("kill", "set", "hash", "coredump")]
+        others = [k for k in item.value if k not in ("kill", "set", "hash", "coredump", "filter")]
         for key in others:
             check.error(item.keys[key], f"unknown action '{key}' (expected kill, set or hash)")
         if len(kinds) != 1:
@@ -131,12 +142,16 @@ def parse_actions(node: YNode, diags: Diagnostics) -> tuple[Action, ...]:
         elif kind == "set":
             action = _set(check, body, pos)
         elif kind == "hash":
-            action = HashAction(pos)
+            action = _hash(check, body, pos)
         else:
-            check.error(item.keys[kind], "the 'coredump' action is not supported")
+            check.error(item.keys[kind], "the 'coredump' action is not supported", UNSUPPORTED)
+            action = None
+        guard = item.get("filter")
+        if guard is not None and not isinstance(guard.value, str):
+            check.error(guard, "an action's 'filter' is a SECL expression")
             action = None
         if action is not None:
-            out.append(action)
+            out.append(replace(action, filter=guard) if guard is not None else action)
     return tuple(out)
 
 
@@ -165,7 +180,7 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
     if not body.is_mapping:
         check.error(body, "'set' takes a mapping: {name: ..., value: ...}")
         return None
-    check.keys(body, ("name", "value", "field", "expression", "scope", "append", "size", "ttl",
+    check.keys(body, ("name", "value", "field", "expression", "scope", "scope_field", "append", "size", "ttl",
                       "default_value", "inherited", "private"), "set")
     v = body.value
     ok = True
@@ -179,11 +194,18 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
         ok = False
     sources = [k for k in ("value", "field", "expression") if k in v]
     if len(sources) != 1:
-        check.error(body, "'set' needs exactly one of 'value' or 'field'")
+        check.error(body, "'set' needs exactly one of 'value', 'field' or 'expression'")
         return None
-    if "expression" in v:
-        check.error(v["expression"], "'set' with an expression is not supported; use 'value' or 'field'")
+    if "expression" in v and not isinstance(v["expression"].value, (str, int, bool)):
+        check.error(v["expression"], "'expression' is a SECL expression")
         return None
+    scope_field = None
+    if "scope_field" in v:
+        scope_field = REGISTRY.get(str(v["scope_field"].value))
+        if scope_field is None or scope_field.array:
+            check.error(v["scope_field"], f"unknown field {v['scope_field'].value!r} (scope_field names a "
+                                          "scalar field whose value keys the scope)", UNKNOWN_FIELD)
+            return None
     bools = {}
     for key in ("append", "inherited", "private"):
         bools[key] = bool(v[key].value) if key in v else False
@@ -192,12 +214,17 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
             ok = False
     field = None
     value = None
-    if "field" in v:
+    t: Type | None
+    default = v["default_value"].plain() if "default_value" in v else None
+    if "expression" in v:
+        # typed when the policy's variables are known (codegen.policy); a default's type until then
+        t = _value_type(default) if default is not None else Type(Kind.ANY)
+    elif "field" in v:
         field = REGISTRY.get(str(v["field"].value))
         if field is None:
-            check.error(v["field"], f"unknown field {v['field'].value!r}")
+            check.error(v["field"], f"unknown field {v['field'].value!r}", UNKNOWN_FIELD)
             return None
-        t: Type | None = Type(FIELD_KINDS[field.type], array=field.array)
+        t = Type(FIELD_KINDS[field.type], array=field.array)
     else:
         value = v["value"].plain()
         t = _value_type(value)
@@ -213,15 +240,35 @@ def _set(check: _Checker, body: YNode, pos: Position) -> SetAction | None:
         ok = False
     ttl = None
     if "ttl" in v:
-        ttl = parse_duration(v["ttl"].value)
+        raw = v["ttl"].value
+        # an integer is nanoseconds, as in the reference agent (a duration string: "10s")
+        ttl = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else parse_duration(raw)
         if too_long(ttl):
             check.error(v["ttl"], f"'ttl' too long: {TOO_LONG}")
             ok = False
         elif ttl is None:
             check.error(v["ttl"], f"invalid ttl {str(v['ttl'].value)[:40]!r} (a duration such as 10s, 5m, 1h)")
             ok = False
-    default = v["default_value"].plain() if "default_value" in v else None
     if not ok:
         return None
     return SetAction(str(name), scope, value, field, bools["append"], size, ttl, default,
-                     bools["inherited"], bools["private"], t, pos)
+                     bools["inherited"], bools["private"], t, pos, v.get("expression"), scope_field)
+
+
+def _hash(check: _Checker, body: YNode, pos: Position) -> HashAction | None:
+    """``hash`` (the event's file) or ``hash: {field: exec.file.path}``."""
+    if body.value is None:
+        return HashAction(pos)
+    if not body.is_mapping:
+        check.error(body, "'hash' takes nothing or a mapping: {field: exec.file.path}")
+        return None
+    check.keys(body, ("field",), "hash")
+    node = body.get("field")
+    if node is None:
+        return HashAction(pos)
+    name = str(node.value)
+    field = REGISTRY.get(name if name.endswith(".path") else name + ".path")  # a file, or its path
+    if field is None:
+        check.error(node, f"'hash' needs a file path field (such as exec.file.path), got {node.value!r}", UNKNOWN_FIELD)
+        return None
+    return HashAction(pos, field)

@@ -12,9 +12,11 @@ import sys
 from typing import Any, TextIO
 from collections.abc import Callable, Sequence
 
+from .agentversion import add_agent_version
 from .errors import Diagnostic, Diagnostics
+from .hostinfo import host_document
 from agent.evaluator.event import DocumentEvent
-from .policy import compile_expression, load_policies
+from .policy import LoadResult, as_warnings, compile_expression, load_policies
 from .testcases import case_files, expand, read_cases, run_cases
 
 log = logging.getLogger(__name__)
@@ -29,21 +31,41 @@ def _print_diagnostics(diags: Sequence[Diagnostic], out: TextIO) -> None:
         print(d.format(), file=out)
 
 
+def _print_load(result: LoadResult) -> None:
+    """A load's problems, and those of each rule it left out (as warnings)."""
+    diags = Diagnostics(list(result.diagnostics))
+    for skipped in result.failed:
+        diags.extend(as_warnings(skipped.diagnostics, f"rule '{skipped.id}' not loaded: "))
+    _print_diagnostics(diags.sorted(), sys.stderr)
+
+
 def _setup_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="POLICY_OR_DIR", help="policy files or directories")
+    p.add_argument("--strict", action="store_true",
+                   help="a rule that cannot be loaded is an error (exit 1), not a warning")
+    p.add_argument("--all-hosts", action="store_true",
+                   help="check every rule, whatever its filters say about this host")
+    add_agent_version(p)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = load_policies(args.paths)
-    diags = result.diagnostics.sorted()
-    _print_diagnostics(diags, sys.stderr)
-    errors = result.diagnostics.error_count
-    warnings = len(result.diagnostics) - errors
+    result = load_policies(args.paths, host=None if args.all_hosts else host_document(),
+                           agent_version=args.agent_version)
+    diags = Diagnostics(list(result.diagnostics))
+    for skipped in result.failed:
+        diags.extend(skipped.diagnostics if args.strict
+                     else as_warnings(skipped.diagnostics, f"rule '{skipped.id}' not loaded: "))
+    _print_diagnostics(diags.sorted(), sys.stderr)
+    if args.verbose:
+        for skipped in result.excluded:
+            print(f"{skipped.position}: note: rule '{skipped.id}' left out: {skipped.message}", file=sys.stderr)
+    errors = diags.error_count
+    warnings = len(diags) - errors
+    summary = f"{result.summary()}; {len(result.macros)} macro(s) in {len(result.files)} file(s)"
     if errors:
-        print(f"rulec: {errors} error(s), {warnings} warning(s) in {len(result.files)} file(s)", file=sys.stderr)
+        print(f"rulec: {errors} error(s), {warnings} warning(s): {summary}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"{len(result.ruleset.rules)} rule(s), {len(result.macros)} macro(s) in {len(result.files)} "
-          f"file(s): valid" + (f", {warnings} warning(s)" if warnings else ""))
+    print(f"{summary}: valid" + (f", {warnings} warning(s)" if warnings else ""))
     return EXIT_OK
 
 
@@ -93,6 +115,8 @@ def _setup_test(p: argparse.ArgumentParser) -> None:
 def cmd_test(args: argparse.Namespace) -> int:
     result = load_policies(args.paths)
     diags = Diagnostics(list(result.diagnostics))
+    for skipped in result.failed:
+        diags.extend(as_warnings(skipped.diagnostics, f"rule '{skipped.id}' not loaded: "))
     files = expand(args.cases) if args.cases else case_files(args.paths)
     if not files:
         print("rulec: no test cases found (give --cases, or put tests/*.yaml beside the policies)", file=sys.stderr)
@@ -156,9 +180,10 @@ def _replay_policy(paths: list[str], host: Any, role: str) -> Any:
     from agent.replay import PolicyReplay
 
     result = load_policies(paths, host=host if isinstance(host, dict) else None)
-    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
-    if not result.ok:
-        print(f"rulec: the {role} has errors; nothing replayed", file=sys.stderr)
+    _print_load(result)
+    if not result.ok or not result.ruleset.rules:
+        why = "has errors" if not result.ok else "loads no rule"
+        print(f"rulec: the {role} {why}; nothing replayed", file=sys.stderr)
         return None
     return PolicyReplay(", ".join(result.files), result.ruleset)
 
@@ -226,7 +251,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from agent.explain import explain, write_text
 
     result = load_policies(args.policy)
-    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
+    _print_load(result)
     if not result.ok:
         print("rulec: the policy has errors; nothing explained", file=sys.stderr)
         return EXIT_INVALID

@@ -43,6 +43,7 @@ class Diagnostic:
     col: int
     source_line: str = ""  # the line, or the part of it around ``col`` (see :func:`excerpt`)
     source_col: int = 0    # 1-based column of the caret in ``source_line`` (0: ``col``)
+    code: str = ""         # what kind of problem, for counting (codegen.policy.SKIP_REASONS)
 
     @property
     def is_error(self) -> bool:
@@ -93,10 +94,10 @@ class Source:
         line = before.count("\n") + 1
         return line, offset - (before.rfind("\n") + 1) + 1
 
-    def diagnostic(self, severity: Severity, offset: int, message: str) -> Diagnostic:
+    def diagnostic(self, severity: Severity, offset: int, message: str, code: str = "") -> Diagnostic:
         line, col = self.position(offset)
         text = self.file_lines[line - 1] if 0 < line <= len(self.file_lines) else ""
-        return make(severity, message, self.name, line, col, text)
+        return make(severity, message, self.name, line, col, text, code)
 
 
 def excerpt(text: str, col: int) -> tuple[str, int]:
@@ -114,10 +115,11 @@ def excerpt(text: str, col: int) -> tuple[str, int]:
     return shown, col - start + len(head)
 
 
-def make(severity: Severity, message: str, file: str, line: int, col: int, source_line: str = "") -> Diagnostic:
+def make(severity: Severity, message: str, file: str, line: int, col: int, source_line: str = "",
+         code: str = "") -> Diagnostic:
     """A :class:`Diagnostic`, its source line cut to an excerpt."""
     shown, caret = excerpt(source_line, col) if source_line else ("", 0)
-    return Diagnostic(severity, message, file, line, col, shown, caret)
+    return Diagnostic(severity, message, file, line, col, shown, caret, code)
 
 
 @dataclass
@@ -144,14 +146,15 @@ class Diagnostics:
         for d in diags:
             self.add(d)
 
-    def error(self, source: Source, offset: int, message: str) -> None:
-        self.add(source.diagnostic(Severity.ERROR, offset, message))
+    def error(self, source: Source, offset: int, message: str, code: str = "") -> None:
+        self.add(source.diagnostic(Severity.ERROR, offset, message, code))
 
     def warning(self, source: Source, offset: int, message: str) -> None:
         self.add(source.diagnostic(Severity.WARNING, offset, message))
 
-    def error_at(self, file: str, line: int, col: int, message: str, source_line: str = "") -> None:
-        self.add(make(Severity.ERROR, message, file, line, col, source_line))
+    def error_at(self, file: str, line: int, col: int, message: str, source_line: str = "",
+                 code: str = "") -> None:
+        self.add(make(Severity.ERROR, message, file, line, col, source_line, code))
 
     def warning_at(self, file: str, line: int, col: int, message: str, source_line: str = "") -> None:
         self.add(make(Severity.WARNING, message, file, line, col, source_line))

@@ -18,10 +18,11 @@ the first is missing.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Union
 
+from .aliases import LEGACY_ALIASES
 from .eventtypes import EVENT_TYPES, EventType
 from .fieldspec import BASENAME, BOOL, INT, IP, NAME, STR, Approver, ApproverKind, FieldSpec, FieldType
 
@@ -110,6 +111,10 @@ PROCESS_TEMPLATE: tuple[_T, ...] = (
     _T("argv0", STR, resolver="argv0", doc="first argument (from `argv` when absent)"),
     _T("args", STR, resolver="args", doc="arguments after argv[0], joined by spaces (from `argv` when absent)"),
     _T("argc", INT, resolver="argc", doc="number of arguments (from `argv` when absent)"),
+    _T("args_flags", STR, array=True, resolver="args_flags",
+       doc="flags of the arguments: `-la` gives `l`, `a`, `la`; `--all` gives `all`"),
+    _T("args_options", STR, array=True, resolver="args_options",
+       doc="options of the arguments, `NAME=VALUE`: `--user=x`, `-u x`"),
     _T("args_truncated", BOOL, doc="the arguments were truncated"),
     _T("envs", STR, array=True, resolver="envs", doc="environment variable names (from `envp` when absent)"),
     _T("envp", STR, array=True, doc="environment, `NAME=value` strings"),
@@ -172,6 +177,10 @@ def _common_fields() -> list[Field]:
               fallback=("process", "cgroup", "id"), doc="cgroup ID of the process"),
         Field("event.timestamp", INT, None, ("timestamp",), time=True,
               doc="event time, ns since the epoch (top-level `timestamp`)"),
+        Field("event.origin", STR, None, ("origin",), resolver="origin",
+              doc="where the event comes from: `ebpf` (the reference agent's values: ebpf, ebpfless)"),
+        Field("event.source", STR, None, ("source",), resolver="source",
+              doc="`runtime`: every event is observed as it happens (the reference agent also has `snapshot`)"),
     ]
     return fields
 
@@ -194,12 +203,14 @@ def _event_fields() -> list[Field]:
 
 
 HOST_FIELDS: tuple[Field, ...] = tuple(
-    Field(name, type_, "host", path, doc=doc) for name, type_, path, doc in (
+    Field(name, type_, "host", path, array=name == "envs", doc=doc) for name, type_, path, doc in (
         ("kernel.version.major", INT, ("kernel", "version", "major"), "kernel major version"),
         ("kernel.version.minor", INT, ("kernel", "version", "minor"), "kernel minor version"),
         ("kernel.version.patch", INT, ("kernel", "version", "patch"), "kernel patch level"),
+        ("kernel.version.abi", INT, ("kernel", "version", "abi"), "ABI number of a distribution kernel (Ubuntu's `5.15.0-91`: 91)"),
         ("kernel.version.flavor", STR, ("kernel", "version", "flavor"), "release suffix (`-amd64`...)"),
-        ("os", STR, ("os", "name"), "pretty OS name"),
+        ("kernel.core.enabled", BOOL, ("kernel", "core", "enabled"), "the kernel has BTF, so CO-RE works (always, for this agent)"),
+        ("os", STR, ("os", "kind"), "OS kind: `linux` (the reference agent's `windows` never matches)"),
         ("os.id", STR, ("os", "id"), "`ID` from /etc/os-release"),
         ("os.platform_id", STR, ("os", "platform_id"), "`PLATFORM_ID` from /etc/os-release"),
         ("os.version_id", STR, ("os", "version_id"), "`VERSION_ID` from /etc/os-release"),
@@ -211,7 +222,12 @@ HOST_FIELDS: tuple[Field, ...] = tuple(
         ("os.is_rhel7", BOOL, ("os", "is_rhel7"), "RHEL/CentOS 7"),
         ("os.is_rhel8", BOOL, ("os", "is_rhel8"), "RHEL/CentOS 8"),
         ("os.is_sles", BOOL, ("os", "is_sles"), "SUSE Linux Enterprise"),
+        ("os.is_sles12", BOOL, ("os", "is_sles12"), "SUSE Linux Enterprise 12"),
+        ("os.is_sles15", BOOL, ("os", "is_sles15"), "SUSE Linux Enterprise 15"),
         ("os.is_ubuntu", BOOL, ("os", "is_ubuntu"), "Ubuntu"),
+        ("envs", STR, ("envs",), "the agent's environment, `NAME=value` strings"),
+        ("origin", STR, ("origin",), "where events come from: `ebpf`"),
+        ("hostname", STR, ("hostname",), "the host's name"),
     )
 )
 
@@ -219,19 +235,27 @@ HOST_FIELDS: tuple[Field, ...] = tuple(
 class Registry:
     """Fields by name, with the event types they belong to."""
 
-    def __init__(self, fields: Iterable[Field], event_types: Iterable[EventType] = ()) -> None:
+    def __init__(self, fields: Iterable[Field], event_types: Iterable[EventType] = (),
+                 aliases: Mapping[str, str] | None = None) -> None:
         self.fields: dict[str, Field] = {}
         for f in fields:
             if f.name in self.fields:
                 raise ValueError(f"field {f.name!r} declared twice")
             self.fields[f.name] = f
         self.event_types: dict[str, EventType] = {e.name: e for e in event_types}
+        # legacy names read as the fields they stand for (those this registry has)
+        self.aliases = {old: self.fields[new] for old, new in (aliases or {}).items() if new in self.fields}
 
     def get(self, name: str) -> Field | None:
-        return self.fields.get(name)
+        return self.fields.get(name) or self.aliases.get(name)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.fields
+        return name in self.fields or name in self.aliases
+
+    def produces(self, namespace: str) -> bool:
+        """False when ``namespace`` names an event type this agent declares but does not produce."""
+        event = self.event_types.get(namespace)
+        return event is None or event.produced
 
     def suggest(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, self.fields, n=1, cutoff=0.75)
@@ -247,7 +271,7 @@ class Registry:
         return sorted(fields, key=lambda f: (-f.approver.weight, f.name))  # type: ignore[union-attr]
 
 
-REGISTRY = Registry(_common_fields() + _event_fields(), EVENT_TYPES)
+REGISTRY = Registry(_common_fields() + _event_fields(), EVENT_TYPES, LEGACY_ALIASES)
 HOST_REGISTRY = Registry(HOST_FIELDS)
 
 __all__ = [

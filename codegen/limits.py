@@ -66,6 +66,15 @@ literals ``["a", "b", 3]`` (its elements count against ``MAX_LIST_ITEMS``).
 Parsing and compiling cost about 10 µs per token: this is what bounds the
 time of the largest policy."""
 
+LIMITS_DOC = 'docs/secl.md "Limits"'
+"""Every message about a limit crossed names this section (a policy past a
+limit is refused as a whole, where other problems only skip a rule)."""
+
+
+def is_limit_message(message: str) -> bool:
+    return LIMITS_DOC in message
+
+
 MAX_RULES = 5_000
 """Rules of all the policy files loaded together."""
 

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from . import ir, limits
 from .actions import Action, Position, SetAction, parse_actions
 from .durations import TOO_LONG, parse_duration, too_long
-from .errors import Diagnostics, Severity, Source, Span
+from .agentversion import EMULATED_VERSION, VersionError, parse_constraint, parse_version
+from .errors import Diagnostic, Diagnostics, Severity, Source, Span
 from agent.evaluator.event import as_event
 from .fields import HOST_REGISTRY, REGISTRY, Registry
 from .hostinfo import host_document
@@ -30,7 +31,7 @@ from .kernel_limits import check_kernel_maps
 from .parser import parse
 from .pybackend import compile_expr
 from agent.evaluator.ruleset import Fn, Rule, Ruleset
-from .semantics import Analysis, Scope, analyze
+from .semantics import UNKNOWN_FIELD, UNSUPPORTED, UNSUPPORTED_TYPE, Analysis, Scope, analyze
 from .yamlpos import YNode, load, read_file
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,19 @@ POLICY_EXTENSIONS = (".policy", ".yaml", ".yml")
 DEFAULT_POLICY = "default.policy"
 RULE_ID = re.compile(r"[a-zA-Z0-9_]+")
 OVERRIDABLE = ("expression", "actions", "every", "tags", "filters", "description", "disabled")
-_IGNORED_RULE_KEYS = ("version", "agent_version", "product_tags", "silent", "group_id",
-                      "priority", "limiter_token")
+# Accepted and not used: grouping and scheduling hints of the reference agent's backend.
+_IGNORED_RULE_KEYS = ("version", "product_tags", "group_id", "priority", "limiter_token")
 _RULE_KEYS = ("id", "expression", "description", "tags", "disabled", "every", "actions",
-              "filters", "combine", "override_options") + _IGNORED_RULE_KEYS
+              "filters", "combine", "override_options", "agent_version", "silent") + _IGNORED_RULE_KEYS
+
+# Why a rule is not loaded (the label of the rules_skipped_total metric). The
+# first two leave a rule out silently (it was not meant for this host or
+# agent version: counted, listed with -v); the others are reported once.
+EXCLUDED = ("filter", "agent_version")
+INVALID = "invalid"
+FAILED = (UNSUPPORTED_TYPE, UNKNOWN_FIELD, UNSUPPORTED, INVALID)
+HOOK_SET = "hook_set"  # the agent's hook set on this kernel does not produce the rule's event type
+SKIP_REASONS = EXCLUDED + FAILED + (HOOK_SET,)
 _MACRO_KEYS = ("id", "expression", "values", "description", "combine", "agent_version",
                "filters", "version")
 _TOP_KEYS = ("version", "macros", "rules")
@@ -56,6 +66,8 @@ class MacroDef:
     values: list[YNode] | None
     combine: str | None
     description: str = ""
+    filters: tuple[YNode, ...] = ()
+    agent_version: YNode | None = None
 
 
 @dataclass(eq=False)
@@ -74,6 +86,23 @@ class RuleDef:
     override_fields: tuple[str, ...] = ()
     policy: str = ""
     valid: bool = True  # False when its definition had errors: it is checked but not loaded
+    agent_version: YNode | None = None
+    silent: bool = False  # matches run the actions but send no alert
+    diags: Diagnostics = field(default_factory=Diagnostics)  # problems of its definition
+
+
+@dataclass(frozen=True)
+class SkippedRule:
+    """A rule left out of the load, and why (one of :data:`SKIP_REASONS`)."""
+
+    id: str
+    position: Position  # where its first problem is (its ID for excluded rules)
+    reason: str
+    message: str
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    def format(self) -> str:
+        return f"{self.position}: rule '{self.id}' not loaded ({self.reason}): {self.message}"
 
 
 @dataclass(eq=False)
@@ -162,6 +191,22 @@ def _parse_id(item: YNode, report: _Reporter, what: str) -> tuple[str, YNode] | 
     return str(value), id_node
 
 
+def _parse_filters(item: YNode, report: _Reporter) -> tuple[YNode, ...]:
+    filters = item.get("filters")
+    if filters is None or filters.value is None:
+        return ()
+    if not filters.is_sequence:
+        report.error(filters, "'filters' must be a list of expressions")
+        return ()
+    out: tuple[YNode, ...] = ()
+    for f in filters.value:
+        if isinstance(f.value, str):
+            out += (f,)
+        else:
+            report.error(f, "a filter must be an expression string")
+    return out
+
+
 def _parse_macro(item: YNode, report: _Reporter, path: str) -> MacroDef | None:
     ident = _parse_id(item, report, "macro")
     if ident is None:
@@ -180,7 +225,8 @@ def _parse_macro(item: YNode, report: _Reporter, path: str) -> MacroDef | None:
     combine = _combine(item, report)
     description = item.get("description")
     return MacroDef(ident[0], ident[1], expression, values.value if values is not None else None,
-                    combine, str(description.value) if description is not None else "")
+                    combine, str(description.value) if description is not None else "",
+                    _parse_filters(item, report), item.get("agent_version"))
 
 
 def _combine(item: YNode, report: _Reporter) -> str | None:
@@ -200,6 +246,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
     report.unknown_keys(item, _RULE_KEYS, "rule")
     v = item.value
     rule = RuleDef(ident[0], ident[1], frozenset(v), policy=path)
+    report = _Reporter(rule.diags)  # its problems make this rule unloadable, not the policy
     errors_before = report.diags.error_count
     if "expression" in v:
         if isinstance(v["expression"].value, str):
@@ -223,7 +270,15 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
             rule.disabled = v["disabled"].value
         else:
             report.error(v["disabled"], "'disabled' must be true or false")
-    if "every" in v:
+    if "silent" in v:
+        if isinstance(v["silent"].value, bool):
+            rule.silent = v["silent"].value
+        else:
+            report.error(v["silent"], "'silent' must be true or false")
+    rule.agent_version = v.get("agent_version")
+    if "every" in v and v["every"].value == 0:
+        rule.every = None  # the reference agent's "no rate limit"
+    elif "every" in v:
         rule.every = parse_duration(v["every"].value)
         if too_long(rule.every):
             report.error(v["every"], f"'every' too long: {TOO_LONG}")
@@ -231,16 +286,7 @@ def _parse_rule(item: YNode, report: _Reporter, path: str) -> RuleDef | None:
             report.error(v["every"], f"invalid 'every' {_short(v['every'].value)}: a duration such as 10s, 5m, 1h")
     if "actions" in v and v["actions"].value is not None:
         rule.actions = parse_actions(v["actions"], report.diags)
-    if "filters" in v and v["filters"].value is not None:
-        filters = v["filters"]
-        if not filters.is_sequence:
-            report.error(filters, "'filters' must be a list of expressions")
-        else:
-            for f in filters.value:
-                if isinstance(f.value, str):
-                    rule.filters += (f,)
-                else:
-                    report.error(f, "a filter must be an expression string")
+    rule.filters = _parse_filters(item, report)
     rule.combine = _combine(item, report)
     if "override_options" in v:
         rule.override_fields = _override_fields(v["override_options"], report)
@@ -270,8 +316,11 @@ def _where(node: YNode) -> str:
     return f"{node.file.path}:{node.line}:{node.col}"
 
 
-def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str, MacroDef], dict[str, RuleDef]]:
-    """Combine policies in order (see the module docstring)."""
+def merge(policies: Iterable[PolicyFile], diags: Diagnostics,
+          excluded: frozenset[str] = frozenset()) -> tuple[dict[str, MacroDef], dict[str, RuleDef]]:
+    """Combine policies in order (see the module docstring). ``excluded``: IDs
+    of rules left out for this host; a later policy overriding or disabling
+    one of them is left out with it."""
     report = _Reporter(diags)
     macros: dict[str, MacroDef] = {}
     rules: dict[str, RuleDef] = {}
@@ -308,8 +357,11 @@ def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str,
                     report.error(r.id_node, f"more than {limits.MAX_RULES:,} rules (docs/secl.md \"Limits\"); "
                                             f"'{r.id}' and the rules after it are left out")
                     break
+                if r.id in excluded and (r.expression is None or r.combine == "override"):
+                    continue
                 if r.expression is None:
                     report.error(r.id_node, f"rule '{r.id}' has no expression")
+                    diags.extend(r.diags)
                     continue
                 rules[r.id] = r
             elif r.combine == "override":
@@ -319,6 +371,7 @@ def merge(policies: Iterable[PolicyFile], diags: Diagnostics) -> tuple[dict[str,
             else:
                 report.error(r.id_node, f"rule '{r.id}' is already defined at {_where(prev_rule.id_node)}; "
                                         "use combine: override, or only 'disabled' to switch it")
+                diags.extend(r.diags)
     return macros, rules
 
 
@@ -330,6 +383,7 @@ def _override(prev: RuleDef, new: RuleDef, report: _Reporter) -> None:
             continue
         setattr(prev, name, getattr(new, name))
     prev.valid = prev.valid and new.valid
+    prev.diags.extend(new.diags)
 
 
 # --- compiling --------------------------------------------------------------------
@@ -337,26 +391,67 @@ def _override(prev: RuleDef, new: RuleDef, report: _Reporter) -> None:
 @dataclass
 class LoadResult:
     ruleset: Ruleset
-    diagnostics: Diagnostics
+    diagnostics: Diagnostics  # problems of the policy itself (and warnings): errors refuse it
     files: list[str]
     macros: dict[str, Analysis]
-    filtered_out: list[str] = field(default_factory=list)  # rule IDs dropped by host filters
+    skipped: list[SkippedRule] = field(default_factory=list)  # rules left out, in policy order
+    macro_problems: list[Diagnostic] = field(default_factory=list)  # errors of macros not loaded
+
+    def problems(self) -> Diagnostics:
+        """Every error as found: the policy's, and those that left a rule or a macro out."""
+        out = Diagnostics([d for d in self.diagnostics if d.is_error] + self.macro_problems)
+        for s in self.failed:
+            out.extend(s.diagnostics)
+        return out
 
     @property
     def ok(self) -> bool:
+        """The policy loads (some of its rules may be skipped: see :attr:`failed`)."""
         return not self.diagnostics.has_errors
+
+    @property
+    def failed(self) -> list[SkippedRule]:
+        """Rules that could not be loaded (reported), as opposed to excluded ones."""
+        return [s for s in self.skipped if s.reason not in EXCLUDED]
+
+    @property
+    def excluded(self) -> list[SkippedRule]:
+        """Rules left out silently by their filters or agent_version."""
+        return [s for s in self.skipped if s.reason in EXCLUDED]
+
+    @property
+    def filtered_out(self) -> list[str]:
+        return [s.id for s in self.skipped if s.reason == "filter"]
+
+    def summary(self) -> str:
+        """``148 rule(s) loaded; skipped: 39 by filter, 26 by agent_version, 14 unsupported_type``."""
+        counts = {k: v for k, v in self.skip_counts().items() if v}
+        skipped = ", ".join(f"{v} {'by ' if k in EXCLUDED else ''}{k}" for k, v in counts.items())
+        return f"{len(self.ruleset.rules)} rule(s) loaded" + (f"; skipped: {skipped}" if skipped else "")
+
+    def skip_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(SKIP_REASONS, 0)
+        for s in self.skipped:
+            out[s.reason] += 1
+        return out
 
 
 class _Compiler:
     def __init__(self, macros: dict[str, MacroDef], diags: Diagnostics, registry: Registry,
-                 variables: dict[str, Type]) -> None:
+                 variables: dict[str, Type], budget: limits.Budget) -> None:
         self.defs = macros
         self.diags = diags
         self.registry = registry
         self.results: dict[str, Analysis | None] = {}
+        self.macro_diags: dict[str, Diagnostics] = {}
         self.active: list[str] = []
-        self.budget = limits.Budget()
+        self.budget = budget
         self.scope = Scope({name: self.macro for name in macros}, variables, self.budget)
+
+    def collect(self, diags: Diagnostics) -> Diagnostics:
+        """Send the problems found from now on to ``diags``; returns the previous collector."""
+        previous, self.diags = self.diags, diags
+        return previous
 
     def macro(self, name: str) -> Analysis | None:
         if name in self.results:
@@ -368,10 +463,13 @@ class _Compiler:
             self.results[name] = None
             return None
         self.active.append(name)
+        own = self.macro_diags.setdefault(name, Diagnostics())
+        previous = self.collect(own)  # a macro's problems are its own, whichever rule uses it first
         try:
             result = self._macro(self.defs[name])
         finally:
             self.active.pop()
+            self.collect(previous)
         self.results.setdefault(name, result)
         return self.results[name]
 
@@ -416,6 +514,23 @@ class _Compiler:
         span = Span(0, 0)
         return Analysis(ir.Const(tuple(values), Type(kind or Kind.ANY, array=True), span), None, (), len(values) + 1)
 
+    def value(self, node: YNode) -> Analysis | None:
+        """A ``set`` action's ``expression``: any value, of any event type."""
+        source = node.source()
+        tree = parse(source, self.diags, self.budget)
+        if tree is None:
+            return None
+        return analyze(tree, source, self.diags, registry=self.registry, scope=self.scope,
+                       require_event_type=False, expect=None)
+
+    def guard(self, node: YNode) -> Analysis | None:
+        source = node.source()
+        tree = parse(source, self.diags, self.budget)
+        if tree is None:
+            return None
+        return analyze(tree, source, self.diags, registry=self.registry, scope=self.scope,
+                       require_event_type=False)
+
     def expression(self, node: YNode, require_event_type: bool = True,
                    registry: Registry | None = None) -> tuple[Any, Analysis, Fn] | None:
         source = node.source()
@@ -430,16 +545,47 @@ class _Compiler:
         return tree, analysis, compile_expr(analysis.expr)
 
 
-def _variables(rules: Iterable[RuleDef], diags: Diagnostics) -> dict[str, Type]:
+def _expression_types(rules: Iterable[RuleDef], macros: dict[str, MacroDef], registry: Registry) -> None:
+    """Type the ``set`` actions whose value is an ``expression``, in place: by
+    analysing each with the variables known so far (a few rounds, for
+    expressions reading variables other expressions set)."""
+    pending = [(rule, i) for rule in rules for i, a in enumerate(rule.actions)
+               if isinstance(a, SetAction) and a.expression is not None and a.type.kind is Kind.ANY]
+    for _ in range(3):
+        if not pending:
+            return
+        known = _variables(rules)
+        compiler = _Compiler(macros, Diagnostics(), registry, known, limits.Budget())
+        left = []
+        for rule, i in pending:
+            action = rule.actions[i]
+            assert isinstance(action, SetAction) and action.expression is not None
+            analysis = compiler.value(action.expression)
+            if analysis is None:
+                left.append((rule, i))
+                continue
+            t = analysis.expr.type
+            t = Type(t.kind, array=True) if action.append else t
+            actions = list(rule.actions)
+            actions[i] = replace(action, type=t)
+            rule.actions = tuple(actions)
+        pending = left
+
+
+def _variables(rules: Iterable[RuleDef], report: bool = False) -> dict[str, Type]:
+    """The variables the rules set, and their types; ``report``: a rule setting
+    one with another type than a rule before it gets the error (and is left out)."""
     out: dict[str, tuple[Type, Position]] = {}
     for rule in rules:
         for action in rule.actions:
-            if isinstance(action, SetAction):
+            if isinstance(action, SetAction) and action.type.kind is not Kind.ANY:
                 prev = out.get(action.variable)
                 if prev is not None and prev[0] != action.type:
                     p = action.position
-                    diags.error_at(p.file, p.line, p.col,
-                                   f"variable '{action.variable}' set as {action.type} here and as {prev[0]} at {prev[1]}")
+                    if report:
+                        rule.diags.error_at(p.file, p.line, p.col, f"variable '{action.variable}' set as "
+                                            f"{action.type} here and as {prev[0]} at {prev[1]}")
+                        rule.valid = False
                     continue
                 out.setdefault(action.variable, (action.type, action.position))
     return {name: t for name, (t, _) in out.items()}
@@ -461,55 +607,223 @@ def read_policies(paths: Sequence[str | Path], diags: Diagnostics) -> tuple[list
     return policies, files
 
 
+class _HostSelector:
+    """Decides, before policies are merged (as the reference agent does), which
+    rules and macros are meant for this host and agent version: their
+    ``agent_version`` constraint and ``filters`` (OR-ed, evaluated on the host
+    document). ``host`` None: filters are checked but not applied."""
+
+    def __init__(self, host: dict[str, Any] | None, version: str | None, budget: limits.Budget) -> None:
+        self.host = as_event(host) if host is not None else None
+        self.version = parse_version(version) if version is not None else None
+        self.budget = budget
+        self.cache: dict[str, Fn | None] = {}  # filter text -> compiled (a policy repeats os == "linux")
+
+    def exclusion(self, node_id: YNode, agent_version: YNode | None, filters: Sequence[YNode],
+                  diags: Diagnostics) -> tuple[str, str] | None:
+        """(reason, message) when the item is not for this host; problems go to ``diags``."""
+        if agent_version is not None and agent_version.value is not None:
+            try:
+                constraint = parse_constraint(str(agent_version.value))
+            except VersionError as exc:
+                _Reporter(diags).error(agent_version, str(exc))
+                return None
+            if self.version is not None and not constraint.allows(self.version):
+                return "agent_version", (f"agent_version '{constraint.text}' excludes the emulated "
+                                         f"agent version {'.'.join(map(str, self.version))}")
+        fns = [self._filter(f, diags) for f in filters]
+        if any(fn is None for fn in fns) or self.host is None or not fns:
+            return None
+        if not any(bool(fn(self.host)) for fn in fns if fn is not None):
+            return "filter", f"no filter holds on this host ({'; '.join(str(f.value) for f in filters)})"
+        return None
+
+    def _filter(self, node: YNode, diags: Diagnostics) -> Fn | None:
+        text = str(node.value)
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached
+        source = node.source()
+        tree = parse(source, diags, self.budget)
+        analysis = None if tree is None else analyze(tree, source, diags, registry=HOST_REGISTRY,
+                                                     scope=Scope(budget=self.budget), require_event_type=False)
+        fn = compile_expr(analysis.expr) if analysis is not None else None
+        self.cache[text] = fn
+        return fn
+
+
+def _select(policies: list[PolicyFile], selector: _HostSelector, diags: Diagnostics) -> list[SkippedRule]:
+    """Drop the rules and macros not meant for this host from ``policies``
+    (in place); the rules dropped, and those whose filters do not compile."""
+    skipped: list[SkippedRule] = []
+    for policy in policies:
+        macros = []
+        for m in policy.macros:
+            own = Diagnostics()
+            excluded = selector.exclusion(m.id_node, m.agent_version, m.filters, own)
+            diags.extend(as_warnings(own, f"macro '{m.id}' not loaded: "))
+            if excluded is None and not own.has_errors:
+                macros.append(m)
+        policy.macros = macros
+        rules = []
+        for r in policy.rules:
+            excluded = selector.exclusion(r.id_node, r.agent_version, r.filters, r.diags)
+            if excluded is None:
+                rules.append(r)
+            else:
+                skipped.append(SkippedRule(r.id, _position(r.id_node), excluded[0], excluded[1]))
+        policy.rules = rules
+    return skipped
+
+
+def _position(node: YNode) -> Position:
+    return Position(node.file.path, node.line, node.col)
+
+
+def as_warnings(diags: Iterable[Diagnostic], prefix: str) -> list[Diagnostic]:
+    """Errors of one rule or macro as warnings (it is left out, the policy loads);
+    a limit crossed stays an error: past a limit the whole policy is refused."""
+    return [d if not d.is_error or limits.is_limit_message(d.message)
+            else replace(d, severity=Severity.WARNING, message=prefix + d.message) for d in diags]
+
+
 def load_policies(paths: Sequence[str | Path], *, host: dict[str, Any] | None = None,
-                  registry: Registry = REGISTRY) -> LoadResult:
-    """Load, merge and compile policies. ``host``: a host document (see
-    :func:`codegen.hostinfo.host_document`); when given, rules whose
-    ``filters`` all fail on it are left out. Invalid rules are left out too,
-    and reported; check ``result.ok``."""
+                  registry: Registry = REGISTRY, agent_version: str | None = EMULATED_VERSION) -> LoadResult:
+    """Load, merge and compile policies.
+
+    ``host``: a host document (:func:`codegen.hostinfo.host_document`); when
+    given, rules and macros whose ``filters`` all fail on it are left out.
+    ``agent_version``: the reference-agent version whose ``agent_version``
+    constraints apply (None: they are checked, not applied). A rule that
+    cannot be loaded (an unknown field, an event type this agent does not
+    produce, an invalid expression or action, a macro it needs that failed)
+    is left out and reported in ``result.skipped``; the policy loads with the
+    rest. ``result.ok`` is false only for problems of the policy as a whole
+    (YAML syntax, structure, duplicate IDs, limits)."""
     diags = Diagnostics()
+    budget = limits.Budget()
     policies, files = read_policies(paths, diags)
-    macro_defs, rule_defs = merge(policies, diags)
-    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), diags))
+    selector = _HostSelector(host, agent_version, budget)
+    skipped = _select(policies, selector, diags)
+    macro_defs, rule_defs = merge(policies, diags, frozenset(s.id for s in skipped))
+    _expression_types(list(rule_defs.values()), macro_defs, registry)
+    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), report=True), budget)
     rules: list[Rule] = []
-    filtered: list[str] = []
-    compiled: list[Rule] = []
     for rdef in rule_defs.values():
-        rule = _compile_rule(compiler, rdef)
-        if rule is None:
+        own = Diagnostics(list(rdef.diags))
+        compiler.collect(own)
+        rule = _compile_rule(compiler, rdef, selector)
+        compiler.collect(diags)
+        if rule is not None and not own.has_errors:
+            diags.extend(own)  # its warnings
+            rules.append(rule)
             continue
-        compiled.append(rule)
-        if host is not None and not rule.accepts_host(host):
-            filtered.append(rule.id)
+        limit_errors = [d for d in own if d.is_error and limits.is_limit_message(d.message)]
+        if limit_errors or (budget.exhausted and not own.has_errors):
+            diags.extend(limit_errors)  # the policy is refused; reported once
             continue
-        rules.append(rule)
+        first = next(d for d in own if d.is_error)
+        reason = _reason(first, compiler)
+        skipped.append(SkippedRule(rdef.id, Position(first.file, first.line, first.col), reason,
+                                   _message(first, compiler), tuple(own)))
     for name in macro_defs:  # unused macros are checked too
         compiler.macro(name)
-    check_kernel_maps(compiled, diags)  # on every rule, whatever the host: what validate accepts, the agent loads
+    macro_problems = []
+    for name, own in compiler.macro_diags.items():
+        diags.extend(as_warnings(own, f"macro '{name}' not loaded: "))
+        macro_problems += [d for d in own if d.is_error and not limits.is_limit_message(d.message)]
+    check_kernel_maps(rules, diags)
     macros = {k: v for k, v in compiler.results.items() if v is not None}
-    return LoadResult(Ruleset(rules), diags, files, macros, filtered)
+    order = {rid: i for i, rid in enumerate(rule_defs)}
+    skipped.sort(key=lambda s: order.get(s.id, -1))
+    return LoadResult(Ruleset(rules), diags, files, macros, skipped, macro_problems)
 
 
-def _compile_rule(compiler: _Compiler, rdef: RuleDef) -> Rule | None:
+def _reason(first: Diagnostic, compiler: _Compiler) -> str:
+    """The skip reason of a rule whose first problem is ``first``."""
+    code = first.code
+    if code.startswith("macro:"):  # a macro it needs failed: that macro's reason
+        own = compiler.macro_diags.get(code[len("macro:"):])
+        inner = next((d for d in own if d.is_error), None) if own is not None else None
+        if inner is None:
+            return INVALID
+        code = inner.code
+    if code in (UNSUPPORTED_TYPE, UNKNOWN_FIELD, UNSUPPORTED):
+        return code
+    return INVALID
+
+
+def _message(first: Diagnostic, compiler: _Compiler) -> str:
+    if first.code.startswith("macro:"):
+        own = compiler.macro_diags.get(first.code[len("macro:"):])
+        inner = next((d for d in own if d.is_error), None) if own is not None else None
+        if inner is not None:
+            return f"{first.message}: {inner.file}:{inner.line}:{inner.col}: {inner.message}"
+    return first.message
+
+
+def _compile_actions(compiler: _Compiler, rdef: RuleDef, event_type: str) -> tuple[Action, ...] | None:
+    """The rule's actions with their ``filter`` guards and ``set`` expressions
+    compiled; None (problems reported) when one does not compile, or reads
+    fields of another event type than the rule's."""
+    out: list[Action] = []
+    ok = True
+    for action in rdef.actions:
+        if action.filter is not None:
+            analysis = compiler.guard(action.filter)
+            if analysis is None or not _same_type(compiler, action.filter, analysis, event_type):
+                ok = False
+                continue
+            action = replace(action, guard=compile_expr(analysis.expr))
+        if isinstance(action, SetAction) and action.expression is not None:
+            value = compiler.value(action.expression)
+            if value is None or not _same_type(compiler, action.expression, value, event_type):
+                ok = False
+                continue
+            got = value.expr.type.kind
+            if got is not action.type.kind and Kind.ANY not in (got, action.type.kind):
+                _Reporter(compiler.diags).error(action.expression, f"variable '{action.variable}' is "
+                                                f"{action.type.kind.value}, this expression is {got.value}")
+                ok = False
+                continue
+            if action.type.kind is Kind.ANY:
+                _Reporter(compiler.diags).error(action.expression, f"cannot type variable '{action.variable}' "
+                                                                   "from its expression")
+                ok = False
+                continue
+            action = replace(action, compute=compile_expr(value.expr))
+        out.append(action)
+    return tuple(out) if ok else None
+
+
+def _same_type(compiler: _Compiler, node: YNode, analysis: Analysis, event_type: str) -> bool:
+    other = next((t for t in analysis.event_types if t != event_type), None)
+    if other is None:
+        return True
+    _Reporter(compiler.diags).error(node, f"this reads '{other}' fields, the rule is on '{event_type}' events")
+    return False
+
+
+def _compile_rule(compiler: _Compiler, rdef: RuleDef, selector: _HostSelector) -> Rule | None:
     assert rdef.expression is not None
     compiled = compiler.expression(rdef.expression)
-    host_filters: list[Fn] = []
-    for f in rdef.filters:
-        result = compiler.expression(f, require_event_type=False, registry=HOST_REGISTRY)
-        if result is not None:
-            host_filters.append(result[2])
-    if compiled is None or len(host_filters) != len(rdef.filters) or not rdef.valid:
+    host_filters = [selector.cache.get(str(f.value)) for f in rdef.filters]
+    if compiled is None or None in host_filters or not rdef.valid:
         return None
     tree, analysis, fn = compiled
     assert analysis.event_type is not None
+    actions = _compile_actions(compiler, rdef, analysis.event_type)
+    if actions is None:
+        return None
     node = rdef.id_node
     return Rule(
         id=rdef.id, expression=str(rdef.expression.value), event_type=analysis.event_type,
         ast=tree, ir=analysis.expr,
         position=Position(node.file.path, node.line, node.col), description=rdef.description,
-        tags=dict(rdef.tags), every=rdef.every, actions=rdef.actions,
+        tags=dict(rdef.tags), every=rdef.every, actions=actions,
         filters=tuple(str(f.value) for f in rdef.filters), disabled=rdef.disabled,
-        policy=rdef.policy, fn=fn, host_filters=tuple(host_filters),
+        policy=rdef.policy, fn=fn, host_filters=tuple(f for f in host_filters if f is not None),
+        silent=rdef.silent,
     )
 
 
@@ -540,7 +854,7 @@ def compile_expression(text: str, *, policies: Sequence[str | Path] = (), name: 
     macro_defs, rule_defs = merge(policy_files_, pol_diags)
     # The policy only lends macros and variables: its own problems do not stop the evaluation.
     diags.extend(replace(d, severity=Severity.WARNING) for d in pol_diags)
-    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values(), pol_diags))
+    compiler = _Compiler(macro_defs, diags, registry, _variables(rule_defs.values()), limits.Budget())
     source = Source(text, name)
     tree = parse(source, diags, compiler.budget)
     if tree is None:

@@ -31,6 +31,8 @@ from .ir import Kind, Type
 from .patterns import StrMatcher, as_glob, glob_error, make_pattern, make_regex
 
 BUILTIN_VARIABLES = {"process.pid": "process.pid"}
+# Variables computed at each read, and their kinds (agent/evaluator/variables.py computes them).
+VARIABLE_BUILTINS: dict[str, Kind] = {"builtins.uuid4": Kind.STR}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,24 @@ def _iterator_prefixes(registry: Registry) -> frozenset[str]:
     return prefixes
 
 
+_NAMESPACES: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+# Diagnostic codes of the problems that make a rule unloadable (codegen.policy counts them).
+UNSUPPORTED_TYPE = "unsupported_type"
+UNKNOWN_FIELD = "unknown_field"
+UNSUPPORTED = "unsupported"  # a construct this agent does not implement
+
+
+def _namespaces(registry: Registry) -> frozenset[str]:
+    """First segments of the registry's fields (``open``, ``process``...), once per registry."""
+    cached = _NAMESPACES.get(id(registry))
+    if cached is not None and cached[0] is registry:
+        return cached[1]
+    names = frozenset(f.name.split(".")[0] for f in registry.fields.values())
+    _NAMESPACES[id(registry)] = (registry, names)
+    return names
+
+
 class Analyzer:
     def __init__(self, source: Source, diags: Diagnostics, registry: Registry, scope: Scope) -> None:
         self.source = source
@@ -96,8 +116,8 @@ class Analyzer:
         self.size = 0
 
     # -- reporting ------------------------------------------------------------
-    def error(self, offset: int, message: str) -> None:
-        self.diags.error(self.source, offset, message)
+    def error(self, offset: int, message: str, code: str = "") -> None:
+        self.diags.error(self.source, offset, message, code)
 
     def _record_event_type(self, event_type: str | None, offset: int) -> None:
         if event_type is not None:
@@ -202,13 +222,13 @@ class Analyzer:
             if result is None and self.scope.budget.exhausted:
                 raise _OverBudget()
             if result is None:
-                self.error(node.span.start, f"macro '{name}' is invalid (see its errors)")
+                self.error(node.span.start, f"macro '{name}' is invalid (see its errors)", code="macro:" + name)
                 return None
             self.charge(result.size, node.span.start)
             for event_type in result.event_types:
                 self._record_event_type(event_type, node.span.start)
             return result.expr
-        if "." in name or "[" in name:
+        if "." in name or "[" in name or name in self.registry:
             return self.field(name, node.span)
         value = lookup_constant(name)
         if value is not None:
@@ -225,8 +245,14 @@ class Analyzer:
                 return None
         spec = self.registry.get(plain)
         if spec is None:
+            head = plain.split(".")[0]
+            if head not in _namespaces(self.registry) or not self.registry.produces(head):
+                self.error(span.start, f"unknown field '{plain}': this agent does not produce '{head}' events",
+                           code=UNSUPPORTED_TYPE)
+                return None
             hint = self.registry.suggest(plain)
-            self.error(span.start, f"unknown field '{plain}'" + (f", did you mean '{hint}'?" if hint else ""))
+            self.error(span.start, f"unknown field '{plain}'" + (f", did you mean '{hint}'?" if hint else ""),
+                       code=UNKNOWN_FIELD)
             return None
         self._record_event_type(spec.event_type, span.start)
         return ir.FieldRef(spec, span, via_variable)
@@ -234,6 +260,8 @@ class Analyzer:
     def variable(self, name: str, offset: int, span: Span) -> ir.Expr | None:
         if name in BUILTIN_VARIABLES:
             return self.field(BUILTIN_VARIABLES[name], span, via_variable=True)
+        if name in VARIABLE_BUILTINS:
+            return ir.VarRef(name, Type(VARIABLE_BUILTINS[name]), span)
         var_type = self.scope.variables.get(name)
         if var_type is None:
             self.error(offset, f"unknown variable '${{{name}}}'")
@@ -474,7 +502,7 @@ class Analyzer:
         name, offset = types[0]
         if require and not produced(name):
             self.error(offset, f"event type '{name}' is not produced by this agent: rules on it cannot fire "
-                               f"(docs/fields.md lists the types it produces)")
+                               f"(docs/fields.md lists the types it produces)", code=UNSUPPORTED_TYPE)
             return None, False
         return name, True
 

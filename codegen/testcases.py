@@ -174,7 +174,7 @@ def run_cases(ruleset: Ruleset, cases: list[Case], diags: Diagnostics) -> Outcom
             _err(diags, case.node, f"case '{case.name}': unknown rule ID(s) {', '.join(unknown)}")
             outcome.failed += 1
             continue
-        ruleset.variables = VariableStore()
+        ruleset.variables = VariableStore(a for r in ruleset.rules for a in r.set_actions)
         for doc in case.before:
             ruleset.matching(DocumentEvent(doc))
         matched = set(ruleset.evaluate(DocumentEvent(case.event)))
@@ -190,5 +190,5 @@ def run_cases(ruleset: Ruleset, cases: list[Case], diags: Diagnostics) -> Outcom
             outcome.failed += 1
         else:
             outcome.passed += 1
-    ruleset.variables = VariableStore()
+    ruleset.variables = VariableStore(a for r in ruleset.rules for a in r.set_actions)
     return outcome

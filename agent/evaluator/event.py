@@ -21,6 +21,8 @@ import ipaddress
 import logging
 import posixpath
 import time
+from codegen.hostinfo import ORIGIN
+from .cmdline import flags, options
 from typing import Any
 from collections.abc import Callable, Iterator, Mapping
 
@@ -207,7 +209,11 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "argv0": _derived(lambda argv: argv[0]),
     "args": _derived(lambda argv: " ".join(str(a) for a in argv[1:])),
     "argc": _derived(len),
+    "args_flags": _derived(lambda argv: flags([str(a) for a in argv[1:]])),
+    "args_options": _derived(lambda argv: options([str(a) for a in argv[1:]])),
     "envs": _envs,
+    "origin": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else ORIGIN,
+    "source": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else "runtime",
 }
 
 

@@ -37,6 +37,7 @@ class Rule:
     policy: str = ""
     fn: Fn = field(default=lambda ev: False, repr=False)
     host_filters: tuple[Fn, ...] = field(default=(), repr=False)
+    silent: bool = False  # a match runs the actions, raises no alert (``silent: true``)
 
     def matches(self, event: DocumentEvent | dict[str, Any]) -> bool:
         """True when the event is of this rule's type and the expression holds."""
@@ -66,6 +67,7 @@ class Ruleset:
     def __init__(self, rules: Iterable[Rule], variables: VariableStore | None = None) -> None:
         self.rules: tuple[Rule, ...] = tuple(r for r in rules if not r.disabled)
         self.variables = variables if variables is not None else VariableStore()
+        self.variables.declare(a for r in self.rules for a in r.set_actions)
         buckets: dict[str, list[Rule]] = {}
         for rule in self.rules:
             buckets.setdefault(rule.event_type, []).append(rule)

@@ -1,25 +1,48 @@
 """User variables written by ``set`` actions and read by expressions.
 
 Scopes: global, per process (keyed by ``process.pid``), per container
-(``container.id``) and per cgroup (``cgroup.id``). A ``ttl`` expires a value
-relative to the event time. ``append`` keeps a list of distinct values
-(``size`` bounds it, oldest dropped first).
+(``container.id``) and per cgroup (``cgroup.id``); ``scope_field`` keys the
+scope by another field's value instead (``cgroup_write.pid``: the process
+written into a cgroup). A ``ttl`` expires a value relative to the event
+time. ``append`` keeps a list of distinct values (``size`` bounds it, oldest
+dropped first). A variable never set reads as its ``default_value`` (else
+the zero of its type). An ``inherited`` process variable is seen by the
+descendants of the process that set it, until one sets its own. Built-in
+variables (``${builtins.uuid4}``) are computed at each read.
 """
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from codegen.actions import SetAction
-from .event import MISSING, DocumentEvent
 from codegen.fields import REGISTRY
+from codegen.semantics import VARIABLE_BUILTINS
+from .event import MISSING, DocumentEvent
 
 _SCOPE_KEYS = {"process": REGISTRY.fields["process.pid"], "container": REGISTRY.fields["container.id"],
                "cgroup": REGISTRY.fields["cgroup.id"]}
+_ANCESTOR_PIDS = REGISTRY.fields["process.ancestors.pid"]
+
+BUILTINS: dict[str, Callable[[], Any]] = {"builtins.uuid4": lambda: str(uuid.uuid4())}
+assert set(BUILTINS) == set(VARIABLE_BUILTINS), "codegen.semantics.VARIABLE_BUILTINS and BUILTINS differ"
 
 
 class VariableStore:
-    def __init__(self) -> None:
+    def __init__(self, actions: Iterable[SetAction] = ()) -> None:
         self._values: dict[tuple[str, Any], tuple[Any, int | None]] = {}
+        self._defaults: dict[str, Any] = {}
+        self._inherited: set[str] = set()
+        self.declare(actions)
+
+    def declare(self, actions: Iterable[SetAction]) -> None:
+        """Learn the variables' defaults and which are inherited (from every ``set`` of the ruleset)."""
+        for a in actions:
+            if a.default_value is not None:
+                self._defaults.setdefault(a.variable, a.default_value)
+            if a.inherited and a.scope == "process":
+                self._inherited.add(a.variable)
 
     @staticmethod
     def _key(name: str, ev: DocumentEvent) -> tuple[str, Any]:
@@ -28,25 +51,50 @@ class VariableStore:
             return name, ev.get(_SCOPE_KEYS[scope])
         return name, None
 
-    def lookup(self, name: str, ev: DocumentEvent) -> Any:
-        """The value of ``${name}`` for this event, or MISSING."""
-        entry = self._values.get(self._key(name, ev))
+    def _entry(self, key: tuple[str, Any], ev: DocumentEvent) -> Any:
+        entry = self._values.get(key)
         if entry is None:
             return MISSING
         value, expires = entry
         if expires is not None and ev.timestamp >= expires:
+            del self._values[key]
             return MISSING
+        return value
+
+    def lookup(self, name: str, ev: DocumentEvent) -> Any:
+        """The value of ``${name}`` for this event, or MISSING."""
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            return builtin()
+        value = self._entry(self._key(name, ev), ev)
+        if value is MISSING and name in self._inherited:
+            for pid in ev.get(_ANCESTOR_PIDS) or ():  # nearest ancestor first
+                value = self._entry((name, pid), ev)
+                if value is not MISSING:
+                    break
+        if value is MISSING:
+            return self._defaults.get(name, MISSING)
         return value
 
     def apply(self, action: SetAction, ev: DocumentEvent) -> None:
         """Run a ``set`` action for an event that matched its rule."""
-        value = ev.get(action.field) if action.field is not None else action.value
-        key = self._key(action.variable, ev)
+        if action.guard is not None and not action.guard(ev):
+            return
+        if action.compute is not None:
+            value = action.compute(ev)
+        else:
+            value = ev.get(action.field) if action.field is not None else action.value
+        if action.scope_field is not None:
+            key = (action.variable, ev.get(action.scope_field))
+        else:
+            key = self._key(action.variable, ev)
         expires = ev.timestamp + action.ttl if action.ttl else None
         if action.append:
-            current = self.lookup(action.variable, ev)
-            items = list(current) if isinstance(current, list) else []
-            for v in value if isinstance(value, list) else [value]:
+            current = self._entry(key, ev)
+            if current is MISSING and action.variable in self._inherited:
+                current = self.lookup(action.variable, ev)
+            items = list(current) if isinstance(current, (list, tuple)) else []
+            for v in value if isinstance(value, (list, tuple)) else [value]:
                 if v not in items:
                     items.append(v)
             if action.size:

@@ -122,7 +122,7 @@ def _load(path: str, kind: str) -> tuple[int, bool, list[str]]:
         run_cases(result.ruleset, read_cases(Path(path), diags), diags)
     else:
         result = load_policies([path])
-        diags = result.diagnostics
+        diags = result.problems()  # the policy's errors and the rules' (each rule that has one is left out)
         p = Path(path)
         lines = max(1, p.read_bytes().count(b"\n") + 1) if p.is_file() else 1
         for d in diags:
@@ -130,7 +130,7 @@ def _load(path: str, kind: str) -> tuple[int, bool, list[str]]:
             assert d.line <= lines + 1, (d, lines)
         for rule in result.ruleset.rules:
             assert rule.matches({"type": rule.event_type}) in (True, False)
-        if result.ok:
+        if not diags.has_errors:
             render_policy_header(kernel_filters(result.ruleset))
     formatted = [d.format() for d in diags.sorted()]
     return diags.error_count, not diags.has_errors, formatted[:5]

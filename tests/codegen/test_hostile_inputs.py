@@ -188,7 +188,7 @@ def test_the_largest_values_that_fit_are_accepted(tmp_path: Path) -> None:
                       f"  - id: c\n    expression: 'open.file.path in [{names}]'\n"
                       "  - id: d\n    expression: process.created_at > 876000h && open.flags > 0\n")
     result = load_policies([policy])
-    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.ok and not result.failed, [d.format() for d in result.problems()]
 
 
 def test_a_bad_utf8_byte_is_reported_where_it_is(worker: Worker, tmp_path: Path) -> None:
@@ -228,15 +228,16 @@ def test_too_many_diagnostics_are_counted_not_kept(tmp_path: Path) -> None:
     policy = tmp_path / "many.policy"
     policy.write_text("rules:\n" + "".join(f"  - id: r{i}\n    expression: nope{i}\n" for i in range(3000)))
     result = load_policies([policy])
-    shown = result.diagnostics.sorted()
-    assert len(shown) == limits.MAX_DIAGNOSTICS + 1 and result.diagnostics.error_count == 3000
+    problems = result.problems()
+    shown = problems.sorted()
+    assert len(shown) == limits.MAX_DIAGNOSTICS + 1 and problems.error_count == 3000
     assert shown[-1].message == "2,000 more problem(s) not shown (2,000 error(s)); fix the first 1,000 and run again"
 
 
 def test_long_lines_are_shown_around_the_caret(tmp_path: Path) -> None:
     policy = tmp_path / "long.policy"
     policy.write_text("rules:\n  - id: r\n    expression: " + "open.flags == 1 || " * 1000 + "nope\n")
-    (d,) = load_policies([policy]).diagnostics.errors
+    (d,) = load_policies([policy]).problems().errors
     text = d.format().split("\n")
     assert len(text[1]) <= limits.MAX_SOURCE_LINE_CHARS + 6 and text[1].startswith("...")
     assert text[1][text[2].index("^"):].startswith("nope")

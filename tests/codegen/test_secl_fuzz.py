@@ -327,7 +327,7 @@ def test_indexed_ruleset_agrees_with_each_rule(tmp_path: Path, exprs: list[tuple
     path = tmp_path / "fuzz.policy"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = load_policies([path])
-    assert result.ok, [d.format() for d in result.diagnostics.errors]
+    assert result.ok and not result.failed, [d.format() for d in result.problems()]
     rules = result.ruleset.rules_for("open")
     for doc in docs:
         expected = [r.id for r, (_, ref) in zip(rules, exprs) if ref(doc)]

@@ -70,7 +70,7 @@ def _rules(tmp_path: Path, *exprs: str) -> Any:
     policy.write_text("version: 1.0.0\nrules:\n" + "".join(
         f"  - id: r{i}\n    expression: '{e}'\n" for i, e in enumerate(exprs)))
     result = load_policies([policy])
-    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.ok and not result.failed, [d.format() for d in result.problems()]
     return result.ruleset
 
 

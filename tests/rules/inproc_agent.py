@@ -41,7 +41,7 @@ class ListSink:
 class InProcessAgent:
     def __init__(self, policy: Path, cache: Path, *, discarders: bool = True) -> None:
         result = load_policies([policy])
-        assert result.ok, [d.format() for d in result.diagnostics]
+        assert result.ok and not result.failed, [d.format() for d in result.problems()]
         self.ruleset = result.ruleset
         self.compiled = locate(result, cache=cache)
         hook_set = choose_hook_set(probe(self.compiled.features_object)).hook_set

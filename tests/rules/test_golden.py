@@ -18,7 +18,7 @@ FIXTURES = sorted(p.stem for p in GOLDEN.glob("*.policy"))
 
 def _outputs(name: str) -> dict[str, str]:
     result = load_policies([GOLDEN / f"{name}.policy"])
-    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.ok and not result.failed, [d.format() for d in result.problems()]
     filters = kernel_filters(result.ruleset)
     return {
         f"{name}.policy.h": render_policy_header(filters),

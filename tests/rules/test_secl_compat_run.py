@@ -1,0 +1,91 @@
+"""`rsagent run` on a policy written like the reference agent's default
+policies: host filters, agent_version pairs, silent rules, `every: 0`,
+legacy aliases, argument flags, `filter` guards, `set` expressions with
+scoped variables, and rules it cannot load. The agent starts, reports each
+rule it left out once, counts them in its metrics, and the rules it loaded
+fire on real events."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+from agentproc import start_agent
+from sinkutil import free_port
+
+pytestmark = pytest.mark.root
+
+POLICY = """\
+version: 1.0.0
+macros:
+  - id: watched_tools
+    values: ["touch", "chmod"]
+    filters: [os == "windows"]
+  - id: watched_tools
+    values: ["chmod"]
+    filters: [os == "linux"]
+rules:
+  - id: mark_writer
+    expression: open.filename == "{target}" && open.flags & O_CREAT > 0
+    silent: true
+    every: 0
+    product_tags: [cws]
+    filters: [os == "linux"]
+    actions:
+      - set: {{name: writes, expression: "${{process.writes}} + 1", scope: process, default_value: 0, inherited: true}}
+      - filter: ${{process.writes}} >= 1
+        set: {{name: tag, expression: '"w_${{builtins.uuid4}}"', scope: process, inherited: true}}
+  - id: chmod_after_write
+    expression: chmod.filename == "{target}" && chmod.mode & 0o7777 == 0o700 && process.comm in watched_tools && ${{process.tag}} =~ "w_*"
+    agent_version: ">= 7.71"
+    every: 0
+    filters: [os == "linux", os == "windows"]
+  - id: chmod_after_write_old_agents
+    expression: chmod.filename == "{target}"
+    agent_version: "< 7.71"
+  - id: windows_only
+    expression: registry.key_path == "x"
+    filters: [os == "windows"]
+  - id: exec_flags
+    expression: exec.file.name == "chmod" && exec.args_flags == "R" && exec.args_options == "reference={target}"
+    every: 0
+  - id: typo
+    expression: open.file.pth == "/etc/shadow"
+  - id: not_produced
+    expression: ptrace.request == 16
+"""
+
+
+def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> None:
+    target = tmp_path / "target.txt"
+    policy = tmp_path / "compat.policy"
+    policy.write_text(POLICY.format(target=target))
+    port = free_port()
+    log = tmp_path / "agent.log"
+    run = start_agent(policy, tmp_path, "--metrics", str(port), stderr=log)
+    try:
+        # a shell writes the file, then a chmod child (inherits the shell's variables) changes its mode
+        subprocess.run(["sh", "-c", f'echo x > "{target}" && chmod 0700 "{target}" && '
+                                    f'chmod -R --reference="{target}" "{target}"'], check=True)
+        fired = run.wait_for("chmod_after_write")
+        flagged = run.wait_for("exec_flags")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+    finally:
+        stderr = run.stop()
+    assert fired and fired[0]["event"]["chmod"]["file"]["path"] == str(target), stderr
+    assert flagged and flagged[0]["event"]["exec"]["argv"][:2] == ["chmod", "-R"], stderr
+    ids = {a["rule_id"] for a in run.alerts()}
+    assert "mark_writer" not in ids and "chmod_after_write_old_agents" not in ids  # silent; excluded
+    # every rule left out is reported once, with its place and reason
+    for rule, reason in (("typo", "unknown_field"), ("not_produced", "unsupported_type")):
+        lines = [x for x in stderr.splitlines() if f"rule '{rule}' not loaded ({reason})" in x]
+        assert len(lines) == 1 and f"{policy}:" in lines[0], stderr
+    assert "rule(s) loaded; skipped: 1 by filter, 1 by agent_version, 1 unsupported_type, 1 unknown_field" in stderr
+    assert "rule 'windows_only' left out: no filter holds on this host" in stderr  # -v
+    for reason, n in (("filter", 1), ("agent_version", 1), ("unsupported_type", 1), ("unknown_field", 1)):
+        assert re.search(rf'^rsagent_rules_skipped_total{{reason="{reason}"}} {n}(\.0)?$', metrics, re.M), metrics
+    assert os.stat(target).st_mode & 0o7777 == 0o700
