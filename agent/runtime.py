@@ -395,9 +395,11 @@ class Runtime:
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:
             # lifecycle ring first, then the file events: every exec/fork/exit
-            # written before a file event is in the batch before it
-            if rb.wait(cfg.poll_timeout_ms):
-                rb.consume()
+            # written before a file event is in the batch before it. Consumed
+            # after a timeout too: records come without a wake-up until a
+            # batch is waiting (common.h, rs_wakeup_flags)
+            rb.wait(cfg.poll_timeout_ms)
+            rb.consume()
             self.process_batch()
             self.flush()
             if time.monotonic() >= next_loss_check:
