@@ -36,7 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codegen.eventtypes import PRODUCED
 
@@ -51,12 +51,15 @@ from .libbpf.ringbuf import RingBuffer
 from .events.resolve import Document, ResolveEnv, Resolver
 from .metrics import Registry
 from .mounts import MountTable
-from .net.classifier import DnsClassifier, InterfaceTable
+from .net.interfaces import InterfaceTable
 from .net.namespaces import resolve_all
 from .net.stats import format_dns_stats, read_dns_stats
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .safefile import write_replace
 from .users import UserNames
+
+if TYPE_CHECKING:
+    from .net.classifier import DnsClassifier
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +324,8 @@ class Runtime:
                 stack.enter_context(rb)
                 classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
                 links = obj.attach_all([p for p in progs if p not in classifiers])
+                if classifiers:
+                    from .net.classifier import DnsClassifier  # pyroute2: only when needed
                 for name in classifiers:
                     self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(cfg.netns), self.interfaces)
                     stack.enter_context(self.classifier)
