@@ -2,16 +2,19 @@
 
     rsagent run [--policy P]...   evaluate the policy's rules, write alerts
     rsagent trace [--output SINK] every event the probes see, as JSON documents
+    rsagent record -o CAPTURE     every event the probes send, to a capture for `rulec replay`
     rsagent probe                 which kernel features work, which hook set is used
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,12 +31,19 @@ from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .trust import UntrustedPathError, check_policies
 from .process.cache import DEFAULT_MAX_ENTRIES
+from .safefile import UnsafePath
 from .metrics_http import MetricsAddressError
 from .sinks import DEFAULT_SPOOL_DIR, SYNTAX, SinkError, Sinks
 
 if TYPE_CHECKING:
+    from agent.evaluator.ruleset import Ruleset
+    from codegen.cbackend import TypeFilter
+    from codegen.policy import LoadResult
+
+    from .capture import CaptureWriter
+    from .engine import Engine
     from .libbpf.object import BpfObject
-    from .runtime import RuntimeConfig
+    from .runtime import Runtime, RuntimeConfig
 
 log = logging.getLogger("rsagent")
 
@@ -73,13 +83,59 @@ def _parser() -> argparse.ArgumentParser:
                    help="objects from `rulec compile` (default: a cache under build/policies, "
                         "compiled on the spot when clang is installed)")
     p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
+    p.add_argument("--record", type=Path, default=None, metavar="CAPTURE",
+                   help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
+                        "what this policy's in-kernel filters let through)")
+    _capture_options(p)
+    p.add_argument("--explain-rule", default=None, metavar="ID",
+                   help="with -vv: log, for each event of the rule's type, whether it matched and else the first "
+                        "failing clause with its values (as `rulec explain`)")
 
     p = sub.add_parser("trace", help="print every event the probes see, no rules")
     _common(p)
     _stream_options(p)
     p.add_argument("--event-type", action="append", default=None, metavar="TYPE",
                    help="only these event types (default: all the hook set supports); repeatable")
+
+    p = sub.add_parser("record", help="record every event the probes send to a capture file (`rulec replay`)")
+    _common(p)
+    _stream_options(p, outputs=False)
+    p.add_argument("-o", "--output", dest="capture", type=Path, required=True, metavar="CAPTURE",
+                   help="the capture file (gzip JSON lines, created 0600)")
+    p.add_argument("--duration", type=_seconds, default=None, metavar="D",
+                   help="stop after D (5s, 2m; default: until SIGINT/SIGTERM)")
+    p.add_argument("--policy", action="append", type=Path, default=None, metavar="POLICY_OR_DIR",
+                   help="only what this policy's in-kernel approvers let through (smaller; the header says so); "
+                        "default: every event")
+    p.add_argument("--compiled", type=Path, default=None, metavar="DIR", help="as for `run` (with --policy)")
+    _capture_options(p)
     return ap
+
+
+def _seconds(text: str) -> float:
+    from .sinks.spec import parse_seconds
+
+    value = parse_seconds(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 500ms or 2m, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    from .capture import MIN_MAX_BYTES
+    from .sinks.spec import parse_size
+
+    value = parse_size(text)
+    if value is None or value < MIN_MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"expected a size of at least 64k, such as 100M or 1G, got {text!r}")
+    return value
+
+
+def _capture_options(p: argparse.ArgumentParser) -> None:
+    from .capture import DEFAULT_MAX_BYTES
+
+    p.add_argument("--max-size", type=_size, default=DEFAULT_MAX_BYTES, metavar="S",
+                   help=f"stop recording when the capture reaches S bytes (64k..; default {DEFAULT_MAX_BYTES >> 20}M)")
 
 
 def _at_least_one(text: str) -> int:
@@ -102,12 +158,13 @@ def _netns(text: str) -> str:
     return text
 
 
-def _stream_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", action="append", default=None, metavar="SINK",
-                   help=f"where documents go (default '-'): {SYNTAX}; repeatable")
-    p.add_argument("--spool-dir", type=Path, default=DEFAULT_SPOOL_DIR, metavar="DIR",
-                   help="where network sinks spool while their destination is down, one directory each "
-                        f"(default {DEFAULT_SPOOL_DIR}; per sink: spool=DIR|off)")
+def _stream_options(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    if outputs:
+        p.add_argument("--output", action="append", default=None, metavar="SINK",
+                       help=f"where documents go (default '-'): {SYNTAX}; repeatable")
+        p.add_argument("--spool-dir", type=Path, default=DEFAULT_SPOOL_DIR, metavar="DIR",
+                       help="where network sinks spool while their destination is down, one directory each "
+                            f"(default {DEFAULT_SPOOL_DIR}; per sink: spool=DIR|off)")
     p.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port: 127.0.0.1)")
     p.add_argument("--ready-file", type=Path, default=None,
@@ -234,6 +291,29 @@ def _serve_metrics(registry: Registry, address: str | None) -> Iterator[None]:
         server.close()
 
 
+def _summary(filters: dict[str, TypeFilter]) -> str:
+    return "; ".join(f"{t}: {f.summary}" for t, f in sorted(filters.items()))
+
+
+def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,
+                 name: str) -> set[str] | None:
+    """The event types to hook for a policy (None: none of its rules' types
+    is produced), warning once per rule that cannot fire."""
+    wanted = set(filters)
+    have = hook_set.supported_event_types()
+    for event_type in sorted(wanted - have):
+        lacking = hook_set.left_out.get(event_type)
+        why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
+        for rule in ruleset.rules_for(event_type):
+            log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
+                        rule.position, rule.id, name, event_type, why)
+    if not wanted & have:
+        return None
+    # Process lifecycle events always flow: they keep the process tree that
+    # every rule's process.* fields read (and are rare next to file events).
+    return (wanted | PROCESS_TYPES) & have
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
     from codegen.policy import load_policies
@@ -244,6 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .discarders import DiscarderLearner
     from .engine import Engine
     from .kfilters import KernelFilters, invalidation_hooks
+    from .capture import recording
     from .runtime import Runtime
 
     policies = args.policy or [DEFAULT_POLICY]
@@ -269,70 +350,147 @@ def cmd_run(args: argparse.Namespace) -> int:
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
         return EXIT_ERROR
-    wanted = set(compiled.filters)
-    have = choice.hook_set.supported_event_types()
-    for event_type in sorted(wanted - have):
-        lacking = choice.hook_set.left_out.get(event_type)
-        why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
-        for rule in ruleset.rules_for(event_type):
-            log.warning("%s: rule '%s' cannot fire: the %s hook set does not produce %s events%s",
-                        rule.position, rule.id, choice.name, event_type, why)
-    if not wanted & have:
+    hook_set = choice.hook_set
+    types = _event_types(ruleset, compiled.filters, hook_set, choice.name)
+    if types is None:
         print("rsagent: error: no rule's event type is produced by this kernel's hook set", file=sys.stderr)
         return EXIT_ERROR
-    # Process lifecycle events always flow: they keep the process tree that
-    # every rule's process.* fields read (and are rare next to file events).
-    types = (wanted | PROCESS_TYPES) & have
     registry = _registry()
     sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
     engine = Engine(ruleset, [sinks], metrics=registry)
 
     state: dict[str, KernelFilters] = {}
 
-    def prepare(obj: BpfObject) -> None:
-        kf = state["filters"] = KernelFilters(obj, runtime.layout, compiled.filters, runtime.decoder.type_ids)
-        n = kf.load_approvers()
-        log.info("in-kernel filters: %s", "; ".join(f"{t}: {f.summary}" for t, f in sorted(compiled.filters.items())))
-        log.info("loaded %d approver basename(s)", n)
-        if not args.no_discarders:
-            engine.learner = DiscarderLearner(obj, runtime.layout, ruleset, compiled.filters,
-                                              runtime.decoder.type_ids, runtime.clock, metrics=registry)
+    def prepare_for(policy: LoadResult, filters: dict[str, TypeFilter]) -> Callable[[BpfObject], None]:
+        """Fill an object's filter maps for ``policy`` (at start, and for the
+        new object of a handover, whose filters take over at its switch)."""
+        def prepare(obj: BpfObject) -> None:
+            kf = KernelFilters(obj, runtime.layout, filters, runtime.decoder.type_ids)
+            n = kf.load_approvers()
+            log.info("in-kernel filters: %s", _summary(filters))
+            log.info("loaded %d approver basename(s)", n)
+            learner = None if args.no_discarders else DiscarderLearner(
+                obj, runtime.layout, policy.ruleset, filters, runtime.decoder.type_ids, runtime.clock,
+                metrics=registry, stats=engine.learner.stats if engine.learner is not None else None)
+            pending.update(filters=kf, learner=learner)
+        return prepare
+
+    pending: dict[str, Any] = {}
+
+    def switch_to(policy: LoadResult) -> Callable[[], None]:
+        def switch() -> None:
+            state["filters"] = pending["filters"]
+            engine.learner = pending["learner"]
+            engine.ruleset = policy.ruleset
+        return switch
 
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
-    runtime = Runtime(config, engine, flush=sinks.flush, prepare=prepare, metrics=registry)
+    first = prepare_for(result, compiled.filters)
+
+    def prepare(obj: BpfObject) -> None:
+        first(obj)
+        switch_to(result)()
+
+    consumer: Callable[[dict[str, Any]], None] = engine
+    if args.explain_rule is not None:
+        explained = ruleset.get(args.explain_rule)
+        if explained is None:
+            print(f"rsagent: error: --explain-rule {args.explain_rule}: no enabled rule with this id", file=sys.stderr)
+            return EXIT_USAGE
+        consumer = _explaining(engine, explained.id, explained.event_type)
+    writer = None if args.record is None else _capture_writer(
+        args, "run", choice.name, types, _filters_doc(result.files, compiled.filters, not args.no_discarders))
+    runtime = Runtime(config, consumer if writer is None else recording(writer, consumer),
+                      flush=sinks.flush if writer is None else _both(sinks.flush, writer.tick),
+                      prepare=prepare, metrics=registry)
+    if writer is not None:
+        writer.counters = runtime.kernel_stats
     runtime.losses.report = sinks.write  # loss reports go in the alert stream
 
+    reloading = threading.Lock()    # one reload at a time
+
     def reload(_obj: object) -> None:
-        """SIGHUP: load the policy files again; apply them if the kernel side
-        can stay (same filter shape), else keep the running policy."""
+        """SIGHUP: the policy files are read and compiled on a thread of
+        their own (the loop goes on reading events), then applied in the
+        loop: same filter shape, new values in the running object's maps;
+        another shape, a new object attached beside the running one takes
+        over (Runtime.handover). Any error keeps the running policy."""
+        if not reloading.acquire(blocking=False):
+            log.warning("SIGHUP: a reload is in progress; send SIGHUP again once it is done")
+            return
+        threading.Thread(target=prepare_reload, name="reload", daemon=True).start()
+
+    def prepare_reload() -> None:
+        try:
+            prepared = _prepare_reload()
+        except BaseException:
+            reloading.release()
+            raise
+        if prepared is None:
+            reloading.release()
+            return
+        apply: Callable[[], None] = prepared
+
+        def apply_then_release() -> None:
+            try:
+                apply()
+            finally:
+                reloading.release()
+        runtime.call_soon(apply_then_release)
+
+    def _prepare_reload() -> Callable[[], None] | None:
         try:
             check_policies(policies, args.insecure_paths)
         except UntrustedPathError as exc:
             log.error("SIGHUP: %s; still running the previous policy", exc)
-            return
+            return None
         new = load_policies(policies, host=host_document())
         if not new.ok:
             for d in new.diagnostics.sorted():
                 print(d.format(), file=sys.stderr)
             log.error("SIGHUP: the policy has errors; still running the previous one")
-            return
+            return None
         new_filters = kernel_filters(new.ruleset)
-        if shape_digest(new_filters) != shape_digest(state["filters"].filters):
-            log.error("SIGHUP: the new policy needs other in-kernel checks (`rulec compile` prints them); "
-                      "restart the agent to apply it; still running the previous one")
-            return
-        n = state["filters"].reload(new_filters)
-        engine.ruleset = new.ruleset
-        if engine.learner is not None:
-            engine.learner.reset(new.ruleset, new_filters)
-        log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders invalidated",
-                    len(new.ruleset.rules), ", ".join(new.files), n)
+        if shape_digest(new_filters) == shape_digest(state["filters"].filters):
+            def same_shape() -> None:
+                n = state["filters"].reload(new_filters)
+                engine.ruleset = new.ruleset
+                if engine.learner is not None:
+                    engine.learner.reset(new.ruleset, new_filters)
+                log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders "
+                            "invalidated", len(new.ruleset.rules), ", ".join(new.files), n)
+            return same_shape
+        try:
+            new_compiled = locate(new, args.compiled, insecure=args.insecure_paths)
+        except (CompiledPolicyError, UntrustedPathError) as exc:
+            log.error("SIGHUP: the new policy needs other in-kernel filters, and %s; still running the previous "
+                      "one", exc)
+            return None
+        new_types = _event_types(new.ruleset, new_compiled.filters, hook_set, choice.name)
+        if new_types is None:
+            log.error("SIGHUP: no rule of the new policy has an event type this hook set produces; "
+                      "still running the previous one")
+            return None
+
+        def handover() -> None:
+            new_config = dataclasses.replace(
+                runtime.config, probe_object=new_compiled.probe_object, event_types=new_types,
+                hook_only_types=set() if args.no_discarders else invalidation_hooks(new_compiled.filters))
+            try:
+                runtime.handover(new_config, prepare_for(new, new_compiled.filters), switch_to(new))
+            except (BpfError, OSError, ValueError) as exc:
+                log.error("SIGHUP: the new policy's objects did not load (%s); still running the previous one",
+                          exc)
+                return
+            log.warning("SIGHUP: %d rule(s) from %s with new in-kernel filters (%s)",
+                        len(new.ruleset.rules), ", ".join(new.files), _summary(new_compiled.filters))
+        return handover
 
     runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    with sinks, _serve_metrics(registry, args.metrics):
+    with _closing(writer, runtime), sinks, _serve_metrics(registry, args.metrics):
         runtime.run()
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
@@ -342,7 +500,135 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace}
+def _filters_doc(files: list[str], filters: dict[str, TypeFilter], discarders: bool) -> dict[str, Any]:
+    """The capture header's account of the in-kernel filters that were on."""
+    return {"policy": files, "types": {t: f.summary for t, f in sorted(filters.items())},
+            "discarders": discarders and any(f.discard for f in filters.values())}
+
+
+def _capture_writer(args: argparse.Namespace, command: str, hook_set: str, types: set[str] | None,
+                    filters: dict[str, Any] | None, on_full: Callable[[], None] | None = None) -> CaptureWriter:
+    from .capture import CaptureWriter, filters_note, header
+
+    path = args.record if command == "run" else args.capture
+    writer = CaptureWriter(path, header(command=command, hook_set=hook_set,
+                                        event_types=None if types is None else sorted(types), filters=filters),
+                           max_bytes=args.max_size, on_full=on_full)
+    log.info("recording to %s; in-kernel filters %s", path, filters_note(filters))
+    return writer
+
+
+def _explaining(engine: Engine, rule_id: str, event_type: str) -> Callable[[dict[str, Any]], None]:
+    """--explain-rule: at -vv, each event of the rule's type explained before the engine sees it."""
+    from .explain import explain, log_line
+
+    explain_log = logging.getLogger("agent.explain")
+
+    def consume(doc: dict[str, Any]) -> None:
+        if doc["type"] == event_type and explain_log.isEnabledFor(logging.DEBUG):
+            # engine.ruleset: the one running now (SIGHUP replaces it)
+            explain_log.debug("%s", log_line(explain(engine.ruleset, doc, rule_id, filters={})))
+        engine(doc)
+    return consume
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        second()
+    return run
+
+
+@contextmanager
+def _closing(writer: CaptureWriter | None, runtime: Runtime) -> Iterator[None]:
+    """Close the capture (trailer with the final counters) however the run ends."""
+    try:
+        yield
+    finally:
+        if writer is not None:
+            s = runtime.last_summary
+            writer.close(s.kernel if s else {}, decode_errors=s.decode_errors if s else {},
+                         unread_at_stop=s.unread_at_stop if s else 0, consumer_errors=runtime.consumer_errors)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Like `trace` into a capture file; with --policy, behind its approvers."""
+    import threading
+    import time
+
+    from .capture import recording
+    from .runtime import Runtime
+
+    filters_doc: dict[str, Any] | None = None
+    prepare: Callable[[BpfObject], None] | None = None
+    if args.policy:
+        loaded = _record_policy(args)
+        if loaded is None:
+            return EXIT_ERROR
+        probe_object, features_object, filters, files = loaded
+        filters_doc = _filters_doc(files, filters, False)
+    else:
+        probe_object = object_path("probe.bpf.o", args.objects, insecure=args.insecure_paths)
+        features_object = object_path("features.bpf.o", args.objects, insecure=args.insecure_paths)
+    choice = choose_hook_set(probe(features_object))
+    if choice.hook_set is None:
+        log.error("%s (see `rsagent probe`)", choice.reason)
+        return EXIT_ERROR
+    types: set[str] | None = None
+    if args.policy:
+        from .kfilters import KernelFilters
+
+        types = (set(filters) | PROCESS_TYPES) & choice.hook_set.supported_event_types()
+
+        def prepare(obj: BpfObject) -> None:
+            n = KernelFilters(obj, runtime.layout, filters, runtime.decoder.type_ids).load_approvers()
+            log.info("in-kernel approvers of the policy: %d basename(s)", n)
+
+    stop: list[Callable[[], None]] = []
+    writer = _capture_writer(args, "record", choice.name, types, filters_doc, on_full=lambda: stop[0]())
+    config = _runtime_config(args, probe_object, choice.hook_set, types)
+    registry = _registry()
+    runtime = Runtime(config, recording(writer, lambda doc: None), flush=writer.tick, prepare=prepare,
+                      metrics=registry)
+    writer.counters = runtime.kernel_stats
+    stop.append(runtime.stop.set)
+    if args.duration:
+        def stop_after() -> None:
+            # from the moment every probe is attached
+            if runtime.ready.wait(120) and not runtime.stop:
+                time.sleep(args.duration)
+                runtime.stop.set()
+        threading.Thread(target=stop_after, name="record-duration", daemon=True).start()
+    with _closing(writer, runtime), _serve_metrics(registry, args.metrics):
+        runtime.run()
+    if writer.stats.full:
+        print(f"rsagent: the capture reached --max-size {args.max_size} bytes: recording stopped early "
+              f"({writer.stats.events} events)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _record_policy(args: argparse.Namespace) -> tuple[Path, Path, dict[str, TypeFilter], list[str]] | None:
+    from codegen.hostinfo import host_document
+    from codegen.policy import load_policies
+
+    from .compiled import CompiledPolicyError, locate
+
+    check_policies(args.policy, args.insecure_paths)
+    result = load_policies(args.policy, host=host_document())
+    for d in result.diagnostics.sorted():
+        print(d.format(), file=sys.stderr)
+    if not result.ok:
+        print("rsagent: error: the policy has errors; fix them (`rulec validate`)", file=sys.stderr)
+        return None
+    try:
+        compiled = locate(result, args.compiled, insecure=args.insecure_paths)
+    except CompiledPolicyError as exc:
+        print(f"rsagent: error: {exc}", file=sys.stderr)
+        return None
+    return compiled.probe_object, compiled.features_object, compiled.filters, result.files
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SinkError, MetricsAddressError) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError) as exc:
+    except (ObjectsMissing, LayoutError, FileNotFoundError, UntrustedPathError, UnsafePath) as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except VerifierError as exc:

@@ -16,6 +16,7 @@ import logging
 import posixpath
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,10 +62,71 @@ class TokenBucket:
         return False
 
 
+@dataclass(frozen=True)
+class DiscarderTarget:
+    inode: int
+    is_leaf: bool
+    path: str          # the file (leaf) or the directory whose descendants it covers
+    depth: int = 0     # 0: the file, 1: its directory, 2: the one above...
+
+
+@dataclass(frozen=True)
+class DiscarderPlan:
+    """What the agent pushes for an event that matched no rule: nothing
+    (``skipped``: the event cannot name a discarder; no targets: some rule
+    could match there), or the nearest and farthest discardable parent
+    directories, else the file itself."""
+
+    event_type: str
+    mount_id: int = 0
+    targets: tuple[DiscarderTarget, ...] = ()
+    skipped: str | None = None
+
+
+def discarder_plan(rules: Sequence[Any], doc: dict[str, Any], *, any_parents: bool = False) -> DiscarderPlan:
+    """The discarders an unmatched event of ``doc["type"]`` teaches, proved by
+    partial evaluation of ``rules`` (that type's) with only the file's path
+    known. The kernel sends the parents' inodes only when discarders are on;
+    ``any_parents`` (explaining a document recorded without them) considers
+    the path's directories anyway, with inode 0 (unknown)."""
+    event_type = doc["type"]
+    body = doc.get(event_type)
+    file = body.get("file", {}) if isinstance(body, dict) else {}
+    inode, mount_id, path = file.get("inode", 0), file.get("mount_id", 0), file.get("path", "")
+    if not inode or not isinstance(path, str) or not path.startswith("/"):
+        return DiscarderPlan(event_type, skipped="no inode or absolute path")
+    if "path_raw_b64" in file or file.get("path_truncated"):
+        return DiscarderPlan(event_type, skipped="the path is not exact (truncated or not UTF-8)")
+    field_name = f"{event_type}.file.path"
+    parents: list[int] = list(file.get("parent_inodes", ()))[:DEPTH]
+    if any_parents and not parents:
+        parents = [0] * min(DEPTH, path.rstrip("/").count("/") - 1)
+    directory = path
+    dirs = []
+    for _ in parents:
+        directory = posixpath.dirname(directory)
+        dirs.append(directory)
+    # The nearest discardable directory (the kernel checks nearest first:
+    # files of a hot directory are dropped after two steps) and the
+    # farthest one (the widest cover).
+    discardable = [d for d in range(1, len(dirs) + 1)
+                   if (parents[d - 1] or any_parents) and directory_discardable(rules, field_name, dirs[d - 1])]
+    if discardable:
+        return DiscarderPlan(event_type, mount_id, tuple(
+            DiscarderTarget(parents[depth - 1], False, dirs[depth - 1], depth)
+            for depth in sorted({discardable[0], discardable[-1]})))
+    if is_discarder(rules, field_name, path):
+        return DiscarderPlan(event_type, mount_id, (DiscarderTarget(inode, True, path),))
+    return DiscarderPlan(event_type, mount_id)
+
+
 class DiscarderLearner:
     def __init__(self, obj: BpfObject, layout: Layout, ruleset: Ruleset, filters: dict[str, TypeFilter],
                  type_ids: dict[str, int], clock: BootClock, *, rate: float = 500.0,
-                 dedup_size: int = 8192, metrics: Registry | None = None) -> None:
+                 dedup_size: int = 8192, metrics: Registry | None = None,
+                 stats: DiscarderStats | None = None) -> None:
+        """``stats``: the counters of the learner this one replaces (a reload
+        handover), which go on counting (and stay the registered metric)."""
         self._map = obj.map("inode_discarders")
         self._revision = obj.map("discarders_revision")
         self._ffi = layout.ffi
@@ -77,8 +139,8 @@ class DiscarderLearner:
         self._dedup_size = dedup_size
         self._key = self._ffi.new("struct rs_discarder_key *")
         self._value = self._ffi.new("struct rs_discarder_value *")
-        self.stats = DiscarderStats()
-        if metrics is not None:
+        self.stats = stats if stats is not None else DiscarderStats()
+        if metrics is not None and stats is None:
             metrics.callback("discarders_total", "discarders the agent pushed to the kernel (leaf, parent) or did "
                              "not (rate limited, duplicate, not discardable, map error)", "counter", ("outcome",),
                              lambda: list(vars(self.stats).items()))
@@ -94,31 +156,13 @@ class DiscarderLearner:
         event_type = doc["type"]
         if event_type not in self._types:
             return
-        file = doc.get(event_type, {}).get("file", {})
-        inode, mount_id, path = file.get("inode", 0), file.get("mount_id", 0), file.get("path", "")
-        if not inode or not path.startswith("/") or "path_raw_b64" in file or file.get("path_truncated"):
+        plan = discarder_plan(self._ruleset.rules_for(event_type), doc)
+        if plan.skipped:
             return
-        rules = self._ruleset.rules_for(event_type)
-        field_name = f"{event_type}.file.path"
-        parents: list[int] = list(file.get("parent_inodes", ()))[:DEPTH]
-        directory = path
-        dirs = []
-        for _ in parents:
-            directory = posixpath.dirname(directory)
-            dirs.append(directory)
-        # The nearest discardable directory (the kernel checks nearest first:
-        # files of a hot directory are dropped after two steps) and the
-        # farthest one (the widest cover).
-        discardable = [d for d in range(1, len(dirs) + 1)
-                       if parents[d - 1] and directory_discardable(rules, field_name, dirs[d - 1])]
-        if discardable:
-            for depth in sorted({discardable[0], discardable[-1]}):
-                self._push(event_type, parents[depth - 1], mount_id, 0, doc["timestamp"])
-            return
-        if is_discarder(rules, field_name, path):
-            self._push(event_type, inode, mount_id, 1, doc["timestamp"])
-        else:
+        if not plan.targets:
             self.stats.not_discardable += 1
+        for target in plan.targets:
+            self._push(event_type, target.inode, plan.mount_id, int(target.is_leaf), doc["timestamp"])
 
     def _push(self, event_type: str, inode: int, mount_id: int, is_leaf: int, event_epoch_ns: int) -> None:
         type_id = self._type_ids[event_type]

@@ -57,7 +57,8 @@ class Engine:
     def __init__(self, ruleset: Ruleset, sinks: Sequence[Sink], *,
                  learner: DiscarderLearner | None = None,
                  self_pid: int | None = None,
-                 kill: Callable[[int, int], None] = os.kill, metrics: Registry | None = None) -> None:
+                 kill: Callable[[int, int], None] = os.kill, metrics: Registry | None = None,
+                 act: bool = True) -> None:
         self.ruleset = ruleset
         self.sinks = list(sinks)
         # Sinks serializes the document itself, resolving its Lazy values as it
@@ -70,6 +71,7 @@ class Engine:
         self._last_alert: dict[str, int] = {}
         self._self_pid = os.getpid() if self_pid is None else self_pid
         self._kill = kill
+        self._act = act  # False (`rulec replay`): actions are reported, not performed
 
     def __call__(self, doc: dict[str, Any]) -> None:
         self.stats.events += 1
@@ -125,6 +127,9 @@ class Engine:
     def _do_kill(self, action: KillAction, doc: dict[str, Any]) -> dict[str, Any]:
         pid = int(doc.get("process", {}).get("pid", 0))
         result: dict[str, Any] = {"signal": action.signal, "scope": action.scope, "pid": pid}
+        if not self._act:
+            result["status"] = "not performed (replay)"
+            return result
         if action.scope != "process":
             result["status"] = "unsupported scope"
             return result

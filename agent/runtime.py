@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ from .events.layout import layout
 from .events.process_events import procfs_file_doc
 from .hooksets import HookSet
 from .kstats import TypeStats, format_type_stats, read_type_stats
+from .libbpf.link import Link
 from .libbpf.object import BpfObject, load_object
 from .libbpf.ringbuf import RingBuffer
 from .events.resolve import Document, ResolveEnv, Resolver
@@ -104,6 +106,16 @@ class RunSummary:
     dns: dict[str, int] = field(default_factory=dict)  # the DNS parser's counters (agent/net/stats.py)
 
 
+@dataclass
+class _Generation:
+    """One loaded probe object and what of it is attached."""
+
+    number: int                 # rs_generation: 1 at start, +1 per handover
+    obj: BpfObject
+    programs: list[str]
+    links: list[Link] = field(default_factory=list)
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM (or programmatically); checked between polls.
     SIGHUP sets ``reload`` instead (see Runtime.on_reload)."""
@@ -150,6 +162,7 @@ class Runtime:
         self.prepare = prepare or (lambda obj: None)
         # Called between polls after SIGHUP (reload the policy).
         self.on_reload: Callable[[BpfObject], None] = lambda obj: log.info("SIGHUP: nothing to reload")
+        self._soon: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.layout = layout()
         self.clock = BootClock()
         self.mounts = MountTable()
@@ -165,7 +178,13 @@ class Runtime:
         self.ready = threading.Event()   # set once attached and snapshotted
         self.consumer_errors = 0
         self.unread_at_stop = 0
+        self.last_summary: RunSummary | None = None
         self._obj: BpfObject | None = None
+        self._gen: _Generation | None = None
+        self._stack = ExitStack()
+        # after a handover: (parity of the new generation, what to do at its first record)
+        self._switch: tuple[int, Callable[[], None]] | None = None
+        self._gen_odd = self.layout.const("RS_HDR_GEN_ODD")
         self._batch: list[Record] = []
         self._batch_max = config.batch_max
         self._counting = False           # past the drain deadline: count records, do not decode
@@ -204,6 +223,10 @@ class Runtime:
         done = 0
         for rec in batch:
             done += 1
+            if self._switch is not None and bool(rec.hdr.flags & self._gen_odd) == bool(self._switch[0]):
+                _, switch = self._switch
+                self._switch = None
+                switch()
             doc = resolve(rec)
             if doc is not None and (wanted is None or doc["type"] in wanted):
                 try:
@@ -296,6 +319,43 @@ class Runtime:
             return {}
         return read_dns_stats(self._obj.map("dns_stats"), self.layout)
 
+    # Maps both generations of objects share during a handover: the records'
+    # way out, the counters, and the handover's own state.
+    SHARED_MAPS = ("events", "lifecycle_events", "type_stats", "handoff", "handoff_tasks")
+
+    def _load(self, generation: int, reuse: BpfObject | None) -> tuple[BpfObject, list[str]]:
+        cfg = self.config
+        progs = self.programs()
+        if not progs:
+            raise ValueError("no event type to watch: the policy uses none this hook set supports")
+        glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
+                "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
+                "rs_generation": generation, **cfg.hook_set.variables, **cfg.variables}
+        obj = load_object(
+            cfg.probe_object, programs=progs, variables=glob,
+            max_entries={"events": cfg.ringbuf_bytes, "lifecycle_events": cfg.lifecycle_ringbuf_bytes},
+            reuse={name: reuse.map(name) for name in self.SHARED_MAPS} if reuse is not None else None,
+        )
+        return obj, progs
+
+    def _attach(self, gen: _Generation, stack: ExitStack) -> None:
+        obj, progs = gen.obj, gen.programs
+        classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
+        gen.links = obj.attach_all([p for p in progs if p not in classifiers])
+        if classifiers and self.classifier is not None:
+            # one classifier per interface: the old one leaves first (DNS
+            # queries sent in between are not seen)
+            self.classifier.close()
+            log.warning("handover: the DNS classifier is replaced; queries during the switch are not seen")
+        if classifiers:
+            from .net.classifier import DnsClassifier  # pyroute2: only when needed
+        for name in classifiers:
+            self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(self.config.netns), self.interfaces)
+            stack.enter_context(self.classifier)
+            log.info(self.classifier.summary())
+        log.info("attached %d programs (%s hook set, generation %d): %s", len(gen.links) + len(classifiers),
+                 self.config.hook_set.name, gen.number, ", ".join(progs))
+
     def run(self) -> RunSummary:
         cfg = self.config
         restore = self.stop.install() if cfg.handle_signals else (lambda: None)
@@ -303,35 +363,18 @@ class Runtime:
         dns: dict[str, int] = {}
         try:
             with ExitStack() as stack:
-                progs = self.programs()
-                if not progs:
-                    raise ValueError("no event type to watch: the policy uses none this hook set supports")
-                glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
-                        "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
-                        **cfg.hook_set.variables, **cfg.variables}
-                obj = load_object(
-                    cfg.probe_object,
-                    programs=progs,
-                    variables=glob,
-                    max_entries={"events": cfg.ringbuf_bytes, "lifecycle_events": cfg.lifecycle_ringbuf_bytes},
-                )
+                self._stack = stack
+                obj, progs = self._load(1, None)
                 stack.enter_context(obj)
                 self._obj = obj
+                obj.map("handoff").update(0, self._handoff_value(1, 0))
                 self.prepare(obj)
                 # lifecycle first: each consume reads it before the file events
                 rb = RingBuffer(obj.map("lifecycle_events"), self.on_sample)
                 rb.add(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
-                classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
-                links = obj.attach_all([p for p in progs if p not in classifiers])
-                if classifiers:
-                    from .net.classifier import DnsClassifier  # pyroute2: only when needed
-                for name in classifiers:
-                    self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(cfg.netns), self.interfaces)
-                    stack.enter_context(self.classifier)
-                    log.info(self.classifier.summary())
-                log.info("attached %d programs (%s hook set): %s", len(links) + len(classifiers),
-                         cfg.hook_set.name, ", ".join(progs))
+                self._gen = _Generation(1, obj, progs)
+                self._attach(self._gen, stack)
                 n = self.processes.snapshot()
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
@@ -343,6 +386,7 @@ class Runtime:
                 t0 = time.monotonic()
                 if self.classifier is not None:
                     self.classifier.close()  # netlink: our filters off every interface
+                links = self._gen.links
                 with ThreadPoolExecutor(max_workers=min(max(len(links), 1), 64),
                                         thread_name_prefix="detach") as pool:
                     detaching = [pool.submit(link.close) for link in links]
@@ -365,7 +409,81 @@ class Runtime:
         summary = RunSummary(self.decoder.decoded, errors, kernel, self.consumer_errors,
                              self.processes.stats.as_dict(), self.unread_at_stop, dns)
         self._report(summary)
+        self.last_summary = summary
         return summary
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the loop, between two batches (from any thread)."""
+        self._soon.put(fn)
+
+    # Between "the old one marks" and the switch: longer than one hook
+    # invocation, so that an invocation the old one took without a mark
+    # (it read the state before the first write) is over before the switch.
+    HANDOFF_SETTLE = 0.02
+
+    def _handoff_value(self, gen: int, incoming: int) -> bytes:
+        value = self.layout.ffi.new("struct rs_handoff *", {"gen": gen, "incoming": incoming})
+        return bytes(self.layout.ffi.buffer(value))
+
+    def handover(self, config: RuntimeConfig, prepare: Callable[[BpfObject], None],
+                 on_switch: Callable[[], None]) -> None:
+        """Replace the attached objects by ``config``'s (another policy's
+        kernel filters, other event types: any shape) with no moment where
+        nothing is attached and no event reported twice.
+
+        The new object is loaded beside the old one, sharing its ring buffers
+        and counters, prepared (``prepare``: its filter maps), attached, and
+        only then given the events (one map write; ebpf/include/common.h
+        rs_other_generation: each hook invocation is reported by exactly one
+        of the two); then the old one is detached. ``on_switch`` runs in the
+        loop when the first record of the new generation is consumed (the
+        consumer's rules change there). On any failure before the switch
+        the new object is unloaded, the old one keeps running, and the error
+        propagates."""
+        old = self._gen
+        if old is None:
+            raise RuntimeError("handover before the probes are attached")
+        handoff = old.obj.map("handoff")
+        number = old.number + 1
+        previous = self.config
+        self.config = config
+        t0 = time.monotonic()
+        stack = ExitStack()
+        try:
+            obj, progs = self._load(number, old.obj)
+            stack.enter_context(obj)
+            prepare(obj)
+            gen = _Generation(number, obj, progs)
+            try:
+                self._attach(gen, stack)      # attached, reporting nothing: gen is still the old one's
+            except BaseException:
+                for link in gen.links:
+                    link.close()
+                raise
+        except BaseException:
+            stack.close()
+            self.config = previous
+            raise
+        # Only now, with every new program attached (each invocation runs
+        # both), the old one marks what it takes; a mark it left while a new
+        # program was not attached yet would hide that program's next event.
+        handoff.update(0, self._handoff_value(old.number, number))
+        time.sleep(self.HANDOFF_SETTLE)
+        handoff.update(0, self._handoff_value(number, number))           # the switch: one write
+        attached = time.monotonic()
+        self._switch = (number & 1, on_switch)
+        with ThreadPoolExecutor(max_workers=min(max(len(old.links), 1), 64), thread_name_prefix="detach") as pool:
+            for f in [pool.submit(link.close) for link in old.links]:
+                f.result()
+        handoff.update(0, self._handoff_value(number, 0))
+        self._stack.push(stack.pop_all())
+        self._obj, self._gen = obj, gen
+        # the first object owns the ring buffer manager: the later ones close
+        # as soon as they are replaced (their links are gone already)
+        if old.number != 1:
+            old.obj.close()
+        log.warning("handover to generation %d: %d programs attached in %.2f s, then %d detached in %.2f s",
+                    number, len(gen.links), attached - t0, len(old.links), time.monotonic() - attached)
 
     def _drain(self, rb: RingBuffer, detached: Callable[[], bool]) -> None:
         """At stop: everything in the buffer once nothing is attached, until
@@ -414,6 +532,8 @@ class Runtime:
                 self.stop.reload.clear()
                 if self._obj is not None:
                     self.on_reload(self._obj)
+            while not self._soon.empty():
+                self._soon.get_nowait()()
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("kernel counters: %s", format_type_stats(self.kernel_stats()))
                 log.info("pipeline: %s", self.pipeline_summary())

@@ -7,6 +7,9 @@ writable by others unless sticky (then O_NOFOLLOW and the owner check
 close the usual /tmp races). FIFOs and character devices are accepted
 (``jsonl:/dev/null``, a pipe to a shipper).
 
+``open_truncate``: a capture file (`rsagent record`), the same checks as
+``open_append`` but for a regular file only, emptied first.
+
 ``write_replace``: the --ready-file, written to a new file (O_CREAT|O_EXCL|
 O_NOFOLLOW) beside it and renamed over it: rename replaces a symlink itself
 instead of following it.
@@ -59,6 +62,35 @@ def open_append(path: Path) -> int:
             raise UnsafePath(f"{path} is not a regular file, a FIFO or a character device")
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_truncate(path: Path) -> int:
+    """A file descriptor writing ``path`` from its start (created 0600, never
+    through a symlink, an existing file must be a regular file of ours with
+    one link)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_directory(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(f"{path} is a symlink; give the real path") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise UnsafePath(f"{path} is owned by uid {st.st_uid}; refusing to write into a file another user controls")
+        if st.st_nlink > 1:
+            raise UnsafePath(f"{path} has {st.st_nlink} hard links; refusing to write through one")
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, 0o600)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     except BaseException:
         os.close(fd)
         raise

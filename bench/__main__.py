@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench_ringbuf", "bench_eval", "bench_trace", "bench_process", "bench_filters", "bench_fim")
+BENCHES = ("bench_ringbuf", "bench_eval", "bench_trace", "bench_process", "bench_filters", "bench_fim", "bench_replay")
 
 
 def main() -> int:

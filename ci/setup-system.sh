@@ -11,7 +11,9 @@ PKGS=(clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
       # their packaged services stay off: the tests run their own instances
       rsyslog nats-server prometheus openssl iproute2 util-linux systemd
       # the DNS server tests/net starts (dnsmasq-base: the binary, no service)
-      dnsmasq-base)
+      dnsmasq-base
+      # the headless browser the replay report is rendered in (tests/agent/test_report.py)
+      chromium)
 if [ "${1:-}" = image ]; then
     PKGS+=(mmdebstrap podman runc)
 fi

@@ -136,12 +136,136 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _setup_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("capture", metavar="CAPTURE", help="a capture from `rsagent record` or `rsagent run --record`")
+    p.add_argument("--policy", action="append", required=True, metavar="POLICY_OR_DIR",
+                   help="the policy to evaluate (file or directory); repeatable")
+    p.add_argument("--baseline", action="append", default=[], metavar="POLICY_OR_DIR",
+                   help="compare with this policy (e.g. the one deployed): rules firing more or less, new and "
+                        "vanished alerts with example events; repeatable")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    p.add_argument("--alerts", metavar="FILE", default=None,
+                   help="also write the policy's alerts to FILE, one JSON document per line, as `rsagent run "
+                        "--output jsonl:FILE` would (actions marked not performed)")
+    p.add_argument("--report", metavar="REPORT.html", default=None,
+                   help="also write a self-contained HTML page: alerts per rule over time, the baseline diff, "
+                        "sample alerts with their process trees")
+
+
+def _replay_policy(paths: list[str], host: Any, role: str) -> Any:
+    from agent.replay import PolicyReplay
+
+    result = load_policies(paths, host=host if isinstance(host, dict) else None)
+    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
+    if not result.ok:
+        print(f"rulec: the {role} has errors; nothing replayed", file=sys.stderr)
+        return None
+    return PolicyReplay(", ".join(result.files), result.ruleset)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agent.capture import CaptureError, CaptureReader
+    from agent.replay import replay, write_json, write_text
+    from agent.safefile import open_truncate
+    from agent.sinks.record import dumps
+
+    try:
+        reader = CaptureReader(Path(args.capture))
+    except CaptureError as exc:
+        print(f"rulec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"rulec: error: {args.capture}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    host = reader.header.get("host_document")   # the recorded host, for rule `filters:`
+    policy = _replay_policy(args.policy, host, "policy")
+    baseline = _replay_policy(args.baseline, host, "baseline") if args.baseline else None
+    if policy is None or (args.baseline and baseline is None):
+        reader.close()
+        return EXIT_INVALID
+    out: TextIO | None = None
+    if args.alerts:
+        try:
+            out = open(open_truncate(Path(args.alerts)), "w", encoding="ascii")
+        except OSError as exc:
+            reader.close()
+            print(f"rulec: error: --alerts {args.alerts}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        def write_alert(alert: dict[str, Any]) -> None:
+            if out is not None:
+                out.write(dumps(alert) + "\n")
+        result = replay(reader, policy, baseline, on_alert=write_alert if out is not None else None)
+    finally:
+        if out is not None:
+            out.close()
+    (write_json if args.format == "json" else write_text)(result, sys.stdout)
+    if args.report:
+        from agent.report import write_report
+
+        try:
+            write_report(result, args.report)
+        except OSError as exc:
+            print(f"rulec: error: --report {args.report}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return EXIT_OK
+
+
+def _setup_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", action="append", required=True, metavar="POLICY_OR_DIR",
+                   help="the policy (file or directory); repeatable")
+    p.add_argument("--event", required=True, metavar="EVENT.json",
+                   help="an event document (`rsagent trace`, an alert's \"event\", or a whole alert); '-' reads stdin")
+    p.add_argument("--rule", default=None, metavar="ID", help="only this rule (default: every rule of the event's type)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from agent.explain import explain, write_text
+
+    result = load_policies(args.policy)
+    _print_diagnostics(result.diagnostics.sorted(), sys.stderr)
+    if not result.ok:
+        print("rulec: the policy has errors; nothing explained", file=sys.stderr)
+        return EXIT_INVALID
+    doc, problem = _read_event(args.event)
+    if doc is None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    if "rule_id" in doc and isinstance(doc.get("event"), dict):
+        doc = doc["event"]   # an alert: explain its event
+    if not isinstance(doc.get("type"), str):
+        print(f"{args.event}: error: the event document has no \"type\"", file=sys.stderr)
+        return EXIT_USAGE
+    if args.rule is not None:
+        rule = result.ruleset.get(args.rule)
+        if rule is None:
+            print(f"rulec: error: --rule {args.rule}: no enabled rule with this id in the policy", file=sys.stderr)
+            return EXIT_USAGE
+        if rule.event_type != doc["type"]:
+            print(f"rulec: error: --rule {args.rule} is about {rule.event_type} events; this is a {doc['type']} event",
+                  file=sys.stderr)
+            return EXIT_USAGE
+    x = explain(result.ruleset, doc, args.rule)
+    if args.format == "json":
+        print(json.dumps(x.as_dict(), indent=2, ensure_ascii=True, default=str))
+    else:
+        write_text(x, sys.stdout)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "validate": ("check policies; print every problem as PATH:LINE:COL", _setup_validate, cmd_validate),
     "eval": ("evaluate one expression on one event document", _setup_eval, cmd_eval),
     "test": ("run rule test cases (events in, expected rule IDs out)", _setup_test, cmd_test),
     "compile": ("generate and compile the policy's in-kernel filters into CO-RE objects",
                 _setup_compile, cmd_compile),
+    "replay": ("evaluate a capture (`rsagent record`) against a policy offline: alerts per rule, and the "
+               "diff with a baseline policy", _setup_replay, cmd_replay),
+    "explain": ("why an event matches a rule or not (the first failing clause), and what the in-kernel "
+                "filters would do with it", _setup_explain, cmd_explain),
 }
 
 

@@ -135,6 +135,7 @@ __u32 bpf_map__value_size(const struct bpf_map *map);
 __u32 bpf_map__max_entries(const struct bpf_map *map);
 __u32 bpf_map__map_flags(const struct bpf_map *map);
 int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 int bpf_map__fd(const struct bpf_map *map);
 bool bpf_map__is_internal(const struct bpf_map *map);
 const void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);

@@ -111,6 +111,14 @@ class Map:
         if rc < 0:
             raise BpfError(f"map resize {self.name}", -rc, where=f"map resize {self.name} to {value}")
 
+    def reuse(self, other: Map) -> None:
+        """Before load: be ``other`` (a loaded map of the same definition, in
+        another object) instead of creating a map (``bpf_map__reuse_fd``):
+        both objects' programs then read and write the same kernel map."""
+        rc = lib.bpf_map__reuse_fd(self._handle("map reuse"), other.fd)
+        if rc < 0:
+            raise BpfError(f"map reuse {self.name}", -rc, where=f"map reuse {self.name} from {other.name}")
+
     @property
     def fd(self) -> int:
         """The map's fd (loaded objects only); owned by the object, do not close."""

@@ -402,11 +402,13 @@ def load_object(
     variables: Mapping[str, GlobalValue] | None = None,
     max_entries: Mapping[str, int] | None = None,
     attach: bool | Sequence[str] = False,
+    reuse: Mapping[str, Map] | None = None,
 ) -> BpfObject:
     """Open, configure, load and (optionally) attach in one step, all or nothing.
 
     ``programs`` limits autoload; ``variables`` are :meth:`BpfObject.set_global`
-    calls; ``max_entries`` resizes maps; ``attach=True`` attaches every loaded
+    calls; ``max_entries`` resizes maps; ``reuse`` makes maps of this object
+    be loaded maps of another (:meth:`Map.reuse`); ``attach=True`` attaches every loaded
     program, a sequence attaches those named. On any failure everything
     done so far is undone before the error propagates.
     """
@@ -418,6 +420,8 @@ def load_object(
             obj.set_global(name, value)
         for name, entries in (max_entries or {}).items():
             obj.map(name).set_max_entries(entries)
+        for name, other in (reuse or {}).items():
+            obj.map(name).reuse(other)
         obj.load()
         if attach is True:
             obj.attach_all()

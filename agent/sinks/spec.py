@@ -17,6 +17,22 @@ _SIZE = re.compile(r"^(\d+)([kmg]?)i?b?$", re.IGNORECASE)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 
 
+def parse_size(text: str) -> int | None:
+    """Bytes of ``4096``, ``64k``, ``256M``, ``1GiB`` (None: not a size, or 0)."""
+    m = _SIZE.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        return None
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
+def parse_seconds(text: str) -> float | None:
+    """Seconds of ``5``, ``2.5s``, ``500ms``, ``1m`` (None: not a duration, or 0)."""
+    m = _DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        return None
+    return float(m.group(1)) * {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0}[m.group(2)]
+
+
 class SinkError(ValueError):
     """A --output value that names no usable sink."""
 
@@ -70,20 +86,20 @@ class SinkSpec:
         value = self.get(key)
         if value is None:
             return default
-        m = _SIZE.match(value)
-        if not m or int(m.group(1)) == 0:
+        size = parse_size(value)
+        if size is None:
             raise self.error(f"{key}={value}: expected a size such as 4096, 64k, 256M or 1G")
-        return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+        return size
 
     def duration(self, key: str, default: float) -> float:
         """Seconds: ``5``, ``2.5s``, ``500ms``, ``1m``."""
         value = self.get(key)
         if value is None:
             return default
-        m = _DURATION.match(value)
-        if not m or float(m.group(1)) <= 0:
+        seconds = parse_seconds(value)
+        if seconds is None:
             raise self.error(f"{key}={value}: expected a duration such as 5s, 500ms or 1m")
-        return float(m.group(1)) * {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0}[m.group(2)]
+        return seconds
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.get(key)

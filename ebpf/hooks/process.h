@@ -111,6 +111,8 @@ int BPF_PROG(rs_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	__u32 off = sizeof(*e);
 	void *rec;
 
+	if (rs_other_generation(__LINE__))     /* a handover: the other object reports it */
+		return 0;
 	RS_STAT_INC(RS_EVENT_EXEC, seen);
 	rec = rs_record();
 	if (!rec)
@@ -165,6 +167,8 @@ int BPF_PROG(rs_sched_fork, struct task_struct *parent, struct task_struct *chil
 
 	if (child->pid != child->tgid)
 		return 0; /* a thread */
+	if (rs_other_generation(__LINE__))
+		return 0;
 	RS_STAT_INC(RS_EVENT_FORK, seen);
 	rec = rs_record();
 	if (!rec)
@@ -196,6 +200,8 @@ int BPF_PROG(rs_sched_exit, struct task_struct *p)
 	/* do_exit() decrements signal->live before this tracepoint: zero means
 	 * this is the group's last thread. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (rs_other_generation(__LINE__))
 		return 0;
 	RS_STAT_INC(RS_EVENT_EXIT, seen);
 	rec = rs_record();

@@ -97,10 +97,87 @@ static __always_inline void *rs_record(void)
 }
 
 /* True for our own agent's threads: their file activity is not reported. */
-static __always_inline bool rs_is_self(void)
+/* This object's generation (set by the loader; 0: the only one, no handoff). */
+const volatile __u32 rs_generation = 0;
+
+/* Shared between the generations: the new object reuses the old one's map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_handoff);
+} handoff SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);                     /* tid */
+	__type(value, struct rs_handoff_task);
+} handoff_tasks SEC(".maps");
+
+/*
+ * Whether this hook invocation is another generation's to report, while a
+ * reload hands the events over from the attached object (generation N) to
+ * a new one (N + 1) attached beside it. Each hook runs in attach order, the
+ * old object's program then the new one's, for the same invocation, on the
+ * same task; user space flips `gen` from N to N + 1 at one instant. An
+ * invocation is reported by N if N's program saw gen == N, else by N + 1:
+ * N marks the task (site, gen) when it takes one during the handoff, and
+ * N + 1, seeing the mark of its own call site, leaves it. Outside a handoff
+ * (incoming == 0) it costs one array lookup.
+ */
+static __always_inline bool rs_other_generation(__u32 site)
 {
-	return rs_agent_tgid && (bpf_get_current_pid_tgid() >> 32) == rs_agent_tgid;
+	__u32 zero = 0, tid;
+	struct rs_handoff *h = bpf_map_lookup_elem(&handoff, &zero);
+	struct rs_handoff_task *t, mark;
+	__u64 gen, incoming;
+
+	if (!h)
+		return false;
+	gen = *(volatile __u64 *)&h->gen;
+	incoming = *(volatile __u64 *)&h->incoming;
+	if (!incoming)
+		return gen && gen != rs_generation;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	if (rs_generation == incoming - 1) {            /* the outgoing object */
+		if (gen != rs_generation)
+			return true;
+		mark.site = site;
+		mark.gen = rs_generation;
+		bpf_map_update_elem(&handoff_tasks, &tid, &mark, BPF_ANY);
+		return false;
+	}
+	if (rs_generation != incoming)
+		return true;                            /* neither: a leftover */
+	t = bpf_map_lookup_elem(&handoff_tasks, &tid);
+	if (gen != rs_generation) {                     /* not ours yet: N took it */
+		if (t)
+			bpf_map_delete_elem(&handoff_tasks, &tid);
+		return true;
+	}
+	if (t && t->site == site && t->gen == rs_generation - 1) {
+		bpf_map_delete_elem(&handoff_tasks, &tid);
+		return true;                            /* N took this very invocation */
+	}
+	if (t)
+		bpf_map_delete_elem(&handoff_tasks, &tid);
+	return false;
 }
+
+static __always_inline bool rs_is_self_at(__u32 site)
+{
+	if (rs_agent_tgid && (bpf_get_current_pid_tgid() >> 32) == rs_agent_tgid)
+		return true;
+	return rs_other_generation(site);
+}
+
+/*
+ * Not ours to report: the agent itself, or another generation's turn.
+ * Every hook calls it once per invocation, before any work (its line tells
+ * the generations' marks apart).
+ */
+#define rs_is_self() rs_is_self_at(__LINE__)
 
 static __always_inline void rs_fill_header(struct rs_event_header *hdr, __u32 type)
 {
@@ -112,7 +189,7 @@ static __always_inline void rs_fill_header(struct rs_event_header *hdr, __u32 ty
 	hdr->pid = pid_tgid >> 32;
 	hdr->tid = (__u32)pid_tgid;
 	hdr->cpu = bpf_get_smp_processor_id();
-	hdr->flags = 0;
+	hdr->flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
 }
 
 /*

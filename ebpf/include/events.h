@@ -148,6 +148,7 @@ enum rs_event_type {
 /* struct rs_event_header.flags */
 enum rs_header_flags {
 	RS_HDR_TRUNCATED = 1,   /* some variable-length data did not fit the record */
+	RS_HDR_GEN_ODD = 2,     /* written by an object of an odd generation (handoff.h) */
 };
 
 /* Common header, first in every record. 32 bytes. */
@@ -438,6 +439,25 @@ enum rs_dns_stat {
 	                               * backward, before the name (a loop, or forward) */
 	RS_DNS_STAT_OWN = 10,         /* the agent's own queries: not reported */
 	RS_DNS_STAT_MAX = 11,
+};
+
+/*
+ * Handoff between two generations of the agent's objects (policy reload of
+ * any shape, ebpf/include/handoff.h): map `handoff`, one entry, shared by
+ * both objects. `gen` owns the events; `incoming` is the generation being
+ * handed over to while both are attached (0: no handoff in progress).
+ */
+struct rs_handoff {
+	__u64 gen;
+	__u64 incoming;
+};
+
+/* handoff_tasks value: the outgoing generation handled this task's current
+ * hook invocation (`site`: the call site's line), so the incoming one,
+ * running the same hook right after it, does not report it again. */
+struct rs_handoff_task {
+	__u32 site;
+	__u32 gen;
 };
 
 /* Per event type, per CPU. Index: enum rs_event_type. */

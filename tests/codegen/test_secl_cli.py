@@ -120,7 +120,7 @@ def test_test_command(capsys: pytest.CaptureFixture[str], tmp_path: Path, write_
 
 
 def test_subcommands() -> None:
-    assert sorted(COMMANDS) == ["compile", "eval", "test", "validate"]
+    assert sorted(COMMANDS) == ["compile", "eval", "explain", "replay", "test", "validate"]
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["compile", "x"])  # -o OUTDIR is required
     assert exc.value.code == 2
