@@ -234,8 +234,6 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from agent.evaluator.event import materialize
-
     from .runtime import Runtime
 
     report = probe(object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
@@ -266,7 +264,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     with Sinks(args.output, metrics=registry, spool_dir=args.spool_dir,
                on_all_closed=no_sink_left) as sinks, _serve_metrics(registry, args.metrics):
-        runtime = Runtime(config, lambda doc: sinks.write(materialize(doc)), flush=sinks.flush, metrics=registry)
+        runtime = Runtime(config, sinks.write, flush=sinks.flush, metrics=registry)
         stop_when_no_sink.append(runtime.stop.set)
         runtime.run()
     return EXIT_OK

@@ -3,7 +3,7 @@ alerts, apply actions, and learn discarders from what matched nothing.
 
 Evaluation is lazy: the event document's expensive parts (ancestors, user
 names...) are `Lazy` values resolved only when a rule reads them, at most
-once per event; alerts materialize the whole document for output.
+once per event; alerts show the whole document (resolved as it is serialized).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from agent.evaluator.ruleset import Rule, Ruleset
 
 from .discarders import DiscarderLearner
 from .metrics import Registry
-from .sinks import Sink
+from .sinks import Sink, Sinks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ class Engine:
                  act: bool = True) -> None:
         self.ruleset = ruleset
         self.sinks = list(sinks)
+        # Sinks serializes the document itself, resolving its Lazy values as it
+        # goes; any other sink (a list in tests) gets it materialized.
+        self._materialize = not all(isinstance(s, Sinks) for s in self.sinks)
         self.learner = learner
         self.stats = EngineStats()
         if metrics is not None:
@@ -99,7 +102,8 @@ class Engine:
             alerts.append(alert)
         if not alerts:
             return
-        materialize(doc)
+        if self._materialize:
+            materialize(doc)
         for alert in alerts:
             alert["event"] = doc
             self.stats.alerts += 1

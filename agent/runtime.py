@@ -37,7 +37,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codegen.eventtypes import PRODUCED
 
@@ -53,12 +53,15 @@ from .libbpf.ringbuf import RingBuffer
 from .events.resolve import Document, ResolveEnv, Resolver
 from .metrics import Registry
 from .mounts import MountTable
-from .net.classifier import DnsClassifier, InterfaceTable
+from .net.interfaces import InterfaceTable
 from .net.namespaces import resolve_all
 from .net.stats import format_dns_stats, read_dns_stats
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .safefile import write_replace
 from .users import UserNames
+
+if TYPE_CHECKING:
+    from .net.classifier import DnsClassifier
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +354,8 @@ class Runtime:
             # queries sent in between are not seen)
             self.classifier.close()
             log.warning("handover: the DNS classifier is replaced; queries during the switch are not seen")
+        if classifiers:
+            from .net.classifier import DnsClassifier  # pyroute2: only when needed
         for name in classifiers:
             self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(self.config.netns), self.interfaces)
             stack.enter_context(self.classifier)
@@ -520,9 +525,11 @@ class Runtime:
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:
             # lifecycle ring first, then the file events: every exec/fork/exit
-            # written before a file event is in the batch before it
-            if rb.wait(cfg.poll_timeout_ms):
-                rb.consume()
+            # written before a file event is in the batch before it. Consumed
+            # after a timeout too: records come without a wake-up until a
+            # batch is waiting (common.h, rs_wakeup_flags)
+            rb.wait(cfg.poll_timeout_ms)
+            rb.consume()
             self.process_batch()
             self.flush()
             if time.monotonic() >= next_loss_check:

@@ -24,7 +24,7 @@ import time
 from codegen.hostinfo import ORIGIN
 from .cmdline import flags, options
 from typing import Any
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from codegen.fields import ITER, Field, FieldType, PathKey
 
@@ -78,9 +78,29 @@ class Resolved(dict):
     """A document part with no Lazy left at any depth (it was materialized):
     :func:`materialize` does not walk it again. For parts shared by many
     documents, such as a process image shown as an ancestor in every event
-    of its descendants."""
+    of its descendants. Immutable once made: ``json`` holds its JSON once
+    serialized (agent/sinks/record.py), spliced into every document that
+    shows it."""
 
-    __slots__ = ()
+    __slots__ = ("json",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json: bytes | None = None
+
+
+class ResolvedList(list):
+    """A list of resolved parts, shared like :class:`Resolved` (a process's
+    chain of ancestors); ``json`` likewise."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.json: bytes | None = None
+
+
+RESOLVED = (Resolved, ResolvedList)
 
 
 def resolved(doc: dict[str, Any]) -> Resolved:
@@ -91,7 +111,7 @@ def resolved(doc: dict[str, Any]) -> Resolved:
     def mark(value: Any) -> Any:
         if isinstance(value, dict) and value.__class__ is not Resolved:
             return Resolved({k: mark(v) for k, v in value.items()})
-        if isinstance(value, list):
+        if isinstance(value, list) and value.__class__ is not ResolvedList:
             return [mark(v) for v in value]
         return value
 
@@ -99,20 +119,26 @@ def resolved(doc: dict[str, Any]) -> Resolved:
 
 
 def materialize(doc: Any) -> Any:
-    """Resolve every Lazy in ``doc`` in place (for JSON output); returns ``doc``."""
+    """Resolve every Lazy in ``doc`` in place (for JSON output); returns ``doc``.
+
+    Walks only containers that may hold a Lazy: scalars and resolved parts
+    (:class:`Resolved`, :class:`ResolvedList`) are not visited."""
     stack = [doc]
     while stack:
         node = stack.pop()
-        if node.__class__ is Resolved:
+        if node.__class__ in RESOLVED:
             continue
         if isinstance(node, dict):
-            keys: Iterator[PathKey] = iter(list(node))
+            items: Any = list(node.items())
         elif isinstance(node, list):
-            keys = iter(range(len(node)))
+            items = list(enumerate(node))
         else:
             continue
-        for key in keys:
-            stack.append(child(node, key))
+        for key, value in items:
+            if value.__class__ is Lazy:
+                value = child(node, key)
+            if isinstance(value, (dict, list)) and value.__class__ not in RESOLVED:
+                stack.append(value)
     return doc
 
 

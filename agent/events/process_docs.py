@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.evaluator.event import Lazy, resolved
+from agent.evaluator.event import Lazy, Resolved, ResolvedList, resolved
 
 from ..process.model import Credentials, Process
 from .decode import TaskContext
@@ -86,16 +86,25 @@ def image_doc(proc: Process, users: UserNames, *, keep: bool = True) -> dict[str
 
 
 def ancestor_docs(proc: Process, users: UserNames) -> list[dict[str, Any]]:
+    """``process.ancestors`` of an event of ``proc``: made once per chain and
+    kept on the image (every event of the image shows the same list, and its
+    JSON is made once, agent/sinks/record.py); made again when the chain
+    changed (a lineage cut above it)."""
     chain, truncated = proc.ancestors(ANCESTORS_MAX)
+    cached = proc.lineage_doc
+    if cached is not None and cached[0] == chain:
+        return cached[1]
     docs = [image_doc(p, users) for p in chain]
     if truncated:
         last = chain[-1] if chain else proc
         if docs:
             # a copy: the shared image document stays unflagged
-            docs[-1] = {**docs[-1], "truncated": True}
+            docs[-1] = Resolved({**docs[-1], "truncated": True})
         elif last.ppid:
-            docs.append({"pid": last.ppid, "truncated": True})
-    return docs
+            docs.append(Resolved({"pid": last.ppid, "truncated": True}))
+    shared = ResolvedList(docs)
+    proc.lineage_doc = (chain, shared)
+    return shared
 
 
 def process_doc(

@@ -33,30 +33,12 @@ from pyroute2 import IPRSocket
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
+from .interfaces import InterfaceTable
 from .namespaces import Namespace, own_inode
 from .owners import Owner, State, StateFiles, me
 from .tc import Attachment, NamespaceTc, TcError
 
 log = logging.getLogger(__name__)
-
-
-class InterfaceTable:
-    """(namespace inode, ifindex) -> interface name, shared with the decoder."""
-
-    def __init__(self) -> None:
-        self._names: dict[tuple[int, int], str] = {}
-        self._lock = threading.Lock()
-
-    def set(self, netns: int, ifindex: int, name: str) -> None:
-        with self._lock:
-            self._names[(netns, ifindex)] = name
-
-    def drop(self, netns: int, ifindex: int) -> None:
-        with self._lock:
-            self._names.pop((netns, ifindex), None)
-
-    def name(self, netns: int, ifindex: int) -> str | None:
-        return self._names.get((netns, ifindex))
 
 
 @dataclass

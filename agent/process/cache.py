@@ -331,6 +331,7 @@ class ProcessCache:
         proc.exited_at = exit_epoch_ns
         proc.exit_code = exit_code
         proc.doc = None  # rebuilt (and kept) only if it is shown again, as an ancestor
+        proc.lineage_doc = None
         if self._live.get(pid) is proc:
             del self._live[pid]
         self._exited[pid] = proc

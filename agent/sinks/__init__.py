@@ -224,6 +224,8 @@ class Sinks:
             self._on_all_closed()
 
     def write(self, doc: dict[str, Any]) -> None:
+        """Serialize ``doc`` once and queue it to every sink. Its Lazy
+        values are resolved as it is serialized: it need not be materialized."""
         rec = record_of(doc)
         for w in self.workers:
             w.put(rec)

@@ -410,7 +410,7 @@ int rs_tc_dns(struct __sk_buff *skb)
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
 	ev->hdr.size = size;
-	if (bpf_ringbuf_output(&events, ev, size, 0) == 0)
+	if (bpf_ringbuf_output(&events, ev, size, rs_wakeup_flags(&events, size)) == 0)
 		RS_STAT_INC(RS_EVENT_DNS, sent);
 	else
 		RS_STAT_INC(RS_EVENT_DNS, lost);

@@ -227,6 +227,28 @@ static __always_inline __u32 rs_record_size(__u32 size)
 	return size;
 }
 
+/*
+ * Wake-up batching. A wake-up of the consumer per record costs ~10 us of the
+ * producing task's time on this VM (irq_work; bench/README.md, "Process
+ * monitoring"). A record is written without one unless it takes the ring's
+ * unread data across a multiple of 1/RS_WAKEUP_FRACTION of the ring: a burst
+ * wakes the consumer a few times per ring's worth, not once per record (a
+ * crossing missed in a race between CPUs is caught at the next one). A lone
+ * record waits for the consumer's bounded poll timeout (the runtime's
+ * poll_timeout_ms), which it consumes after whether or not it was woken.
+ */
+#define RS_WAKEUP_FRACTION 8
+
+static __always_inline __u64 rs_wakeup_flags(void *ring, __u32 size)
+{
+	__u64 step = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / RS_WAKEUP_FRACTION;
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+
+	if (step == 0 || avail / step != (avail + size) / step)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 /* Write a finished record; count it as sent or lost. */
 static __always_inline void rs_submit(void *rec, __u32 size)
 {
@@ -237,9 +259,10 @@ static __always_inline void rs_submit(void *rec, __u32 size)
 	size = rs_record_size(size);
 	hdr->size = size;
 	if ((RS_LIFECYCLE_TYPES >> (type & 63)) & 1)
-		err = bpf_ringbuf_output(&lifecycle_events, rec, size, 0);
+		err = bpf_ringbuf_output(&lifecycle_events, rec, size,
+					 rs_wakeup_flags(&lifecycle_events, size));
 	else
-		err = bpf_ringbuf_output(&events, rec, size, 0);
+		err = bpf_ringbuf_output(&events, rec, size, rs_wakeup_flags(&events, size));
 	if (err == 0)
 		RS_STAT_INC(type, sent);
 	else
