@@ -126,8 +126,9 @@ class CaptureWriter:
             raise ValueError(f"--max-size {max_bytes}: a capture needs at least {MIN_MAX_BYTES >> 10} KiB")
         self.path = path
         self.max_bytes = max_bytes
-        # what a final flush and the trailer may still add (deflate holds a few blocks)
-        self._limit = max_bytes - min(256 << 10, max_bytes // 4)
+        # room left for the trailer (the final counters) once recording stops
+        self._reserve = min(16 << 10, max_bytes // 4)
+        self._pending = 0        # bytes given to deflate since the last sync flush (it may hold them all)
         self.on_full = on_full or (lambda: None)
         self.counters = counters
         self.stats = WriterStats()
@@ -136,14 +137,20 @@ class CaptureWriter:
         self._next_flush = time.monotonic() + FLUSH_INTERVAL
         self._closed = False
         self._line(head)
-        self._gz.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[call-arg]
+        self._sync()
 
     @property
     def bytes_written(self) -> int:
         return self._raw.written
 
     def _line(self, item: dict[str, Any]) -> None:
-        self._gz.write(json.dumps(item, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n")
+        data = json.dumps(item, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+        self._gz.write(data)
+        self._pending += len(data)
+
+    def _sync(self) -> None:
+        self._gz.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[call-arg]
+        self._pending = 0
 
     def event(self, doc: dict[str, Any]) -> None:
         """Record one event document (resolving what is still lazy in it)."""
@@ -159,7 +166,10 @@ class CaptureWriter:
             if st.first_event is None:
                 st.first_event = ts
             st.last_event = ts
-        if self._raw.written >= self._limit:
+        # what is in the file plus what deflate may still hold (at most what it was given)
+        if self._raw.written + self._pending >= self.max_bytes - self._reserve:
+            self._sync()
+        if self._raw.written >= self.max_bytes - self._reserve:
             st.full = True
             log.warning("capture %s: reached --max-size (%d bytes) after %d events; recording stopped "
                         "(later events are counted, not recorded)", self.path, self.max_bytes, st.events)
@@ -172,7 +182,7 @@ class CaptureWriter:
         self._next_flush = time.monotonic() + FLUSH_INTERVAL
         if self.counters is not None and not self.stats.full:
             self._line({"k": "c", "t": time.time_ns(), "kernel": _stats_json(self.counters())})
-        self._gz.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[call-arg]
+        self._sync()
 
     def close(self, kernel: dict[str, TypeStats] | None = None, **extra: Any) -> None:
         """Write the trailer (final kernel counters, what was left out) and close."""

@@ -176,20 +176,8 @@ static __always_inline __u64 rs_task_cgroup_id(struct task_struct *task)
 /* rs_fill_proc without the helpers tc programs lack on older kernels. */
 static __always_inline void rs_fill_proc_task(struct rs_proc_ctx *p, struct task_struct *task)
 {
-	const struct cred *cred = task->cred;
-
-	p->ppid = task->real_parent->tgid;
-	p->uid = cred->uid.val;
-	p->gid = cred->gid.val;
-	p->euid = cred->euid.val;
-	p->egid = cred->egid.val;
-	p->fsuid = cred->fsuid.val;
-	p->fsgid = cred->fsgid.val;
-	p->_pad0 = 0;
-	bpf_core_read(&p->cap_effective, sizeof(p->cap_effective), &cred->cap_effective);
-	bpf_core_read(&p->cap_permitted, sizeof(p->cap_permitted), &cred->cap_permitted);
+	rs_fill_proc_creds(p, task);
 	p->cgroup_id = rs_task_cgroup_id(task);
-	p->start_time = task->group_leader->start_boottime;
 	bpf_probe_read_kernel(p->comm, sizeof(p->comm), task->comm);
 }
 

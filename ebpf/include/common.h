@@ -126,7 +126,9 @@ struct {
  * N + 1, seeing the mark of its own call site, leaves it. Outside a handoff
  * (incoming == 0) it costs one array lookup.
  */
-static __always_inline bool rs_other_generation(__u32 site)
+/* A global function: verified once, not inlined into (and re-verified in)
+ * every hook; returns nonzero when the invocation is not ours. */
+__noinline int rs_other_generation(__u32 site)
 {
 	__u32 zero = 0, tid;
 	struct rs_handoff *h = bpf_map_lookup_elem(&handoff, &zero);
@@ -198,7 +200,8 @@ static __always_inline void rs_fill_header(struct rs_event_header *hdr, __u32 ty
  * fault-safe loads (~1 ns) instead of bpf_probe_read_kernel calls (~30 ns).
  * CO-RE relocates every offset.
  */
-static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_struct *task)
+/* The task's lineage and credentials (every field but cgroup_id and comm). */
+static __always_inline void rs_fill_proc_creds(struct rs_proc_ctx *p, struct task_struct *task)
 {
 	const struct cred *cred = task->cred;
 
@@ -213,8 +216,13 @@ static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_stru
 	/* kernel_cap_t is a struct { u64 val; } since 6.3 and { u32 cap[2]; } before */
 	bpf_core_read(&p->cap_effective, sizeof(p->cap_effective), &cred->cap_effective);
 	bpf_core_read(&p->cap_permitted, sizeof(p->cap_permitted), &cred->cap_permitted);
-	p->cgroup_id = bpf_get_current_cgroup_id();
 	p->start_time = task->group_leader->start_boottime;
+}
+
+static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_struct *task)
+{
+	rs_fill_proc_creds(p, task);
+	p->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(p->comm, sizeof(p->comm));
 }
 

@@ -52,7 +52,7 @@ rules:
   - id: windows_type
     expression: set.registry.key_path == "HKLM"
   - id: not_produced
-    expression: ptrace.request == 16
+    expression: sysctl.name == "kernel.yama.ptrace_scope"
   - id: needs_broken
     expression: broken && process.uid == 0
   - id: needs_fine

@@ -11,6 +11,7 @@ import pytest
 
 from agent.process.cache import DEFAULT_MAX_ENTRIES
 from agent.process.model import Process
+from agent.runtime import PROCESS_TYPES
 
 pytestmark = pytest.mark.root
 
@@ -31,7 +32,8 @@ def test_burst_of_short_lived_processes_stays_bounded(built_objects: None) -> No
         elapsed = time.monotonic() - start
         assert len(cache) <= CAP
         kernel = tracer.runtime.kernel_stats()
-        lost = {t: st.lost for t, st in kernel.items() if st.lost}
+        # (the other types - mmap of every exec's libraries... - share the other ring and may overflow it)
+        lost = {t: st.lost for t, st in kernel.items() if st.lost and t in PROCESS_TYPES}
         assert not lost, f"lifecycle records lost: {lost}"
         assert cache.stats.forks >= BURST and cache.stats.exits >= BURST, cache.stats
         assert cache.stats.evicted_exited >= BURST - CAP

@@ -20,7 +20,7 @@ import pytest
 
 from codegen import limits
 from codegen.cbackend import kernel_check
-from codegen.fields import REGISTRY, Field, FieldType
+from codegen.fields import REGISTRY, ApproverKind, Field, FieldType
 from codegen.kernel_limits import kernel_event_types
 from codegen.policy import load_policies
 
@@ -111,7 +111,9 @@ def approver_rules() -> list[tuple[str, str]]:
             if kernel_check(f.name, f.approver.kind) is None:
                 continue
             n = f.name
-            if f.type is FieldType.INT:  # bit masks, up to what the kernel's u64 map holds
+            if f.type is FieldType.INT and f.approver.kind is ApproverKind.SCALAR:  # a value, in the field's range
+                shapes = [f"{n} == 53", f"{n} in [53, 4444]"]
+            elif f.type is FieldType.INT:  # bit masks, up to what the kernel's u64 map holds
                 shapes = [f"{n} & O_WRONLY > 0", f"{n} & 0xFFFFFFFFFFFFFFFF > 0", f"{n} == 2",
                           f"({n} & O_CREAT) == O_CREAT"]
             elif f.type is FieldType.IP:  # an address approver (LPM trie): addresses and CIDRs, both families

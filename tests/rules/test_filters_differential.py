@@ -42,7 +42,16 @@ MASKS = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_WRONLY | O_R
 XATTR = "user.rsagent"
 
 # The types whose events the kernel may drop (the table says which).
-FILTERED = sorted(t.name for t in PRODUCED if t.kernel_approvers or t.discarders)
+FILTERED_BY_KERNEL = sorted(t.name for t in PRODUCED if t.kernel_approvers or t.discarders)
+# Types whose approvers have no trials yet (each is a known gap, said in the
+# issue's note; the first test below fails for any other type without one).
+NO_TRIALS_YET = {
+    "bpf": "bpf.cmd value approver: a workload of bpf() commands and its oracle",
+    "io_uring": "io_uring.op value approver: a workload submitting io_uring operations",
+    "mmap": "mmap.protection/flags and file approvers: a workload of mappings",
+    "mprotect": "mprotect.protection flags approver: a workload of protection changes",
+}
+FILTERED = [t for t in FILTERED_BY_KERNEL if t not in NO_TRIALS_YET]
 
 # Socket calls: addresses (both families, public and not, some unroutable:
 # the call then fails, its event still carries the caller's address), ports
@@ -320,6 +329,7 @@ def test_every_filtered_type_has_a_workload() -> None:
     rng = random.Random(0)
     for t in FILTERED:
         assert _op(rng, Path("/x"), t)[0] in (t, "open")
+    assert set(NO_TRIALS_YET) <= set(FILTERED_BY_KERNEL), "a type listed without trials has no kernel filters"
 
 
 # A few seeds per type in `make test`; many in `make test-slow`.
