@@ -92,9 +92,13 @@ def ancestor_docs(proc: Process, users: UserNames) -> list[dict[str, Any]]:
     changed (a lineage cut above it)."""
     chain, truncated = proc.ancestors(ANCESTORS_MAX)
     cached = proc.lineage_doc
-    if cached is not None and cached[0] == chain:
-        return cached[1]
+    # the same images, each with the same document (an image whose
+    # credentials or name changed dropped its document: made again)
+    if (cached is not None and len(cached[0]) == len(chain)
+            and all(a is b and a.doc is d for a, b, d in zip(cached[0], chain, cached[1], strict=True))):
+        return cached[2]
     docs = [image_doc(p, users) for p in chain]
+    made = [p.doc for p in chain]
     if truncated:
         last = chain[-1] if chain else proc
         if docs:
@@ -103,7 +107,7 @@ def ancestor_docs(proc: Process, users: UserNames) -> list[dict[str, Any]]:
         elif last.ppid:
             docs.append(Resolved({"pid": last.ppid, "truncated": True}))
     shared = ResolvedList(docs)
-    proc.lineage_doc = (chain, shared)
+    proc.lineage_doc = (chain, made, shared)
     return shared
 
 

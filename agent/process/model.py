@@ -83,8 +83,8 @@ class Process:
     exited_at: int | None = None
     exit_code: int | None = None
     doc: dict[str, Any] | None = None    # cached image document (events/process_docs.py)
-    # cached ancestors document, and the chain it was made from (events/process_docs.py)
-    lineage_doc: tuple[list[Process], list[Any]] | None = None
+    # cached ancestors document: the chain and the image documents it was made from (events/process_docs.py)
+    lineage_doc: tuple[list[Process], list[Any], list[Any]] | None = None
     # the image this exec replaced: an event of the old image read after the
     # exec (lifecycle and file events come on two ring buffers) still finds it
     previous: Process | None = None
