@@ -55,7 +55,7 @@ rules:
   - id: typo
     expression: open.file.pth == "/etc/shadow"
   - id: not_produced
-    expression: ptrace.request == 16
+    expression: sysctl.name == "kernel.yama.ptrace_scope"
 """
 
 
