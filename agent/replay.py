@@ -22,8 +22,8 @@ from .engine import Engine
 EXAMPLES = 3   # example events per rule for new and vanished alerts
 
 
-class _Collector:
-    """The engine's only sink: the alerts of the current event."""
+class CollectingSink:
+    """A sink that keeps the alerts written to it (replay: the engine's only sink)."""
 
     name = "replay"
 
@@ -45,7 +45,7 @@ class PolicyReplay:
     label: str              # the policy files, for the report
     ruleset: Any            # agent.evaluator.ruleset.Ruleset
     engine: Engine = field(init=False)
-    sink: _Collector = field(default_factory=_Collector)
+    sink: CollectingSink = field(default_factory=CollectingSink)
     actions: Counter[str] = field(default_factory=Counter)   # "rule: kill SIGKILL" -> times
     times: dict[str, list[int]] = field(default_factory=dict)   # rule -> its alerts' timestamps (the report)
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rule -> its first alerts

@@ -19,6 +19,7 @@ from agent.evaluator.event import DocumentEvent
 from codegen.agentversion import VersionError, parse_constraint, parse_version
 from codegen.cli import main as rulec
 from codegen.hostinfo import host_document
+from agent.replay import CollectingSink
 from codegen.policy import LoadResult, load_policies
 from secl_helpers import NOW, evaluate, open_event
 
@@ -206,22 +207,6 @@ def test_agent_version_picks_one_rule_of_a_pair(write_policy: WritePolicy) -> No
 
 # --- silent, every: 0, product_tags -------------------------------------------------------
 
-class Collect:
-    name = "collect"
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-
-    def write(self, doc: dict[str, Any]) -> None:
-        self.alerts.append(doc)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_silent_rules_set_variables_without_alerting(write_policy: WritePolicy) -> None:
     result = load(write_policy, """rules:
   - id: mark
@@ -237,7 +222,7 @@ def test_silent_rules_set_variables_without_alerting(write_policy: WritePolicy) 
 """)
     assert result.ok and not result.skipped, [d.format() for d in result.diagnostics]
     assert result.ruleset.get("mark").every is None  # type: ignore[union-attr]
-    sink = Collect()
+    sink = CollectingSink()
     engine = Engine(result.ruleset, [sink])
     for i in range(3):
         engine(open_event(timestamp=NOW + i))
@@ -420,7 +405,7 @@ def test_action_problems_skip_the_rule(write_policy: WritePolicy) -> None:
     assert result.ruleset.get("mistyped") is not None  # the first to set v decides its type
     hashed = result.ruleset.get("hashed")
     assert hashed is not None and len(hashed.actions) == 2
-    sink = Collect()
+    sink = CollectingSink()
     Engine(result.ruleset, [sink])({"type": "exec", "timestamp": NOW, "exec": {"file": {"name": "sh"}},
                                     "process": {"pid": 5}})
     (alert,) = sink.alerts
