@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from codegen.agentversion import add_agent_version
-from codegen.eventtypes import PRODUCED
+from codegen.eventtypes import LIFECYCLE_TYPES as PROCESS_TYPES
 
 from . import installdirs
 from .events.layout import LayoutError
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("rsagent")
 
 # lifecycle types: always hooked, they keep the process tree every rule reads
-PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
 DEFAULT_POLICY = installdirs.default_policy()
 
 EXIT_OK = 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import ipaddress
 
 from codegen.cbackend import ADDR, BASENAME, PORT, VALUE, TypeFilter
-from codegen.eventtypes import PRODUCED
+from codegen.eventtypes import INVALIDATING_TYPES
 
 from .events.layout import Layout
 from .libbpf.object import BpfObject
@@ -21,7 +21,6 @@ NAME_MAX = 255
 
 # Event types whose hooks keep discarders right: a file that moves or gets a
 # new name invalidates its discarders (tombstones), a mount change all of them.
-INVALIDATING_TYPES = frozenset(t.name for t in PRODUCED if t.invalidates)
 
 
 def invalidation_hooks(filters: dict[str, TypeFilter]) -> set[str]:

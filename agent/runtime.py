@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from codegen.eventtypes import PRODUCED
+from codegen.eventtypes import LIFECYCLE_TYPES as PROCESS_TYPES
 
 from .clock import BootClock
 from .events.decode import Decoder, Record
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Consumer = Callable[[Document], None]
-PROCESS_TYPES = frozenset(t.name for t in PRODUCED if t.lifecycle)
 COMPAT_COUNTER = "rs_compat_exit"   # the opt-in counter of 32-bit syscalls (ebpf/hooks/compat.h)
 # Programs attached to interfaces through netlink (agent/net), not by section.
 CLASSIFIER_KINDS = frozenset({"tc", "classifier"})

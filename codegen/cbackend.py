@@ -33,7 +33,7 @@ from collections.abc import Iterable
 import jinja2
 
 from .approvers import Offer, rule_approvers
-from .eventtypes import BY_NAME, PRODUCED
+from .eventtypes import BY_NAME, INVALIDATING_TYPES, LIFECYCLE_TYPES, PRODUCED
 from .fields import REGISTRY, ApproverKind, Registry
 from .partial import directory_discardable
 
@@ -232,6 +232,17 @@ def _env() -> jinja2.Environment:
     )
 
 
+def object_event_types(filters: dict[str, TypeFilter]) -> set[str]:
+    """The event types whose programs a policy's object holds (and the agent
+    may load): the policy's own, the process lifecycle the process cache
+    follows, and, while a discarder is on, the types that invalidate
+    discarders. A function of the shape, like the rest of the object."""
+    types = set(filters) | LIFECYCLE_TYPES
+    if any(f.discard for f in filters.values()):
+        types |= INVALIDATING_TYPES
+    return types
+
+
 def render_policy_header(filters: dict[str, TypeFilter]) -> str:
     """policy.h for these filters: deterministic, and a function of their
     shape only (sorted by event type; no values, no policy names)."""
@@ -239,8 +250,10 @@ def render_policy_header(filters: dict[str, TypeFilter]) -> str:
         banner=BANNER,
         shape_sha256=shape_digest(filters),
         filters=[filters[t] for t in sorted(filters)],
+        selected=sorted(object_event_types(filters)),
+        sendable=sorted(set(filters) | LIFECYCLE_TYPES),
     )
 
 
-__all__ = ["TypeFilter", "kernel_filters", "trace_filters", "type_filter", "render_policy_header",
+__all__ = ["TypeFilter", "kernel_filters", "trace_filters", "type_filter", "render_policy_header", "object_event_types",
            "shape_digest", "kernel_check", "KERNEL_EVENT_TYPES"]

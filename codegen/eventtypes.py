@@ -862,6 +862,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
 
 BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
 PRODUCED: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.produced)
+# Types every agent hooks: the process lifecycle the process cache follows.
+LIFECYCLE_TYPES: frozenset[str] = frozenset(t.name for t in PRODUCED if t.lifecycle)
+# Types hooked (not sent) while a discarder is on, to keep discarders right.
+INVALIDATING_TYPES: frozenset[str] = frozenset(t.name for t in PRODUCED if t.invalidates)
 
 
 def produced(name: str) -> bool:

@@ -205,7 +205,9 @@ def _wrapper(t: et.EventType, s: et.Syscall) -> list[str]:
 def render_exits() -> str:
     out = [f"/* {BANNER} */", "/*",
            " * One sys_exit program per syscall of the table: its arguments, by role, to",
-           " * its event type's body. Included after the bodies (probe.bpf.c).",
+           " * its event type's body. Included after the bodies (probe.bpf.c). Only the",
+           " * programs of the types the policy's object holds are compiled (policy.h's",
+           " * RS_WANT_<TYPE>, codegen.cbackend.object_event_types).",
            " */", "#ifndef RS_HOOK_EXITS_H", "#define RS_HOOK_EXITS_H", ""]
     for t in sorted(et.PRODUCED, key=lambda t: t.id or 0):
         if not t.syscalls:
@@ -213,7 +215,10 @@ def render_exits() -> str:
         out.append(f"/* -- {t.name} {'-' * (72 - len(t.name))} */")
         out.append("")
         for s in t.syscalls:
+            types = [t.name] + ([s.alt_type[2]] if s.alt_type else [])
+            out.append("#if " + " || ".join(f"defined(RS_WANT_{n.upper()})" for n in types))
             out += _wrapper(t, s)
+            out += ["#endif", ""]
     out += ["#endif /* RS_HOOK_EXITS_H */", ""]
     return "\n".join(out)
 

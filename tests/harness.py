@@ -85,7 +85,7 @@ class Tracer:
         if self._collecting.is_set():
             self._queue.put(materialize(doc))
 
-    def sync(self, timeout: float = 5.0) -> None:
+    def sync(self, timeout: float = 30.0) -> None:
         """Return once every event this process caused so far has been read
         from the ring buffer: open a unique missing path and wait for it.
         The marker is opened again (a new one) every half second: on a busy

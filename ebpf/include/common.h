@@ -33,9 +33,13 @@ static __always_inline bool rs_type_enabled(__u32 type)
  * and the discarders revision. */
 const volatile __u64 rs_send_mask = ~0ULL;
 
+/* policy.h: whether the object sends the type at all (a constant per call
+ * site, so a type hooked only for the filters compiles without a record) */
+static __always_inline bool rs_policy_sends(__u32 type);
+
 static __always_inline bool rs_type_sends(__u32 type)
 {
-	return (rs_send_mask >> (type & 63)) & 1;
+	return rs_policy_sends(type) && ((rs_send_mask >> (type & 63)) & 1);
 }
 
 /* Events to user space. Sizes set by the loader (bpf_map__set_max_entries).

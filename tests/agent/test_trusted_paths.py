@@ -20,7 +20,7 @@ from agent import trust
 BIN = Path(sys.executable).parent
 RSAGENT, RULEC = str(BIN / "rsagent"), str(BIN / "rulec")
 NOBODY = 65534
-SECONDS = 120           # a start compiles the policy's objects when they are not cached yet
+SECONDS = 600           # a start compiles the policy's objects when they are not cached yet
 MEMORY = 4 << 30        # address space of one agent run (libbpf, cffi, the ring buffer)
 
 POLICY = 'rules:\n  - id: watched\n    expression: open.file.path == "/etc/rsagent-trust-test"\n'

@@ -59,16 +59,24 @@ def test_header_depends_on_the_shape_only() -> None:
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixture_objects_load_on_this_kernel(name: str, tmp_path: Path, built_objects: None) -> None:
     """Every program of every fixture's shape passes this kernel's verifier
-    (a shape's checks are compiled in: each needs loading once)."""
+    (a shape's checks are compiled in: each needs loading once), and the
+    object holds the programs of its types (object_event_types), no others."""
+    from codegen.cbackend import object_event_types
     from agent.compiled import locate
     from agent.features import probe
     from agent.hooksets import choose_hook_set
     from agent.libbpf import load_object
+    from agent.libbpf.spec import ObjectSpec
 
     result = load_policies([GOLDEN / f"{name}.policy"])
     compiled = locate(result, cache=tmp_path)
     hook_set = choose_hook_set(probe(compiled.features_object)).hook_set
     assert hook_set is not None
-    programs = hook_set.programs_for(None)
+    types = object_event_types(compiled.filters) & hook_set.supported_event_types()
+    programs = hook_set.programs_for(types)
+    others = set(hook_set.programs_for(None)) - set(hook_set.programs_for(types))
+    held = {p.name for p in ObjectSpec.from_file(compiled.probe_object).programs}
+    exits = {p for p in others if p.startswith("rs_exit_")}
+    assert exits and not exits & held, sorted(exits & held)
     with load_object(compiled.probe_object, programs=programs) as obj:
         assert obj.loaded

@@ -36,6 +36,47 @@
 #define RS_POLICY_APPROVE_UNSHARE (RS_APPROVE_FLAGS)
 #define RS_POLICY_DISCARD_UNSHARE 0
 
+/* The event types whose programs this object holds (ebpf/hooks/exits.h). */
+#define RS_WANT_CAPSET 1
+#define RS_WANT_CHDIR 1
+#define RS_WANT_EXEC 1
+#define RS_WANT_EXIT 1
+#define RS_WANT_FORK 1
+#define RS_WANT_MEMFD_CREATE 1
+#define RS_WANT_PRCTL 1
+#define RS_WANT_PTRACE 1
+#define RS_WANT_SETGID 1
+#define RS_WANT_SETNS 1
+#define RS_WANT_SETUID 1
+#define RS_WANT_SIGNAL 1
+#define RS_WANT_SPLICE 1
+#define RS_WANT_UNSHARE 1
+
+/* Whether this object sends a type's records at all: the others it holds
+ * are hooked only to keep discarders right, and compile without a record. */
+static __always_inline bool rs_policy_sends(__u32 type)
+{
+	switch (type) {
+	case RS_EVENT_CAPSET:
+	case RS_EVENT_CHDIR:
+	case RS_EVENT_EXEC:
+	case RS_EVENT_EXIT:
+	case RS_EVENT_FORK:
+	case RS_EVENT_MEMFD_CREATE:
+	case RS_EVENT_PRCTL:
+	case RS_EVENT_PTRACE:
+	case RS_EVENT_SETGID:
+	case RS_EVENT_SETNS:
+	case RS_EVENT_SETUID:
+	case RS_EVENT_SIGNAL:
+	case RS_EVENT_SPLICE:
+	case RS_EVENT_UNSHARE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Kinds of approver checks for an event type (a constant at each call site). */
 static __always_inline __u32 rs_policy_approve(__u32 type)
 {

@@ -24,6 +24,41 @@
 #define RS_POLICY_APPROVE_MPROTECT (RS_APPROVE_FLAGS)
 #define RS_POLICY_DISCARD_MPROTECT 0
 
+/* The event types whose programs this object holds (ebpf/hooks/exits.h). */
+#define RS_WANT_BPF 1
+#define RS_WANT_CAPSET 1
+#define RS_WANT_EXEC 1
+#define RS_WANT_EXIT 1
+#define RS_WANT_FORK 1
+#define RS_WANT_IO_URING 1
+#define RS_WANT_MMAP 1
+#define RS_WANT_MOUNT 1
+#define RS_WANT_MPROTECT 1
+#define RS_WANT_SETGID 1
+#define RS_WANT_SETUID 1
+
+/* Whether this object sends a type's records at all: the others it holds
+ * are hooked only to keep discarders right, and compile without a record. */
+static __always_inline bool rs_policy_sends(__u32 type)
+{
+	switch (type) {
+	case RS_EVENT_BPF:
+	case RS_EVENT_CAPSET:
+	case RS_EVENT_EXEC:
+	case RS_EVENT_EXIT:
+	case RS_EVENT_FORK:
+	case RS_EVENT_IO_URING:
+	case RS_EVENT_MMAP:
+	case RS_EVENT_MOUNT:
+	case RS_EVENT_MPROTECT:
+	case RS_EVENT_SETGID:
+	case RS_EVENT_SETUID:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Kinds of approver checks for an event type (a constant at each call site). */
 static __always_inline __u32 rs_policy_approve(__u32 type)
 {

@@ -15,6 +15,41 @@
 #define RS_POLICY_APPROVE_OPEN 0
 #define RS_POLICY_DISCARD_OPEN 0
 
+/* The event types whose programs this object holds (ebpf/hooks/exits.h). */
+#define RS_WANT_CAPSET 1
+#define RS_WANT_EXEC 1
+#define RS_WANT_EXIT 1
+#define RS_WANT_FORK 1
+#define RS_WANT_LINK 1
+#define RS_WANT_MKDIR 1
+#define RS_WANT_MOUNT 1
+#define RS_WANT_OPEN 1
+#define RS_WANT_RENAME 1
+#define RS_WANT_RMDIR 1
+#define RS_WANT_SETGID 1
+#define RS_WANT_SETUID 1
+#define RS_WANT_UMOUNT 1
+#define RS_WANT_UNLINK 1
+
+/* Whether this object sends a type's records at all: the others it holds
+ * are hooked only to keep discarders right, and compile without a record. */
+static __always_inline bool rs_policy_sends(__u32 type)
+{
+	switch (type) {
+	case RS_EVENT_CAPSET:
+	case RS_EVENT_EXEC:
+	case RS_EVENT_EXIT:
+	case RS_EVENT_FORK:
+	case RS_EVENT_MKDIR:
+	case RS_EVENT_OPEN:
+	case RS_EVENT_SETGID:
+	case RS_EVENT_SETUID:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Kinds of approver checks for an event type (a constant at each call site). */
 static __always_inline __u32 rs_policy_approve(__u32 type)
 {
