@@ -160,6 +160,32 @@ def run(names: list[str], rounds: int, processes: int, policy: list[str]) -> lis
     return [results[n] for n in names]
 
 
+def filter_reasons(policy: list[str]) -> list[str]:
+    """Per kernel event type of the policy: its in-kernel filter and the rules that make the
+    kernel send events no rule may match (no approver; or an approver on the flags alone)."""
+    from codegen.cbackend import _kernel_offer, kernel_filters
+    from codegen.fields import REGISTRY
+    from codegen.policy import load_policies
+
+    ruleset = load_policies(policy or [str(GIT_SOURCE / "rules")]).ruleset
+    out = []
+    for t, f in sorted(kernel_filters(ruleset).items()):
+        none, flags_only = [], []
+        for rule in ruleset.rules_for(t):
+            offer, check, _ = _kernel_offer(rule, t, REGISTRY)
+            if offer is None:
+                none.append(rule.id)
+            elif check == "flags":
+                flags_only.append(f"{rule.id} ({offer.mask:#o})")
+        line = f"- {t}: {len(f.rules)} rule(s), {f.shape_summary}"
+        if none:
+            line += f"; no approvers because of: {', '.join(none)}"
+        elif flags_only:
+            line += f"; approved on the flags alone (any path passes): {', '.join(flags_only)}"
+        out.append(line)
+    return out
+
+
 def report(results: list[Result], rounds: int) -> None:
     print("| workload | without (s) | with agent (s) | ratio of medians | per-round ratios | agent CPU (s) |")
     print("|---|---:|---:|---:|---|---:|")
@@ -173,6 +199,43 @@ def report(results: list[Result], rounds: int) -> None:
         print(f"- {res.name}: {res.counters}")
 
 
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM and RssAnon of a process, in bytes."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon"):
+            out[key] = int(rest.split()[0]) * 1024
+    return out
+
+
+def rss(processes: int, policy: list[str]) -> None:
+    """Resident memory of `rsagent run` once PROCESSES short-lived processes are in its cache
+    (they exit within the cache's 60 s retention, so every image is still held)."""
+    ready = WORK / "workloads.ready"
+    args = ["run", "-v", "--output", "jsonl:/dev/null"] + [a for p in policy for a in ("--policy", p)]
+    proc = start_rsagent(args, ready)
+    try:
+        time.sleep(1.0)
+        before = _status(proc.pid)
+        t0 = time.perf_counter()
+        _run(["/bin/dash", "-c", f"i=0; while [ $i -lt {processes} ]; do /bin/true; i=$((i+1)); done"])
+        elapsed = time.perf_counter() - t0
+        time.sleep(1.0)  # the consumer's last batch
+        after = _status(proc.pid)
+    finally:
+        log = stop_rsagent(proc)
+    cache = [ln.split("process cache: ", 1)[1] for ln in log.splitlines() if "process cache: " in ln]
+    mib = 2**20
+    print(f"\nrsagent run, {processes} processes run in {elapsed:.1f} s (within the 60 s retention):")
+    print(f"| | ready | after {processes} processes |")
+    print("|---|---:|---:|")
+    for key in ("VmRSS", "RssAnon", "VmHWM"):
+        print(f"| {key} | {before[key] / mib:.1f} MiB | {after[key] / mib:.1f} MiB |")
+    print(f"process cache at exit: {cache[-1] if cache else '(not logged)'}")
+    print(f"kernel counters: {_counters(log)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -181,10 +244,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only these (repeatable; default: all four)")
     ap.add_argument("--policy", action="append", default=[],
                     help="policy file or directory (default: the bundled default policy)")
+    ap.add_argument("--rss", type=int, metavar="N", default=0,
+                    help="instead: the agent's resident memory with N processes cached")
     args = ap.parse_args(argv)
     require_root()
+    if args.rss:
+        rss(args.rss, args.policy)
+        return 0
     names = args.workload or ["tar", "compileall", "forkexec", "git"]
     report(run(names, args.rounds, args.processes, args.policy), args.rounds)
+    print("\nIn-kernel filters of the policy:")
+    print("\n".join(filter_reasons(args.policy)))
     return 0
 
 
