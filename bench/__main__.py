@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHES = ("bench_ringbuf", "bench_eval", "bench_trace", "bench_process", "bench_filters", "bench_fim",
-           "bench_activity", "bench_replay")
+           "bench_activity", "bench_replay", "bench_workloads")
 
 
 def main() -> int:
