@@ -62,7 +62,7 @@ rules:
       - hash:
           field: exec.file
   - id: chmod_by_hash
-    expression: exec.file.name == "chmod" && exec.file.hashes in ["sha256:{chmod_sha256}"] && exec.file.path == "%{{process.file.path}}"
+    expression: exec.file.name == "chmod" && exec.file.hashes in ["sha256:{chmod_sha256}"] && exec.file.path == "{chmod_dir}/%{{exec.file.name}}"
     every: 0
   - id: typo
     expression: open.file.pth == "/etc/shadow"
@@ -77,7 +77,7 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
     chmod = os.path.realpath(shutil.which("chmod") or "/usr/bin/chmod")
     with open(chmod, "rb") as f:
         chmod_sha256 = hashlib.sha256(f.read()).hexdigest()
-    policy.write_text(POLICY.format(target=target, chmod_sha256=chmod_sha256))
+    policy.write_text(POLICY.format(target=target, chmod_sha256=chmod_sha256, chmod_dir=os.path.dirname(chmod)))
     port = free_port()
     log = tmp_path / "agent.log"
     run = start_agent(policy, tmp_path, "--metrics", str(port), stderr=log)
