@@ -205,4 +205,5 @@ def describe() -> list[tuple[str, str]]:
         ("macros", f"{MAX_MACROS:,}"),
         ("durations", "100 years"),
         ("file names approved in the kernel", f"{KERNEL_BASENAME_APPROVERS:,}"),
+        ("elements a named iterator tries", f"{MAX_ITERATOR_ELEMENTS}"),
     ]
