@@ -18,7 +18,7 @@ from typing import Any
 
 from codegen.actions import HashAction, KillAction, SetAction
 from codegen.fields import ITER
-from agent.evaluator.event import DocumentEvent, materialize
+from agent.evaluator.event import RESOLVED, DocumentEvent, materialize
 from agent.evaluator.ruleset import Rule, Ruleset
 
 from .hashing import Hasher, HashJob, HashWorker
@@ -238,13 +238,19 @@ class Engine:
 
 
 def _file_object(doc: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any] | None:
-    """The file object at ``path`` in a materialized document (``("exec", "file")``)."""
+    """The file object at ``path`` in a materialized document (``("exec", "file")``),
+    made this document's own on the way (a process image's parts are shared by
+    every document showing it, and immutable: the hash worker writes into it)."""
     node: Any = doc
     for key in path:
         if isinstance(key, int):
-            node = node[key] if isinstance(node, list) and -len(node) <= key < len(node) else None
+            item = node[key] if isinstance(node, list) and -len(node) <= key < len(node) else None
         else:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is None:
+            item = node.get(key) if isinstance(node, dict) else None
+        if item is None:
             return None
+        if item.__class__ in RESOLVED:
+            item = dict(item) if isinstance(item, dict) else list(item)
+            node[key] = item
+        node = item
     return node if isinstance(node, dict) else None

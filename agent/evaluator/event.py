@@ -231,7 +231,8 @@ def _envs(obj: Any, key: str) -> Any:
 
 def _hashes(obj: Any, key: str) -> Any:
     """The file's digests: the document's (a ``hash`` action filled them in),
-    else computed now, bounded and cached (agent/hashing.py), and kept in the document."""
+    else computed now, bounded and cached (agent/hashing.py), and kept in the
+    document (unless that part is a shared :class:`Resolved` one)."""
     value = child(obj, key)
     if isinstance(value, list):
         return value
@@ -241,6 +242,8 @@ def _hashes(obj: Any, key: str) -> Any:
     result = default_hasher().hash_file(path, inode if isinstance(inode, int) else 0)
     if not result.hashes:
         return MISSING
+    if obj.__class__ in RESOLVED:  # shared by many documents, immutable: read, not kept
+        return list(result.hashes)
     obj[key] = list(result.hashes)
     return obj[key]
 

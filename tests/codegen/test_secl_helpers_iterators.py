@@ -15,7 +15,7 @@ import pytest
 
 from agent.engine import Engine
 from agent.evaluator import domains
-from agent.evaluator.event import DocumentEvent
+from agent.evaluator.event import Resolved
 from agent.hashing import HashConfig, Hasher, parse_algorithms, set_default_hasher
 from agent.metrics import Registry
 from agent.replay import CollectingSink
@@ -23,7 +23,7 @@ from codegen.approvers import compute_approvers
 from codegen.partial import is_discarder
 from codegen.policy import load_policies
 from codegen.hostinfo import host_document
-from secl_helpers import NOW, compile_ok, errors_of, evaluate, open_event
+from secl_helpers import NOW, errors_of, evaluate, open_event
 
 WritePolicy = Callable[..., Path]
 
@@ -262,3 +262,28 @@ rules:
     assert len(store) == 1 and metrics.value("variables_freed_total") == 1
     engine(open_event(process__pid=os.getpid(), timestamp=NOW + 20_000_000_000))  # the sweep, 10 s later
     assert len(store) == 1 and store.freed == 2  # `gone` freed; this process marked again
+
+
+def test_hash_action_leaves_shared_process_images_alone(write_policy: WritePolicy, tmp_path: Path) -> None:
+    """A process image's parts are shared by every document showing it: the
+    hashes go on this document's own copy."""
+    target = tmp_path / "tool"
+    target.write_bytes(b"tool")
+    text = """
+rules:
+  - id: hash_process_file
+    expression: open.file.path == "/etc/my_secrets"
+    actions:
+      - hash: {field: process.file.path}
+"""
+    result = load_policies([write_policy(text)], host=host_document())
+    shared = Resolved({"path": str(target), "name": "tool"})
+    doc = open_event()
+    doc["process"]["file"] = shared
+    sink = CollectingSink()
+    with Engine(result.ruleset, [sink], hasher=Hasher()) as engine:
+        engine(doc)
+    (alert,) = sink.alerts
+    digest = f"sha256:{hashlib.sha256(b'tool').hexdigest()}"
+    assert alert["event"]["process"]["file"]["hashes"] == [digest]
+    assert "hashes" not in shared

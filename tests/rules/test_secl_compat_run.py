@@ -24,6 +24,10 @@ pytestmark = pytest.mark.root
 POLICY = """\
 version: 1.0.0
 macros:
+  - id: in_sh_c
+    expression: process.ancestors[A].comm == "sh" && process.ancestors[A].argv in ["-c"]
+  - id: chmod_in_its_dir
+    expression: exec.file.path == "{chmod_dir}/%{{exec.file.name}}"
   - id: watched_tools
     values: ["touch", "chmod"]
     filters: [os == "windows"]
@@ -56,13 +60,13 @@ rules:
     expression: exec.file.name == "chmod" && exec.args_flags == "R" && exec.args_options == "reference={target}"
     every: 0
   - id: chmod_in_named_shell
-    expression: exec.file.name == "chmod" && process.ancestors[A].comm == "sh" && process.ancestors[A].argv in ["-c"] && process.argv.length == 4
+    expression: exec.file.name == "chmod" && in_sh_c && process.argv.length == 4
     every: 0
     actions:
       - hash:
           field: exec.file
   - id: chmod_by_hash
-    expression: exec.file.name == "chmod" && exec.file.hashes in ["sha256:{chmod_sha256}"] && exec.file.path == "{chmod_dir}/%{{exec.file.name}}"
+    expression: exec.file.name == "chmod" && exec.file.hashes in ["sha256:{chmod_sha256}"] && chmod_in_its_dir
     every: 0
   - id: typo
     expression: open.file.pth == "/etc/shadow"
