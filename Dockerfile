@@ -3,7 +3,7 @@
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         make clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-        python3 python3-venv python3-dev libffi-dev gcc ca-certificates \
+        python3 python3-venv python3-dev libffi-dev gcc ca-certificates publicsuffix \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/rsagent
 COPY . .

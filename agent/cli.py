@@ -26,6 +26,7 @@ from codegen.eventtypes import LIFECYCLE_TYPES as PROCESS_TYPES
 from . import installdirs
 from .events.layout import LayoutError
 from .features import format_report, probe
+from .hashing import HashConfig, Hasher, parse_algorithms, set_default_hasher
 from .hooksets import HookSet, choose_hook_set
 from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                         "compiled on the spot when clang is installed)")
     p.add_argument("--no-discarders", action="store_true", help="do not learn in-kernel discarders")
     add_agent_version(p)
+    p.add_argument("--hash-algorithms", default=("sha256",), type=_hash_algorithms, metavar="LIST",
+                   help="digests of the `hash` action and *.file.hashes, comma-separated: sha256, sha1, md5 "
+                        "(default: sha256)")
     p.add_argument("--record", type=Path, default=None, metavar="CAPTURE",
                    help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
                         "what this policy's in-kernel filters let through)")
@@ -330,6 +334,13 @@ def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: Hoo
     return (wanted | PROCESS_TYPES) & have
 
 
+def _hash_algorithms(text: str) -> tuple[str, ...]:
+    try:
+        return parse_algorithms(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from codegen.hostinfo import host_document
     from codegen.policy import HOOK_SET, load_policies
@@ -384,7 +395,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry.callback("rules_skipped_total", "rules of the policy not loaded, by reason (docs/secl.md "
                       "\"Rule-level fault isolation\")", "counter", ("reason",), lambda: list(skipped.items()))
     sinks = Sinks(args.output, metrics=registry, spool_dir=args.spool_dir)
-    engine = Engine(ruleset, [sinks], metrics=registry)
+    hasher = Hasher(HashConfig(algorithms=args.hash_algorithms), metrics=registry)
+    set_default_hasher(hasher)  # *.file.hashes fields read through it too
+    engine = Engine(ruleset, [sinks], metrics=registry, hasher=hasher)
 
     state: dict[str, KernelFilters] = {}
 
@@ -520,8 +533,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     runtime.on_reload = reload
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    with _closing(writer, runtime), sinks, _serve_metrics(registry, args.metrics):
-        runtime.run()
+    with _closing(writer, runtime), sinks, engine, _serve_metrics(registry, args.metrics):
+        runtime.run()  # the engine closes before the sinks: alerts waiting for hashes are written
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
              st.events, st.matched, st.alerts, st.throttled, st.kills)

@@ -80,10 +80,12 @@ class _Collector:
         self.problems: list[str] = []
 
     def refers(self, node: ir.Expr) -> bool:
-        return isinstance(node, ir.FieldRef) and node.field.name == self.spec.name
+        return isinstance(node, ir.FieldRef) and node.register is None and node.field.name == self.spec.name
 
     def walk(self, node: ir.Expr, negated: bool = False) -> None:
-        if isinstance(node, ir.Not):
+        if isinstance(node, ir.Exists):  # some element makes the body hold: the body's offers stand
+            self.walk(node.body, negated)
+        elif isinstance(node, ir.Not):
             self.walk(node.operand, not negated)
         elif isinstance(node, ir.Logic):
             for o in node.operands:

@@ -44,6 +44,8 @@ class Field:
     approver: Approver | None = None
     constants: str | None = None  # the constant family its values use, for docs
     doc: str = ""
+    item_array: bool = False  # an iterator field whose value for one element is a list (`ancestors.argv`)
+    of: Field | None = None  # a helper field (`process.argv.length`): computed from this one's value
 
     @property
     def iterator(self) -> bool:
@@ -87,6 +89,9 @@ FILE_TEMPLATE: tuple[_T, ...] = (
     _T("is_memfd", BOOL, doc="a memfd (memfd_create): fileless, no directory holds it; "
        "`path` and `name` are the kernel's name `memfd:NAME`"),
     _T("is_deleted", BOOL, doc="no directory holds the file (unlinked while open or running; a memfd)"),
+    _T("hashes", STR, array=True, resolver="hashes",
+       doc="digests of the file, `sha256:<hex>` (`--hash-algorithms`), computed when a rule reads it or a "
+           "`hash` action asks, bounded (docs/secl.md \"File hashes\")"),
 )
 
 PROCESS_TEMPLATE: tuple[_T, ...] = (
@@ -146,6 +151,7 @@ def _expand(t: _T, prefix: str, path: tuple[PathKey, ...], event_type: str | Non
         name=f"{prefix}.{t.suffix}", type=t.type, event_type=event_type,
         path=path + tuple(parts), array=array or t.array, glob=t.glob, time=t.time,
         resolver=t.resolver, approver=approver or t.approver, constants=t.constants, doc=t.doc,
+        item_array=t.array and ITER in path,
     )
 
 
@@ -232,6 +238,26 @@ HOST_FIELDS: tuple[Field, ...] = tuple(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Helper:
+    """A field every field of some types has: ``.length``, ``.root_domain``."""
+
+    type: FieldType
+    strings: bool       # applies to (non-array) string fields
+    arrays: bool        # applies to array fields
+    doc: str
+
+    def accepts(self, base: Field) -> bool:
+        return (self.arrays and base.array) or (self.strings and not base.array and base.type is FieldType.STRING)
+
+
+HELPERS: Mapping[str, Helper] = {
+    "length": Helper(INT, strings=True, arrays=True, doc="length of `{base}` (characters, or elements of a list)"),
+    "root_domain": Helper(STR, strings=True, arrays=False,
+                          doc="registrable domain of `{base}` (public suffix plus one label, docs/secl.md)"),
+}
+
+
 class Registry:
     """Fields by name, with the event types they belong to."""
 
@@ -243,14 +269,31 @@ class Registry:
                 raise ValueError(f"field {f.name!r} declared twice")
             self.fields[f.name] = f
         self.event_types: dict[str, EventType] = {e.name: e for e in event_types}
+        self._helpers: dict[str, Field] = {}
         # legacy names read as the fields they stand for (those this registry has)
         self.aliases = {old: self.fields[new] for old, new in (aliases or {}).items() if new in self.fields}
 
     def get(self, name: str) -> Field | None:
-        return self.fields.get(name) or self.aliases.get(name)
+        return self.fields.get(name) or self.aliases.get(name) or self._helper(name)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.fields or name in self.aliases
+        return self.get(name) is not None
+
+    def _helper(self, name: str) -> Field | None:
+        """``X.length`` of a string or list field X, ``X.root_domain`` of a
+        string field (docs/secl.md "Helpers"), made once when first asked."""
+        made = self._helpers.get(name)
+        if made is not None or "." not in name:
+            return made
+        base_name, helper = name.rsplit(".", 1)
+        spec = HELPERS.get(helper)
+        base = self.get(base_name) if spec is not None else None
+        if spec is None or base is None or base.iterator or base.of is not None or not spec.accepts(base):
+            return None
+        made = Field(name, spec.type, base.event_type, base.path, resolver=helper, of=base,
+                     doc=spec.doc.format(base=base.name))
+        self._helpers[name] = made
+        return made
 
     def produces(self, namespace: str) -> bool:
         """False when ``namespace`` names an event type this agent declares but does not produce."""

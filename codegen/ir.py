@@ -15,7 +15,7 @@ from typing import Any, Union
 from collections.abc import Iterator
 
 from .errors import Span
-from .fields import Field, FieldType
+from .fields import ITER, Field, FieldType
 
 
 class Kind(str, enum.Enum):
@@ -67,10 +67,27 @@ class FieldRef:
     field: Field
     span: Span
     via_variable: bool = False  # written ``${process.pid}``
+    register: str | None = None  # ``process.ancestors[A].comm``: the value of element A only
 
     @property
     def type(self) -> Type:
+        if self.register is not None:
+            return Type(FIELD_KINDS[self.field.type], array=self.field.item_array, time=self.field.time)
         return field_type(self.field)
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    """A rule with a named iterator: true when ``body`` holds with the register
+    ``name`` bound to one element (0 .. ``count`` - 1, at most
+    :data:`codegen.limits.MAX_ITERATOR_ELEMENTS`) of the iterator
+    ``count`` counts (``process.ancestors.length``)."""
+
+    name: str
+    count: FieldRef
+    body: Expr
+    span: Span
+    type: Type = BOOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +101,14 @@ class VarRef:
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A string with variables: ``"/proc/${process.pid}/maps"``."""
+    """A string with variables or fields: ``"/proc/${process.pid}/maps"``,
+    ``~"/home/%{process.user}/*"``. ``matcher``: ``""`` (the text itself),
+    ``"pattern"`` or ``"glob"`` (the text, made at each evaluation, is one)."""
 
     parts: tuple[Union[str, Expr], ...]
     span: Span
     type: Type = STR
+    matcher: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +164,7 @@ class Unary:
     type: Type = INT
 
 
-Expr = Union[Const, FieldRef, VarRef, Template, Since, Not, Logic, Compare, Arith, Unary]
+Expr = Union[Const, FieldRef, VarRef, Template, Since, Not, Logic, Compare, Arith, Unary, Exists]
 
 NEGATION = {"==": "!=", "!=": "==", "in": "not in", "not in": "in"}
 FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -163,6 +183,8 @@ def children(node: Expr) -> tuple[Expr, ...]:
         return (node.operand,)
     if isinstance(node, Template):
         return tuple(p for p in node.parts if not isinstance(p, str))
+    if isinstance(node, Exists):
+        return (node.body,)
     return ()
 
 
@@ -188,7 +210,12 @@ def render(node: Expr) -> str:
     if isinstance(node, Const):
         return _render_value(node.value)
     if isinstance(node, FieldRef):
+        if node.register is not None:
+            head, _, rest = node.field.name.partition(iterated(node.field))
+            return f"{head}{iterated(node.field)}[{node.register}]{rest}"
         return f"${{{node.field.name}}}" if node.via_variable else node.field.name
+    if isinstance(node, Exists):
+        return render(node.body)
     if isinstance(node, VarRef):
         return f"${{{node.name}}}"
     if isinstance(node, Template):
@@ -202,6 +229,11 @@ def render(node: Expr) -> str:
     if isinstance(node, (Compare, Arith)):
         return f"({render(node.left)} {node.op} {render(node.right)})"
     return f"{node.op}{render(node.operand)}"
+
+
+def iterated(field: Field) -> str:
+    """The iterator part of an iterator field's name (``process.ancestors``)."""
+    return ".".join(field.name.split(".")[: field.path.index(ITER)])
 
 
 def _render_value(value: Any) -> str:

@@ -65,7 +65,7 @@ t_LBRACKET = r"\["
 t_RBRACKET = r"\]"
 t_COMMA = r","
 
-_IDENT_PART = r"[A-Za-z_][A-Za-z0-9_]*(?:\[_\])?"
+_IDENT_PART = r"[A-Za-z_][A-Za-z0-9_]*(?:\[[A-Za-z_][A-Za-z0-9_]*\])?"  # `[_]`, or a named iterator `[A]`
 
 
 Offsets = Sequence[int]  # expression offset of each character of a literal's value

@@ -102,6 +102,11 @@ and the event timestamps use."""
 MAX_VARIABLE_SIZE = MAX_LIST_ITEMS
 """``size`` of a ``set`` action's array variable."""
 
+MAX_ITERATOR_ELEMENTS = 100
+"""Elements a named iterator (``process.ancestors[A]``) tries per event, the
+reference agent's bound (``maxRegisterIteration``): a rule is evaluated
+once per element, the first 100 (nearest ancestors first)."""
+
 
 class Budget:
     """What the expressions of one load may still cost: tokens to parse
@@ -200,4 +205,5 @@ def describe() -> list[tuple[str, str]]:
         ("macros", f"{MAX_MACROS:,}"),
         ("durations", "100 years"),
         ("file names approved in the kernel", f"{KERNEL_BASENAME_APPROVERS:,}"),
+        ("elements a named iterator tries", f"{MAX_ITERATOR_ELEMENTS}"),
     ]

@@ -171,6 +171,10 @@ class PartialEvaluator:
             return _not(self.truth(node.operand))
         if isinstance(node, ir.Compare):
             return self.compare(node)
+        if isinstance(node, ir.Exists):
+            # some element makes the body true: false when no element can (the
+            # body is false whatever the element's fields, which are unknown)
+            return False if self.truth(node.body) is False else None
         value = self.value_of(node)
         return None if value is _UNK else bool(value)
 
@@ -178,6 +182,8 @@ class PartialEvaluator:
         if isinstance(node, ir.Const):
             return node.value
         if isinstance(node, ir.FieldRef):
+            if node.register is not None:
+                return _UNK  # one element of an iterator: never the fixed field
             return self.known.get(node.field.name, _UNK)
         if isinstance(node, ir.Since):
             v = self.value_of(node.operand)
@@ -190,13 +196,13 @@ class PartialEvaluator:
         if isinstance(node, ir.Unary):
             a = self.value_of(node.operand)
             return _UNK if a is _UNK else ops.UNARY[node.op](a)
-        if isinstance(node, (ir.Logic, ir.Not, ir.Compare)):
+        if isinstance(node, (ir.Logic, ir.Not, ir.Compare, ir.Exists)):
             t = self.truth(node)
             return _UNK if t is None else t
         return _UNK  # variables, templates
 
     def _is_fixed(self, node: ir.Expr) -> bool:
-        return isinstance(node, ir.FieldRef) and node.field.name == self.field.name
+        return isinstance(node, ir.FieldRef) and node.register is None and node.field.name == self.field.name
 
     def compare(self, node: ir.Compare) -> Tri:
         op = node.op

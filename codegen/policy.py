@@ -482,7 +482,7 @@ class _Compiler:
         if node is None:
             return None
         return analyze(node, source, self.diags, registry=self.registry, scope=self.scope,
-                       require_event_type=False, expect=None)
+                       require_event_type=False, expect=None, iterators="keep")
 
     def _values(self, m: MacroDef) -> Analysis | None:
         report = _Reporter(self.diags)
@@ -521,7 +521,7 @@ class _Compiler:
         if tree is None:
             return None
         return analyze(tree, source, self.diags, registry=self.registry, scope=self.scope,
-                       require_event_type=False, expect=None)
+                       require_event_type=False, expect=None, iterators="refuse")
 
     def guard(self, node: YNode) -> Analysis | None:
         source = node.source()

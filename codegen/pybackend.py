@@ -9,14 +9,16 @@ iterators; evaluation is pure, so reordering never changes a result.
 """
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any
 from collections.abc import Callable
 
 from . import ir, ops
-from agent.evaluator.event import MISSING, DocumentEvent, getter
+from agent.evaluator.event import MISSING, DocumentEvent, getter, make_element_getter
+from .limits import MAX_ITERATOR_ELEMENTS
 from .ir import Kind
-from .patterns import StrMatcher
+from .patterns import StrMatcher, glob_error, make_glob, make_pattern
 
 Fn = Callable[[DocumentEvent], Any]
 
@@ -26,6 +28,7 @@ W_RESOLVER = 3
 W_REGEX = 4
 W_PATTERN_ARRAY = 5
 W_ITERATOR = 6
+W_HASH = 8
 
 _ZERO_BY_KIND = {Kind.INT: 0, Kind.STR: "", Kind.BOOL: False, Kind.IP: None, Kind.ANY: None}
 _CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -33,8 +36,12 @@ _CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
 
 def weight(expr: ir.Expr) -> int:
     """Cost estimate used to order ``&&``/``||`` operands."""
+    if isinstance(expr, ir.Exists):
+        return W_ITERATOR + weight(expr.body)
     if isinstance(expr, ir.FieldRef):
         f = expr.field
+        if f.resolver == "hashes":
+            return W_HASH  # reads the file
         if f.iterator:
             return W_ITERATOR
         if f.resolver or f.fallback:
@@ -78,6 +85,9 @@ def _const(expr: ir.Const) -> Fn:
 
 def field_reader(expr: ir.FieldRef) -> Fn:
     f = expr.field
+    if expr.register is not None:  # one element: not cached (the element changes while the rule runs)
+        element = make_element_getter(f)
+        return lambda ev: element(ev.doc, ev.register)
     if f.name == "event.timestamp":
         return lambda ev: ev.timestamp
     name, get = f.name, getter(f)
@@ -109,7 +119,24 @@ def _template(expr: ir.Template) -> Fn:
 
     def render(ev: DocumentEvent) -> str:
         return "".join(_text(fn(ev)) for fn in parts)
-    return render
+    if not expr.matcher:
+        return render
+    make = _matcher(expr.matcher)
+    return lambda ev: make(render(ev))
+
+
+_NEVER = StrMatcher("pattern", "", lambda s: False)
+
+
+def _matcher(kind: str) -> Callable[[str], StrMatcher]:
+    """Text -> its pattern or glob, the last few cached (a field's value
+    repeats from event to event). A text that is no valid glob matches nothing."""
+    @functools.lru_cache(maxsize=256)
+    def make(text: str) -> StrMatcher:
+        if kind == "glob":
+            return _NEVER if glob_error(text) is not None else make_glob(text)
+        return make_pattern(text)
+    return make
 
 
 def _literal(text: str) -> Fn:
@@ -127,6 +154,22 @@ def _since(expr: ir.Since) -> Fn:
     if expr.operand.type.array:
         return lambda ev: [ev.timestamp - v for v in operand(ev)]
     return lambda ev: ev.timestamp - operand(ev)
+
+
+def _exists(expr: ir.Exists) -> Fn:
+    body, count = _compile(expr.body), field_reader(expr.count)
+
+    def exists(ev: DocumentEvent) -> bool:
+        outer = ev.register
+        try:
+            for i in range(min(count(ev), MAX_ITERATOR_ELEMENTS)):
+                ev.register = i
+                if body(ev):
+                    return True
+            return False
+        finally:
+            ev.register = outer
+    return exists
 
 
 def _not(expr: ir.Not) -> Fn:
@@ -232,7 +275,7 @@ def _against_const(op: str, left: Fn, many: bool, value: Any, rtype: ir.Type) ->
 _COMPILERS: dict[type, Callable[[Any], Fn]] = {
     ir.Const: _const, ir.FieldRef: field_reader, ir.VarRef: _var, ir.Template: _template,
     ir.Since: _since, ir.Not: _not, ir.Logic: _logic, ir.Compare: _compare,
-    ir.Arith: _arith, ir.Unary: _unary,
+    ir.Arith: _arith, ir.Unary: _unary, ir.Exists: _exists,
 }
 
 __all__ = ["compile_expr", "weight", "field_reader"]

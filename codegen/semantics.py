@@ -17,7 +17,7 @@ Before / after, for ``open.file.path =~ "/etc/*" && process.created_at < 5s``::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
@@ -67,6 +67,8 @@ class _OverBudget(Exception):
 
 
 _ORDERING = frozenset({"<", "<=", ">", ">="})
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}|%\{([^}]*)\}")  # ${variable}, %{field}
+_SUBSCRIPT = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
 _PREFIXES: dict[int, tuple[Registry, frozenset[str]]] = {}
@@ -114,6 +116,7 @@ class Analyzer:
         self.start_errors = diags.error_count
         self.iterators = _iterator_prefixes(registry)
         self.size = 0
+        self.registers: dict[str, str] = {}  # named iterators used (`[A]`) -> their iterator
 
     # -- reporting ------------------------------------------------------------
     def error(self, offset: int, message: str, code: str = "") -> None:
@@ -153,7 +156,10 @@ class Analyzer:
     def visit_IPLit(self, node: ast.IPLit) -> ir.Expr:
         return ir.Const(node.value, Type(Kind.IP), node.span)
 
-    def visit_PatternLit(self, node: ast.PatternLit) -> ir.Expr:
+    def visit_PatternLit(self, node: ast.PatternLit) -> ir.Expr | None:
+        if "${" in node.value or "%{" in node.value:
+            template = self.interpolate(node)
+            return None if template is None else replace(template, matcher="pattern")
         return ir.Const(make_pattern(node.value), ir.STR, node.span)
 
     def visit_RegexLit(self, node: ast.RegexLit) -> ir.Expr | None:
@@ -166,21 +172,39 @@ class Analyzer:
             return None
 
     def visit_StringLit(self, node: ast.StringLit) -> ir.Expr | None:
-        if "${" not in node.value:
+        if "${" not in node.value and "%{" not in node.value:
             return ir.Const(node.value, ir.STR, node.span)
+        return self.interpolate(node)
+
+    def interpolate(self, node: ast.StringLit | ast.PatternLit) -> ir.Template | None:
+        """``"..${variable}.."`` and ``"..%{field}.."``: the value's text at each evaluation."""
         parts: list[str | ir.Expr] = []
         text, i, ok = node.value, 0, True
-        for m in re.finditer(r"\$\{([^}]*)\}", text):
+        for m in _INTERPOLATION.finditer(text):
             if m.start() > i:
                 parts.append(text[i : m.start()])
-            var = self.variable(m.group(1), node.offsets[m.start()], node.span)
-            if var is None:
+            at = node.offsets[m.start()]
+            value: ir.Expr | None
+            if m.group(1) is not None:
+                value = self.variable(m.group(1), at, node.span)
+                shown = f"variable '${{{m.group(1)}}}'"
+            else:
+                name = m.group(2).strip()
+                end = node.offsets[m.end() - 1] + 1 if m.end() - 1 < len(node.offsets) else node.span.end
+                value = self.field(name, Span(at + 2, end)) if name else None
+                if not name:
+                    self.error(at, "empty field interpolation '%{}': write %{process.comm}")
+                shown = f"field '%{{{name}}}'"
+                if isinstance(value, ir.FieldRef) and value.register is not None:
+                    self.error(at, f"a named iterator cannot be interpolated in a string ({shown})")
+                    value = None
+            if value is None:
                 ok = False
-            elif var.type.array:
-                self.error(node.offsets[m.start()], f"array variable '${{{m.group(1)}}}' cannot be used inside a string")
+            elif value.type.array:
+                self.error(at, f"array {shown} cannot be used inside a string")
                 ok = False
             else:
-                parts.append(var)
+                parts.append(value)
             i = m.end()
         if i < len(text):
             parts.append(text[i:])
@@ -237,12 +261,22 @@ class Analyzer:
         return None
 
     def field(self, name: str, span: Span, via_variable: bool = False) -> ir.Expr | None:
-        plain = name.replace("[_]", "")
-        if "[_]" in name:
-            head = name.split("[_]")[0]
-            if head not in self.iterators or name.count("[_]") > 1:
-                self.error(span.start + name.index("[_]"), f"'[_]' is only allowed after an iterator ({', '.join(sorted(self.iterators))})")
+        register: str | None = None
+        plain = name
+        subscripts = list(_SUBSCRIPT.finditer(name))
+        if subscripts:
+            first = subscripts[0]
+            head, label = name[: first.start()], first.group(1)
+            if head not in self.iterators or len(subscripts) > 1:
+                at = subscripts[1] if head in self.iterators else first
+                self.error(span.start + at.start(), f"'[{at.group(1)}]' is only allowed after an iterator "
+                                                    f"({', '.join(sorted(self.iterators))})")
                 return None
+            plain = name[: first.start()] + name[first.end():]
+            if label != "_":
+                register = label
+                if not self.register(label, head, span.start + first.start()):
+                    return None
         spec = self.registry.get(plain)
         if spec is None:
             head = plain.split(".")[0]
@@ -254,8 +288,25 @@ class Analyzer:
             self.error(span.start, f"unknown field '{plain}'" + (f", did you mean '{hint}'?" if hint else ""),
                        code=UNKNOWN_FIELD)
             return None
+        if register is not None and not spec.iterator:
+            self.error(span.start + name.index("["), f"'{plain}' is not a field of each element of the iterator: "
+                                                     f"'[{register}]' cannot name an element here")
+            return None
         self._record_event_type(spec.event_type, span.start)
-        return ir.FieldRef(spec, span, via_variable)
+        return ir.FieldRef(spec, span, via_variable, register)
+
+    def register(self, label: str, head: str, offset: int) -> bool:
+        """A named iterator ``head[label]``: one per rule, on one iterator (the reference agent's rule)."""
+        known = self.registers.setdefault(label, head)
+        if known != head:
+            self.error(offset, f"iterator variable '{label}' already names an element of '{known}', not of '{head}'")
+            return False
+        if len(self.registers) > 1:
+            first = next(iter(self.registers))
+            self.error(offset, f"a second named iterator '[{label}]' (after '[{first}]'): a rule has at most one, "
+                               f"as in the reference agent; use '[{first}]' or '[_]'", code=UNSUPPORTED)
+            return False
+        return True
 
     def variable(self, name: str, offset: int, span: Span) -> ir.Expr | None:
         if name in BUILTIN_VARIABLES:
@@ -378,7 +429,10 @@ class Analyzer:
             left = ir.Since(left, left.span)
             lt = left.type
         negate = False
-        if op in ("=~", "!~"):
+        if op in ("=~", "!~") and isinstance(right, ir.Template) and lt.kind is Kind.STR:
+            negate, op = op == "!~", "=="
+            right = replace(right, matcher="glob" if _is_glob(left) else "pattern")
+        elif op in ("=~", "!~"):
             negate = op == "!~"
             if lt.kind is not Kind.STR or rt.kind is not Kind.STR or rt.array or not isinstance(right, ir.Const):
                 self.error(at, f"operator '{op}' compares a string with a pattern, got {lt} and {rt}")
@@ -402,6 +456,8 @@ class Analyzer:
                 if checked is None:
                     return None
                 right = checked
+            elif isinstance(right, ir.Template) and right.matcher and _is_glob(left):
+                right = replace(right, matcher="glob")  # ~"...%{field}..." on a path field
         elif op in _ORDERING:
             if lt.kind is not Kind.INT or rt.kind is not Kind.INT:
                 self.error(at, f"operator '{op}' compares integers, got {lt} and {rt}")
@@ -527,6 +583,10 @@ def _offset_in(node: ast.Node, index: int) -> int:
     return offsets[index] if index < len(offsets) else node.span.start
 
 
+def _is_glob(expr: ir.Expr) -> bool:
+    return isinstance(expr, ir.FieldRef) and expr.field.glob
+
+
 def _is_value(expr: ir.Expr) -> bool:
     return isinstance(expr, (ir.Const, ir.Template))
 
@@ -544,8 +604,12 @@ def analyze(
     scope: Scope | None = None,
     require_event_type: bool = True,
     expect: Sequence[Kind] | None = (Kind.BOOL,),
+    iterators: str = "bind",
 ) -> Analysis | None:
-    """Check ``node``; errors go to ``diags``; None when there were any."""
+    """Check ``node``; errors go to ``diags``; None when there were any.
+    ``iterators``: what a named iterator (``[A]``) becomes: ``bind`` (a rule
+    or a filter: tried on each element), ``keep`` (a macro: bound by the
+    rule using it), ``refuse`` (a value: an error)."""
     analyzer = Analyzer(source, diags, registry, scope or Scope())
     count = diags.error_count
     try:
@@ -560,7 +624,34 @@ def analyze(
             else:
                 analyzer.error(node.span.start, f"the expression must be a boolean, got {t}")
                 expr = None
+    if expr is not None and iterators != "keep":
+        expr = _bind_iterators(analyzer, expr, refuse=iterators == "refuse")
     event_type, ok = analyzer.event_type(require_event_type)
     if expr is None or not ok or diags.error_count > count:
         return None
     return Analysis(expr, event_type, tuple(analyzer.event_types), analyzer.size)
+
+
+def _bind_iterators(analyzer: Analyzer, expr: ir.Expr, refuse: bool) -> ir.Expr | None:
+    """Wrap a rule using a named iterator in :class:`ir.Exists`: the whole
+    expression holds for one element (the reference agent's semantics: every
+    clause naming ``[A]`` reads the same element; the rule is tried on each)."""
+    refs = [n for n in ir.walk(expr) if isinstance(n, ir.FieldRef) and n.register is not None]
+    if not refs:
+        return expr
+    if refuse:
+        analyzer.error(refs[0].span.start, f"a named iterator ('[{refs[0].register}]') is only allowed in a "
+                                           f"rule's expression, a macro or a filter")
+        return None
+    names = {r.register: r for r in refs}
+    heads = {ir.iterated(r.field) for r in refs}
+    if len(names) > 1 or len(heads) > 1:  # through macros (a rule's own uses are checked as they are read)
+        analyzer.error(0, f"the rule uses named iterators {', '.join(sorted(f'[{n}]' for n in names))} "
+                          f"(with its macros): a rule has at most one, on one iterator", code=UNSUPPORTED)
+        return None
+    (name, ref), = names.items()
+    length = analyzer.registry.get(ir.iterated(ref.field) + ".length")
+    if length is None:
+        analyzer.error(ref.span.start, f"'{ir.iterated(ref.field)}' has no length: it cannot be iterated by name")
+        return None
+    return ir.Exists(str(name), ir.FieldRef(length, ref.span), expr, expr.span)

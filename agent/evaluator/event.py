@@ -23,10 +23,12 @@ import posixpath
 import time
 from codegen.hostinfo import ORIGIN
 from .cmdline import flags, options
+from .domains import root_domain
+from agent.hashing import default_hasher
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from codegen.fields import ITER, Field, FieldType, PathKey
+from codegen.fields import HELPERS as FIELD_HELPERS, ITER, Field, FieldType, PathKey
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,27 @@ def _envs(obj: Any, key: str) -> Any:
     return value
 
 
+def _hashes(obj: Any, key: str) -> Any:
+    """The file's digests: the document's (a ``hash`` action filled them in),
+    else computed now, bounded and cached (agent/hashing.py), and kept in the
+    document (unless that part is a shared :class:`Resolved` one)."""
+    value = child(obj, key)
+    if isinstance(value, list):
+        return value
+    path, inode = child(obj, "path"), child(obj, "inode")
+    if not isinstance(path, str) or not isinstance(obj, dict):
+        return MISSING
+    result = default_hasher().hash_file(path, inode if isinstance(inode, int) else 0)
+    if not result.hashes:
+        return MISSING
+    if obj.__class__ in RESOLVED:  # shared by many documents, immutable: read, not kept
+        return list(result.hashes)
+    obj[key] = list(result.hashes)
+    return obj[key]
+
+
 RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
+    "hashes": _hashes,
     "name": _name,
     "name_length": lambda obj, key: len(_str(_name(obj, key))),
     "length": _length,
@@ -242,6 +264,18 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "source": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else "runtime",
 }
 
+
+def _root_domain(value: Any) -> str:
+    return root_domain(value) if isinstance(value, str) else ""
+
+
+# Helper fields (codegen.fields.HELPERS): value of the field they are of -> theirs.
+HELPERS: Mapping[str, Callable[[Any], Any]] = {
+    "length": lambda v: len(v) if isinstance(v, (str, list)) else 0,
+    "root_domain": _root_domain,
+}
+
+assert set(HELPERS) == set(FIELD_HELPERS), "codegen.fields.HELPERS and agent.evaluator.event.HELPERS differ"
 
 # --- field getters ---------------------------------------------------------------
 
@@ -272,6 +306,9 @@ def _reader(path: tuple[PathKey, ...], resolver: str | None) -> Callable[[Any], 
 
 def make_getter(field: Field) -> Getter:
     """A function document -> the field's value, coerced, zero when missing."""
+    if field.of is not None:  # a helper: computed from the value of the field it is of
+        base, helper = getter(field.of), HELPERS[str(field.resolver)]
+        return lambda doc: helper(base(doc))
     coerce = COERCE[field.type]
     zero = ZERO[field.type]
 
@@ -333,6 +370,28 @@ def _plain_getter(path: tuple[PathKey, ...], zero: Any, coerce: Callable[[Any], 
     return get
 
 
+def make_element_getter(field: Field) -> Callable[[Any, int], Any]:
+    """For an iterator field: a function (document, i) -> the field's value
+    for element ``i`` of the iterator alone (a named iterator,
+    ``process.ancestors[A].comm``), coerced, zero when missing."""
+    i = field.path.index(ITER)
+    to_list, read_each = _reader(field.path[:i], None), _reader(field.path[i + 1 :], field.resolver)
+    coerce, zero = COERCE[field.type], ZERO[field.type]
+
+    def scalar(raw: Any) -> Any:
+        return zero if raw is MISSING or raw is None else coerce(raw)
+
+    def get(doc: Any, index: int) -> Any:
+        items = elements(to_list(doc))
+        raw = read_each(items[index]) if 0 <= index < len(items) else MISSING
+        if field.item_array:
+            if raw is MISSING or raw is None:
+                return []
+            return [scalar(v) for v in elements(raw)] if isinstance(raw, list) else [scalar(raw)]
+        return scalar(raw)
+    return get
+
+
 _GETTERS: dict[str, Getter] = {}
 
 
@@ -351,10 +410,11 @@ class DocumentEvent:
 
     ``cache`` maps a field name to its value once read; ``variables`` is the
     store user variables are read from (None: every variable reads as its
-    zero value); ``timestamp`` is the event time ("now" for durations).
+    zero value); ``timestamp`` is the event time ("now" for durations);
+    ``register`` the element a named iterator (``[A]``) reads.
     """
 
-    __slots__ = ("doc", "cache", "type", "timestamp", "variables")
+    __slots__ = ("doc", "cache", "type", "timestamp", "variables", "register")
 
     def __init__(self, doc: dict[str, Any], variables: Any = None) -> None:
         if not isinstance(doc, dict):
@@ -370,6 +430,7 @@ class DocumentEvent:
             ts = child(doc, "timestamp")
         self.timestamp: int = ts if isinstance(ts, int) and not isinstance(ts, bool) else time.time_ns()
         self.variables = variables
+        self.register = -1  # the element a named iterator stands for, while a rule tries each
 
     def get(self, field: Field) -> Any:
         """The value of ``field`` (read at most once per event)."""

@@ -94,6 +94,8 @@ class Ruleset:
         bucket = self._index.get(ev.type)
         out: list[Rule] = []
         if bucket is None:
+            if ev.type == "exit" and self.variables.free_exited:
+                self.variables.process_exited(ev)
             return out
         for _, rule, fn in bucket.candidates(ev):
             if evaluated is not None:
@@ -102,6 +104,8 @@ class Ruleset:
                 out.append(rule)
                 for action in rule.set_actions:
                     self.variables.apply(action, ev)
+        if ev.type == "exit" and self.variables.free_exited:
+            self.variables.process_exited(ev)  # after its rules read them
         return out
 
     def evaluate(self, event: DocumentEvent | dict[str, Any]) -> list[str]:

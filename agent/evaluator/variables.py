@@ -8,10 +8,13 @@ time. ``append`` keeps a list of distinct values (``size`` bounds it, oldest
 dropped first). A variable never set reads as its ``default_value`` (else
 the zero of its type). An ``inherited`` process variable is seen by the
 descendants of the process that set it, until one sets its own. Built-in
-variables (``${builtins.uuid4}``) are computed at each read.
+variables (``${builtins.uuid4}``) are computed at each read. The process
+variables of a process that exited are freed (counted in ``freed``): at its
+``exit`` event, and by a sweep of ``/proc`` every 10 s of events.
 """
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,16 +27,24 @@ from .event import MISSING, DocumentEvent
 _SCOPE_KEYS = {"process": REGISTRY.fields["process.pid"], "container": REGISTRY.fields["container.id"],
                "cgroup": REGISTRY.fields["cgroup.id"]}
 _ANCESTOR_PIDS = REGISTRY.fields["process.ancestors.pid"]
+_EXIT_PID = REGISTRY.fields["process.pid"]
+SWEEP_EVERY_NS = 10_000_000_000  # process variables of exited processes are looked for every 10 s (event time)
 
 BUILTINS: dict[str, Callable[[], Any]] = {"builtins.uuid4": lambda: str(uuid.uuid4())}
 assert set(BUILTINS) == set(VARIABLE_BUILTINS), "codegen.semantics.VARIABLE_BUILTINS and BUILTINS differ"
 
 
 class VariableStore:
-    def __init__(self, actions: Iterable[SetAction] = ()) -> None:
+    def __init__(self, actions: Iterable[SetAction] = (), free_exited: bool = False) -> None:
         self._values: dict[tuple[str, Any], tuple[Any, int | None]] = {}
         self._defaults: dict[str, Any] = {}
         self._inherited: set[str] = set()
+        # process variables of processes gone: freed at their exit event, and by a sweep of
+        # /proc every SWEEP_EVERY_NS when `free_exited` (the running agent; not a replay)
+        self.free_exited = free_exited
+        self.freed = 0
+        self._process_keys: dict[int, set[tuple[str, Any]]] = {}
+        self._last_sweep = 0
         self.declare(actions)
 
     def declare(self, actions: Iterable[SetAction]) -> None:
@@ -89,6 +100,12 @@ class VariableStore:
         else:
             key = self._key(action.variable, ev)
         expires = ev.timestamp + action.ttl if action.ttl else None
+        if action.scope == "process" or action.scope_field is not None:
+            if isinstance(key[1], int):
+                self._process_keys.setdefault(key[1], set()).add(key)
+            if self.free_exited and ev.timestamp - self._last_sweep >= SWEEP_EVERY_NS:
+                self._last_sweep = ev.timestamp
+                self.sweep()
         if action.append:
             current = self._entry(key, ev)
             if current is MISSING and action.variable in self._inherited:
@@ -102,8 +119,25 @@ class VariableStore:
             value = items
         self._values[key] = (value, expires)
 
+    def process_exited(self, ev: DocumentEvent) -> None:
+        """An ``exit`` event: free the variables of the process that ended."""
+        self._free(ev.get(_EXIT_PID))
+
+    def _free(self, pid: int) -> None:
+        for key in self._process_keys.pop(pid, ()):
+            if self._values.pop(key, None) is not None:
+                self.freed += 1
+
+    def sweep(self) -> int:
+        """Free the process variables of every process no longer running; how many were freed."""
+        before = self.freed
+        for pid in [p for p in self._process_keys if not os.path.exists(f"/proc/{p}")]:
+            self._free(pid)
+        return self.freed - before
+
     def clear(self) -> None:
         self._values.clear()
+        self._process_keys.clear()
 
     def __len__(self) -> int:
         return len(self._values)

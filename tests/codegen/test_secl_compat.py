@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agent.engine import Engine
+from agent.hashing import Hasher
 from agent.evaluator.cmdline import flags, options
 from agent.evaluator.event import DocumentEvent
 from codegen.agentversion import VersionError, parse_constraint, parse_version
@@ -406,8 +407,12 @@ def test_action_problems_skip_the_rule(write_policy: WritePolicy) -> None:
     hashed = result.ruleset.get("hashed")
     assert hashed is not None and len(hashed.actions) == 2
     sink = CollectingSink()
-    Engine(result.ruleset, [sink])({"type": "exec", "timestamp": NOW, "exec": {"file": {"name": "sh"}},
-                                    "process": {"pid": 5}})
-    (alert,) = sink.alerts
-    assert alert["actions"] == [{"hash": {"field": "process.file.path", "status": "not computed (not implemented yet)"}},
-                                {"hash": {"field": "exec.file.path", "status": "not computed (not implemented yet)"}}]
+    doc = {"type": "exec", "timestamp": NOW, "exec": {"file": {"name": "sh"}}, "process": {"pid": 5}}
+    Engine(result.ruleset, [sink])(copy.deepcopy(doc))  # no hasher given (rulec): reported, not computed
+    with Engine(result.ruleset, [sink], hasher=Hasher()) as engine:
+        engine(copy.deepcopy(doc))
+    assert [a["actions"] for a in sink.alerts] == [
+        [{"hash": {"field": "process.file.path", "status": "not computed (no hasher)"}},
+         {"hash": {"field": "exec.file.path", "status": "not computed (no hasher)"}}],
+        [{"hash": {"field": "process.file.path", "status": "error", "reason": "the event has no such file"}},
+         {"hash": {"field": "exec.file.path", "status": "error", "reason": "the event has no path for this file"}}]]

@@ -1,13 +1,16 @@
 """`rsagent run` on a policy written like the reference agent's default
 policies: host filters, agent_version pairs, silent rules, `every: 0`,
 legacy aliases, argument flags, `filter` guards, `set` expressions with
-scoped variables, and rules it cannot load. The agent starts, reports each
+scoped variables, named iterators, `%{field}`, `.length`, the `hash`
+action and `*.file.hashes`, and rules it cannot load. The agent starts, reports each
 rule it left out once, counts them in its metrics, and the rules it loaded
 fire on real events."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -21,6 +24,10 @@ pytestmark = pytest.mark.root
 POLICY = """\
 version: 1.0.0
 macros:
+  - id: in_sh_c
+    expression: process.ancestors[A].comm == "sh" && process.ancestors[A].argv in ["-c"]
+  - id: chmod_in_its_dir
+    expression: exec.file.path == "{chmod_dir}/%{{exec.file.name}}"
   - id: watched_tools
     values: ["touch", "chmod"]
     filters: [os == "windows"]
@@ -52,6 +59,15 @@ rules:
   - id: exec_flags
     expression: exec.file.name == "chmod" && exec.args_flags == "R" && exec.args_options == "reference={target}"
     every: 0
+  - id: chmod_in_named_shell
+    expression: exec.file.name == "chmod" && in_sh_c && process.argv.length == 4
+    every: 0
+    actions:
+      - hash:
+          field: exec.file
+  - id: chmod_by_hash
+    expression: exec.file.name == "chmod" && exec.file.hashes in ["sha256:{chmod_sha256}"] && chmod_in_its_dir
+    every: 0
   - id: typo
     expression: open.file.pth == "/etc/shadow"
   - id: not_produced
@@ -62,7 +78,10 @@ rules:
 def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> None:
     target = tmp_path / "target.txt"
     policy = tmp_path / "compat.policy"
-    policy.write_text(POLICY.format(target=target))
+    chmod = os.path.realpath(shutil.which("chmod") or "/usr/bin/chmod")
+    with open(chmod, "rb") as f:
+        chmod_sha256 = hashlib.sha256(f.read()).hexdigest()
+    policy.write_text(POLICY.format(target=target, chmod_sha256=chmod_sha256, chmod_dir=os.path.dirname(chmod)))
     port = free_port()
     log = tmp_path / "agent.log"
     run = start_agent(policy, tmp_path, "--metrics", str(port), stderr=log)
@@ -72,12 +91,22 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
                                     f'chmod -R --reference="{target}" "{target}"'], check=True)
         fired = run.wait_for("chmod_after_write")
         flagged = run.wait_for("exec_flags")
+        iterated = run.wait_for("chmod_in_named_shell")  # its alert waits for the hash worker
+        by_hash = run.wait_for("chmod_by_hash")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
     finally:
         stderr = run.stop()
     assert fired and fired[0]["event"]["chmod"]["file"]["path"] == str(target), stderr
     assert flagged and flagged[0]["event"]["exec"]["argv"][:2] == ["chmod", "-R"], stderr
+    # named iterator: sh -c is one ancestor; `hash` reported in the alert, in the action and on the file
+    digest = f"sha256:{chmod_sha256}"
+    assert iterated and iterated[0]["event"]["exec"]["file"]["path"] == chmod, stderr
+    assert iterated[0]["actions"] == [{"hash": {"field": "exec.file.path", "status": "computed", "hashes": [digest]}}] \
+        or iterated[0]["actions"][0]["hash"]["status"] == "cached", iterated[0]
+    assert iterated[0]["event"]["exec"]["file"]["hashes"] == [digest]
+    assert by_hash and by_hash[0]["event"]["exec"]["file"]["path"] == chmod, stderr  # the field read the real digest
+    assert re.search(r'^rsagent_file_hashes_total{result="computed"} [1-9]', metrics, re.M), metrics
     ids = {a["rule_id"] for a in run.alerts()}
     assert "mark_writer" not in ids and "chmod_after_write_old_agents" not in ids  # silent; excluded
     # every rule left out is reported once, with its place and reason
