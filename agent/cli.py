@@ -4,6 +4,7 @@
     rsagent trace [--output SINK] every event the probes see, as JSON documents
     rsagent record -o CAPTURE     every event the probes send, to a capture for `rulec replay`
     rsagent probe                 which kernel features work, which hook set is used
+    rsagent profile learn|diff|show   activity profiles (agent/profile/cli.py)
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                         "default: every event")
     p.add_argument("--compiled", type=Path, default=None, metavar="DIR", help="as for `run` (with --policy)")
     _capture_options(p)
+
+    from .profile.cli import add_parser as add_profile_parser
+    add_profile_parser(sub)
     return ap
 
 
@@ -659,13 +663,21 @@ def _record_policy(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Type
     return compiled.probe_object, compiled.features_object, compiled.filters, result.files
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record}
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .profile.cli import cmd_profile as run_profile
+
+    return run_profile(args)
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    problem = _check_root()
+    from .profile.cli import needs_root
+
+    problem = _check_root() if args.command != "profile" or needs_root(args) else None
     if problem:
         print(f"rsagent: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
