@@ -116,7 +116,7 @@ def render_dot(profile: Profile) -> str:
     lines = ["digraph profile {", "  rankdir=LR;", '  node [fontname="sans-serif", fontsize=10];',
              f"  label={_dot_id('profile of ' + profile.selector.describe())};"]
     for p in profile.processes:
-        label = p.path + "".join(f"\\n{a}" for a in p.args[:4])
+        label = p.path + "".join(f"\n{a or '(no arguments)'}" for a in p.args[:4])
         lines.append(f"  {_dot_id('exe:' + p.path)} [shape=box, label={_dot_id(label)}];")
         for q in p.parents:
             if q not in known:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import Lab
+from net.lab import Lab
 
 from agent.profile.model import read_profile
 
