@@ -32,6 +32,7 @@ from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .trust import UntrustedPathError, check_policies
+from .trust import check as check_trusted
 from .process.cache import DEFAULT_MAX_ENTRIES
 from .safefile import UnsafePath
 from .metrics_http import MetricsAddressError
@@ -359,6 +360,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     ruleset = result.ruleset
+    # a profile decides what is normal: the same trust as a policy file
+    check_trusted(sorted({(Path(r.anomaly["profile"]), "profile") for r in ruleset.rules if r.anomaly}),
+                  args.insecure_paths)
     if not ruleset.rules:
         print("rsagent: error: the policy has no enabled rule", file=sys.stderr)
         return EXIT_ERROR

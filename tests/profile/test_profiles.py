@@ -291,3 +291,13 @@ def test_anomalies_are_counted_in_the_metrics(tmp_path: Path, profile_file: Path
 def test_read_profile_without_diagnostics_raises(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="no such file|cannot read"):
         read_profile(tmp_path / "none.profile")
+
+
+def test_run_refuses_a_profile_others_can_write(tmp_path: Path, profile_file: Path) -> None:
+    # checked before anything is loaded into the kernel
+    tmp_path.chmod(0o700)
+    pol = _policy(tmp_path, f"profiles:\n  - id: shop\n    path: {profile_file.name}\n")
+    profile_file.chmod(0o666)
+    proc = subprocess.run([str(BIN / "rsagent"), "run", "--policy", str(pol)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and "refusing to load" in proc.stderr and str(profile_file) in proc.stderr, proc.stderr
