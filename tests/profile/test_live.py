@@ -173,7 +173,7 @@ def test_learned_profile_holds_the_service(learned: tuple[Service, Path, str]) -
     assert "api.shop.example" in profile.dns
     assert any(d.addr == service.lab.server_ip and d.port == 5432 for d in profile.connect)
     assert {"open", "dns", "connect"} <= set(profile.event_types)
-    assert "of exe " in err and "events were the workload's" in err
+    assert f"events were the workload's (exe {service.exe})" in err
 
 
 def test_normal_traffic_raises_no_anomaly(detecting: tuple[Service, Path]) -> None:
