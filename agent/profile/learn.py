@@ -6,7 +6,8 @@ running probe set (`rsagent profile learn --exe ...`) or from a capture
 selected workload, and generalises what it saw when the profile is made:
 
 - file paths: a numeric path segment (``/proc/1234``) becomes ``*``; more
-  than :data:`FILES_PER_DIR` files in one directory become ``dir/*``; a
+  than :data:`FILES_PER_DIR` files in one directory become ``dir/*`` (not in
+  a top-level directory: ``/etc/*`` would cover ``/etc/shadow``); a
   directory with entries in more than :data:`DIRS_PER_TREE` subdirectories
   becomes ``dir/**`` (never above the second level: no ``/usr/**``);
 - argument shapes: up to :data:`ARGS_PER_EXE` distinct argument strings are
@@ -161,7 +162,9 @@ def path_patterns(paths: Iterable[str]) -> list[str]:
         if not segs:
             continue
         by_dir["/" + "/".join(segs[:-1])].add(segs[-1])
-    files: dict[str, set[str]] = {d: ({"*"} if len(names) > FILES_PER_DIR else names) for d, names in by_dir.items()}
+    # a top-level directory (/etc, /tmp, /root) is never collapsed: /etc/* would take /etc/shadow in
+    files: dict[str, set[str]] = {d: ({"*"} if len(names) > FILES_PER_DIR and d.count("/") >= MIN_TREE_DEPTH else names)
+                                  for d, names in by_dir.items()}
     # subtrees: a directory with entries in many subdirectories becomes dir/**
     trees: set[str] = set()
     children: dict[str, set[str]] = defaultdict(set)

@@ -123,7 +123,8 @@ def test_generalisation_rules() -> None:
                           "/usr/lib/py/e/x.py", "/etc/a"]) == ["/etc/a", "/usr/lib/py/**"]
     assert path_patterns([f"/a/{i}x" for i in range(3)]) == ["/a/0x", "/a/1x", "/a/2x"]
     assert path_patterns([f"/srv/{i}/f" for i in range(40)]) == ["/srv/*/f"]   # numeric segments
-    assert path_patterns([f"/x/f{i}" for i in range(5)]) == ["/x/*"]
+    assert path_patterns([f"/x/y/f{i}" for i in range(5)]) == ["/x/y/*"]
+    assert path_patterns([f"/etc/f{i}" for i in range(5)]) == [f"/etc/f{i}" for i in range(5)]
     assert arg_shapes(["-p 1", "-p 2"]) == ["-p 1", "-p 2"]
     assert arg_shapes([f"-p {i} -v" for i in range(9)]) == ["-p * -v"]
     assert arg_shapes([f"run {'x ' * i}" for i in range(9)]) == ["run *"]
