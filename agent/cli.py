@@ -4,6 +4,7 @@
     rsagent trace [--output SINK] every event the probes see, as JSON documents
     rsagent record -o CAPTURE     every event the probes send, to a capture for `rulec replay`
     rsagent probe                 which kernel features work, which hook set is used
+    rsagent profile learn|diff|show   activity profiles (agent/profile/cli.py)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
 from .objects import ObjectsMissing, object_path
 from .trust import UntrustedPathError, check_policies
+from .trust import check as check_trusted
 from .process.cache import DEFAULT_MAX_ENTRIES
 from .safefile import UnsafePath
 from .metrics_http import MetricsAddressError
@@ -114,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
                         "default: every event")
     p.add_argument("--compiled", type=Path, default=None, metavar="DIR", help="as for `run` (with --policy)")
     _capture_options(p)
+
+    from .profile.cli import add_parser as add_profile_parser
+    add_profile_parser(sub)
     return ap
 
 
@@ -365,6 +370,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     ruleset = result.ruleset
+    # a profile decides what is normal: the same trust as a policy file
+    check_trusted(sorted({(Path(r.anomaly["profile"]), "profile") for r in ruleset.rules if r.anomaly}),
+                  args.insecure_paths)
     if not ruleset.rules:
         print("rsagent: error: the policy has no enabled rule", file=sys.stderr)
         return EXIT_ERROR
@@ -671,13 +679,21 @@ def _record_policy(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Type
     return compiled.probe_object, compiled.features_object, compiled.filters, result.files
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record}
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .profile.cli import cmd_profile as run_profile
+
+    return run_profile(args)
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "trace": cmd_trace, "record": cmd_record, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    problem = _check_root()
+    from .profile.cli import needs_root
+
+    problem = _check_root() if args.command != "profile" or needs_root(args) else None
     if problem:
         print(f"rsagent: error: {problem}", file=sys.stderr)
         return EXIT_ERROR

@@ -24,6 +24,7 @@ from agent.evaluator.ruleset import Rule, Ruleset
 from .hashing import Hasher, HashJob, HashWorker
 
 from .discarders import DiscarderLearner
+from .profile.anomaly import anomaly_document
 from .metrics import Registry
 from .sinks import Sink, Sinks
 
@@ -41,6 +42,7 @@ class EngineStats:
     evaluated: Counter[str] = field(default_factory=Counter)       # expressions run, per rule
     matches: Counter[str] = field(default_factory=Counter)         # matches (before `every`), per rule
     throttled_by_rule: Counter[str] = field(default_factory=Counter)
+    anomalies: Counter[tuple[str, str]] = field(default_factory=Counter)   # (profile id, kind) -> alerts
 
     def register(self, metrics: Registry) -> None:
         m = metrics
@@ -53,6 +55,8 @@ class EngineStats:
         m.callback("alerts_total", "alerts raised", "counter", ("rule",), lambda: list(self.by_rule.items()))
         m.callback("alerts_throttled_total", "matches not alerted because of the rule's `every`", "counter",
                    ("rule",), lambda: list(self.throttled_by_rule.items()))
+        m.callback("profile_anomalies_total", "anomaly alerts of activity profiles (agent/profile)", "counter",
+                   ("profile", "kind"), lambda: list(self.anomalies.items()))
         m.callback("kills_total", "processes killed by a rule's kill action", "counter", (),
                    lambda: [((), self.kills)])
 
@@ -118,6 +122,9 @@ class Engine:
             alert: dict[str, Any] = {"rule_id": rule.id, "rule_tags": dict(rule.tags), "timestamp": ts}
             if rule.description:
                 alert["rule_description"] = rule.description
+            if rule.anomaly is not None:
+                alert["anomaly"] = anomaly_document(rule.anomaly, doc)
+                self.stats.anomalies[(rule.anomaly["profile_id"], rule.anomaly["kind"])] += 1
             performed, files = self._actions(rule, doc)
             if performed:
                 alert["actions"] = performed

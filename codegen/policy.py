@@ -55,7 +55,7 @@ HOOK_SET = "hook_set"  # the agent's hook set on this kernel does not produce th
 SKIP_REASONS = EXCLUDED + FAILED + (HOOK_SET,)
 _MACRO_KEYS = ("id", "expression", "values", "description", "combine", "agent_version",
                "filters", "version")
-_TOP_KEYS = ("version", "macros", "rules")
+_TOP_KEYS = ("version", "macros", "rules", "profiles")
 
 
 @dataclass(eq=False)
@@ -89,6 +89,7 @@ class RuleDef:
     agent_version: YNode | None = None
     silent: bool = False  # matches run the actions but send no alert
     diags: Diagnostics = field(default_factory=Diagnostics)  # problems of its definition
+    anomaly: dict[str, str] | None = None  # generated from a profile (agent/profile/rules.py)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,50 @@ def parse_policy(text: str, path: str, diags: Diagnostics) -> PolicyFile:
             parsed = parse_item(item, report, path)
             if parsed is not None:
                 out.append(parsed)  # type: ignore[arg-type]
+    node = root.get("profiles")
+    if node is not None and node.value is not None:
+        policy.rules.extend(_profile_rules(node, report, path))
     return policy
+
+
+def _profile_rules(node: YNode, report: _Reporter, path: str) -> list[RuleDef]:
+    """``profiles: [{id, path, tags}]``: the anomaly rules each profile generates (agent/profile/rules.py);
+    a profile that cannot be read is an error of the policy, at the entry's ``path``."""
+    from agent.profile.model import read_profile
+    from agent.profile.rules import generated_rules, rules_yaml
+
+    if not node.is_sequence:
+        report.error(node, "'profiles' must be a list of {id, path}")
+        return []
+    out: list[RuleDef] = []
+    for item in node.value:
+        ident = _parse_id(item, report, "profile")
+        if ident is None:
+            continue
+        report.unknown_keys(item, ("id", "path", "tags"), "profile")
+        where = item.get("path")
+        if where is None or not isinstance(where.value, str) or not where.value:
+            report.error(item, f"profile '{ident[0]}' needs 'path', the profile file (`rsagent profile learn`)")
+            continue
+        file = Path(where.value) if Path(where.value).is_absolute() else Path(path).parent / where.value
+        own = Diagnostics()
+        profile = read_profile(file, own) if file.is_file() else None
+        if profile is None:
+            report.error(where, f"profile '{ident[0]}': cannot use {file}: " + (
+                "; ".join(d.format().splitlines()[0] for d in own.sorted() if d.is_error) or "no such file"))
+            continue
+        tags = item.get("tags")
+        extra = {str(k): str(v.value) for k, v in tags.value.items()} if tags is not None and tags.is_mapping else {}
+        generated = generated_rules(profile, ident[0], str(file), extra)
+        root = load(rules_yaml(generated), f"{file} (rules of profile '{ident[0]}')", report.diags)
+        rules = root.get("rules") if root is not None else None
+        for rule_node, (_, anomaly) in zip(rules.value if rules is not None else [], generated, strict=True):
+            rdef = _parse_rule(rule_node, report, path)
+            if rdef is not None:
+                rdef.id_node = ident[1]  # alerts and problems point at the policy's profile entry
+                rdef.anomaly = anomaly
+                out.append(rdef)
+    return out
 
 
 def _short(value: object) -> str:
@@ -823,7 +867,7 @@ def _compile_rule(compiler: _Compiler, rdef: RuleDef, selector: _HostSelector) -
         tags=dict(rdef.tags), every=rdef.every, actions=actions,
         filters=tuple(str(f.value) for f in rdef.filters), disabled=rdef.disabled,
         policy=rdef.policy, fn=fn, host_filters=tuple(f for f in host_filters if f is not None),
-        silent=rdef.silent,
+        silent=rdef.silent, anomaly=rdef.anomaly,
     )
 
 

@@ -38,6 +38,7 @@ class Rule:
     fn: Fn = field(default=lambda ev: False, repr=False)
     host_filters: tuple[Fn, ...] = field(default=(), repr=False)
     silent: bool = False  # a match runs the actions, raises no alert (``silent: true``)
+    anomaly: Mapping[str, str] | None = None  # generated from a profile: the alert names the new item
 
     def matches(self, event: DocumentEvent | dict[str, Any]) -> bool:
         """True when the event is of this rule's type and the expression holds."""
