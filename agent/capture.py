@@ -279,7 +279,8 @@ class CaptureReader:
                 elif kind == "c":
                     self.counters = item.get("kernel") or {}
                 elif kind == "f":
-                    self.filter_changes.append(item)
+                    # event_index: the first event these filters let through
+                    self.filter_changes.append({**item, "event_index": self.read})
                 elif kind == "end":
                     self.trailer = item
                     self.counters = item.get("kernel") or self.counters

@@ -78,8 +78,9 @@ def test_saving_the_policy_reloads_it_without_losing_an_open(built_objects: None
         _wait_log(log, "handover to generation 2", 120)
         os.chmod(other, 0o640)
         assert agent.wait_for("other_chmod"), log.read_text()[-3000:]
-        # a save with an error: the running policy stays, the error says where
-        policy.write_text(_policy(watched, other, with_chmod=True) + "  - id: broken\n    expression: open.file.path ==\n")
+        # a save with an error (a rule's own error only leaves the rule out): the running policy
+        # stays, the error says where
+        policy.write_text(_policy(watched, other, with_chmod=True) + "  - id: [broken\n")
         text = _wait_log(log, "the policy has errors; still running the previous one", 30)
         assert re.search(rf"{re.escape(str(policy))}:\d+:\d+: error", text), text[-3000:]
         os.chmod(other, 0o600)
