@@ -9,6 +9,10 @@ consumer saw them:
     {"kind": "rsagent-capture", "version": 1, "host": {...}, "started": NS, "filters": ..., ...}
     {"k": "e", "d": DOCUMENT}          an event document, materialized (process context included)
     {"k": "c", "t": NS, "kernel": {}}  the kernel counters (type -> seen/sent/lost/dropped_*), every second
+    {"k": "f", "t": NS, "generation": N, "hook_set", "event_types", "filters"}
+                                       the in-kernel filters from here on: after each reload of
+                                       `run`'s policy, and at start when the header's hook set
+                                       failed to load and another one came up
     {"k": "end", "ended": NS, ...}     the trailer: final counters, what was not recorded and why
 
 The documents are exactly those the rule engine is handed (the resolve
@@ -175,6 +179,17 @@ class CaptureWriter:
                         "(later events are counted, not recorded)", self.path, self.max_bytes, st.events)
             self.on_full()
 
+    def filters(self, *, generation: int, hook_set: str, event_types: list[str] | None,
+                filters: dict[str, Any] | None) -> None:
+        """From here on, the kernel sends what these filters let through
+        (a reload; a hook set fallback at start)."""
+        if self._closed:
+            return
+        self._line({"k": "f", "t": time.time_ns(), "generation": generation, "hook_set": hook_set,
+                    "event_types": event_types, "filters": filters})
+        self._sync()
+        log.info("capture %s: in-kernel filters of generation %d recorded", self.path, generation)
+
     def tick(self) -> None:
         """Between batches: every second, the counters and a sync flush."""
         if self._closed or time.monotonic() < self._next_flush:
@@ -218,6 +233,8 @@ class CaptureReader:
     header: dict[str, Any] = field(default_factory=dict)
     trailer: dict[str, Any] | None = None
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the "f" items: the in-kernel filters from each one's time on (reloads)
+    filter_changes: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     read: int = 0
 
@@ -261,6 +278,9 @@ class CaptureReader:
                     yield item["d"]
                 elif kind == "c":
                     self.counters = item.get("kernel") or {}
+                elif kind == "f":
+                    # event_index: the first event these filters let through
+                    self.filter_changes.append({**item, "event_index": self.read})
                 elif kind == "end":
                     self.trailer = item
                     self.counters = item.get("kernel") or self.counters

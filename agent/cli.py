@@ -28,7 +28,7 @@ from . import installdirs
 from .events.layout import LayoutError
 from .features import format_report, probe
 from .hashing import HashConfig, Hasher, parse_algorithms, set_default_hasher
-from .hooksets import HookSet, choose_hook_set
+from .hooksets import Choice, HookSet, choose_hook_sets, parse_hook_sets
 from .libbpf.errors import BpfError, VerifierError
 from .metrics import Registry
 from .objects import ObjectsMissing, object_path
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .capture import CaptureWriter
     from .engine import Engine
     from .libbpf.object import BpfObject
-    from .runtime import Runtime, RuntimeConfig
+    from .runtime import Fallback, Runtime, RuntimeConfig
 
 log = logging.getLogger("rsagent")
 
@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also record every event the rules see to CAPTURE (for `rulec replay`; it holds only "
                         "what this policy's in-kernel filters let through)")
     _capture_options(p)
+    p.add_argument("--watch-policy", action="store_true",
+                   help="reload when a policy file changes (inotify on the policy files and directories, "
+                        "debounced), as SIGHUP does; a policy with errors keeps the running one")
     p.add_argument("--explain-rule", default=None, metavar="ID",
                    help="with -vv: log, for each event of the rule's type, whether it matched and else the first "
                         "failing clause with its values (as `rulec explain`)")
@@ -168,7 +171,18 @@ def _netns(text: str) -> str:
     return text
 
 
+def _hook_sets(text: str) -> tuple[str, ...]:
+    try:
+        return parse_hook_sets(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _stream_options(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    p.add_argument("--hook-set", type=_hook_sets, default=None, metavar="SET[,SET...]",
+                   help="the hook sets to load, tried in order: when one fails to load or attach, the next "
+                        "(default: every set `rsagent probe` finds usable, most precise first: fentry, kprobe, "
+                        "tracepoint)")
     if outputs:
         p.add_argument("--output", action="append", default=None, metavar="SINK",
                        help=f"where documents go (default '-'): {SYNTAX}; repeatable")
@@ -220,6 +234,30 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK if report.hook_set != "none" else EXIT_ERROR
 
 
+def _choose(args: argparse.Namespace, features_object: Path) -> Choice | None:
+    """The hook sets to try (--hook-set, else the probe's), or None (logged)."""
+    choice = choose_hook_sets(probe(features_object), args.hook_set)
+    if choice.hook_set is None:
+        log.error("%s (see `rsagent probe`)", choice.reason)
+        return None
+    return choice
+
+
+def _fallbacks(sets: tuple[HookSet, ...], types_of: Callable[[HookSet], set[str] | None]) -> tuple[Fallback, ...]:
+    """The sets after the first, each with the event types it is asked for
+    (left out when it produces none of the policy's)."""
+    from .runtime import Fallback
+
+    out = []
+    for hs in sets:
+        types = types_of(hs)
+        if types is None:
+            log.info("hook set %s: not a fallback: it produces none of the policy's event types", hs.name)
+            continue
+        out.append(Fallback(hs, types))
+    return tuple(out)
+
+
 def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: HookSet,
                     types: set[str] | None, **extra: Any) -> RuntimeConfig:
     """What `run` and `trace` share: the stream options of the command line."""
@@ -242,12 +280,10 @@ def _runtime_config(args: argparse.Namespace, probe_object: Path, hook_set: Hook
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .runtime import Runtime
+    from .runtime import Fallback, Runtime
 
-    report = probe(object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
-    choice = choose_hook_set(report)
-    if choice.hook_set is None:
-        log.error("%s (see `rsagent probe`)", choice.reason)
+    choice = _choose(args, object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
+    if choice is None or choice.hook_set is None:
         return EXIT_ERROR
     types = set(args.event_type) if args.event_type else None
     if types:
@@ -261,7 +297,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     config = _runtime_config(args, object_path("probe.bpf.o", args.objects, insecure=args.insecure_paths),
-                             choice.hook_set, types)
+                             choice.hook_set, types,
+                             fallbacks=tuple(Fallback(hs, types) for hs in choice.fallbacks))
     registry = _registry()
     stop_when_no_sink: list[Callable[[], None]] = []
 
@@ -321,12 +358,12 @@ def _summary(filters: dict[str, TypeFilter]) -> str:
 
 
 def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,
-                 name: str) -> set[str] | None:
+                 name: str, warn: bool = True) -> set[str] | None:
     """The event types to hook for a policy (None: none of its rules' types
     is produced), warning once per rule that cannot fire."""
     wanted = set(filters)
     have = hook_set.supported_event_types()
-    for event_type in sorted(wanted - have):
+    for event_type in sorted(wanted - have) if warn else ():
         lacking = hook_set.left_out.get(event_type)
         why = f" on this kernel (it lacks {', '.join(lacking)})" if lacking else ""
         for rule in ruleset.rules_for(event_type):
@@ -381,10 +418,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CompiledPolicyError as exc:
         print(f"rsagent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    report = probe(compiled.features_object)
-    choice = choose_hook_set(report)
-    if choice.hook_set is None:
-        log.error("%s (see `rsagent probe`)", choice.reason)
+    choice = _choose(args, compiled.features_object)
+    if choice is None or choice.hook_set is None:
         return EXIT_ERROR
     hook_set = choice.hook_set
     types = _event_types(ruleset, compiled.filters, hook_set, choice.name)
@@ -434,7 +469,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
-        hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters))
+        hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters),
+        fallbacks=_fallbacks(choice.fallbacks,
+                             lambda hs: _event_types(ruleset, compiled.filters, hs, hs.name, warn=False)))
     first = prepare_for(result, compiled.filters)
 
     def prepare(obj: BpfObject) -> None:
@@ -458,26 +495,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime.losses.report = sinks.write  # loss reports go in the alert stream
 
     reloading = threading.Lock()    # one reload at a time
+    again: list[str] = []           # a policy change seen during a reload: reload once more after it
 
-    def reload(_obj: object) -> None:
-        """SIGHUP: the policy files are read and compiled on a thread of
-        their own (the loop goes on reading events), then applied in the
-        loop: same filter shape, new values in the running object's maps;
-        another shape, a new object attached beside the running one takes
-        over (Runtime.handover). Any error keeps the running policy."""
+    def reload(why: str) -> None:
+        """SIGHUP (or --watch-policy): the policy files are read and compiled
+        on a thread of their own (the loop goes on reading events), then
+        applied in the loop: same filter shape, new values in the running
+        object's maps; another shape, a new object attached beside the
+        running one takes over (Runtime.handover). Any error keeps the
+        running policy."""
         if not reloading.acquire(blocking=False):
-            log.warning("SIGHUP: a reload is in progress; send SIGHUP again once it is done")
+            if why == "SIGHUP":
+                log.warning("SIGHUP: a reload is in progress; send SIGHUP again once it is done")
+            else:
+                log.info("%s: a reload is in progress; reloading again once it is done", why)
+                again[:] = [why]
             return
-        threading.Thread(target=prepare_reload, name="reload", daemon=True).start()
+        threading.Thread(target=prepare_reload, args=(why,), name="reload", daemon=True).start()
 
-    def prepare_reload() -> None:
+    def done_reloading() -> None:
+        reloading.release()
+        if again:
+            why = again.pop()
+            runtime.call_soon(lambda: reload(why))
+
+    def prepare_reload(why: str) -> None:
         try:
-            prepared = _prepare_reload()
+            prepared = _prepare_reload(why)
         except BaseException:
-            reloading.release()
+            done_reloading()
             raise
         if prepared is None:
-            reloading.release()
+            done_reloading()
             return
         apply: Callable[[], None] = prepared
 
@@ -485,21 +534,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 apply()
             finally:
-                reloading.release()
+                done_reloading()
         runtime.call_soon(apply_then_release)
 
-    def _prepare_reload() -> Callable[[], None] | None:
+    def record_filters(filters: dict[str, TypeFilter], files: list[str], generation: int) -> None:
+        """--record: which in-kernel filters let events through from here on."""
+        if writer is not None:
+            writer.filters(generation=generation, hook_set=runtime.config.hook_set.name,
+                           event_types=sorted(runtime.config.event_types or ()) or None,
+                           filters=_filters_doc(files, filters, not args.no_discarders))
+
+    def _prepare_reload(why: str) -> Callable[[], None] | None:
         try:
             check_policies(policies, args.insecure_paths)
         except UntrustedPathError as exc:
-            log.error("SIGHUP: %s; still running the previous policy", exc)
+            log.error("%s: %s; still running the previous policy", why, exc)
             return None
         new = load_policies(policies, host=host_document(), agent_version=args.agent_version)
         report_skipped(new)
         if not new.ok:
             for d in new.diagnostics.sorted():
                 print(d.format(), file=sys.stderr)
-            log.error("SIGHUP: the policy has errors; still running the previous one")
+            log.error("%s: the policy has errors; still running the previous one", why)
             return None
         new_filters = kernel_filters(new.ruleset)
         if shape_digest(new_filters) == shape_digest(state["filters"].filters):
@@ -509,39 +565,59 @@ def cmd_run(args: argparse.Namespace) -> int:
                 engine.ruleset = new.ruleset
                 if engine.learner is not None:
                     engine.learner.reset(new.ruleset, new_filters)
-                log.warning("SIGHUP: reloaded %d rule(s) from %s (%d approver basename(s)); discarders "
-                            "invalidated", len(new.ruleset.rules), ", ".join(new.files), n)
+                record_filters(new_filters, new.files, runtime.generation)
+                log.warning("%s: reloaded %d rule(s) from %s (%d approver basename(s)); discarders "
+                            "invalidated", why, len(new.ruleset.rules), ", ".join(new.files), n)
             return same_shape
         try:
             new_compiled = locate(new, args.compiled, insecure=args.insecure_paths)
         except (CompiledPolicyError, UntrustedPathError) as exc:
-            log.error("SIGHUP: the new policy needs other in-kernel filters, and %s; still running the previous "
-                      "one", exc)
+            log.error("%s: the new policy needs other in-kernel filters, and %s; still running the previous "
+                      "one", why, exc)
             return None
-        new_types = _event_types(new.ruleset, new_compiled.filters, hook_set, choice.name)
+        # the set running now first (a fallback at start is not retried), then those after it
+        running = runtime.config
+        new_types = _event_types(new.ruleset, new_compiled.filters, running.hook_set, running.hook_set.name)
         if new_types is None:
-            log.error("SIGHUP: no rule of the new policy has an event type this hook set produces; "
-                      "still running the previous one")
+            log.error("%s: no rule of the new policy has an event type this hook set produces; "
+                      "still running the previous one", why)
             return None
+        fallbacks = _fallbacks(tuple(f.hook_set for f in running.fallbacks),
+                               lambda hs: _event_types(new.ruleset, new_compiled.filters, hs, hs.name, warn=False))
+
+        def switched() -> Callable[[], None]:
+            switch = switch_to(new)
+
+            def run() -> None:
+                switch()
+                record_filters(new_compiled.filters, new.files, runtime.generation)
+            return run
 
         def handover() -> None:
             new_config = dataclasses.replace(
-                runtime.config, probe_object=new_compiled.probe_object, event_types=new_types,
+                runtime.config, probe_object=new_compiled.probe_object, event_types=new_types, fallbacks=fallbacks,
                 hook_only_types=set() if args.no_discarders else invalidation_hooks(new_compiled.filters))
             try:
-                runtime.handover(new_config, prepare_for(new, new_compiled.filters), switch_to(new))
+                runtime.handover(new_config, prepare_for(new, new_compiled.filters), switched())
             except (BpfError, OSError, ValueError) as exc:
-                log.error("SIGHUP: the new policy's objects did not load (%s); still running the previous one",
-                          exc)
+                log.error("%s: the new policy's objects did not load (%s); still running the previous one",
+                          why, exc)
                 return
             count_skipped(new)
-            log.warning("SIGHUP: %d rule(s) from %s with new in-kernel filters (%s)",
+            log.warning("%s: %d rule(s) from %s with new in-kernel filters (%s)", why,
                         len(new.ruleset.rules), ", ".join(new.files), _summary(new_compiled.filters))
         return handover
 
-    runtime.on_reload = reload
+    def attached() -> None:
+        if runtime.config.hook_set.name != choice.name:   # a fallback: the header names the first one tried
+            record_filters(compiled.filters, result.files, 1)
+
+    runtime.on_reload = lambda _obj: reload("SIGHUP")
+    runtime.on_attached = attached
     log.info("%d rule(s) from %s", len(ruleset.rules), ", ".join(result.files))
-    with _closing(writer, runtime), sinks, engine, _serve_metrics(registry, args.metrics):
+    with _closing(writer, runtime), sinks, engine, _serve_metrics(registry, args.metrics), \
+            _watching(policies if args.watch_policy else None, args.insecure_paths,
+                      lambda why: runtime.call_soon(lambda: reload(why))):
         runtime.run()  # the engine closes before the sinks: alerts waiting for hashes are written
     st = engine.stats
     log.info("rules: %d events evaluated, %d matched, %d alerts (%d throttled by `every`), %d kill(s)",
@@ -549,6 +625,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if engine.learner is not None:
         log.info("discarders: %s", engine.learner.stats)
     return EXIT_OK
+
+
+@contextmanager
+def _watching(policies: list[Path] | None, insecure: bool, on_change: Callable[[str], None]) -> Iterator[None]:
+    """--watch-policy: reload (``on_change``) when a policy file changes."""
+    if policies is None:
+        yield
+        return
+    from .policywatch import PolicyWatch
+
+    with PolicyWatch(policies, on_change, insecure=insecure):
+        yield
 
 
 def _filters_doc(files: list[str], filters: dict[str, TypeFilter], discarders: bool) -> dict[str, Any]:
@@ -608,7 +696,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     import time
 
     from .capture import recording
-    from .runtime import Runtime
+    from .runtime import Fallback, Runtime
 
     filters_doc: dict[str, Any] | None = None
     prepare: Callable[[BpfObject], None] | None = None
@@ -621,15 +709,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     else:
         probe_object = object_path("probe.bpf.o", args.objects, insecure=args.insecure_paths)
         features_object = object_path("features.bpf.o", args.objects, insecure=args.insecure_paths)
-    choice = choose_hook_set(probe(features_object))
-    if choice.hook_set is None:
-        log.error("%s (see `rsagent probe`)", choice.reason)
+    choice = _choose(args, features_object)
+    if choice is None or choice.hook_set is None:
         return EXIT_ERROR
     types: set[str] | None = None
+    fallbacks = tuple(Fallback(hs, None) for hs in choice.fallbacks)
     if args.policy:
         from .kfilters import KernelFilters
 
-        types = (set(filters) | PROCESS_TYPES) & choice.hook_set.supported_event_types()
+        def policy_types(hs: HookSet) -> set[str] | None:
+            return (set(filters) | PROCESS_TYPES) & hs.supported_event_types() or None
+
+        types = policy_types(choice.hook_set)
+        fallbacks = _fallbacks(choice.fallbacks, policy_types)
 
         def prepare(obj: BpfObject) -> None:
             n = KernelFilters(obj, runtime.layout, filters, runtime.decoder.type_ids).load_approvers()
@@ -637,10 +729,17 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     stop: list[Callable[[], None]] = []
     writer = _capture_writer(args, "record", choice.name, types, filters_doc, on_full=lambda: stop[0]())
-    config = _runtime_config(args, probe_object, choice.hook_set, types)
+    config = _runtime_config(args, probe_object, choice.hook_set, types, fallbacks=fallbacks)
     registry = _registry()
     runtime = Runtime(config, recording(writer, lambda doc: None), flush=writer.tick, prepare=prepare,
                       metrics=registry)
+
+    def attached() -> None:
+        if runtime.config.hook_set.name != choice.name:   # a fallback: the header names the first one tried
+            writer.filters(generation=1, hook_set=runtime.config.hook_set.name,
+                           event_types=None if runtime.config.event_types is None
+                           else sorted(runtime.config.event_types), filters=filters_doc)
+    runtime.on_attached = attached
     writer.counters = runtime.kernel_stats
     stop.append(runtime.stop.set)
     if args.duration:

@@ -3,7 +3,12 @@
 A hook set maps every event type to the programs (in build/ebpf/probe.bpf.o)
 that produce it, derived from the event-type table (codegen/eventtypes.py).
 The agent chooses one from the feature probe, in the order
-of ``HOOK_SETS`` (the first whose requirements the kernel meets wins):
+of ``HOOK_SETS`` (the first whose requirements the kernel meets wins),
+or the operator names them (``--hook-set fentry,tracepoint``). Whichever
+way, the sets are *tried* in that order: when one fails to load or attach
+(the verifier rejects a program, a kernel function is missing, an attach
+fails), the next one is loaded instead (agent/runtime.py; logged and
+counted in ``hook_set_failures_total``):
 
 - ``fentry`` (precise): fentry programs on the kernel functions that hand
   over the exact objects of a call (``vfs_open``'s struct path, ...), paired
@@ -30,7 +35,8 @@ rest of the set is used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +45,8 @@ from codegen.eventtypes import CAPTURES, PRECISE_FEATURES, PRODUCED, EventType, 
 
 if TYPE_CHECKING:
     from .features import FeatureReport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,8 @@ class Choice:
     name: str
     reason: str
     hook_set: HookSet | None
+    # tried in order when the one before fails to load or attach
+    fallbacks: tuple[HookSet, ...] = ()
 
 
 def _left_out_note(hs: HookSet) -> str:
@@ -213,3 +223,44 @@ def by_name(name: str) -> HookSet:
         if hs.name == name:
             return hs
     raise KeyError(f"unknown hook set {name!r} (known: {', '.join(h.name for h in HOOK_SETS)})")
+
+
+def parse_hook_sets(text: str) -> tuple[str, ...]:
+    """``--hook-set fentry,tracepoint``: known names, each once, in order."""
+    names = tuple(n.strip() for n in text.split(","))
+    known = [h.name for h in HOOK_SETS]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown hook set {', '.join(repr(n) for n in unknown) or repr(text)} "
+                         f"(known: {', '.join(known)}; several: comma-separated, tried in order)")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"hook set {', '.join(twice)} named twice in {text!r}")
+    return names
+
+
+def choose_hook_sets(report: FeatureReport, names: Sequence[str] | None = None) -> Choice:
+    """The hook sets to try, in order: ``hook_set`` first, then ``fallbacks``.
+
+    By default every set the feature probe finds usable, in ``HOOK_SETS``
+    order. ``names`` (``--hook-set``): those sets in that order, each tried
+    even when the probe found its requirements missing (said once at
+    WARNING): the kernel's own load or attach error then says why."""
+    if names is None:
+        first = choose_hook_set(report)
+        if first.hook_set is None:
+            return first
+        rest = [hs.restricted(report) for hs in HOOK_SETS if not hs.missing(report) and hs.name != first.name]
+        return replace(first, fallbacks=tuple(rest))
+    sets = []
+    for name in names:
+        hs = by_name(name)
+        missing = hs.missing(report)
+        if missing:
+            log.warning("--hook-set %s: the feature probe found no %s on this kernel (`rsagent probe`); "
+                        "trying it as asked", name, ", ".join(missing))
+        sets.append(hs.restricted(report))
+    head = sets[0]
+    then = f"; then, if it fails to load or attach: {', '.join(h.name for h in sets[1:])}" if sets[1:] else ""
+    return Choice(head.name, f"{head.description} (--hook-set {','.join(names)}{then})" + _left_out_note(head),
+                  head, tuple(sets[1:]))

@@ -190,6 +190,9 @@ def capture_info(reader: CaptureReader) -> dict[str, Any]:
         "first_event": t.get("first_event"), "last_event": t.get("last_event"),
         "complete": reader.trailer is not None, "not_recorded": t.get("not_recorded", 0),
         "size_limit_reached": t.get("full", False), "filters": h.get("filters"),
+        "filter_changes": [{k: f.get(k) for k in ("t", "event_index", "generation", "hook_set", "event_types",
+                                                  "filters")}
+                           for f in reader.filter_changes],
         "kernel": reader.counters,
     }
 
@@ -213,6 +216,13 @@ def write_text(result: ReplayResult, out: TextIO) -> None:
           f"{host.get('hostname', '?')}, kernel {host.get('kernel', '?')}, hook set {c.get('hook_set')}, "
           f"rsagent {c.get('agent_version')}", file=out)
     print(f"  in-kernel filters while recording: {filters_note(c.get('filters'))}", file=out)
+    for f in c.get("filter_changes") or ():
+        print(f"  from {_when(f.get('t'))}, event #{f.get('event_index')} (generation {f.get('generation')}, "
+              f"hook set {f.get('hook_set')}): "
+              f"in-kernel filters {filters_note(f.get('filters'))}", file=out)
+        types = f.get("filters", {}).get("types") if isinstance(f.get("filters"), dict) else None
+        for t, summary in sorted((types or {}).items()):
+            print(f"    {t}: {summary}", file=out)
     kernel = c.get("kernel") or {}
     lost = sum(v.get("lost", 0) for v in kernel.values())
     if lost:

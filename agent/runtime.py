@@ -28,13 +28,14 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ from .events.layout import layout
 from .events.process_events import procfs_file_doc
 from .hooksets import HookSet
 from .kstats import TypeStats, format_type_stats, read_type_stats
+from .libbpf.errors import BpfError
 from .libbpf.link import Link
 from .libbpf.object import BpfObject, load_object
 from .libbpf.ringbuf import RingBuffer
@@ -69,6 +71,40 @@ Consumer = Callable[[Document], None]
 COMPAT_COUNTER = "rs_compat_exit"   # the opt-in counter of 32-bit syscalls (ebpf/hooks/compat.h)
 # Programs attached to interfaces through netlink (agent/net), not by section.
 CLASSIFIER_KINDS = frozenset({"tc", "classifier"})
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A hook set to load when the one before it fails, with the event types
+    it is then asked for (those of the policy it produces)."""
+
+    hook_set: HookSet
+    event_types: set[str] | None
+
+
+class HookSetsFailed(BpfError):
+    """No hook set of the ones to try could be loaded and attached."""
+
+    def __init__(self, failures: list[tuple[str, str, BpfError]]) -> None:
+        last = failures[-1][2]
+        super().__init__(last.op, last.errno or 1, where=last.where)
+        self.failures = failures
+
+    def __str__(self) -> str:
+        if len(self.failures) == 1:
+            name, stage, exc = self.failures[0]
+            return f"the {name} hook set failed at {stage}: {exc} (see `rsagent probe`)"
+        return "no hook set could be loaded: " + "; ".join(
+            f"{name} failed at {stage}: {exc}" for name, stage, exc in self.failures) + " (see `rsagent probe`)"
+
+
+def failed_program(exc: BpfError) -> str:
+    """The program a load/attach error names ("?" when it names none)."""
+    program = getattr(exc, "program", None)
+    if isinstance(program, str):
+        return program
+    found = re.search(r"\bprogram (\S+?):?(?:\s|$)", exc.where)
+    return found.group(1) if found else "?"
 
 
 @dataclass
@@ -96,6 +132,8 @@ class RuntimeConfig:
     count_compat: bool = False
     netns: tuple[str, ...] = ()                  # dns: namespaces whose interfaces get the classifier
                                                  # (agent/net/namespaces.py; default: the agent's own)
+    # loaded in order when hook_set (then the one before) fails to load or attach
+    fallbacks: tuple[Fallback, ...] = ()
 
 
 @dataclass
@@ -165,6 +203,8 @@ class Runtime:
         self.prepare = prepare or (lambda obj: None)
         # Called between polls after SIGHUP (reload the policy).
         self.on_reload: Callable[[BpfObject], None] = lambda obj: log.info("SIGHUP: nothing to reload")
+        # Called once the first generation is attached (config.hook_set: the one that came up).
+        self.on_attached: Callable[[], None] = lambda: None
         self._soon: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.layout = layout()
         self.clock = BootClock()
@@ -272,6 +312,11 @@ class Runtime:
                    lambda: [((), len(self.processes))])
         m.callback("process_cache_events_total", "process cache activity, by kind", "counter", ("kind",),
                    lambda: list(self.processes.stats.as_dict().items()))
+        self.hook_set_failures = m.counter(
+            "hook_set_failures_total", "hook sets that failed to load or attach (the next one was tried), "
+            "by hook set and stage (load, attach)", ("hook_set", "stage"))
+        m.callback("hook_set_info", "the hook set attached (1)", "gauge", ("hook_set",),
+                   lambda: [((self.config.hook_set.name,), 1)])
         m.callback("dns_queries_total", "DNS queries the classifier parsed, skipped, or found malformed "
                    "(not sent), by outcome (kernel, agent/net/stats.py)", "counter", ("outcome",),
                    lambda: list(self.dns_stats().items()))
@@ -362,6 +407,51 @@ class Runtime:
         log.info("attached %d programs (%s hook set, generation %d): %s", len(gen.links) + len(classifiers),
                  self.config.hook_set.name, gen.number, ", ".join(progs))
 
+    def _load_attach(self, number: int, reuse: BpfObject | None, prepare: Callable[[BpfObject], None],
+                     stack: ExitStack) -> _Generation:
+        """Load ``config.hook_set``'s programs (generation ``number``), fill
+        its maps (``prepare``), attach them. When the kernel refuses (a
+        BpfError: verifier, missing function, attach), each fallback in
+        turn, with a WARNING naming the set, the program and the kernel's
+        error, counted in hook_set_failures_total; ``config`` becomes the
+        set that came up. None left: HookSetsFailed, nothing left loaded."""
+        failures: list[tuple[str, str, BpfError]] = []
+        while True:
+            cfg = self.config
+            inner = ExitStack()
+            stage = "load"
+            try:
+                obj, progs = self._load(number, reuse)
+                inner.enter_context(obj)
+                prepare(obj)
+                gen = _Generation(number, obj, progs)
+                stage = "attach"
+                try:
+                    self._attach(gen, inner)
+                except BaseException:
+                    for link in gen.links:
+                        link.close()
+                    raise
+            except BpfError as exc:
+                inner.close()
+                failures.append((cfg.hook_set.name, stage, exc))
+                self.hook_set_failures.labels(cfg.hook_set.name, stage).inc()
+                if not cfg.fallbacks:
+                    raise HookSetsFailed(failures) from exc
+                nxt = cfg.fallbacks[0]
+                lost = sorted((cfg.event_types or set()) - (nxt.event_types or set())) if nxt.event_types else []
+                log.warning("the %s hook set failed at %s (program %s): %s; falling back to the %s hook set%s",
+                            cfg.hook_set.name, stage, failed_program(exc), exc, nxt.hook_set.name,
+                            f" (it does not produce {', '.join(lost)})" if lost else "")
+                self.config = replace(cfg, hook_set=nxt.hook_set, event_types=nxt.event_types,
+                                      fallbacks=cfg.fallbacks[1:])
+                continue
+            except BaseException:
+                inner.close()
+                raise
+            stack.push(inner.pop_all())
+            return gen
+
     def run(self) -> RunSummary:
         cfg = self.config
         restore = self.stop.install() if cfg.handle_signals else (lambda: None)
@@ -370,17 +460,19 @@ class Runtime:
         try:
             with ExitStack() as stack:
                 self._stack = stack
-                obj, progs = self._load(1, None)
-                stack.enter_context(obj)
-                self._obj = obj
-                obj.map("handoff").update(0, self._handoff_value(1, 0))
-                self.prepare(obj)
-                # lifecycle first: each consume reads it before the file events
+
+                def prepare(obj: BpfObject) -> None:
+                    obj.map("handoff").update(0, self._handoff_value(1, 0))
+                    self.prepare(obj)
+
+                self._gen = self._load_attach(1, None, prepare, stack)
+                obj = self._obj = self._gen.obj
+                # Records written since the attach wait in the buffers.
+                # Lifecycle first: each consume reads it before the file events.
                 rb = RingBuffer(obj.map("lifecycle_events"), self.on_sample)
                 rb.add(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
-                self._gen = _Generation(1, obj, progs)
-                self._attach(self._gen, stack)
+                self.on_attached()
                 n = self.processes.snapshot()
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
@@ -417,6 +509,11 @@ class Runtime:
         self._report(summary)
         self.last_summary = summary
         return summary
+
+    @property
+    def generation(self) -> int:
+        """The attached generation (1 at start, +1 per handover; 0 before)."""
+        return self._gen.number if self._gen is not None else 0
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the loop, between two batches (from any thread)."""
@@ -456,16 +553,9 @@ class Runtime:
         t0 = time.monotonic()
         stack = ExitStack()
         try:
-            obj, progs = self._load(number, old.obj)
-            stack.enter_context(obj)
-            prepare(obj)
-            gen = _Generation(number, obj, progs)
-            try:
-                self._attach(gen, stack)      # attached, reporting nothing: gen is still the old one's
-            except BaseException:
-                for link in gen.links:
-                    link.close()
-                raise
+            # attached, reporting nothing: the generation is still the old one's
+            gen = self._load_attach(number, old.obj, prepare, stack)
+            obj = gen.obj
         except BaseException:
             stack.close()
             self.config = previous

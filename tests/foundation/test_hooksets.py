@@ -120,3 +120,38 @@ def test_dns_is_left_out_without_tc_classifiers() -> None:
         left_out = choice.hook_set.left_out
         assert left_out["dns"] == ("tc",) and set(left_out) == {"dns"} | _host_lacks()
         assert "connect" in choice.hook_set.supported_event_types()
+
+
+def test_the_sets_to_try_default_to_every_usable_one_in_order() -> None:
+    from agent.hooksets import choose_hook_sets
+
+    choice = choose_hook_sets(report(DEBIAN_61))
+    assert choice.name == "fentry" and [h.name for h in choice.fallbacks] == ["kprobe", "tracepoint"]
+    choice = choose_hook_sets(report(DEV_KERNEL))
+    assert choice.name == "tracepoint" and choice.fallbacks == ()
+    assert choose_hook_sets(report(())).hook_set is None
+
+
+def test_an_explicit_list_is_tried_in_its_order_even_where_the_probe_says_no(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from agent.hooksets import choose_hook_sets, parse_hook_sets
+
+    choice = choose_hook_sets(report(DEV_KERNEL), parse_hook_sets("fentry,tracepoint"))
+    assert choice.name == "fentry" and [h.name for h in choice.fallbacks] == ["tracepoint"]
+    assert choice.hook_set is not None and "open" in choice.hook_set.supported_event_types()
+    assert "then, if it fails to load or attach: tracepoint" in choice.reason
+    assert "--hook-set fentry: the feature probe found no fentry on this kernel" in caplog.text
+    choice = choose_hook_sets(report(DEBIAN_61), ("tracepoint", "kprobe"))
+    assert choice.name == "tracepoint" and [h.name for h in choice.fallbacks] == ["kprobe"]
+
+
+def test_hook_set_lists_are_checked() -> None:
+    from agent.hooksets import parse_hook_sets
+
+    assert parse_hook_sets(" kprobe , tracepoint") == ("kprobe", "tracepoint")
+    with pytest.raises(ValueError, match="unknown hook set 'lsm'"):
+        parse_hook_sets("fentry,lsm")
+    with pytest.raises(ValueError, match="unknown hook set ''"):
+        parse_hook_sets("fentry,")
+    with pytest.raises(ValueError, match="hook set tracepoint named twice"):
+        parse_hook_sets("tracepoint,tracepoint")
