@@ -357,11 +357,21 @@ def _summary(filters: dict[str, TypeFilter]) -> str:
     return "; ".join(f"{t}: {f.summary}" for t, f in sorted(filters.items()))
 
 
+# Fields filled from another event type's records: that type is hooked too.
+FIELDS_FROM: dict[str, str] = {"connect.addr.hostname": "dns"}   # DNS responses name the peers
+
+
+def _needed_by_fields(ruleset: Ruleset) -> set[str]:
+    from codegen.ir import fields_of
+
+    return {FIELDS_FROM[f.name] for rule in ruleset.rules for f in fields_of(rule.ir) if f.name in FIELDS_FROM}
+
+
 def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,
                  name: str, warn: bool = True) -> set[str] | None:
     """The event types to hook for a policy (None: none of its rules' types
     is produced), warning once per rule that cannot fire."""
-    wanted = set(filters)
+    wanted = set(filters) | _needed_by_fields(ruleset)
     have = hook_set.supported_event_types()
     for event_type in sorted(wanted - have) if warn else ():
         lacking = hook_set.left_out.get(event_type)

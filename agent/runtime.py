@@ -58,12 +58,13 @@ from .mounts import MountTable
 from .net.interfaces import InterfaceTable
 from .net.namespaces import resolve_all
 from .net.stats import format_dns_stats, read_dns_stats
+from .net.stats import split as split_dns_stats
 from .process.cache import DEFAULT_MAX_ENTRIES, ProcessCache
 from .safefile import write_replace
 from .users import UserNames
 
 if TYPE_CHECKING:
-    from .net.classifier import DnsClassifier
+    from .net.classifier import DnsClassifier, Program
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class _Generation:
     obj: BpfObject
     programs: list[str]
     links: list[Link] = field(default_factory=list)
+    classifiers: list[Program] = field(default_factory=list)   # its tc programs (on self.classifier)
 
 
 class StopFlag:
@@ -319,7 +321,14 @@ class Runtime:
                    lambda: [((self.config.hook_set.name,), 1)])
         m.callback("dns_queries_total", "DNS queries the classifier parsed, skipped, or found malformed "
                    "(not sent), by outcome (kernel, agent/net/stats.py)", "counter", ("outcome",),
-                   lambda: list(self.dns_stats().items()))
+                   lambda: list(split_dns_stats(self.dns_stats())[0].items()))
+        m.callback("dns_responses_total", "DNS responses the ingress classifier parsed (their A/AAAA answers "
+                   "name connect.addr.hostname), skipped, or found malformed (not sent), by outcome",
+                   "counter", ("outcome",), lambda: list(split_dns_stats(self.dns_stats())[1].items()))
+        m.callback("dns_hostname_cache_entries", "addresses with a name learned from DNS responses", "gauge", (),
+                   lambda: [((), len(self.resolver.env.hostnames))])
+        m.callback("dns_hostname_cache_total", "hostname cache activity (agent/net/hostnames.py), by kind",
+                   "counter", ("kind",), lambda: list(self.resolver.env.hostnames.stats.as_dict().items()))
 
     def sent_types(self) -> set[str] | None:
         """The event types whose records the kernel sends (None: every one)."""
@@ -372,7 +381,7 @@ class Runtime:
 
     # Maps both generations of objects share during a handover: the records'
     # way out, the counters, and the handover's own state.
-    SHARED_MAPS = ("events", "lifecycle_events", "type_stats", "handoff", "handoff_tasks")
+    SHARED_MAPS = ("events", "lifecycle_events", "type_stats", "handoff", "handoff_tasks", "dns_handoff")
 
     def _load(self, generation: int, reuse: BpfObject | None) -> tuple[BpfObject, list[str]]:
         cfg = self.config
@@ -393,17 +402,19 @@ class Runtime:
         obj, progs = gen.obj, gen.programs
         classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
         gen.links = obj.attach_all([p for p in progs if p not in classifiers])
-        if classifiers and self.classifier is not None:
-            # one classifier per interface: the old one leaves first (DNS
-            # queries sent in between are not seen)
-            self.classifier.close()
-            log.warning("handover: the DNS classifier is replaced; queries during the switch are not seen")
         if classifiers:
-            from .net.classifier import DnsClassifier  # pyroute2: only when needed
-        for name in classifiers:
-            self.classifier = DnsClassifier(obj.program(name).fd, resolve_all(self.config.netns), self.interfaces)
-            stack.enter_context(self.classifier)
-            log.info(self.classifier.summary())
+            from .net.classifier import DnsClassifier, Program  # pyroute2: only when needed
+
+            gen.classifiers = [Program.named(name, obj.program(name).fd) for name in classifiers]
+            if self.classifier is None:
+                self.classifier = DnsClassifier(gen.classifiers, resolve_all(self.config.netns), self.interfaces)
+                stack.enter_context(self.classifier)
+                log.info(self.classifier.summary())
+            else:
+                # a handover: beside the old generation's filters, each
+                # packet reported by one of them (rs_dns_other_generation)
+                self.classifier.add(gen.classifiers)
+                stack.callback(self.classifier.remove, gen.classifiers)
         log.info("attached %d programs (%s hook set, generation %d): %s", len(gen.links) + len(classifiers),
                  self.config.hook_set.name, gen.number, ", ".join(progs))
 
@@ -564,6 +575,9 @@ class Runtime:
         # both), the old one marks what it takes; a mark it left while a new
         # program was not attached yet would hide that program's next event.
         handoff.update(0, self._handoff_value(old.number, number))
+        if gen.classifiers:
+            # no classifier's note of an earlier packet (rs_dns_other_generation)
+            obj.map("dns_handoff").update(0, bytes(obj.map("dns_handoff").value_size))
         time.sleep(self.HANDOFF_SETTLE)
         handoff.update(0, self._handoff_value(number, number))           # the switch: one write
         attached = time.monotonic()
@@ -571,6 +585,8 @@ class Runtime:
         with ThreadPoolExecutor(max_workers=min(max(len(old.links), 1), 64), thread_name_prefix="detach") as pool:
             for f in [pool.submit(link.close) for link in old.links]:
                 f.result()
+        if old.classifiers and self.classifier is not None:
+            self.classifier.remove(old.classifiers)
         handoff.update(0, self._handoff_value(number, 0))
         self._stack.push(stack.pop_all())
         self._obj, self._gen = obj, gen
@@ -662,7 +678,9 @@ class Runtime:
         log.info("process cache: %d entries; %s", len(self.processes),
                  ", ".join(f"{k}={v}" for k, v in sorted(s.processes.items()) if v))
         if self.classifier is not None:
-            log.info("%s; DNS parser: %s", self.classifier.summary(), format_dns_stats(s.dns))
+            log.info("%s; DNS parser: %s; hostname cache: %d entries, %s", self.classifier.summary(),
+                     format_dns_stats(s.dns), len(self.resolver.env.hostnames),
+                     " ".join(f"{k}={v}" for k, v in self.resolver.env.hostnames.stats.as_dict().items()))
         lost = sum(t.lost for t in s.kernel.values())
         if lost:
             log.warning("%d events were lost because the ring buffer was full (raise --ringbuf-mb)", lost)

@@ -14,8 +14,8 @@ the load):
 
 Configurations, alternating in each round: no agent; the floor, empty
 programs on exactly the hooks the network types use (the socket calls'
-sys_exit tracepoints, a classifier on the namespace's lo that passes every
-packet on: bench/bpf/empty_net.bpf.c); ``rsagent run --netns NS`` with two
+sys_exit tracepoints, a classifier on the egress and the ingress of the
+namespace's lo that passes every packet on: bench/bpf/empty_net.bpf.c); ``rsagent run --netns NS`` with two
 rules that never match the load, ``connect.addr.ip in 169.254.169.254/32``
 (an address approver: the load's connects are dropped in the kernel) and
 ``dns.question.name == "evil.example"`` (no kernel approver: every query
@@ -42,8 +42,9 @@ from typing import Any
 
 from agent.hooksets import TRACEPOINT
 from agent.libbpf import load_object
-from agent.net.classifier import DnsClassifier
+from agent.net.classifier import DnsClassifier, Program
 from agent.net.namespaces import resolve
+from agent.net.tc import EGRESS, INGRESS
 from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
 from .common import WORK, build_bpf, build_c, median, objects_dir, pct, require_root, start_rsagent, stop_rsagent
@@ -88,7 +89,9 @@ class Floor:
         obj = load_object(build_bpf("empty_net"))
         self.obj = obj
         self.links = obj.attach_all([n for n in obj.programs if obj.program(n).kind != "tc"])
-        self.tc = DnsClassifier(obj.program("empty_tc").fd, [resolve(NETNS)]).start()
+        # on both hooks, as the agent's query and response classifiers
+        fd = obj.program("empty_tc").fd
+        self.tc = DnsClassifier([Program(fd, EGRESS), Program(fd, INGRESS)], [resolve(NETNS)]).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

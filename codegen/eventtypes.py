@@ -827,7 +827,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
         "connect", 40, _NET, "a socket was connected; `addr` is the remote end", record="rs_net_event",
         call=NET_CALL, syscalls=(_S("connect", ("fd", "sockaddr", "addrlen")),),
-        fields=(*_addr_fields("remote address"), _PROTOCOL, RETVAL),
+        fields=(*_addr_fields("remote address"),
+                F("addr.hostname", STR, doc="the name the remote address was resolved from: the question of "
+                  "the last DNS response seen giving that address (A/AAAA, within its TTL, at least 10 s; "
+                  "docs/network.md); empty when none was seen"),
+                _PROTOCOL, RETVAL),
         kernel_approvers=_NET_APPROVERS),
     EventType(
         "bind", 41, _NET, "a socket was bound; `addr` is the local address", record="rs_net_event",
@@ -844,7 +848,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "dns", 43, _NET, "a DNS query left an interface (tc egress)", record="rs_dns_event",
         # the classifier, attached through netlink (agent/net); connect's exit
         # records who connected a socket to a DNS server (the fallback owner)
-        programs=("rs_tc_dns", "rs_exit_connect"), requires=("tc",),
+        # (and the responses on ingress: the names of connect.addr.hostname)
+        programs=("rs_tc_dns", "rs_tc_dns_response", "rs_exit_connect"), requires=("tc",),
         # the calls that send on a socket: the classifier's sending task is in one
         related_syscalls=("write", "writev", "sendto", "sendmsg", "sendmmsg"),
         fields=(

@@ -46,7 +46,10 @@ def _leaves(ffi: cffi.FFI, ctype: Any, prefix: str, base: int) -> Iterator[Leaf]
                 continue
             step = ffi.sizeof(item)
             for i in range(ftype.length):
-                yield from _scalar(ffi, item, f"{path}[{i}]", offset + i * step)
+                if item.kind == "struct":
+                    yield from _leaves(ffi, item, f"{path}[{i}].", offset + i * step)
+                else:
+                    yield from _scalar(ffi, item, f"{path}[{i}]", offset + i * step)
         else:
             yield from _scalar(ffi, ftype, path, offset)
 

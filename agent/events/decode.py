@@ -286,8 +286,17 @@ class NetRecord(NamedTuple):
     netns: int
 
 
+class DnsAnswer(NamedTuple):
+    """struct rs_dns_answer: an A or AAAA answer of a response."""
+
+    family: int
+    addr: bytes
+    ttl: int
+
+
 class DnsRecord(NamedTuple):
-    """struct rs_dns_event (hdr.pid 0: attributed to no process)."""
+    """struct rs_dns_event (hdr.pid 0: attributed to no process): a query
+    (direction egress) or a response (ingress, with its answers)."""
 
     hdr: Header
     task: TaskContext
@@ -306,7 +315,10 @@ class DnsRecord(NamedTuple):
     qdcount: int
     qtype: int
     qclass: int
+    ancount: int
+    rcode: int
     name: str                   # dotted, lower case (dns_name)
+    answers: tuple[DnsAnswer, ...] = ()
 
 
 _DNS_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -635,7 +647,10 @@ class Decoder:
         task = self._task_reader(codec, "proc.")
         src, dst = self._endpoint_reader(codec, "src."), self._endpoint_reader(codec, "dst.")
         scalars = codec.getter("ifindex", "netns", "pkt_len", "dns_len", "dns_flags", "l3_protocol", "l4_protocol",
-                               "direction", "id", "flags", "qdcount", "qtype", "qclass")
+                               "direction", "id", "flags", "qdcount", "qtype", "qclass", "ancount", "rcode")
+        answer_count = codec.index["answer_count"]
+        answers = [codec.getter(*(f"answers[{i}].{n}" for n in ("family", "addr", "ttl")))
+                   for i in range(self.layout.const("RS_DNS_ANSWERS_MAX"))]
         name_len = codec.index["name_len"]
         name_at = codec.size            # the variable tail: the record ends after the name
 
@@ -643,6 +658,10 @@ class Decoder:
             n = vals[name_len]
             if name_at + n > len(buf):
                 raise DecodeError(f"DNS name of {n} bytes beyond a record of {len(buf)}")
+            count = vals[answer_count]
+            if count > len(answers):
+                raise DecodeError(f"DNS response with {count} answers, at most {len(answers)} fit")
             return _new(DnsRecord, (hdr, task(vals), src(vals), dst(vals), *scalars(vals),
-                                    dns_name(buf[name_at:name_at + n])))
+                                    dns_name(buf[name_at:name_at + n]),
+                                    tuple(_new(DnsAnswer, get(vals)) for get in answers[:count])))
         return build

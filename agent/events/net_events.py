@@ -10,6 +10,10 @@ matches whichever socket family reached it (the kernel approvers do the
 same). ``is_public`` is Python's ``ipaddress`` ``is_global`` (the IANA
 special-purpose registries: private, loopback, link-local, shared (CGNAT),
 documentation ranges... are not public).
+
+DNS responses (records of direction ingress) make no document: their
+answers go into the hostname cache (agent/net/hostnames.py), which names
+the remote address of later connects (``connect.addr.hostname``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ AF_INET6 = _L.const("RS_AF_INET6")
 RS_NET_FROM_USER = _L.const("RS_NET_FROM_USER")
 RS_DNS_BY_SENDER = _L.const("RS_DNS_BY_SENDER")
 RS_DNS_BY_OWNER = _L.const("RS_DNS_BY_OWNER")
+RS_NET_INGRESS = _L.const("RS_NET_INGRESS")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -78,6 +83,8 @@ class NetResolver:
             addr = endpoint_doc(e.remote, port=e.local.port)
         else:
             addr = remote
+            if "ip" in addr:
+                addr["hostname"] = self.res.env.hostnames.lookup(addr["ip"], e.hdr.timestamp) or ""
         body: Document = {"addr": addr, "retval": e.retval, "protocol": e.protocol,
                           "socket_type": e.sock_type, "fd": e.fd}
         if name == "connect":
@@ -90,8 +97,15 @@ class NetResolver:
         doc[name] = body
         return doc
 
-    def dns(self, e: DnsRecord) -> Document:
+    def dns(self, e: DnsRecord) -> Document | None:
         env = self.res.env
+        if e.direction == RS_NET_INGRESS:
+            # a response: its addresses name later connects; not an event of its own
+            for a in e.answers:
+                ip = address(a.family, a.addr)
+                if ip is not None:
+                    env.hostnames.learn(str(ip), e.name, a.ttl, e.hdr.timestamp)
+            return None
         if e.dns_flags & (RS_DNS_BY_SENDER | RS_DNS_BY_OWNER):
             doc = self.res.envelope(e.hdr, e.task)
         else:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import BootClock
 from ..mounts import MountTable
+from ..net.hostnames import HostnameCache
 from ..process.cache import ProcessCache
 from ..process.model import Process
 from ..users import UserNames
@@ -43,6 +44,8 @@ class ResolveEnv:
     mounts: MountTable
     # network events: interface names by (netns inode, ifindex) (agent/net)
     ifname: Callable[[int, int], str | None] | None = None
+    # connect.addr.hostname: names learned from DNS responses (agent/net/hostnames.py)
+    hostnames: HostnameCache = field(default_factory=HostnameCache)
 
 
 class Resolver:

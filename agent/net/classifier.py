@@ -14,6 +14,13 @@ One thread owns every netlink socket (pyroute2 keeps per-thread state):
 3. close: removes our filters and the qdiscs we created (when empty), then
    the state file.
 
+It holds a set of programs, each attached to every interface: ``add`` puts
+one more beside those attached (a reload's next generation, with its own
+filter on the same hook: ebpf/hooks/dns.h rs_dns_other_generation makes the
+two report each packet once), ``remove`` takes one off; both run in the
+thread and return when done on every interface. The clsact qdiscs it
+created stay its own across the change.
+
 A failure on one interface (an ``ingress`` qdisc excludes clsact...) is
 logged and counted; the others go on. Interface names are published in an
 :class:`InterfaceTable` for the decoder (``network.device.ifname``).
@@ -24,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import queue
 import select
 import threading
 from dataclasses import dataclass, field
@@ -36,7 +44,7 @@ from pyroute2.netlink.rtnl import RTMGRP_LINK
 from .interfaces import InterfaceTable
 from .namespaces import Namespace, own_inode
 from .owners import Owner, State, StateFiles, me
-from .tc import Attachment, NamespaceTc, TcError
+from .tc import EGRESS, INGRESS, Attachment, NamespaceTc, TcError
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +60,44 @@ class ClassifierStats:
     errors: list[str] = field(default_factory=list)
 
 
+# The classifiers of ebpf/hooks/dns.h and the clsact hook each goes on.
+HOOKS = {"rs_tc_dns": EGRESS, "rs_tc_dns_response": INGRESS}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A loaded classifier and the clsact hook it goes on."""
+
+    fd: int
+    parent: int = EGRESS
+
+    @classmethod
+    def named(cls, name: str, fd: int) -> Program:
+        """Program ``name`` of the probe object (HOOKS says where it goes)."""
+        try:
+            return cls(fd, HOOKS[name])
+        except KeyError:
+            raise ValueError(f"classifier {name}: not in agent/net/classifier.py HOOKS, so no tc hook "
+                             f"is known for it") from None
+
+
 @dataclass
 class _Watched:
     ns: Namespace
     tc: NamespaceTc
     events: IPRSocket
-    attached: dict[int, Attachment] = field(default_factory=dict)
+    # ifindex -> program -> our filter there
+    attached: dict[int, dict[Program, Attachment]] = field(default_factory=dict)
+    created: set[int] = field(default_factory=set)   # ifindexes whose clsact qdisc we added
 
 
 class DnsClassifier:
     """See the module docstring. ``with DnsClassifier(fd, namespaces):``."""
 
-    def __init__(self, prog_fd: int, namespaces: list[Namespace], interfaces: InterfaceTable | None = None,
+    def __init__(self, programs: int | list[Program], namespaces: list[Namespace],
+                 interfaces: InterfaceTable | None = None,
                  *, owner: Owner | None = None, state_files: StateFiles | None = None) -> None:
-        self.prog_fd = prog_fd
+        self.programs = [Program(programs)] if isinstance(programs, int) else list(programs)
         self.namespaces = namespaces
         self.interfaces = interfaces or InterfaceTable()
         self.owner = owner or me()
@@ -76,6 +108,7 @@ class DnsClassifier:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self._commands: queue.SimpleQueue[tuple[str, list[Program], threading.Event]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="net-classifier", daemon=True)
         self._closed = False
 
@@ -90,6 +123,25 @@ class DnsClassifier:
         if not self._thread.is_alive():
             raise RuntimeError("the DNS classifier's thread ended while attaching (see the errors above)")
         return self
+
+    def add(self, programs: list[Program], timeout: float = 60.0) -> None:
+        """Attach ``programs`` too, to every interface, beside those attached."""
+        self._command("add", programs, timeout)
+
+    def remove(self, programs: list[Program], timeout: float = 60.0) -> None:
+        """Take ``programs`` off every interface (those not attached: ignored)."""
+        self._command("remove", programs, timeout)
+
+    def _command(self, what: str, programs: list[Program], timeout: float) -> None:
+        if self._closed or not self._thread.is_alive():
+            if what == "add":
+                raise RuntimeError("the DNS classifier is not running: cannot attach another program")
+            return
+        done = threading.Event()
+        self._commands.put((what, programs, done))
+        os.write(self._wake_w, b"c")
+        if not done.wait(timeout):
+            raise TimeoutError(f"the DNS classifier did not {what} programs within {timeout:g} s")
 
     def close(self, timeout: float = 60.0) -> None:
         """Detach from every interface (idempotent)."""
@@ -145,25 +197,57 @@ class DnsClassifier:
         for ifindex, name in sorted(w.tc.links().items()):
             self._attach(w, ifindex, name, late)
 
-    def _attach(self, w: _Watched, ifindex: int, name: str, late: bool) -> None:
+    def _attach(self, w: _Watched, ifindex: int, name: str, late: bool,
+                programs: list[Program] | None = None) -> None:
+        """Our programs (``programs``, default all) on one interface."""
         self.interfaces.set(w.ns.inode, ifindex, name)
-        if ifindex in w.attached:
-            return
-        try:
-            att = w.tc.attach(ifindex, name, self.prog_fd, self.owner)
-        except TcError as exc:
-            self.stats.failed += 1
-            self.stats.errors.append(str(exc))
-            log.warning("DNS classifier not attached: %s", exc)
-            return
-        w.attached[ifindex] = att
-        self.stats.attached += 1
-        self.stats.late += int(late)
-        log.debug("DNS classifier on %s/%s (prio %d, handle %d)", w.ns.label, name, att.prio, att.handle)
-        if att.created_qdisc:
-            self._state.qdiscs.setdefault(w.ns.inode, {})[ifindex] = name
-            self._state.paths[w.ns.inode] = w.ns.pyroute2_arg
+        new = ifindex not in w.attached
+        on = w.attached.setdefault(ifindex, {})
+        changed = False
+        for prog in programs if programs is not None else self.programs:
+            if prog in on:
+                continue
+            try:
+                att = w.tc.attach(ifindex, name, prog.fd, self.owner, prog.parent)
+            except TcError as exc:
+                self.stats.failed += 1
+                self.stats.errors.append(str(exc))
+                log.warning("DNS classifier not attached: %s", exc)
+                continue
+            on[prog] = att
+            log.debug("DNS classifier on %s/%s (hook %#x, prio %d, handle %d)", w.ns.label, name,
+                      att.parent, att.prio, att.handle)
+            if att.created_qdisc:
+                w.created.add(ifindex)
+                self._state.qdiscs.setdefault(w.ns.inode, {})[ifindex] = name
+                self._state.paths[w.ns.inode] = w.ns.pyroute2_arg
+                changed = True
+        if not on:
+            del w.attached[ifindex]
+        elif new:
+            self.stats.attached += 1
+            self.stats.late += int(late)
+        if changed:
             self._save()
+
+    def _detach(self, w: _Watched, ifindex: int, prog: Program) -> None:
+        att = w.attached.get(ifindex, {}).pop(prog, None)
+        if att is None:
+            return
+        # the qdisc goes with the interface's last filter of ours (if we made it)
+        last = not w.attached[ifindex]
+        if last:
+            del w.attached[ifindex]
+        ours = last and ifindex in w.created
+        try:
+            w.tc.detach(Attachment(att.ifindex, att.ifname, att.prio, att.handle, ours, att.parent))
+        except (TcError, NetlinkError, OSError) as exc:
+            self.stats.errors.append(str(exc))
+            log.warning("DNS classifier: %s", exc)
+        if ours:
+            w.created.discard(ifindex)
+            if self._state.qdiscs.get(w.ns.inode, {}).pop(ifindex, None) is not None:
+                self._save()
 
     def _save(self) -> None:
         self.state_files.write(self._state)
@@ -173,9 +257,33 @@ class DnsClassifier:
             fds = {w.events.socket.fileno(): w for w in self._watched}
             readable, _, _ = select.select([self._wake_r, *fds], [], [])
             if self._wake_r in readable:
-                return
+                if b"x" in os.read(self._wake_r, 64):
+                    return
+                self._run_commands()
+                continue
             for fd in readable:
                 self._on_events(fds[fd])
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                what, programs, done = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if what == "add":
+                    self.programs.extend(p for p in programs if p not in self.programs)
+                    for w in self._watched:
+                        for ifindex, name in sorted(w.tc.links().items()):
+                            self._attach(w, ifindex, name, late=False, programs=programs)
+                else:
+                    self.programs = [p for p in self.programs if p not in programs]
+                    for w in self._watched:
+                        for ifindex in list(w.attached):
+                            for prog in programs:
+                                self._detach(w, ifindex, prog)
+            finally:
+                done.set()
 
     def _on_events(self, w: _Watched) -> None:
         try:
@@ -200,18 +308,16 @@ class DnsClassifier:
             elif event == "RTM_DELLINK" and ifindex:
                 # the device (or its move to another namespace) took the qdisc along
                 w.attached.pop(ifindex, None)
+                w.created.discard(ifindex)
                 self.interfaces.drop(w.ns.inode, ifindex)
                 if self._state.qdiscs.get(w.ns.inode, {}).pop(ifindex, None) is not None:
                     self._save()
 
     def _detach_all(self) -> None:
         for w in self._watched:
-            for att in list(w.attached.values()):
-                try:
-                    w.tc.detach(att)
-                except (TcError, NetlinkError, OSError) as exc:
-                    self.stats.errors.append(str(exc))
-                    log.warning("DNS classifier: %s", exc)
+            for ifindex in list(w.attached):
+                for prog in list(w.attached.get(ifindex, {})):
+                    self._detach(w, ifindex, prog)
             w.attached.clear()
             w.tc.close()
             w.events.close()
@@ -255,4 +361,4 @@ class DnsClassifier:
                         self.stats.stale_filters, self.stats.stale_qdiscs)
 
 
-__all__ = ["DnsClassifier", "InterfaceTable", "ClassifierStats"]
+__all__ = ["DnsClassifier", "InterfaceTable", "ClassifierStats", "Program"]

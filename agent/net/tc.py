@@ -44,6 +44,7 @@ class Attachment:
     prio: int
     handle: int
     created_qdisc: bool            # the clsact qdisc is ours (removed with the filter when empty)
+    parent: int = EGRESS           # the clsact hook: EGRESS or INGRESS
 
 
 def _bpf_name(msg: object) -> str | None:
@@ -78,8 +79,11 @@ class NamespaceTc:
                 out.append((int(f["info"]) >> 16, int(f["handle"]), _bpf_name(f)))
         return out
 
-    def attach(self, ifindex: int, ifname: str, prog_fd: int, owner: Owner) -> Attachment:
-        """Our filter on the interface's egress (the clsact qdisc added if absent)."""
+    def attach(self, ifindex: int, ifname: str, prog_fd: int, owner: Owner, parent: int = EGRESS) -> Attachment:
+        """Our filter on one of the interface's clsact hooks (``parent``:
+        EGRESS or INGRESS; the clsact qdisc added if absent). Another filter
+        of ours already there (a reload's other generation) stays: the new
+        one gets another handle."""
         where = f"{self.ns.label}/{ifname}"
         try:
             kinds = self._qdisc_kinds(ifindex)
@@ -90,7 +94,7 @@ class NamespaceTc:
             if "clsact" not in kinds:
                 self.ipr.tc("add", "clsact", ifindex)
                 created = True
-            taken = {(p, h) for p, h, _ in self._filters(ifindex, EGRESS)}
+            taken = {(p, h) for p, h, _ in self._filters(ifindex, parent)}
         except NetlinkError as exc:
             raise TcError(f"{where}: {exc.args[-1] if exc.args else exc} (errno {exc.code})") from exc
         last: NetlinkError | None = None
@@ -100,7 +104,7 @@ class NamespaceTc:
                 continue
             try:
                 self.ipr.tc("add-filter", "bpf", ifindex, handle=handle, fd=prog_fd, name=owner.filter_name,
-                            parent=EGRESS, classid=1, direct_action=True, prio=prio)
+                            parent=parent, classid=1, direct_action=True, prio=prio)
             except NetlinkError as exc:
                 # EINVAL: this priority holds filters of another protocol; EEXIST: a race
                 if exc.code not in (errno.EINVAL, errno.EEXIST):
@@ -108,7 +112,7 @@ class NamespaceTc:
                     raise TcError(f"{where}: adding the bpf filter: {exc} (errno {exc.code})") from exc
                 last = exc
                 continue
-            return Attachment(ifindex, ifname, prio, handle, created)
+            return Attachment(ifindex, ifname, prio, handle, created, parent)
         self._drop_qdisc(ifindex, created)
         raise TcError(f"{where}: no priority from {PRIO} to {PRIO + PRIO_TRIES - 1} accepts our filter ({last})")
 
@@ -116,7 +120,7 @@ class NamespaceTc:
         """Remove our filter, then the qdisc if we created it and it is empty.
         An interface that is gone took both with it."""
         try:
-            self.ipr.tc("del-filter", "bpf", att.ifindex, handle=att.handle, parent=EGRESS, prio=att.prio)
+            self.ipr.tc("del-filter", "bpf", att.ifindex, handle=att.handle, parent=att.parent, prio=att.prio)
         except NetlinkError as exc:
             if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
                 raise TcError(f"{self.ns.label}/{att.ifname}: removing our filter: {exc}") from exc
@@ -146,14 +150,14 @@ class NamespaceTc:
         filters = removed_qdiscs = 0
         for ifindex, ifname in self.links().items():
             try:
-                found = self._filters(ifindex, EGRESS)
+                found = [(parent, *f) for parent in (EGRESS, INGRESS) for f in self._filters(ifindex, parent)]
             except NetlinkError:
                 continue  # the interface went away
-            for prio, handle, name in found:
+            for parent, prio, handle, name in found:
                 owner = Owner.parse(name)
                 if owner is None or not stale(owner):
                     continue
-                self.detach(Attachment(ifindex, ifname, prio, handle, False))
+                self.detach(Attachment(ifindex, ifname, prio, handle, False, parent))
                 filters += 1
                 log.info("removed a filter left by agent %d on %s/%s", owner.pid, self.ns.label, ifname)
             if qdiscs.get(ifindex) == ifname and self._drop_qdisc(ifindex, True):

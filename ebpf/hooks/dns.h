@@ -51,6 +51,9 @@
 #define RS_DNS_OPCODE(flags) (((flags) >> 11) & 0xF)
 #define RS_DNS_WALK_STEPS 136         /* 127 labels fit in 255 bytes, plus a few pointers */
 #define RS_IPV6_EXT_MAX 4             /* extension headers walked before the UDP header */
+#define RS_DNS_TYPE_A 1               /* RFC 1035 3.2.2 */
+#define RS_DNS_TYPE_AAAA 28           /* RFC 3596 */
+#define RS_DNS_CLASS_IN 1             /* RFC 1035 3.2.4 */
 
 /* Per CPU: the record under construction and the DNS message's first bytes.
  * Not the syscall programs' record_buf: a classifier may run in a softirq
@@ -76,6 +79,47 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } dns_stats SEC(".maps");
+
+/* Shared by the generations (agent/runtime.py SHARED_MAPS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_dns_handoff);
+} dns_handoff SEC(".maps");
+
+/*
+ * Whether this packet is another generation's to report. A reload attaches
+ * the new classifier beside the old one on every interface (another filter
+ * on the same hook) before the switch: both run on each packet, in the
+ * filters' order (which tc picks), back to back on one CPU. The first to
+ * run reads the generation from `handoff` and notes it for this skb; the
+ * second, finding the other one's note for the same skb, follows it instead
+ * of reading `handoff` again (which the switch may have changed in
+ * between). So each packet is reported once whichever order tc runs them
+ * in, and a lone classifier (no reload) costs one per-CPU write.
+ */
+static __always_inline bool rs_dns_other_generation(__u64 skb)
+{
+	__u32 zero = 0;
+	struct rs_handoff *h = bpf_map_lookup_elem(&handoff, &zero);
+	struct rs_dns_handoff *m = bpf_map_lookup_elem(&dns_handoff, &zero);
+	__u64 gen;
+
+	if (!h || !m)
+		return false;
+	if (m->skb == skb && m->marker && m->marker != rs_generation) {
+		gen = m->decided;       /* the other generation ran first on this packet */
+		m->skb = 0;
+		m->marker = 0;
+	} else {
+		gen = *(volatile __u64 *)&h->gen;
+		m->skb = skb;
+		m->marker = rs_generation;
+		m->decided = gen;
+	}
+	return gen && gen != rs_generation;
+}
 
 static __always_inline void rs_dns_count(__u32 what)
 {
@@ -199,10 +243,12 @@ static __always_inline bool rs_task_sends_on(struct task_struct *task, __u64 sk)
 	return so && (__u64)BPF_CORE_READ(so, sk) == sk;
 }
 
-/* IPv4 or IPv6 + UDP to port 53 at `l3`: the endpoints and the offset of
- * the UDP payload, or 0. */
-static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct rs_dns_event *ev)
+/* IPv4 or IPv6 + UDP to port 53 at `l3` (`from_server`: from port 53, a
+ * response): the endpoints and the offset of the UDP payload, or 0. */
+static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct rs_dns_event *ev,
+					const bool from_server)
 {
+	const __u32 port_at = from_server ? 0 : 2;  /* the server's port in the UDP header */
 	__u8 b[40];
 	__u32 l4;
 	__u8 next;
@@ -227,7 +273,7 @@ static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct 
 		if (frag & RS_IP_MF) {
 			__u8 u[4];
 
-			if (!bpf_skb_load_bytes(skb, l4, u, 4) && ((u[2] << 8) | u[3]) == RS_DNS_PORT)
+			if (!bpf_skb_load_bytes(skb, l4, u, 4) && ((u[port_at] << 8) | u[port_at + 1]) == RS_DNS_PORT)
 				rs_dns_count(RS_DNS_STAT_FRAGMENT);
 			return 0;
 		}
@@ -255,7 +301,7 @@ static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct 
 				if (((x[2] << 8) | x[3]) & 0xFFF8)
 					return 0; /* not the first fragment */
 				if (x[0] == IPPROTO_UDP && !bpf_skb_load_bytes(skb, l4 + 8, u, 4) &&
-				    ((u[2] << 8) | u[3]) == RS_DNS_PORT)
+				    ((u[port_at] << 8) | u[port_at + 1]) == RS_DNS_PORT)
 					rs_dns_count(RS_DNS_STAT_FRAGMENT);
 				return 0;
 			}
@@ -271,7 +317,7 @@ static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct 
 		return 0;
 	ev->src.port = (b[0] << 8) | b[1];
 	ev->dst.port = (b[2] << 8) | b[3];
-	if (ev->dst.port != RS_DNS_PORT)
+	if ((from_server ? ev->src.port : ev->dst.port) != RS_DNS_PORT)
 		return 0;
 	ev->l4_protocol = IPPROTO_UDP;
 	return l4 + 8;
@@ -302,9 +348,11 @@ int rs_tc_dns(struct __sk_buff *skb)
 		return RS_TC_ACT_UNSPEC;
 	ev = &s->ev;
 	__builtin_memset(ev, 0, offsetof(struct rs_dns_event, name));
-	off = rs_dns_udp(skb, l3, ev);
+	off = rs_dns_udp(skb, l3, ev, false);
 	if (!off)
 		return RS_TC_ACT_UNSPEC;
+	if (rs_dns_other_generation((__u64)kskb))
+		return RS_TC_ACT_UNSPEC;  /* a reload: the other classifier reports this one */
 	RS_STAT_INC(RS_EVENT_DNS, seen);
 	sk = (__u64)BPF_CORE_READ(kskb, sk);
 	if (!sk) {
@@ -387,6 +435,7 @@ int rs_tc_dns(struct __sk_buff *skb)
 	ev->hdr.type = RS_EVENT_DNS;
 	ev->hdr.timestamp = bpf_ktime_get_boot_ns();
 	ev->hdr.cpu = bpf_get_smp_processor_id();
+	ev->hdr.flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
 	ev->ifindex = skb->ifindex;
 	ev->netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
 	ev->pkt_len = skb->len;
@@ -402,6 +451,235 @@ int rs_tc_dns(struct __sk_buff *skb)
 		RS_STAT_INC(RS_EVENT_DNS, sent);
 	else
 		RS_STAT_INC(RS_EVENT_DNS, lost);
+	return RS_TC_ACT_UNSPEC;
+}
+
+/*
+ * DNS responses on tc ingress: the name asked and the addresses the server
+ * gave for it, which user space keeps (agent/net/hostnames.py) to name the
+ * peers of later connects (`connect.addr.hostname`). UDP from port 53, QR
+ * set, opcode QUERY, exactly one question (walked as a query's: no pointer
+ * is valid in it); then the answer section, one step per label of an
+ * answer's owner name or per record's fixed part (bpf_loop, at most
+ * RS_DNS_RR_STEPS steps and RS_DNS_RR_MAX records): owner names are skipped
+ * (a compression pointer ends one and must point strictly backward, before
+ * that name; it is not followed), A and AAAA records of class IN are kept
+ * (the first RS_DNS_ANSWERS_MAX), CNAMEs and the rest skipped by their
+ * rdlength. A record running past the message is malformed (counted, not
+ * sent); past the bytes read (RS_DNS_PKT_MAX), the answers before it are
+ * sent (RS_DNS_STAT_RESP_CUT).
+ */
+struct rs_dns_rr_walk {
+	__u32 pos;                    /* offset of the next label or record part in pkt */
+	__u32 end;                    /* bytes of the message in pkt */
+	__u32 len;                    /* bytes of the whole message */
+	__u32 name_at;                /* where the current owner name started */
+	__u32 left;                   /* answer records still to walk */
+	__u32 in_name;
+	__u32 n;                      /* answers kept */
+	__u32 err;                    /* enum rs_dns_stat (a query's malformed reason); 0: none */
+	__u32 done;
+	__u32 cut;
+};
+
+static __always_inline long rs_dns_rr_short(struct rs_dns_rr_walk *w)
+{
+	if (w->end < w->len)
+		w->cut = 1;           /* the message goes on past what was read */
+	else
+		w->err = RS_DNS_STAT_TRUNCATED;
+	return 1;
+}
+
+static long rs_dns_rr(__u32 i, void *ctx)
+{
+	struct rs_dns_rr_walk *w = ctx;
+	struct rs_dns_scratch *s = rs_dns_scratch();
+	struct rs_dns_answer *a;
+	__u32 pos = w->pos, len, type, klass, ttl, rdlen, data;
+
+	if (!s) {
+		w->err = RS_DNS_STAT_TRUNCATED;
+		return 1;
+	}
+	if (w->in_name) {
+		if (pos >= w->end)
+			return rs_dns_rr_short(w);
+		len = RS_PKT(s, pos);
+		if (len == 0) {
+			w->pos = pos + 1;
+			w->in_name = 0;
+			return 0;
+		}
+		if ((len & 0xC0) == 0xC0) {
+			__u32 target;
+
+			if (pos + 1 >= w->end)
+				return rs_dns_rr_short(w);
+			target = ((len & 0x3F) << 8) | RS_PKT(s, pos + 1);
+			if (target < RS_DNS_HDR_LEN || target >= w->name_at) {
+				w->err = RS_DNS_STAT_BAD_POINTER;
+				return 1;
+			}
+			w->pos = pos + 2;     /* the pointer ends the name (not followed: not needed) */
+			w->in_name = 0;
+			return 0;
+		}
+		if (len & 0xC0) {
+			w->err = RS_DNS_STAT_BAD_LABEL;
+			return 1;
+		}
+		if (pos + 1 + len - w->name_at > RS_DNS_NAME_MAX - 1) {
+			w->err = RS_DNS_STAT_NAME_TOO_LONG;
+			return 1;
+		}
+		w->pos = pos + 1 + len;
+		return 0;
+	}
+	/* the record's fixed part: type, class, ttl, rdlength, then rdata */
+	if (pos + 10 > w->end)
+		return rs_dns_rr_short(w);
+	type = (RS_PKT(s, pos) << 8) | RS_PKT(s, pos + 1);
+	klass = (RS_PKT(s, pos + 2) << 8) | RS_PKT(s, pos + 3);
+	ttl = ((__u32)RS_PKT(s, pos + 4) << 24) | ((__u32)RS_PKT(s, pos + 5) << 16) |
+	      ((__u32)RS_PKT(s, pos + 6) << 8) | RS_PKT(s, pos + 7);
+	rdlen = (RS_PKT(s, pos + 8) << 8) | RS_PKT(s, pos + 9);
+	data = pos + 10;
+	if (data + rdlen > w->end)
+		return rs_dns_rr_short(w);
+	if (klass == RS_DNS_CLASS_IN && w->n < RS_DNS_ANSWERS_MAX &&
+	    ((type == RS_DNS_TYPE_A && rdlen == 4) || (type == RS_DNS_TYPE_AAAA && rdlen == 16))) {
+		a = &s->ev.answers[w->n & (RS_DNS_ANSWERS_MAX - 1)];
+		if (type == RS_DNS_TYPE_A) {
+			bpf_probe_read_kernel(a->addr, 4, &s->pkt[data & (RS_DNS_PKT_MAX - 1)]);
+			a->family = RS_AF_INET;
+		} else {
+			bpf_probe_read_kernel(a->addr, 16, &s->pkt[data & (RS_DNS_PKT_MAX - 1)]);
+			a->family = RS_AF_INET6;
+		}
+		a->ttl = ttl;
+		w->n += 1;
+	}
+	w->pos = data + rdlen;
+	w->left -= 1;
+	if (!w->left) {
+		w->done = 1;
+		return 1;
+	}
+	w->in_name = 1;
+	w->name_at = w->pos;
+	return 0;
+}
+
+SEC("tc")
+int rs_tc_dns_response(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = (struct sk_buff *)skb;
+	struct rs_dns_walk w = {};
+	struct rs_dns_rr_walk rr = {};
+	struct rs_dns_scratch *s;
+	struct rs_dns_event *ev;
+	__u32 l3, off, len, n, size, err;
+	__u16 mh, nh, flags;
+
+	mh = BPF_CORE_READ(kskb, mac_header);
+	nh = BPF_CORE_READ(kskb, network_header);
+	if (nh < mh || nh - mh > 64)
+		return RS_TC_ACT_UNSPEC;
+	l3 = nh - mh;
+	s = rs_dns_scratch();
+	if (!s)
+		return RS_TC_ACT_UNSPEC;
+	ev = &s->ev;
+	__builtin_memset(ev, 0, offsetof(struct rs_dns_event, name));
+	off = rs_dns_udp(skb, l3, ev, true);
+	if (!off)
+		return RS_TC_ACT_UNSPEC;
+	if (rs_dns_other_generation((__u64)kskb))
+		return RS_TC_ACT_UNSPEC;
+	len = skb->len > off ? skb->len - off : 0;
+	if (len < RS_DNS_HDR_LEN) {
+		rs_dns_count(RS_DNS_STAT_RESPONSE);
+		rs_dns_count(RS_DNS_STAT_RESP_TRUNCATED);
+		return RS_TC_ACT_UNSPEC;
+	}
+	n = len < RS_DNS_PKT_MAX ? len : RS_DNS_PKT_MAX;
+	if (bpf_skb_load_bytes(skb, off, s->pkt, n)) {
+		rs_dns_count(RS_DNS_STAT_RESPONSE);
+		rs_dns_count(RS_DNS_STAT_RESP_TRUNCATED);
+		return RS_TC_ACT_UNSPEC;
+	}
+	rs_dns_count(RS_DNS_STAT_RESPONSE);
+	flags = (s->pkt[2] << 8) | s->pkt[3];
+	ev->qdcount = (s->pkt[4] << 8) | s->pkt[5];
+	if (!(flags & RS_DNS_QR) || RS_DNS_OPCODE(flags) != 0 || ev->qdcount > 1) {
+		rs_dns_count(RS_DNS_STAT_RESP_SKIPPED);
+		return RS_TC_ACT_UNSPEC;
+	}
+	if (!ev->qdcount) {
+		rs_dns_count(RS_DNS_STAT_RESP_NO_QUESTION);
+		return RS_TC_ACT_UNSPEC;
+	}
+	ev->id = (s->pkt[0] << 8) | s->pkt[1];
+	ev->flags = flags;
+	ev->rcode = flags & 0xF;
+	ev->ancount = (s->pkt[6] << 8) | s->pkt[7];
+
+	/* the question, as a query's */
+	w.pos = RS_DNS_HDR_LEN;
+	w.end = n;
+	w.limit = RS_DNS_HDR_LEN;
+	bpf_loop(RS_DNS_WALK_STEPS, rs_dns_label, &w, 0);
+	err = w.err;
+	if (!err && !w.done)
+		err = RS_DNS_STAT_BAD_POINTER;
+	if (!err && w.after + 4 > w.end)
+		err = RS_DNS_STAT_TRUNCATED;
+
+	/* the answers */
+	if (!err && ev->ancount) {
+		rr.pos = rr.name_at = w.after + 4;
+		rr.end = n;
+		rr.len = len;
+		rr.in_name = 1;
+		rr.left = ev->ancount < RS_DNS_RR_MAX ? ev->ancount : RS_DNS_RR_MAX;
+		bpf_loop(RS_DNS_RR_STEPS, rs_dns_rr, &rr, 0);
+		err = rr.err;
+		if (!err && (!rr.done || ev->ancount > RS_DNS_RR_MAX))
+			rr.cut = 1;   /* more records than walked */
+	}
+	if (err) {
+		/* the query's reasons, in the same order for responses */
+		rs_dns_count(err - RS_DNS_STAT_TRUNCATED + RS_DNS_STAT_RESP_TRUNCATED);
+		return RS_TC_ACT_UNSPEC;
+	}
+	s = rs_dns_scratch();
+	if (!s)
+		return RS_TC_ACT_UNSPEC;
+	ev = &s->ev;
+	if (rr.cut)
+		rs_dns_count(RS_DNS_STAT_RESP_CUT);
+	ev->qtype = (RS_PKT(s, w.after) << 8) | RS_PKT(s, w.after + 1);
+	ev->qclass = (RS_PKT(s, w.after + 2) << 8) | RS_PKT(s, w.after + 3);
+	ev->name_len = w.out;
+	ev->answer_count = rr.n;
+	ev->hdr.type = RS_EVENT_DNS;
+	ev->hdr.timestamp = bpf_ktime_get_boot_ns();
+	ev->hdr.cpu = bpf_get_smp_processor_id();
+	ev->hdr.flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
+	ev->ifindex = skb->ifindex;
+	ev->netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
+	ev->pkt_len = skb->len;
+	ev->dns_len = len;
+	ev->direction = RS_NET_INGRESS;
+	size = (offsetof(struct rs_dns_event, name) + w.out + 7) & ~7U;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	ev->hdr.size = size;
+	if (bpf_ringbuf_output(&events, ev, size, rs_wakeup_flags(&events, size)) == 0)
+		rs_dns_count(RS_DNS_STAT_RESP_PARSED);
+	else
+		rs_dns_count(RS_DNS_STAT_RESP_LOST);
 	return RS_TC_ACT_UNSPEC;
 }
 

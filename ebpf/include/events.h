@@ -587,6 +587,9 @@ struct rs_io_uring_event {
 
 #define RS_DNS_NAME_MAX 256     /* a wire-format name: 255 bytes at most, root label included */
 #define RS_DNS_PKT_MAX 512      /* DNS payload bytes the parser reads (the question is within) */
+#define RS_DNS_ANSWERS_MAX 8    /* A/AAAA answers a response record carries */
+#define RS_DNS_RR_MAX 16        /* resource records of a response's answer section walked */
+#define RS_DNS_RR_STEPS 256     /* steps of that walk (a label or a record's fixed part each) */
 
 /* An IP endpoint. 24 bytes. */
 struct rs_ip_endpoint {
@@ -632,16 +635,29 @@ enum rs_dns_flags {
 	/* neither: no process (hdr.pid 0); counted as RS_DNS_STAT_UNATTRIBUTED */
 };
 
+/* An address a DNS response gave for its question's name (an A or AAAA
+ * answer of class IN). 24 bytes. */
+struct rs_dns_answer {
+	__u8 addr[16];                /* network byte order; IPv4 in the first 4 bytes */
+	__u32 ttl;                    /* seconds */
+	__u16 family;                 /* AF_INET (A) or AF_INET6 (AAAA) */
+	__u16 _pad0;
+};
+
 /* Network direction, as the reference agent numbers it. */
 #define RS_NET_INGRESS 1
 #define RS_NET_EGRESS 2
 
 /*
- * A DNS query leaving an interface (tc egress), parsed in the kernel: the
- * header's id, flags and question count, and the first question. `name`
- * is in wire format (length-prefixed labels, validated: no label over 63
- * bytes, 255 bytes at most, no compression pointer left), `name_len` bytes
- * of it are sent (the record is cut after them).
+ * A DNS query leaving an interface (tc egress, direction RS_NET_EGRESS), or
+ * a response arriving on one (tc ingress, RS_NET_INGRESS), parsed in the
+ * kernel: the header's id, flags and question count, and the first
+ * question. `name` is in wire format (length-prefixed labels, validated: no
+ * label over 63 bytes, 255 bytes at most, no compression pointer left),
+ * `name_len` bytes of it are sent (the record is cut after them). A
+ * response also carries its first A/AAAA answers (`answers`, `answer_count`
+ * of them; `ancount` records in its answer section) and its response code;
+ * it is attributed to no process (hdr.pid 0).
  */
 struct rs_dns_event {
 	struct rs_event_header hdr;   /* pid/tid: the process it is attributed to (0: none) */
@@ -662,7 +678,10 @@ struct rs_dns_event {
 	__u16 qtype;
 	__u16 qclass;
 	__u16 name_len;
-	__u32 _pad0;
+	__u16 ancount;                /* response: records in the answer section */
+	__u8 answer_count;            /* response: entries of `answers` filled */
+	__u8 rcode;                   /* response: the response code (flags & 0xF) */
+	struct rs_dns_answer answers[8]; /* RS_DNS_ANSWERS_MAX */
 	__u8 name[256];               /* RS_DNS_NAME_MAX */
 };
 
@@ -685,7 +704,24 @@ enum rs_dns_stat {
 	RS_DNS_STAT_BAD_POINTER = 9,  /* malformed: a compression pointer that does not point strictly
 	                               * backward, before the name (a loop, or forward) */
 	RS_DNS_STAT_OWN = 10,         /* the agent's own queries: not reported */
-	RS_DNS_STAT_MAX = 11,
+	/* Responses (tc ingress, UDP from port 53), apart from the above: each
+	 * one counted as RESPONSE ends in RESP_PARSED (sent), RESP_LOST (ring
+	 * buffer full), RESP_SKIPPED (not a standard response with one question)
+	 * or one malformed reason (same order as the queries'). RESP_CUT counts
+	 * the parsed ones whose answer section goes on past what the parser
+	 * reads (RS_DNS_PKT_MAX bytes, RS_DNS_RR_MAX records, RS_DNS_RR_STEPS
+	 * steps): their first answers are sent. */
+	RS_DNS_STAT_RESPONSE = 11,
+	RS_DNS_STAT_RESP_PARSED = 12,
+	RS_DNS_STAT_RESP_LOST = 13,
+	RS_DNS_STAT_RESP_SKIPPED = 14,
+	RS_DNS_STAT_RESP_CUT = 15,
+	RS_DNS_STAT_RESP_TRUNCATED = 16,
+	RS_DNS_STAT_RESP_NO_QUESTION = 17,
+	RS_DNS_STAT_RESP_BAD_LABEL = 18,
+	RS_DNS_STAT_RESP_NAME_TOO_LONG = 19,
+	RS_DNS_STAT_RESP_BAD_POINTER = 20,
+	RS_DNS_STAT_MAX = 21,
 };
 
 /*
@@ -697,6 +733,18 @@ enum rs_dns_stat {
 struct rs_handoff {
 	__u64 gen;
 	__u64 incoming;
+};
+
+/* dns_handoff value (per CPU): during a reload both generations' classifiers
+ * run on each packet, one right after the other on the same CPU (tc runs a
+ * hook's filters in turn with bottom halves off). The first to run notes
+ * the generation it read from `handoff` for this skb; the second follows
+ * that decision, so the switch between the two never reports a packet twice
+ * or not at all. User space zeroes it at each handover. */
+struct rs_dns_handoff {
+	__u64 skb;                    /* the packet the mark is for (its address) */
+	__u32 marker;                 /* rs_generation of the program that wrote it; 0: none */
+	__u32 decided;                /* the generation that reports that packet */
 };
 
 /* handoff_tasks value: the outgoing generation handled this task's current

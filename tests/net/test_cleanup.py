@@ -95,5 +95,5 @@ def test_kill_9_leftovers_are_removed_by_the_next_start(bare_lab: Lab, tmp_path:
         nxt.send_signal(signal.SIGTERM)
         _, err = nxt.communicate(timeout=60)
     assert nxt.returncode == 0, err
-    assert "removed 4 tc filter(s) and 4 clsact qdisc(s) left by agents that did not stop cleanly" in err
+    assert "removed 8 tc filter(s) and 4 clsact qdisc(s) left by agents that did not stop cleanly" in err
     nothing_of_ours(bare_lab)

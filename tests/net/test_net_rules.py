@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import EVIL, Lab, sh
+from lab import EVIL, EVIL_V4, Lab, sh
 
 pytestmark = pytest.mark.root
 
@@ -34,6 +34,8 @@ rules:
     expression: process.file.name in ["nc", "bash"] && connect.addr.port == 4444
   - id: mapped_lab_connect
     expression: connect.addr.ip in [10.77.0.0/16, fd00:77::/32] && connect.addr.port == 4445
+  - id: evil_host_connect
+    expression: connect.addr.hostname in [~"*.example"] && connect.addr.port == 4446
 """
 
 
@@ -90,6 +92,7 @@ def agent(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]
     # a fake metadata service: the IMDS address on the server's end, routed on the client's
     sh("ip", "-n", lab.server_ns, "addr", "add", f"{IMDS}/32", "dev", lab.server_if)
     sh("ip", "-n", lab.client_ns, "route", "add", f"{IMDS}/32", "dev", lab.client_if)
+    sh("ip", "-n", lab.client_ns, "route", "add", f"{EVIL_V4}/32", "dev", lab.client_if)
     a = Agent(policy, work, "--netns", lab.client_ns)
     try:
         yield a
@@ -114,13 +117,31 @@ def test_dns_rule_fires_with_the_querying_process(lab: Lab, agent: Agent) -> Non
     assert ev["network"]["device"]["ifname"] == lab.client_if
 
 
+def test_hostname_rule_fires_on_a_connect_to_a_resolved_address(lab: Lab, agent: Agent) -> None:
+    """connect.addr.hostname (only connect rules use it: the agent hooks the
+    DNS classifier for it): the name dnsmasq's answer gave the address."""
+    # ahostsv4: an A query (`getent hosts` asks AAAA first and stops at its answer)
+    proc = subprocess.run(lab.exec_in(lab.client_ns, "getent", "ahostsv4", EVIL), capture_output=True, text=True,
+                          timeout=30)
+    assert EVIL_V4 in proc.stdout
+    res = kv(lab.client("connect", EVIL_V4, "4446", "udp").stdout)
+    assert res["rc"] == "0"
+    alert = agent.alerts("evil_host_connect", pred=lambda a: a["event"]["process"]["pid"] == int(res["pid"]))[0]
+    assert alert["event"]["connect"]["addr"]["hostname"] == EVIL
+    # the same address on another port: approved by nothing, dropped in the kernel
+    res = kv(lab.client("connect", EVIL_V4, "4447", "udp").stdout)
+    assert not agent.alerts("evil_host_connect", timeout=1.0,
+                            pred=lambda a: a["event"]["process"]["pid"] == int(res["pid"]))
+
+
 def test_cidr_rule_on_the_metadata_address(lab: Lab, agent: Agent) -> None:
     server = serve(lab, IMDS, 80)
     res = kv(lab.client("connect", IMDS, "80").stdout)
     server.communicate(timeout=30)
     assert res["rc"] == "0"
     alert = agent.alerts("imds_connect", pred=lambda a: a["event"]["process"]["pid"] == int(res["pid"]))[0]
-    assert alert["event"]["connect"]["addr"] == {"ip": IMDS, "port": 80, "family": 2, "is_public": False}
+    assert alert["event"]["connect"]["addr"] == {"ip": IMDS, "port": 80, "family": 2, "is_public": False,
+                                                 "hostname": ""}
 
 
 def test_shell_connecting_to_4444(lab: Lab, agent: Agent) -> None:
@@ -144,7 +165,7 @@ def test_ipv4_mapped_connect_is_approved_in_the_kernel(lab: Lab, agent: Agent) -
     server.communicate(timeout=30)
     alert = agent.alerts("mapped_lab_connect", pred=lambda a: a["event"]["process"]["pid"] == int(res["pid"]))[0]
     assert alert["event"]["connect"]["addr"] == {"ip": lab.server_ip, "port": 4445, "family": 10,
-                                                 "is_public": False}
+                                                 "is_public": False, "hostname": ""}
 
 
 def test_unmatched_connects_are_dropped_in_the_kernel(lab: Lab, tmp_path: Path) -> None:

@@ -150,3 +150,51 @@ def test_namespace_names_are_checked() -> None:
         resolve("/proc/0/ns/net")
     own = resolve("self")
     assert own.path is None and resolve("/proc/self/ns/net").inode == own.inode
+
+
+# -- the hostname cache (connect.addr.hostname) ------------------------------------------
+
+def test_hostname_cache_is_bounded_least_recently_used_first() -> None:
+    from agent.net.hostnames import HostnameCache
+
+    cache = HostnameCache(max_entries=3)
+    for i in range(3):
+        cache.learn(f"10.0.0.{i}", f"h{i}.example", 300, 0)
+    assert cache.lookup("10.0.0.0", 1) == "h0.example"        # used: now the most recent
+    cache.learn("10.0.0.9", "h9.example", 300, 2)              # evicts 10.0.0.1, the least recently used
+    assert len(cache) == 3 and cache.stats.evicted == 1
+    assert cache.lookup("10.0.0.1", 3) is None
+    assert [cache.lookup(f"10.0.0.{i}", 3) for i in (0, 2, 9)] == ["h0.example", "h2.example", "h9.example"]
+    for i in range(1000):
+        cache.learn(f"10.1.{i // 256}.{i % 256}", "many.example", 300, 4)
+    assert len(cache) == 3 and cache.stats.evicted == 1 + 1000
+    assert cache.stats.learned == 1004 and cache.stats.hits == 4 and cache.stats.misses == 1
+
+
+def test_hostname_cache_respects_ttls_with_a_floor() -> None:
+    from agent.net.hostnames import NS, HostnameCache
+
+    cache = HostnameCache(min_ttl=10)
+    cache.learn("10.0.0.1", "long.example", 3600, 0)
+    cache.learn("10.0.0.2", "zero.example", 0, 0)              # TTL 0: kept min_ttl
+    cache.learn("fd00::1", "v6.example", 30, 0)
+    assert cache.lookup("10.0.0.2", 9 * NS) == "zero.example"
+    assert cache.lookup("10.0.0.2", 11 * NS) is None and cache.stats.expired == 1
+    assert cache.lookup("fd00::1", 29 * NS) == "v6.example" and cache.lookup("fd00::1", 31 * NS) is None
+    assert cache.lookup("10.0.0.1", 3599 * NS) == "long.example"
+    # the last answer wins: a new name, a new TTL
+    cache.learn("10.0.0.1", "other.example", 20, 3599 * NS)
+    assert cache.lookup("10.0.0.1", 3610 * NS) == "other.example"
+    assert cache.lookup("10.0.0.1", 3620 * NS) is None
+    with pytest.raises(ValueError, match="at least one entry"):
+        HostnameCache(max_entries=0)
+
+
+def test_hostname_rules_hook_the_dns_classifier(tmp_path: Path) -> None:
+    """A connect rule on connect.addr.hostname makes the agent hook dns
+    (the responses its names come from); other connect rules do not."""
+    from agent.cli import _needed_by_fields
+
+    assert _needed_by_fields(_rules(tmp_path, 'connect.addr.hostname == "evil.example"',
+                                    "connect.addr.port == 4444")) == {"dns"}
+    assert _needed_by_fields(_rules(tmp_path, "connect.addr.port == 4444")) == set()

@@ -46,7 +46,7 @@ def test_tcp_connect_ipv4(lab: Lab, tracer: NetTracer) -> None:
     assert_python_process(doc, pid)
     c = doc["connect"]
     assert c["retval"] == 0 and c["protocol"] == 6 and c["socket_type"] == 1
-    assert c["addr"] == {"ip": lab.server_ip, "port": port, "family": 2, "is_public": False}
+    assert c["addr"] == {"ip": lab.server_ip, "port": port, "family": 2, "is_public": False, "hostname": ""}
     assert c["local"]["ip"] == lab.client_ip and c["local"]["port"] == int(res["lport"])
     assert "addr_source" not in c
 
@@ -59,7 +59,8 @@ def test_tcp_connect_ipv6_and_ipv4_mapped(lab: Lab, tracer: NetTracer) -> None:
     res = kv(lab.client("connect", lab.server_ip6, str(port)).stdout)
     server.communicate(timeout=30)
     doc = tracer.wait_for(by(int(res["pid"]), "connect"))[0]
-    assert doc["connect"]["addr"] == {"ip": lab.server_ip6, "port": port, "family": 10, "is_public": False}
+    assert doc["connect"]["addr"] == {"ip": lab.server_ip6, "port": port, "family": 10, "is_public": False,
+                                      "hostname": ""}
     # an AF_INET6 socket reaching an IPv4 peer: reported as the IPv4 address
     server = lab.spawn(lab.server_ns, "serve", "::", "0")
     assert server.stdout is not None
@@ -69,7 +70,8 @@ def test_tcp_connect_ipv6_and_ipv4_mapped(lab: Lab, tracer: NetTracer) -> None:
     server.communicate(timeout=30)
     assert res["rc"] == "0"
     doc = tracer.wait_for(by(int(res["pid"]), "connect"))[0]
-    assert doc["connect"]["addr"] == {"ip": lab.server_ip, "port": port, "family": 10, "is_public": False}
+    assert doc["connect"]["addr"] == {"ip": lab.server_ip, "port": port, "family": 10, "is_public": False,
+                                      "hostname": ""}
 
 
 def test_udp_connect_and_sendto(lab: Lab, tracer: NetTracer) -> None:
