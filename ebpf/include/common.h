@@ -39,9 +39,11 @@ static __always_inline bool rs_type_sends(__u32 type)
 }
 
 /* Events to user space. Sizes set by the loader (bpf_map__set_max_entries).
- * Lifecycle events (exec, fork, exit: RS_LIFECYCLE_TYPES) have their own
- * buffer, which user space reads first: a storm of file events can fill
- * `events` without costing the process tree a single fork. */
+ * Lifecycle events (RS_LIFECYCLE_TYPES, the table's `lifecycle` types: exec,
+ * fork, exit, the credential changes setuid/setgid/capset and prctl, whose
+ * PR_SET_NAME renames) have their own buffer, which user space reads first:
+ * a storm of file events can fill `events` without costing the process
+ * cache a single fork, credential change or name. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
