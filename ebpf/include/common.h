@@ -228,6 +228,36 @@ static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_stru
 	bpf_get_current_comm(p->comm, sizeof(p->comm));
 }
 
+/* What every record begins with (events.h: each record struct's first two members). */
+struct rs_record_start {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+};
+
+/*
+ * A record of struct T begun in the per-CPU buffer: its fixed part zeroed,
+ * the header of `type` and the calling task's context filled. NULL when the
+ * buffer cannot be had. The size is a constant (sizeof), so the zeroing is
+ * inlined stores.
+ */
+#define rs_record_begin(T, type, task) ({							\
+	_Static_assert(__builtin_offsetof(T, proc) == __builtin_offsetof(struct rs_record_start, proc),	\
+		       #T " must begin with its header and process context");				\
+	(T *)rs_record_begin_sized(sizeof(T), (type), (task));						\
+})
+
+static __always_inline void *rs_record_begin_sized(__u32 size, __u32 type, struct task_struct *task)
+{
+	struct rs_record_start *r = rs_record();
+
+	if (!r)
+		return NULL;
+	__builtin_memset(r, 0, size);
+	rs_fill_header(&r->hdr, type);
+	rs_fill_proc(&r->proc, task);
+	return r;
+}
+
 /* Round a record size up to 8 and bound it for the verifier. */
 static __always_inline __u32 rs_record_size(__u32 size)
 {
