@@ -83,14 +83,14 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.restype = ctypes.c_long
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 libc.syscall.restype = ctypes.c_long
+with open("/proc/self/maps") as maps:             # the child's code is where ours is
+    code = next(int(line.split("-")[0], 16) for line in maps if " r-xp " in line)
 pid = os.fork()
 if pid == 0:
     libc.ptrace(0, 0, None, None)                 # PTRACE_TRACEME
     os.kill(os.getpid(), signal.SIGSTOP)
     os._exit(0)
 os.waitpid(pid, os.WUNTRACED)
-with open(f"/proc/{pid}/maps") as maps:
-    code = next(int(line.split("-")[0], 16) for line in maps if " r-xp " in line)
 word = libc.ptrace(1, pid, code, None)            # PTRACE_PEEKTEXT
 if libc.ptrace(4, pid, code, ctypes.c_void_p(word & (2**64 - 1))) != 0:  # PTRACE_POKETEXT: a breakpoint
     raise SystemExit(f"poke: errno {ctypes.get_errno()}")
