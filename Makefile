@@ -58,7 +58,7 @@ test-slow: setup
 # and the benign workload against the default policy, after installing the
 # daemons and tools the scenarios use (their services are not started; the
 # suite runs its own instances on 127.0.0.1). `make test` runs its quick part.
-DETECTION_PACKAGES := openssh-server cron lighttpd netcat-openbsd nmap at sudo iptables curl \
+DETECTION_PACKAGES := openssh-server cron lighttpd netcat-openbsd nmap at sudo iptables curl strace gdb \
 	e2fsprogs libcap2-bin gcc git
 test-detection: setup
 	@tests/detection/install-packages.sh $(DETECTION_PACKAGES)

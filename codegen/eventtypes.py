@@ -698,7 +698,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("is_name_truncated", BOOL, doc="PR_SET_NAME: the name is longer than the kernel keeps (15 bytes)"),
             RETVAL,
         ),
-        kernel_approvers={"option": "value"}),
+        kernel_approvers={"option": "value"},
+        # PR_SET_NAME renames the process in the cache: always hooked, on the lifecycle ring, and a
+        # successful rename passes the approvers (hooks/activity.h)
+        lifecycle=True),
     EventType(
         "chdir", 25, _FIM, "a process changed its working directory (chdir, fchdir); `chdir.file` is the new one, "
         "from the kernel", record="rs_activity_event", call=ACTIVITY_CALL,

@@ -505,7 +505,8 @@ static __always_inline int rs_activity_exit(struct trace_event_raw_sys_exit *ctx
 	} else if (type == RS_EVENT_MEMFD_CREATE) {
 		send = rs_filter_scalar(type, 0, c->flags);
 	} else if (type == RS_EVENT_PRCTL) {
-		send = rs_filter_scalar(type, (__u32)c->option, 0);
+		/* a rename updates the process cache's name: never dropped */
+		send = (c->option == RS_PR_SET_NAME && ret == 0) || rs_filter_scalar(type, (__u32)c->option, 0);
 	} else if (type == RS_EVENT_UNSHARE) {
 		send = rs_filter_scalar(type, 0, c->flags);
 	} else if (type == RS_EVENT_SETNS) {

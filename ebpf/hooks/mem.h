@@ -251,13 +251,9 @@ static __always_inline int rs_mem_exit(struct trace_event_raw_sys_exit *ctx, str
 	}
 	if (!send)
 		goto out;
-	rec = rs_record();
+	e = rec = rs_record_begin(struct rs_mem_event, c->type, task);
 	if (!rec)
 		goto out;
-	e = rec;
-	__builtin_memset(e, 0, sizeof(*e));
-	rs_fill_header(&e->hdr, c->type);
-	rs_fill_proc(&e->proc, task);
 	e->retval = ret;
 	e->syscall_nr = nr;
 	e->addr = c->addr;

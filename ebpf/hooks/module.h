@@ -119,13 +119,9 @@ static __always_inline int rs_module_exit(struct trace_event_raw_sys_exit *ctx, 
 		goto out;
 	RS_STAT_INC(c->type, seen);
 	/* no approvers: module loads are rare, every one is sent */
-	rec = rs_record();
+	e = rec = rs_record_begin(struct rs_module_event, c->type, task);
 	if (!rec)
 		goto out;
-	e = rec;
-	__builtin_memset(e, 0, sizeof(*e));
-	rs_fill_header(&e->hdr, c->type);
-	rs_fill_proc(&e->proc, task);
 	e->retval = ret;
 	e->syscall_nr = nr;
 	e->flags = c->flags;

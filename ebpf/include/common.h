@@ -43,9 +43,11 @@ static __always_inline bool rs_type_sends(__u32 type)
 }
 
 /* Events to user space. Sizes set by the loader (bpf_map__set_max_entries).
- * Lifecycle events (exec, fork, exit: RS_LIFECYCLE_TYPES) have their own
- * buffer, which user space reads first: a storm of file events can fill
- * `events` without costing the process tree a single fork. */
+ * Lifecycle events (RS_LIFECYCLE_TYPES, the table's `lifecycle` types: exec,
+ * fork, exit, the credential changes setuid/setgid/capset and prctl, whose
+ * PR_SET_NAME renames) have their own buffer, which user space reads first:
+ * a storm of file events can fill `events` without costing the process
+ * cache a single fork, credential change or name. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
@@ -228,6 +230,36 @@ static __always_inline void rs_fill_proc(struct rs_proc_ctx *p, struct task_stru
 	rs_fill_proc_creds(p, task);
 	p->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(p->comm, sizeof(p->comm));
+}
+
+/* What every record begins with (events.h: each record struct's first two members). */
+struct rs_record_start {
+	struct rs_event_header hdr;
+	struct rs_proc_ctx proc;
+};
+
+/*
+ * A record of struct T begun in the per-CPU buffer: its fixed part zeroed,
+ * the header of `type` and the calling task's context filled. NULL when the
+ * buffer cannot be had. The size is a constant (sizeof), so the zeroing is
+ * inlined stores.
+ */
+#define rs_record_begin(T, type, task) ({							\
+	_Static_assert(__builtin_offsetof(T, proc) == __builtin_offsetof(struct rs_record_start, proc),	\
+		       #T " must begin with its header and process context");				\
+	(T *)rs_record_begin_sized(sizeof(T), (type), (task));						\
+})
+
+static __always_inline void *rs_record_begin_sized(__u32 size, __u32 type, struct task_struct *task)
+{
+	struct rs_record_start *r = rs_record();
+
+	if (!r)
+		return NULL;
+	__builtin_memset(r, 0, size);
+	rs_fill_header(&r->hdr, type);
+	rs_fill_proc(&r->proc, task);
+	return r;
 }
 
 /* Round a record size up to 8 and bound it for the verifier. */

@@ -158,13 +158,9 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 	if (!rs_type_sends(c->type))
 		goto out;                        /* hooked for the filters' sake only */
 
-	rec = rs_record();
+	e = rec = rs_record_begin(struct rs_file_event, c->type, task);
 	if (!rec)
 		goto out;
-	e = rec;
-	__builtin_memset(e, 0, sizeof(*e));
-	rs_fill_header(&e->hdr, c->type);
-	rs_fill_proc(&e->proc, task);
 	e->retval = ret;
 	e->syscall_nr = nr;
 	e->flags = c->flags;

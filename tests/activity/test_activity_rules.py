@@ -1,6 +1,7 @@
 """Rules on every process-activity type load and fire through `rsagent
 run`; the types with an approvable field drop the rest in the kernel
-(its own counters say so)."""
+(its own counters say so), except a PR_SET_NAME, which renames the process
+in the cache whatever the policy (a lifecycle type: its own ring buffer)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ RULES = {
     "act_capset": ("capset", f"capset.cap_permitted == 0 && process.uid == {UID}"),
     "act_memfd": ("memfd_create", 'memfd_create.name == "rs-rule-memfd" && memfd_create.file.is_memfd'),
     "act_splice": ("splice", 'splice.file.name == "rs-rule-splice" && splice.pipe_entry_flag & PIPE_BUF_FLAG_CAN_MERGE > 0'),
-    "act_prctl": ("prctl", 'prctl.option == PR_SET_NAME && prctl.new_name == "rs-rule-name"'),
+    # its approver keeps PR_GET_KEEPCAPS only: the PR_SET_NAME must still reach the process cache
+    "act_prctl": ("prctl", "prctl.option == PR_GET_KEEPCAPS && prctl.retval == 0"),
+    "act_renamed": ("chdir", 'chdir.file.name == "rs-rule-dir2" && process.parent.comm == "rs-rule-name"'),
     "act_chdir": ("chdir", 'chdir.file.name == "rs-rule-dir"'),
     "act_unshare": ("unshare", "unshare.flags & CLONE_NEWUTS > 0"),
     "act_setns": ("setns", "setns.namespace.type & CLONE_NEWUTS > 0 && setns.namespace.is_host"),
@@ -44,6 +47,8 @@ os.close(sc('memfd_create', b'rs-rule-memfd', 0))
 for _ in range({n}):
     sc('prctl', PR['PR_GET_DUMPABLE'], 0, 0, 0, 0)
 sc('prctl', PR['PR_SET_NAME'], b'rs-rule-name', 0, 0, 0)
+sc('prctl', PR['PR_GET_KEEPCAPS'], 0, 0, 0, 0)
+subprocess.run(['/bin/sh', '-c', 'cd ' + {work!r} + '/rs-rule-dir2'], check=True)
 os.chdir({work!r}); os.chdir('rs-rule-dir'); os.chdir('/')
 r, w = os.pipe(); os.write(w, b'x' * 16); os.read(r, 16)
 src = os.open({work!r} + '/rs-rule-splice', os.O_RDONLY)
@@ -65,6 +70,7 @@ def test_a_rule_on_every_type_fires_and_approvers_drop_in_the_kernel(tmp_path: P
                                            for rid, (_, expr) in RULES.items()))
     work = tmp_path / "work"
     (work / "rs-rule-dir").mkdir(parents=True)
+    (work / "rs-rule-dir2").mkdir()
     (work / "rs-rule-splice").write_text("data")
     agent = start_agent(policy, tmp_path)
     out = child_output(run_child(WORKLOAD.format(n=REPEATS, work=str(work), uid=UID, gid=GID)))
@@ -74,7 +80,8 @@ def test_a_rule_on_every_type_fires_and_approvers_drop_in_the_kernel(tmp_path: P
     fired = {a["rule_id"]: a for a in agent.alerts()}
     for rid, (event_type, _) in RULES.items():
         event = fired[rid]["event"]
-        assert event["type"] == event_type and event["process"]["pid"] == out["pid"], rid
+        pid = event["process"]["ppid"] if rid == "act_renamed" else event["process"]["pid"]
+        assert event["type"] == event_type and pid == out["pid"], rid
     stats = counters(stderr)
     # value approvers: the PEEKs, kill(pid, 0)s and PR_GET_DUMPABLEs never left the kernel
     for event_type in ("ptrace", "signal", "prctl"):

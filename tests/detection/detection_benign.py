@@ -4,9 +4,11 @@ day. The default policy must raise nothing for any of it.
 `workload(ctx)` is the cheap part (in `make test`): a small local .deb
 installed and removed with dpkg, `python -m compileall`, git init/commit/
 clone, a C program built and run in a project directory under /tmp, tar,
-cp -r, ps, systemctl status, sed -i in the project. `daemons(ctx)` is the
-rest (`make test-detection`): Debian's sshd accepting a key login, cron
-running a job, lighttpd serving a page and a CGI.
+cp -r, ps, systemctl status, sed -i in the project, `bpftool prog show`, and
+everyday kernel and process calls (EVERYDAY_CALLS). `daemons(ctx)` is the
+rest (`make test-detection`): strace and gdb on a program the developer
+starts, Debian's sshd accepting a key login, cron running a job, lighttpd
+serving a page and a CGI.
 """
 
 from __future__ import annotations
@@ -71,8 +73,49 @@ def _dpkg(ctx: Context, args: str) -> None:
         time.sleep(2)
 
 
+# What programs do with the kernel and process calls every day, none of which the default
+# policy reports: a debugger tracing the program it started (breakpoints are PTRACE_POKETEXT),
+# a process naming itself, a memfd used for data, a file spliced into a fresh pipe, a mapping
+# made read-only (RELRO), BPF programs listed.
+EVERYDAY_CALLS = """
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.syscall.restype = ctypes.c_long
+with open("/proc/self/maps") as maps:             # the child's code is where ours is
+    code = next(int(line.split("-")[0], 16) for line in maps if " r-xp " in line)
+pid = os.fork()
+if pid == 0:
+    libc.ptrace(0, 0, None, None)                 # PTRACE_TRACEME
+    os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(0)
+os.waitpid(pid, os.WUNTRACED)
+word = libc.ptrace(1, pid, code, None)            # PTRACE_PEEKTEXT
+if libc.ptrace(4, pid, code, ctypes.c_void_p(word & (2**64 - 1))) != 0:  # PTRACE_POKETEXT: a breakpoint
+    raise SystemExit(f"poke: errno {ctypes.get_errno()}")
+libc.ptrace(7, pid, None, None)                   # PTRACE_CONT
+os.waitpid(pid, 0)
+libc.prctl(15, b"worker-pool", 0, 0, 0)           # PR_SET_NAME
+fd = os.memfd_create("buffer")
+os.write(fd, b"data")
+os.close(fd)
+r, w = os.pipe()
+src = os.open("/etc/passwd", os.O_RDONLY)
+off = ctypes.c_longlong(0)
+if libc.syscall(ctypes.c_long(275), ctypes.c_long(src), ctypes.byref(off), ctypes.c_long(w), None,
+                ctypes.c_long(64), ctypes.c_long(0)) <= 0:
+    raise SystemExit(f"splice: errno {ctypes.get_errno()}")
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+page = libc.mmap(None, 4096, 3, 0x22, -1, 0)      # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+libc.mprotect(ctypes.c_void_p(page), 4096, 1)     # PROT_READ
+print("everyday calls done")
+"""
+
+
 def workload(ctx: Context) -> None:
-    require("gcc", "git", "dpkg-deb", "python3", "tar")
+    require("gcc", "git", "dpkg-deb", "python3", "tar", "bpftool")
     deb = _package(ctx)
     ctx.preserve(f"/etc/{PACKAGE}.conf")
     _dpkg(ctx, f"-i {deb}")
@@ -108,14 +151,26 @@ cp -r project project-copy && cp -a project project-archive
 ps aux > /dev/null && ps -ef --forest > /dev/null
 systemctl status > /dev/null 2>&1 || true
 ls -la /etc > /dev/null && cat /etc/os-release > /dev/null && id > /dev/null
+bpftool prog show > /dev/null
+/usr/bin/python3 {ctx.tmp}/everyday.py
 """
+    (ctx.tmp / "everyday.py").write_text(EVERYDAY_CALLS)
     out = ctx.sh(script, env=env).stdout
+    if "everyday calls done" not in out:
+        raise ScenarioError(f"the everyday calls did not run: {out!r}")
     if out.count("hello from") != 2:
         raise ScenarioError(f"the C programs did not run: {out!r}")
 
 
 def daemons(ctx: Context) -> None:
-    require("/usr/sbin/sshd", "/usr/sbin/cron", "/usr/sbin/lighttpd")
+    require("/usr/sbin/sshd", "/usr/sbin/cron", "/usr/sbin/lighttpd", "strace", "gdb", "gcc")
+    # a developer's debugging: strace and gdb on a program they start (gdb's breakpoints)
+    (ctx.tmp / "hello.c").write_text(HELLO_C)
+    out = ctx.sh(f"gcc -g -o {ctx.tmp}/hello {ctx.tmp}/hello.c && strace -f -o /dev/null {ctx.tmp}/hello && "
+                 f"gdb -q -batch -ex 'break main' -ex run -ex continue {ctx.tmp}/hello").stdout
+    if out.count("hello from") != 2:
+        raise ScenarioError(f"strace and gdb did not run the program: {out!r}")
+
     # sshd: a key login running ordinary commands
     server = sshd(ctx)
     out = server.ssh(ctx, "id -u; ls / > /dev/null; uname -a; cat /etc/hostname")

@@ -39,16 +39,18 @@ class Scenario:
     quick: bool = False
     doc: str = ""
     needs: tuple[str, ...] = field(default=())
+    types: tuple[str, ...] = ()   # event types the kernel must support (else the scenario is skipped)
 
 
 SCENARIOS: list[Scenario] = []
 
 
 def scenario(technique: str, tactic: str, rules: list[str], *, tolerated: list[str] | None = None,
-             quick: bool = False, needs: tuple[str, ...] = ()) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+             quick: bool = False, needs: tuple[str, ...] = (),
+             types: tuple[str, ...] = ()) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
         SCENARIOS.append(Scenario(fn.__name__, technique, tactic, tuple(rules), fn, tuple(tolerated or ()),
-                                  quick, (fn.__doc__ or "").strip().split("\n")[0], needs))
+                                  quick, (fn.__doc__ or "").strip().split("\n")[0], needs, types))
         return fn
     return register
 
@@ -817,6 +819,183 @@ def account_removed(ctx: Context) -> None:
     ctx.user_after(user)
     subprocess.run(["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", user], check=True)
     ctx.sh(f"userdel {user}")
+
+
+
+# --- kernel and process activity (issue 9's event types) -------------------------------------
+# The attacker's steps are made with the real syscalls, from small Python programs (ctypes):
+# what an exploit or an injector does, without its payload.
+
+LIBC = """import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def sc(nr, *args):  # every integer argument a full 64-bit register
+    return libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+"""
+
+PTRACE_INJECT = LIBC + """
+import sys
+pid = int(sys.argv[1])
+PTRACE_PEEKTEXT, PTRACE_POKETEXT, PTRACE_ATTACH, PTRACE_DETACH = 1, 4, 16, 17
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+if libc.ptrace(PTRACE_ATTACH, pid, None, None) != 0:
+    raise SystemExit(f"attach: errno {ctypes.get_errno()}")
+os.waitpid(pid, 0)
+with open(f"/proc/{pid}/maps") as maps:
+    code = next(int(line.split("-")[0], 16) for line in maps if " r-xp " in line)
+ctypes.set_errno(0)
+word = libc.ptrace(PTRACE_PEEKTEXT, pid, code, None)
+if ctypes.get_errno():
+    raise SystemExit(f"peek: errno {ctypes.get_errno()}")
+# the same word written back: the injection's call, not its change
+if libc.ptrace(PTRACE_POKETEXT, pid, code, ctypes.c_void_p(word & (2**64 - 1))) != 0:
+    raise SystemExit(f"poke: errno {ctypes.get_errno()}")
+libc.ptrace(PTRACE_DETACH, pid, None, None)
+"""
+
+
+@scenario("T1055.008", "TA0005", ["ptrace_attach_to_other_process", "ptrace_code_injection"],
+          tolerated=["process_memory_read"], quick=True)
+def ptrace_injection(ctx: Context) -> None:
+    """attach to a running process with ptrace and write into its code (PTRACE_ATTACH, PTRACE_POKETEXT)"""
+    victim = ctx.spawn(["sleep", "60"])
+    (ctx.tmp / "inject.py").write_text(PTRACE_INJECT)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/inject.py {victim.pid}")
+
+
+ROOTME_C = "#include <unistd.h>\nint main(void) { return setuid(0) == 0 ? 0 : 1; }\n"
+
+
+@scenario("T1068", "TA0004", ["setuid_root_by_non_root_process", "nonstandard_setuid_program_executed"],
+          quick=True)
+def setuid_back_to_root(ctx: Context) -> None:
+    """nobody runs a planted setuid-root program that makes itself root (setuid(0))"""
+    src = ctx.tmp / "rootme.c"
+    src.write_text(ROOTME_C)
+    prog = ctx.tmp / "rootme"
+    subprocess.run(["gcc", "-o", str(prog), str(src)], check=True, capture_output=True)
+    os.chown(prog, 0, 0)
+    prog.chmod(0o4755)
+    # not bash's last command (bash would exec it in place of itself): its parent is nobody's shell
+    ctx.sh(f"{prog} && echo root", user=NOBODY)
+
+
+MODULE_LOAD = LIBC + """
+import sys
+image = b"\\x7fELF" + bytes(60)              # not a module: the kernel refuses it (ENOEXEC)
+buf = ctypes.create_string_buffer(image)
+ret = sc(175, buf, len(image), b"")  # init_module
+print("init_module", ret, ctypes.get_errno())
+fd = os.open(sys.argv[1], os.O_RDONLY)
+ret = sc(313, fd, b"", 0)            # finit_module
+print("finit_module", ret, ctypes.get_errno())
+"""
+
+
+@scenario("T1547.006", "TA0003", ["kernel_module_loaded"], quick=True, types=("load_module",))
+def kernel_module_from_memory(ctx: Context) -> None:
+    """load a kernel module from memory (init_module) and from /tmp (finit_module); both refused: not modules"""
+    ko = ctx.tmp / "rootkit.ko"
+    ko.write_bytes(b"\x7fELF" + bytes(60))
+    (ctx.tmp / "load.py").write_text(MODULE_LOAD)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/load.py {ko}")
+
+
+BPF_LOAD = LIBC + """
+insns = struct.pack("<BBhi", 0xb7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = 0; exit
+license = ctypes.create_string_buffer(b"GPL")
+prog = ctypes.create_string_buffer(insns)
+attr = bytearray(128)
+struct.pack_into("<IIQQ", attr, 0, 1, 2, ctypes.addressof(prog), ctypes.addressof(license))  # SOCKET_FILTER
+attr[48:48 + 7] = b"rsdet_x"                   # prog_name
+buf = ctypes.create_string_buffer(bytes(attr), len(attr))
+fd = sc(321, 5, buf, len(attr))     # bpf(BPF_PROG_LOAD)
+if fd < 0:
+    raise SystemExit(f"BPF_PROG_LOAD: errno {ctypes.get_errno()}")
+os.close(fd)
+"""
+
+
+@scenario("T1014", "TA0005", ["bpf_program_loaded_by_unknown_process"], quick=True)
+def bpf_program_loaded(ctx: Context) -> None:
+    """an unknown program loads a BPF program (the first step of a BPF rootkit)"""
+    (ctx.tmp / "bpfload.py").write_text(BPF_LOAD)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/bpfload.py")
+
+
+USERNS = LIBC + """
+ret = sc(272, 0x10000000)  # unshare(CLONE_NEWUSER)
+print(ret, ctypes.get_errno())
+"""
+
+
+@scenario("T1611", "TA0004", ["user_namespace_created_by_unexpected_process"], quick=True)
+def user_namespace_for_exploit(ctx: Context) -> None:
+    """nobody makes a user namespace (unshare(CLONE_NEWUSER)): root in it reaches kernel code exploits target"""
+    (ctx.tmp / "userns.py").write_text(USERNS)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/userns.py", user=NOBODY)
+
+
+@scenario("T1611", "TA0004", ["host_namespace_joined_from_container", "namespace_tool_executed"], quick=True)
+def nsenter_host_from_container(ctx: Context) -> None:
+    """in a container: nsenter into the host's namespaces (those of a host process)"""
+    victim = ctx.spawn(["sleep", "60"])
+    ctx.in_container(f"nsenter --target {victim.pid} --mount --uts --ipc --net -- true")
+
+
+SHELLCODE = LIBC + """
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_ANONYMOUS = 1, 2, 4, 2, 0x20
+page = libc.mmap(None, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+ctypes.memmove(page, b"\\xc3", 1)             # ret
+if libc.mprotect(ctypes.c_void_p(page), 4096, PROT_READ | PROT_EXEC) != 0:
+    raise SystemExit(f"mprotect: errno {ctypes.get_errno()}")
+ctypes.CFUNCTYPE(None)(page)()
+"""
+
+
+@scenario("T1620", "TA0005", ["writable_memory_made_executable"], quick=True)
+def shellcode_in_anonymous_memory(ctx: Context) -> None:
+    """write code into anonymous memory, make it executable (mprotect RW to RX) and run it"""
+    (ctx.tmp / "shellcode.py").write_text(SHELLCODE)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/shellcode.py")
+
+
+DIRTY_PIPE = LIBC + """
+r, w = os.pipe()
+size = 16 * 4096                               # the default pipe: 16 buffers
+os.write(w, b"x" * size)                       # every buffer gets PIPE_BUF_FLAG_CAN_MERGE
+while size:
+    size -= len(os.read(r, size))
+fd = os.open("/etc/passwd", os.O_RDONLY)
+off = ctypes.c_longlong(0)
+ret = sc(275, fd, ctypes.byref(off), w, None, 1, 0)  # splice 1 byte of the file into the pipe
+if ret != 1:
+    raise SystemExit(f"splice: {ret} errno {ctypes.get_errno()}")
+# the exploit would now write into the pipe (into the file's page on a vulnerable kernel): not done
+"""
+
+
+@scenario("T1068", "TA0004", ["dirty_pipe_exploit"], quick=True)
+def dirty_pipe(ctx: Context) -> None:
+    """the Dirty Pipe steps (CVE-2022-0847) up to the splice: prime a pipe, drain it, splice /etc/passwd in"""
+    (ctx.tmp / "dirtypipe.py").write_text(DIRTY_PIPE)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/dirtypipe.py", user=NOBODY)
+
+
+RENAME = LIBC + """
+libc.prctl(15, b"kworker/0:2", 0, 0, 0)       # PR_SET_NAME
+os.system("true")
+"""
+
+
+@scenario("T1036.004", "TA0005", ["process_renamed_like_kernel_thread"], quick=True)
+def renamed_like_kernel_worker(ctx: Context) -> None:
+    """a payload renames itself kworker/0:2 (prctl PR_SET_NAME), as miners and backdoors do"""
+    (ctx.tmp / "rename.py").write_text(RENAME)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/rename.py")
 
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -6,7 +6,8 @@ OPS: [["open", path, flags], ["chmod", path, mode], ["chown", path, uid, gid],
       ["mkdir"/"rmdir", path], ["rename"/"link", src, dst],
       ["connect"/"bind", ip, port] (UDP: nothing is sent), ["accept", ip, port]
       (a TCP listener there, connected to from this process)]
-     and the process-activity calls of activity_calls.py
+     and the process-activity calls of activity_calls.py, the kernel-type
+     calls (bpf, mmap, mprotect) of kernel_calls.py
 RESULTS: {"pid": this process, "results": one per op: the fd closed right
 away (>= 0) or the call's return value, -errno on failure (null: no call)}.
 """
@@ -17,6 +18,7 @@ import os
 import sys
 
 import activity_calls
+import kernel_calls
 
 
 def _family(ip: str) -> socket.AddressFamily:
@@ -69,6 +71,8 @@ def main() -> None:
                 results.append(_accept(op[1], op[2]))
             elif op[0] in activity_calls.CALLS:
                 results.append(activity_calls.CALLS[op[0]](*op[1:]))
+            elif op[0] in kernel_calls.CALLS:
+                results.append(kernel_calls.CALLS[op[0]](*op[1:]))
             else:
                 CALLS[op[0]](*op[1:])
                 results.append(0)
