@@ -477,6 +477,6 @@ static __always_inline __u32 rs_compat_syscall_type(long nr)
 
 /* Lifecycle types: sent on their own ring buffer, so that a storm of other
  * events cannot leave holes in the process tree. */
-#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT) | (1ULL << RS_EVENT_SETUID) | (1ULL << RS_EVENT_SETGID) | (1ULL << RS_EVENT_CAPSET))
+#define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT) | (1ULL << RS_EVENT_SETUID) | (1ULL << RS_EVENT_SETGID) | (1ULL << RS_EVENT_CAPSET) | (1ULL << RS_EVENT_PRCTL))
 
 #endif /* RS_SYSCALL_TABLE_H */

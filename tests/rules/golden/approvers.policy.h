@@ -21,6 +21,7 @@
 #define RS_WANT_EXIT 1
 #define RS_WANT_FORK 1
 #define RS_WANT_OPEN 1
+#define RS_WANT_PRCTL 1
 #define RS_WANT_SETGID 1
 #define RS_WANT_SETUID 1
 
@@ -34,6 +35,7 @@ static __always_inline bool rs_policy_sends(__u32 type)
 	case RS_EVENT_EXIT:
 	case RS_EVENT_FORK:
 	case RS_EVENT_OPEN:
+	case RS_EVENT_PRCTL:
 	case RS_EVENT_SETGID:
 	case RS_EVENT_SETUID:
 		return true;

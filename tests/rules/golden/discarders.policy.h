@@ -27,6 +27,7 @@
 #define RS_WANT_LINK 1
 #define RS_WANT_MOUNT 1
 #define RS_WANT_OPEN 1
+#define RS_WANT_PRCTL 1
 #define RS_WANT_RENAME 1
 #define RS_WANT_RMDIR 1
 #define RS_WANT_SETGID 1
@@ -45,6 +46,7 @@ static __always_inline bool rs_policy_sends(__u32 type)
 	case RS_EVENT_EXIT:
 	case RS_EVENT_FORK:
 	case RS_EVENT_OPEN:
+	case RS_EVENT_PRCTL:
 	case RS_EVENT_SETGID:
 	case RS_EVENT_SETUID:
 	case RS_EVENT_UNLINK:

@@ -34,6 +34,7 @@
 #define RS_WANT_MMAP 1
 #define RS_WANT_MOUNT 1
 #define RS_WANT_MPROTECT 1
+#define RS_WANT_PRCTL 1
 #define RS_WANT_SETGID 1
 #define RS_WANT_SETUID 1
 
@@ -51,6 +52,7 @@ static __always_inline bool rs_policy_sends(__u32 type)
 	case RS_EVENT_MMAP:
 	case RS_EVENT_MOUNT:
 	case RS_EVENT_MPROTECT:
+	case RS_EVENT_PRCTL:
 	case RS_EVENT_SETGID:
 	case RS_EVENT_SETUID:
 		return true;
