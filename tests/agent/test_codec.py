@@ -18,10 +18,16 @@ RECORDS = sorted({t.record for t in PRODUCED if t.record} | {"rs_event_header"})
 _ITEM = re.compile(r"^(.*)\[(\d+)\]$")
 
 
+def _get(obj: Any, part: str) -> Any:
+    m = _ITEM.match(part)
+    return getattr(obj, m.group(1))[int(m.group(2))] if m else getattr(obj, part)
+
+
 def _set(obj: Any, path: str, value: Any) -> None:
+    """Set a codec leaf (``a.b``, ``a[2]``, ``answers[0].addr``) in a cffi struct."""
     *parents, leaf = path.split(".")
     for p in parents:
-        obj = getattr(obj, p)
+        obj = _get(obj, p)
     m = _ITEM.match(leaf)
     if m:
         getattr(obj, m.group(1))[int(m.group(2))] = value
