@@ -371,7 +371,8 @@ int main(void) {
 """
 
 
-@scenario("T1068", "TA0004", ["nonstandard_setuid_program_executed", "root_shell_from_unprivileged_parent"],
+@scenario("T1068", "TA0004", ["nonstandard_setuid_program_executed", "root_shell_from_unprivileged_parent",
+                               "setuid_root_by_non_root_process"],
           quick=True, needs=("gcc",))
 def setuid_root_shell(ctx: Context) -> None:
     """nobody runs a planted setuid-root program that starts a root shell"""
