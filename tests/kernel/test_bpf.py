@@ -84,10 +84,11 @@ def test_map_create_and_lookup_name_the_kernel_map(tracer) -> None:
     assert create["retval"] == fd
     assert create["map"] == {"type": _const("BPF_MAP_TYPE_ARRAY"), "name": "rs_test_map", "source": "kernel",
                              "id": create["map"]["id"]}
-    lookups = by_cmd[_const("BPF_MAP_LOOKUP_ELEM")]
+    # (the in-process tracer reads its own counters map now and then: lookups of this map only)
+    lookups = [x for x in by_cmd[_const("BPF_MAP_LOOKUP_ELEM")] if x["map"].get("id") == create["map"]["id"]]
     assert [x["retval"] for x in lookups] == [0, -2]
     for x in lookups:
-        assert x["map"]["name"] == "rs_test_map" and x["map"]["id"] == create["map"]["id"]
+        assert x["map"]["name"] == "rs_test_map"
 
 
 def test_failed_map_create(tracer) -> None:
