@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,3 +94,49 @@ def counters(stderr: str) -> dict[str, dict[str, int]]:
         name, _, rest = part.strip().partition(": ")
         out[name] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
     return out
+
+
+def wait_log(log: Path, needle: str, timeout: float) -> str:
+    """The agent's log once it holds ``needle`` (AssertionError after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while needle not in (text := log.read_text()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the agent did not log {needle!r} in {timeout} s:\n{text[-3000:]}")
+        time.sleep(0.05)
+    return text
+
+
+class OpenLoop:
+    """Opens ``path`` about every millisecond on a thread while in the
+    ``with`` block; ``stamps`` holds each open's (start, end) in ns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamps: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.time_ns()
+            os.close(os.open(self.path, os.O_RDONLY))
+            self.stamps.append((t0, time.time_ns()))
+            time.sleep(0.001)
+
+    def __enter__(self) -> OpenLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def opened(self) -> int:
+        return len(self.stamps)
+
+    def unalerted(self, alerts: list[dict[str, Any]]) -> list[tuple[int, int]]:
+        """Opens with no alert within 0.3 ms of them (they are 1 ms apart)."""
+        seen = sorted(a["timestamp"] for a in alerts)
+        return [(a, b) for a, b in self.stamps
+                if bisect.bisect_left(seen, a - 300_000) == bisect.bisect_right(seen, b + 300_000)]

@@ -14,12 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from agentproc import RSAGENT, start_agent
+from agentproc import RSAGENT, start_agent, wait_log
 
 from agent.capture import CaptureReader
 
@@ -39,15 +38,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait_log(log: Path, needle: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while needle not in (text := log.read_text()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the agent did not log {needle!r} in {timeout} s:\n{text[-3000:]}")
-        time.sleep(0.05)
-    return text
 
 
 def test_fentry_then_tracepoint_comes_up_on_tracepoint(built_objects: None, tmp_path: Path) -> None:
@@ -82,7 +72,7 @@ def test_fentry_then_tracepoint_comes_up_on_tracepoint(built_objects: None, tmp_
     # a reload to another shape stays on the set that came up
     policy.write_text(_policy(watched, other))
     agent.proc.send_signal(signal.SIGHUP)
-    _wait_log(log, "handover to generation 2", 120)
+    wait_log(log, "handover to generation 2", 120)
     os.chmod(other, 0o640)
     assert [a["event"]["chmod"]["file"]["path"] for a in agent.wait_for("other_chmod")] == [str(other)]
     stderr = agent.stop()

@@ -7,15 +7,13 @@ root can write is refused, as the loader refuses such policies."""
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from agentproc import counters, start_agent
+from agentproc import OpenLoop, counters, start_agent, wait_log
 
 from agent.policywatch import PolicyWatch
 from agent.trust import UntrustedPathError
@@ -37,15 +35,6 @@ def _save(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _wait_log(log: Path, needle: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while needle not in (text := log.read_text()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the agent did not log {needle!r} in {timeout} s:\n{text[-3000:]}")
-        time.sleep(0.05)
-    return text
-
-
 def test_saving_the_policy_reloads_it_without_losing_an_open(built_objects: None, tmp_path: Path) -> None:
     watched, other = tmp_path / "watched", tmp_path / "other"
     watched.write_text("x")
@@ -57,47 +46,26 @@ def test_saving_the_policy_reloads_it_without_losing_an_open(built_objects: None
     log = tmp_path / "agent.log"
     agent = start_agent(policy, tmp_path, "--watch-policy", stderr=log)
 
-    opened = 0
-    stamps: list[tuple[int, int]] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        nonlocal opened
-        while not stop.is_set():
-            t0 = time.time_ns()
-            os.close(os.open(watched, os.O_RDONLY))
-            stamps.append((t0, time.time_ns()))
-            opened += 1
-            time.sleep(0.001)
-
-    opener = threading.Thread(target=loop)
-    opener.start()
-    try:
+    with OpenLoop(watched) as loop:
         time.sleep(0.3)
         _save(policy, _policy(watched, other, with_chmod=True))     # another shape: a handover
-        _wait_log(log, "handover to generation 2", 120)
+        wait_log(log, "handover to generation 2", 120)
         os.chmod(other, 0o640)
         assert agent.wait_for("other_chmod"), log.read_text()[-3000:]
         # a save with an error (a rule's own error only leaves the rule out): the running policy
         # stays, the error says where
         policy.write_text(_policy(watched, other, with_chmod=True) + "  - id: [broken\n")
-        text = _wait_log(log, "the policy has errors; still running the previous one", 30)
+        text = wait_log(log, "the policy has errors; still running the previous one", 30)
         assert re.search(rf"{re.escape(str(policy))}:\d+:\d+: error", text), text[-3000:]
         os.chmod(other, 0o600)
         time.sleep(0.3)
         policy.write_text(_policy(watched, other, with_chmod=False))   # written in place: back to the first shape
-        _wait_log(log, "handover to generation 3", 120)
+        wait_log(log, "handover to generation 3", 120)
         time.sleep(0.3)
-    finally:
-        stop.set()
-        opener.join()
     stderr = agent.stop()
     alerts = [a for a in agent.alerts() if a["rule_id"] == "watched_open"]
     assert counters(stderr)["open"]["lost"] == 0
-    seen = sorted(a["timestamp"] for a in alerts)
-    missing = [(a, b) for a, b in stamps
-               if bisect.bisect_left(seen, a - 300_000) == bisect.bisect_right(seen, b + 300_000)]
-    assert len(alerts) == opened, f"{len(alerts)} alerts for {opened} opens; unalerted {missing}"
+    assert len(alerts) == loop.opened, f"{len(alerts)} alerts for {loop.opened} opens; unalerted {loop.unalerted(alerts)}"
     # the rule of the broken save never ran; the chmod rule only while its policy was in force
     assert [a["event"]["chmod"]["file"]["path"] for a in agent.alerts() if a["rule_id"] == "other_chmod"] \
         == [str(other)] * 2
