@@ -103,8 +103,9 @@ def act(top: Path) -> None:
     except FileNotFoundError:
         pass
     os.chdir(top)
+    # the namespace it leaves (not pid 1's: a sandbox's pid 1 may be another user's, its ns unreadable)
+    uts = os.open("/proc/self/ns/uts", os.O_RDONLY)
     assert _sc("unshare", CLONE_NEWUTS) == 0
-    uts = os.open("/proc/1/ns/uts", os.O_RDONLY)
     assert _sc("setns", uts, CLONE_NEWUTS) == 0
     os.close(uts)
     os.kill(sleeper, signal.SIGKILL)
@@ -218,7 +219,7 @@ def checks(top: Path, docs: list[Doc], types: set[str], one: CheckFn, *, precise
         f"path {real}/missing, retval -ENOENT")
     one("unshare", "unshare", of("unshare", child),
         lambda x: x["unshare"]["flags"] == CLONE_NEWUTS and x["unshare"]["retval"] == 0, "flags CLONE_NEWUTS")
-    host_uts = os.stat("/proc/1/ns/uts").st_ino
+    host_uts = os.stat("/proc/self/ns/uts").st_ino  # the one the workload left and went back to
     one("setns back into the host's uts namespace", "setns", of("setns", child),
         lambda x: x["setns"]["namespace"] == {"type": CLONE_NEWUTS, "name": "uts", "inode": host_uts, "is_host": True}
         and x["setns"]["retval"] == 0, f"namespace uts, inode {host_uts}, is_host")

@@ -1,7 +1,7 @@
 """The kernel matrix's in-kernel half: run inside a virtme-ng guest (or on
 the host, for the running kernel) as root, write one JSON report.
 
-    python tests/kernels/guest.py --compiled DIR --out FILE
+    python tests/kernels/guest.py --compiled DIR [--policy FILE]... --out FILE
 
 Steps, each on the real kernel, nothing mocked:
 1. mount tracefs/bpffs/securityfs when absent, bring lo up;
@@ -135,7 +135,7 @@ class _ListSink:
         pass
 
 
-def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
+def run_hook_set(name: str, compiled_dir: Path, extra_policies: list[Path]) -> HookSetRun:
     from agent.evaluator.event import materialize
     from codegen.hostinfo import host_document
     from codegen.policy import load_policies
@@ -147,7 +147,7 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
     from agent.kfilters import KernelFilters
     from agent.runtime import BackgroundRun, Runtime, RuntimeConfig
 
-    result = load_policies([ROOT / "rules"], host=host_document())
+    result = load_policies([ROOT / "rules", *extra_policies], host=host_document())
     compiled = locate(result, compiled_dir)
     choice = choose_hook_set(probe(compiled.features_object), only=name)
     assert choice.hook_set is not None, choice.reason
@@ -198,11 +198,13 @@ def run_hook_set(name: str, compiled_dir: Path) -> HookSetRun:
         else:
             if summary is not None:
                 run.decode_errors = dict(summary.decode_errors)
-        work.cleanup()
     types = hs.supported_event_types()
     run.docs = len(work.docs)
     precise = bool(hs.variables.get("rs_precise_hooks"))
-    run.checks = work.checks(types, precise=precise) + work.alert_checks(types)
+    try:  # the checks read what the child left in its directory (activity.json): clean up after them
+        run.checks = work.checks(types, precise=precise) + work.alert_checks(types)
+    finally:
+        work.cleanup()
     run.shapes = {}
     for d in work.docs:
         if d["process"]["pid"] == work.child_pid:
@@ -226,6 +228,8 @@ def compare_shapes(runs: list[HookSetRun]) -> list[Check]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compiled", type=Path, required=True, help="the default policy's compiled objects")
+    ap.add_argument("--policy", type=Path, action="append", default=[],
+                    help="policies loaded with the default one (the matrix's send-all rules)")
     ap.add_argument("--out", type=Path, required=True, help="JSON report")
     ap.add_argument("--hook-set", action="append", default=None, help="only these hook sets")
     ap.add_argument("--uring-helper", type=Path, default=None,
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.hook_set and name not in args.hook_set:
                 continue
             print(f"guest: {report.kernel}: hook set {name}", flush=True)
-            report.runs.append(run_hook_set(name, args.compiled))
+            report.runs.append(run_hook_set(name, args.compiled, args.policy))
         report.shape_checks = compare_shapes(report.runs)
     except Exception as exc:
         log.exception("guest run failed")
