@@ -166,14 +166,19 @@ def fetch(kernel: Kernel) -> tuple[str, Path]:
 
 
 MATRIX_POLICY = CACHE / "matrix.policy"
+# Types whose workload calls the default policy's own approvers drop (chown
+# and mkdir: basenames of sensitive files; ptrace: attach/poke requests only;
+# splice: the Dirty Pipe rule's basenames; unshare: CLONE_NEWUSER only): a
+# send-all rule turns their approvers off, so the hooks' documents are checked.
+APPROVED_AWAY = frozenset({"chown", "mkdir", "ptrace", "splice", "unshare"})
 
 
 def write_matrix_policy() -> Path:
     """A policy object holds only the programs of its own types (and the
     lifecycle's), so the matrix runs the default policy plus one rule per
-    other kernel event type, none with an approver: those types are sent
-    whole, as before policy objects were trimmed; the default policy's
-    approvers stay as `rsagent run` loads them."""
+    other kernel event type (and APPROVED_AWAY), none with an approver: those
+    types are sent whole, as before policy objects were trimmed; the default
+    policy's other approvers stay as `rsagent run` loads them."""
     sys.path.insert(0, str(ROOT))
     from codegen.cbackend import KERNEL_EVENT_TYPES, kernel_filters
     from codegen.eventtypes import LIFECYCLE_TYPES
@@ -182,7 +187,7 @@ def write_matrix_policy() -> Path:
 
     covered = set(kernel_filters(load_policies([ROOT / "rules"]).ruleset)) | LIFECYCLE_TYPES
     rules = []
-    for t in sorted(set(KERNEL_EVENT_TYPES) - covered):
+    for t in sorted(set(KERNEL_EVENT_TYPES) - covered | APPROVED_AWAY):
         # retval is never approvable; dns (a classifier's event) has none, its id is not approvable either
         expression = f"{t}.retval != 1234567" if REGISTRY.get(f"{t}.retval") else f"{t}.id >= 0"
         if REGISTRY.get(expression.split()[0]) is None:
