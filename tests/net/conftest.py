@@ -6,18 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lab import Lab
+from lab import Lab, dns_lab
 from nettrace import NetTracer
 
 
 @pytest.fixture(scope="module")
 def lab(built_objects: None) -> Iterator[Lab]:
-    lab = Lab().up()
-    try:
-        lab.start_dns()
+    with dns_lab() as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,3 +192,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def dns_lab() -> Iterator[Lab]:
+    """A Lab up, with its DNS server started; down again on exit."""
+    lab = Lab().up()
+    try:
+        lab.start_dns()
+        yield lab
+    finally:
+        lab.down()

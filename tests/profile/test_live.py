@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from net.lab import Lab
+from net.lab import Lab, dns_lab
 
 from agent.profile.model import read_profile
 
@@ -75,12 +75,8 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 @pytest.fixture(scope="module")
 def lab(built_objects: None) -> Iterator[Lab]:
-    lab = Lab().up()
-    try:
-        lab.start_dns()
+    with dns_lab() as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture(scope="module")

@@ -140,3 +140,12 @@ class OpenLoop:
         seen = sorted(a["timestamp"] for a in alerts)
         return [(a, b) for a, b in self.stamps
                 if bisect.bisect_left(seen, a - 300_000) == bisect.bisect_right(seen, b + 300_000)]
+
+
+def handover_policy(watched: Path, other: Path, with_chmod: bool) -> str:
+    """An open rule on ``watched``; with ``with_chmod`` also a chmod rule on
+    ``other`` (another event type, another approver: another filter shape)."""
+    text = f'rules:\n  - id: watched_open\n    expression: open.file.path == "{watched}"\n'
+    if with_chmod:
+        text += f'  - id: other_chmod\n    expression: chmod.file.path == "{other}"\n'
+    return text

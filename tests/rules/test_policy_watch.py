@@ -13,19 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import OpenLoop, counters, start_agent, wait_log
+from agentproc import OpenLoop, counters, handover_policy, start_agent, wait_log
 
 from agent.policywatch import PolicyWatch
 from agent.trust import UntrustedPathError
 
 pytestmark = pytest.mark.root
-
-
-def _policy(watched: Path, other: Path, with_chmod: bool) -> str:
-    text = f'rules:\n  - id: watched_open\n    expression: open.file.path == "{watched}"\n'
-    if with_chmod:  # another event type, another approver: another shape
-        text += f'  - id: other_chmod\n    expression: chmod.file.path == "{other}"\n'
-    return text
 
 
 def _save(path: Path, text: str) -> None:
@@ -42,24 +35,24 @@ def test_saving_the_policy_reloads_it_without_losing_an_open(built_objects: None
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir(mode=0o755)
     policy = policy_dir / "watch.policy"
-    policy.write_text(_policy(watched, other, with_chmod=False))
+    policy.write_text(handover_policy(watched, other, with_chmod=False))
     log = tmp_path / "agent.log"
     agent = start_agent(policy, tmp_path, "--watch-policy", stderr=log)
 
     with OpenLoop(watched) as loop:
         time.sleep(0.3)
-        _save(policy, _policy(watched, other, with_chmod=True))     # another shape: a handover
+        _save(policy, handover_policy(watched, other, with_chmod=True))     # another shape: a handover
         wait_log(log, "handover to generation 2", 120)
         os.chmod(other, 0o640)
         assert agent.wait_for("other_chmod"), log.read_text()[-3000:]
         # a save with an error (a rule's own error only leaves the rule out): the running policy
         # stays, the error says where
-        policy.write_text(_policy(watched, other, with_chmod=True) + "  - id: [broken\n")
+        policy.write_text(handover_policy(watched, other, with_chmod=True) + "  - id: [broken\n")
         text = wait_log(log, "the policy has errors; still running the previous one", 30)
         assert re.search(rf"{re.escape(str(policy))}:\d+:\d+: error", text), text[-3000:]
         os.chmod(other, 0o600)
         time.sleep(0.3)
-        policy.write_text(_policy(watched, other, with_chmod=False))   # written in place: back to the first shape
+        policy.write_text(handover_policy(watched, other, with_chmod=False))   # written in place: back to the first shape
         wait_log(log, "handover to generation 3", 120)
         time.sleep(0.3)
     stderr = agent.stop()

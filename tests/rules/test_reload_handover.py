@@ -12,16 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import OpenLoop, counters, start_agent, wait_log
+from agentproc import OpenLoop, counters, handover_policy, start_agent, wait_log
 
 pytestmark = pytest.mark.root
-
-
-def _policy(watched: Path, other: Path, with_chmod: bool) -> str:
-    text = f'rules:\n  - id: watched_open\n    expression: open.file.path == "{watched}"\n'
-    if with_chmod:  # another event type, another approver: another shape
-        text += f'  - id: other_chmod\n    expression: chmod.file.path == "{other}"\n'
-    return text
 
 
 def test_open_loop_through_two_handovers_alerts_once_per_open(built_objects: None, tmp_path: Path) -> None:
@@ -29,20 +22,20 @@ def test_open_loop_through_two_handovers_alerts_once_per_open(built_objects: Non
     watched.write_text("x")
     other.write_text("y")
     policy = tmp_path / "handover.policy"
-    policy.write_text(_policy(watched, other, with_chmod=False))
+    policy.write_text(handover_policy(watched, other, with_chmod=False))
     log = tmp_path / "agent.log"
     agent = start_agent(policy, tmp_path, stderr=log)
 
     with OpenLoop(watched) as loop:
         time.sleep(0.5)
-        policy.write_text(_policy(watched, other, with_chmod=True))
+        policy.write_text(handover_policy(watched, other, with_chmod=True))
         marks = [time.time_ns()]
         agent.proc.send_signal(signal.SIGHUP)
         wait_log(log, "handover to generation 2", 120)
         marks.append(time.time_ns())
         os.chmod(other, 0o640)
         time.sleep(0.5)
-        policy.write_text(_policy(watched, other, with_chmod=False))
+        policy.write_text(handover_policy(watched, other, with_chmod=False))
         marks.append(time.time_ns())
         agent.proc.send_signal(signal.SIGHUP)
         wait_log(log, "handover to generation 3", 120)
