@@ -361,10 +361,26 @@ def _summary(filters: dict[str, TypeFilter]) -> str:
 FIELDS_FROM: dict[str, str] = {"connect.addr.hostname": "dns"}   # DNS responses name the peers
 
 
+# Programs that only fill a field of another type's events, loaded when a rule
+# can show or read it: the ingress classifier parses every DNS response, which
+# a policy with dns rules but no connect rule would pay for nothing (bench_net).
+PROGRAMS_FOR: dict[str, str] = {"rs_tc_dns_response": "connect.addr.hostname"}
+
+
 def _needed_by_fields(ruleset: Ruleset) -> set[str]:
     from codegen.ir import fields_of
 
     return {FIELDS_FROM[f.name] for rule in ruleset.rules for f in fields_of(rule.ir) if f.name in FIELDS_FROM}
+
+
+def _unneeded_programs(ruleset: Ruleset) -> frozenset[str]:
+    """PROGRAMS_FOR's programs whose field no rule reads and no alert carries
+    (a rule of the field's own event type shows it in its alert)."""
+    from codegen.ir import fields_of
+
+    read = {f.name for rule in ruleset.rules for f in fields_of(rule.ir)}
+    types = {rule.event_type for rule in ruleset.rules}
+    return frozenset(p for p, fld in PROGRAMS_FOR.items() if fld not in read and fld.split(".")[0] not in types)
 
 
 def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,
@@ -480,6 +496,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _runtime_config(
         args, compiled.probe_object, choice.hook_set, types,
         hook_only_types=set() if args.no_discarders else invalidation_hooks(compiled.filters),
+        left_out_programs=_unneeded_programs(ruleset),
         fallbacks=_fallbacks(choice.fallbacks,
                              lambda hs: _event_types(ruleset, compiled.filters, hs, hs.name, warn=False)))
     first = prepare_for(result, compiled.filters)
@@ -606,6 +623,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         def handover() -> None:
             new_config = dataclasses.replace(
                 runtime.config, probe_object=new_compiled.probe_object, event_types=new_types, fallbacks=fallbacks,
+                left_out_programs=_unneeded_programs(new.ruleset),
                 hook_only_types=set() if args.no_discarders else invalidation_hooks(new_compiled.filters))
             try:
                 runtime.handover(new_config, prepare_for(new, new_compiled.filters), switched())

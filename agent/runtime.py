@@ -133,6 +133,8 @@ class RuntimeConfig:
     count_compat: bool = False
     netns: tuple[str, ...] = ()                  # dns: namespaces whose interfaces get the classifier
                                                  # (agent/net/namespaces.py; default: the agent's own)
+    # programs of the types hooked that are not loaded (cli.PROGRAMS_FOR: no rule needs them)
+    left_out_programs: frozenset[str] = frozenset()
     # loaded in order when hook_set (then the one before) fails to load or attach
     fallbacks: tuple[Fallback, ...] = ()
 
@@ -348,7 +350,8 @@ class Runtime:
         return types
 
     def programs(self) -> list[str]:
-        progs = self.config.hook_set.programs_for(self.event_types())
+        progs = [p for p in self.config.hook_set.programs_for(self.event_types())
+                 if p not in self.config.left_out_programs]
         if self.config.count_compat and progs:
             progs.append(COMPAT_COUNTER)
         return progs

@@ -215,7 +215,10 @@ def render_exits() -> str:
         out.append(f"/* -- {t.name} {'-' * (72 - len(t.name))} */")
         out.append("")
         for s in t.syscalls:
-            types = [t.name] + ([s.alt_type[2]] if s.alt_type else [])
+            # the syscall's own types, and those that attach its program for
+            # what it records beside (dns: connect's exit notes DNS sockets' owners)
+            types = [t.name] + ([s.alt_type[2]] if s.alt_type else []) + sorted(
+                u.name for u in et.PRODUCED if u is not t and s.program in u.programs)
             out.append("#if " + " || ".join(f"defined(RS_WANT_{n.upper()})" for n in types))
             out += _wrapper(t, s)
             out += ["#endif", ""]

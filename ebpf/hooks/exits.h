@@ -1284,7 +1284,7 @@ int rs_exit_io_uring_setup(struct trace_event_raw_sys_exit *ctx)
 
 /* -- connect ----------------------------------------------------------------- */
 
-#if defined(RS_WANT_CONNECT)
+#if defined(RS_WANT_CONNECT) || defined(RS_WANT_DNS)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int rs_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {

@@ -6,6 +6,7 @@ set of ports): connects no rule can match are dropped there and counted."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -183,6 +184,32 @@ def test_unmatched_connects_are_dropped_in_the_kernel(lab: Lab, tmp_path: Path) 
         err = a.stop()
     assert counters(err)["connect"]["dropped_approver"] >= 3
     assert not a.alerts("imds", timeout=0)
+
+
+def _attached(stderr: str) -> list[str]:
+    line = [x for x in stderr.splitlines() if "attached " in x and " programs (" in x][-1]
+    return line.rsplit(": ", 1)[1].split(", ")
+
+
+def test_dns_rules_alone_do_not_parse_responses(lab: Lab, tmp_path: Path) -> None:
+    """A policy with dns rules and no connect rule leaves the responses'
+    classifier out (nothing would show the names it learns): the query's
+    alert fires, no response is parsed; the module's agent, with connect
+    rules, has it (test_hostname_rule_fires_on_a_connect_to_a_resolved_address)."""
+    policy = tmp_path / "dns.policy"
+    policy.write_text(f'version: 1.0.0\nrules:\n  - id: dns_evil\n    expression: dns.question.name == "{EVIL}"\n')
+    a = Agent(policy, tmp_path, "--netns", lab.client_ns)
+    try:
+        proc = subprocess.Popen(lab.exec_in(lab.client_ns, "getent", "hosts", EVIL), stdout=subprocess.PIPE,
+                                text=True)
+        proc.communicate(timeout=30)
+        assert a.alerts("dns_evil", pred=lambda x: x["event"]["process"]["pid"] == proc.pid)
+    finally:
+        err = a.stop()
+    progs = _attached(err)
+    assert "rs_tc_dns" in progs and "rs_tc_dns_response" not in progs, progs
+    parser = [x for x in err.splitlines() if "DNS parser:" in x][-1]
+    assert re.search(r"queries: [^;]*\bparsed=[1-9]", parser) and not re.search(r"responses: seen=[1-9]", parser), parser
 
 
 def test_the_issues_exec_and_connect_rule_is_refused_with_the_reason(tmp_path: Path) -> None:

@@ -198,3 +198,14 @@ def test_hostname_rules_hook_the_dns_classifier(tmp_path: Path) -> None:
     assert _needed_by_fields(_rules(tmp_path, 'connect.addr.hostname == "evil.example"',
                                     "connect.addr.port == 4444")) == {"dns"}
     assert _needed_by_fields(_rules(tmp_path, "connect.addr.port == 4444")) == set()
+
+
+def test_the_responses_classifier_only_for_policies_that_show_hostnames(tmp_path: Path) -> None:
+    """rs_tc_dns_response is loaded when a rule reads connect.addr.hostname
+    or is a connect rule (its alerts carry the name), left out otherwise."""
+    from agent.cli import _unneeded_programs
+
+    assert _unneeded_programs(_rules(tmp_path, 'dns.question.name == "evil.example"')) == {"rs_tc_dns_response"}
+    assert _unneeded_programs(_rules(tmp_path, 'dns.question.name == "evil.example"',
+                                     "connect.addr.port == 4444")) == set()
+    assert _unneeded_programs(_rules(tmp_path, 'connect.addr.hostname == "evil.example"')) == set()
