@@ -71,6 +71,8 @@ _BASENAME, _NAME = BASENAME, NAME
 FILE_TEMPLATE: tuple[_T, ...] = (
     _T("path", STR, glob=True, doc="absolute, canonical path of the file"),
     _T("name", STR, resolver="name", doc="basename of the file (from `path` when absent)"),
+    _T("extension", STR, resolver="extension", key="name",
+       doc="extension of `name`, dot included (`.yaml`; empty without one; from `path` when absent)"),
     _T("path.length", INT, resolver="length", key="path", doc="length of `path`"),
     _T("name.length", INT, resolver="name_length", key="name", doc="length of `name`"),
     _T("inode", INT, doc="inode number"),

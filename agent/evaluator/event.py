@@ -194,6 +194,14 @@ def _name(obj: Any, key: str) -> Any:
     return value
 
 
+def _extension(obj: Any, key: str) -> str:
+    """The reference agent's file extension: the basename from its last dot
+    (`.yaml`, as its policies compare it), empty without one; a leading dot
+    (`.bashrc`) counts, as Go's filepath.Ext has it."""
+    _, ext = posixpath.splitext("x" + _str(_name(obj, key)))
+    return ext
+
+
 def _length(obj: Any, key: str) -> Any:
     value = child(obj, key)
     return len(elements(value)) if isinstance(value, list) else len(value) if isinstance(value, str) else 0
@@ -252,6 +260,7 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "hashes": _hashes,
     "name": _name,
     "name_length": lambda obj, key: len(_str(_name(obj, key))),
+    "extension": _extension,
     "length": _length,
     "rights": _rights,
     "argv0": _derived(lambda argv: argv[0]),

@@ -148,3 +148,19 @@ def test_weights_order_cheap_first() -> None:
         "open.flags == 1", 'process.argv == "a"', "open.file.rights == 1", 'open.file.name =~ r"a"',
         'open.file.name in [~"a*", "b"]', 'process.ancestors.comm == "a"')}
     assert list(w.values()) == sorted(w.values()) and len(set(w.values())) == len(w)
+
+
+@pytest.mark.parametrize("name, extension", [
+    ("config.yaml", ".yaml"), ("a.tar.gz", ".gz"), ("Makefile", ""), (".bashrc", ".bashrc"), ("trail.", "."),
+])
+def test_file_extension_is_the_basename_from_its_last_dot(name: str, extension: str) -> None:
+    """`*.file.extension`, as the reference agent's default policy compares it
+    (`open.file.extension in [".yaml", ".yml"]`): from `name`, or `path` when absent."""
+    expr = compile_ok(f'open.file.extension == "{extension}"')
+    assert expr.matches({"type": "open", "open": {"file": {"path": f"/etc/k8s/{name}"}}})
+    assert expr.matches({"type": "open", "open": {"file": {"name": name, "path": "/x/other.conf"}}})
+    assert not compile_ok('open.file.extension in [".yaml", ".yml"]').matches(
+        {"type": "open", "open": {"file": {"path": "/etc/yaml"}}})
+    assert compile_ok('exec.file.extension == ".sh" && process.parent.file.extension == ""').matches(
+        {"type": "exec", "exec": {"file": {"path": "/tmp/run.sh"}},
+         "process": {"ancestors": [{"file": {"path": "/usr/bin/bash"}}]}})
