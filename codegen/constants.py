@@ -152,6 +152,16 @@ CONSTANTS: Mapping[str, int] = MappingProxyType(
 )
 
 
+# Constants of string fields, named as their values: `exit.cause` is a string
+# here (the reference agent numbers the causes: EXITED 0, COREDUMPED 1, SIGNALED 2).
+STRING_CONSTANTS: Mapping[str, str] = MappingProxyType({c: c for c in ("EXITED", "SIGNALED", "COREDUMPED")})
+
+
+def lookup_string(name: str) -> str | None:
+    """The value of a string SECL constant (`COREDUMPED`), or None."""
+    return STRING_CONSTANTS.get(name)
+
+
 def lookup(name: str) -> int | None:
     """The value of a SECL constant, or None when ``name`` is not one."""
     return CONSTANTS.get(name)

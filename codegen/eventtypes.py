@@ -581,7 +581,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         programs=("rs_sched_exit",), process_fields=True, lifecycle=True,
         fields=(
             F("code", INT, doc="exit code, or the number of the signal that killed it"),
-            F("cause", STR, doc="EXITED, SIGNALED or COREDUMP"),
+            F("cause", STR, doc="how it ended: `EXITED`, `SIGNALED` or `COREDUMPED` (constants of those names)"),
         )),
     # -- engineer A of issue 9: process activity (hooks/activity.h, agent/events/activity_events.py) --
     EventType(

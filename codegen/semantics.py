@@ -25,6 +25,7 @@ from . import ast, ir, limits, ops
 from .eventtypes import produced
 from .limits import Budget
 from .constants import lookup as lookup_constant
+from .constants import lookup_string
 from .errors import Diagnostics, Source, Span
 from .fields import ITER, REGISTRY, Field, FieldType, Registry
 from .ir import Kind, Type
@@ -257,6 +258,9 @@ class Analyzer:
         value = lookup_constant(name)
         if value is not None:
             return ir.Const(value, ir.INT, node.span)
+        text = lookup_string(name)
+        if text is not None:
+            return ir.Const(text, ir.STR, node.span)
         self.error(node.span.start, f"unknown identifier '{name}' (not a field, macro or constant)")
         return None
 

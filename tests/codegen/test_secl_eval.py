@@ -164,3 +164,12 @@ def test_file_extension_is_the_basename_from_its_last_dot(name: str, extension: 
     assert compile_ok('exec.file.extension == ".sh" && process.parent.file.extension == ""').matches(
         {"type": "exec", "exec": {"file": {"path": "/tmp/run.sh"}},
          "process": {"ancestors": [{"file": {"path": "/usr/bin/bash"}}]}})
+
+
+@pytest.mark.parametrize("cause", ["EXITED", "SIGNALED", "COREDUMPED"])
+def test_exit_cause_constants(cause: str) -> None:
+    """`exit.cause == COREDUMPED`, as the reference agent's default policy writes it."""
+    expr = compile_ok(f"exit.cause == {cause}")
+    assert expr.matches({"type": "exit", "exit": {"cause": cause, "code": 11}})
+    others = {"EXITED", "SIGNALED", "COREDUMPED"} - {cause}
+    assert not any(expr.matches({"type": "exit", "exit": {"cause": c, "code": 11}}) for c in others)
