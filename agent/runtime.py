@@ -486,13 +486,16 @@ class Runtime:
                 rb = RingBuffer(obj.map("lifecycle_events"), self.on_sample)
                 rb.add(obj.map("events"), self.on_sample)
                 stack.enter_context(rb)
+                # the lifecycle ring alone, read again after the file events
+                # (libbpf 1.1 has no ring_buffer__consume_ring)
+                lifecycle = stack.enter_context(RingBuffer(obj.map("lifecycle_events"), self.on_sample))
                 self.on_attached()
                 n = self.processes.snapshot()
                 log.info("process table snapshot: %d processes", n)
                 if cfg.ready_file is not None:
                     write_replace(cfg.ready_file, f"{os.getpid()}\n")
                 self.ready.set()
-                self._loop(rb)
+                self._loop(rb, lifecycle)
                 # Stop producing, and drain meanwhile: detaching waits for the
                 # kernel (RCU grace periods), draining for the consumer.
                 t0 = time.monotonic()
@@ -627,17 +630,19 @@ class Runtime:
         log.warning("stop: the drain deadline (%.1f s) left %d record(s) unprocessed",
                     self.config.drain_timeout, self.unread_at_stop)
 
-    def _loop(self, rb: RingBuffer) -> None:
+    def _loop(self, rb: RingBuffer, lifecycle: RingBuffer) -> None:
         cfg = self.config
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:
-            # lifecycle ring first, then the file events: every exec/fork/exit
-            # written before a file event is in the batch before it. Consumed
-            # after a timeout too: records come without a wake-up until a
-            # batch is waiting (common.h, rs_wakeup_flags)
+            # lifecycle ring, file events, then the lifecycle ring again: an
+            # exec/fork/exit written before a file event read here is in this
+            # batch (sorted by time), even when it came after the first read.
+            # Consumed after a timeout too: records come without a wake-up
+            # until a batch is waiting (common.h, rs_wakeup_flags)
             rb.wait(cfg.poll_timeout_ms)
             rb.consume()
+            lifecycle.consume()
             self.process_batch()
             self.flush()
             if time.monotonic() >= next_loss_check:
