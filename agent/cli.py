@@ -374,13 +374,10 @@ def _needed_by_fields(ruleset: Ruleset) -> set[str]:
 
 
 def _unneeded_programs(ruleset: Ruleset) -> frozenset[str]:
-    """PROGRAMS_FOR's programs whose field no rule reads and no alert carries
-    (a rule of the field's own event type shows it in its alert)."""
-    from codegen.ir import fields_of
-
-    read = {f.name for rule in ruleset.rules for f in fields_of(rule.ir)}
+    """PROGRAMS_FOR's programs whose field no alert carries: the policy has
+    no rule of the field's event type (a rule reading it is one of those)."""
     types = {rule.event_type for rule in ruleset.rules}
-    return frozenset(p for p, fld in PROGRAMS_FOR.items() if fld not in read and fld.split(".")[0] not in types)
+    return frozenset(p for p, fld in PROGRAMS_FOR.items() if fld.split(".")[0] not in types)
 
 
 def _event_types(ruleset: Ruleset, filters: dict[str, TypeFilter], hook_set: HookSet,

@@ -152,9 +152,13 @@ CONSTANTS: Mapping[str, int] = MappingProxyType(
 )
 
 
-# Constants of string fields, named as their values: `exit.cause` is a string
-# here (the reference agent numbers the causes: EXITED 0, COREDUMPED 1, SIGNALED 2).
-STRING_CONSTANTS: Mapping[str, str] = MappingProxyType({c: c for c in ("EXITED", "SIGNALED", "COREDUMPED")})
+# exit.cause: how a process ended, as the decoder writes it (agent/events/
+# process_events.py) and rules name it; a string here (the reference agent
+# numbers the causes: EXITED 0, COREDUMPED 1, SIGNALED 2).
+EXITED, SIGNALED, COREDUMPED = "EXITED", "SIGNALED", "COREDUMPED"
+
+# Constants of string fields, named as their values.
+STRING_CONSTANTS: Mapping[str, str] = MappingProxyType({c: c for c in (EXITED, SIGNALED, COREDUMPED)})
 
 
 def lookup_string(name: str) -> str | None:

@@ -8,6 +8,8 @@ import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from codegen.constants import COREDUMPED, EXITED, SIGNALED
+
 from ..mounts import MountTable
 from ..paths import join_lexically
 from ..process.cache import ExecInfo, FileDoc
@@ -141,8 +143,8 @@ def exit_fields(status: int) -> Document:
     EXITED with the exit code, or SIGNALED/COREDUMPED with the signal number."""
     sig = status & 0x7F
     if sig == 0:
-        return {"cause": "EXITED", "code": (status >> 8) & 0xFF}
-    return {"cause": "COREDUMPED" if status & 0x80 else "SIGNALED", "code": sig}
+        return {"cause": EXITED, "code": (status >> 8) & 0xFF}
+    return {"cause": COREDUMPED if status & 0x80 else SIGNALED, "code": sig}
 
 
 def procfs_file_doc(users: UserNames, mounts: MountTable) -> FileDoc:
