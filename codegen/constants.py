@@ -112,6 +112,11 @@ L3_PROTOCOLS = {
 
 NETWORK_DIRECTIONS = {"INGRESS": 1, "EGRESS": 2}
 
+# process.auid when no login uid is set: (uid_t)-1, the kernel's AUDIT_UID_UNSET
+# (written as a cast in linux/audit.h, so not read from the headers); the reference agent's name.
+AUDIT_AUID_UNSET = 0xFFFF_FFFF
+AUDIT_IDS = {"AUDIT_AUID_UNSET": AUDIT_AUID_UNSET}
+
 DNS_QTYPES = {
     "None": 0, "A": 1, "NS": 2, "MD": 3, "MF": 4, "CNAME": 5, "SOA": 6, "MB": 7, "MG": 8, "MR": 9,
     "NULL": 10, "PTR": 12, "HINFO": 13, "MINFO": 14, "MX": 15, "TXT": 16, "RP": 17, "AFSDB": 18,
@@ -143,6 +148,7 @@ FAMILIES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "L4 protocols (IP_PROTO_*)": L4_PROTOCOLS,
     "L3 protocols (ETH_P_*)": L3_PROTOCOLS,
     "network directions": NETWORK_DIRECTIONS,
+    "audit ids": AUDIT_IDS,
     "DNS qtypes": DNS_QTYPES,
     "DNS qclasses (CLASS_*)": DNS_QCLASSES,
 })

@@ -706,7 +706,9 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "chdir", 25, _FIM, "a process changed its working directory (chdir, fchdir); `chdir.file` is the new one, "
         "from the kernel", record="rs_activity_event", call=ACTIVITY_CALL,
         syscalls=(_S("chdir", ("str",)), _S("fchdir", ("fd",))),
-        files=("file",), file_approvers=True, fields=(RETVAL,),
+        files=("file",), file_approvers=True,
+        fields=(RETVAL, F("syscall.path", STR, doc="the path argument of chdir as the caller gave it "
+                          "(relative, unresolved); empty for fchdir")),
         kernel_approvers=_FILE_APPROVERS),
     EventType(
         "unshare", 26, _PROC, "a process moved into new namespaces or unshared its context (unshare)",

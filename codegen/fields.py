@@ -129,6 +129,12 @@ PROCESS_TEMPLATE: tuple[_T, ...] = (
     _T("is_thread", BOOL, doc="the process is a thread (forked, not exec'd)"),
     _T("is_kworker", BOOL, doc="the process is a kernel worker"),
     _T("container.id", STR, doc="container ID, empty outside containers"),
+    _T("auid", INT, constants="AUDIT_AUID_UNSET",
+       doc="audit login UID (`loginuid`, set at login by pam_loginuid) when the image started; "
+           "`AUDIT_AUID_UNSET` (4294967295) when none is set"),
+    _T("cgroup.id", STR, doc="cgroup v2 ID (the cgroup's kernfs node ID, decimal) when the image started; "
+       "for the event's own process, its cgroup at the event"),
+    _T("cgroup.file.inode", INT, doc="inode of the cgroup's directory in cgroupfs (equal to its ID)"),
 )
 
 def _file_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None,
@@ -182,7 +188,10 @@ def _common_fields() -> list[Field]:
         Field("container.created_at", INT, None, ("container", "created_at"), time=True,
               fallback=("process", "container", "created_at"), doc="container creation time, ns"),
         Field("cgroup.id", STR, None, ("cgroup", "id"),
-              fallback=("process", "cgroup", "id"), doc="cgroup ID of the process"),
+              fallback=("process", "cgroup", "id"), doc="cgroup v2 ID of the process (decimal kernfs node ID)"),
+        Field("cgroup.file.inode", INT, None, ("cgroup", "file", "inode"),
+              fallback=("process", "cgroup", "file", "inode"),
+              doc="inode of the process's cgroup directory in cgroupfs (equal to its ID)"),
         Field("event.timestamp", INT, None, ("timestamp",), time=True,
               doc="event time, ns since the epoch (top-level `timestamp`)"),
         Field("event.origin", STR, None, ("origin",), resolver="origin",

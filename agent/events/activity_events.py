@@ -180,6 +180,7 @@ class ActivityResolver:
 
     def _chdir(self, e: ActivityRecord, body: Document) -> None:
         body["file"] = self._file(e, follow=True)
+        body["syscall"] = {"path": e.str.decode("utf-8", "backslashreplace")}
 
     def _unshare(self, e: ActivityRecord, body: Document) -> None:
         body["flags"] = _arg(e, "flags", c_int=False)  # unsigned long: CLONE_* above bit 31 too

@@ -373,7 +373,7 @@ _TASK_FIELDS = ("ppid", "uid", "gid", "euid", "egid", "fsuid", "fsgid", "cap_eff
                 "cgroup_id", "start_time", "comm")
 _FILE_INTS = ("inode", "ctime_ns", "mtime_ns", "mount_id", "dev", "mode", "uid", "gid", "nlink", "flags")
 _FILE_FIELDS = (*_FILE_INTS, "path.off", "path.len", "fstype")
-_META_FIELDS = ("tty_name", "container_id", "task_flags")
+_META_FIELDS = ("tty_name", "container_id", "task_flags", "loginuid", "cgroup_id")
 
 Unpacked = tuple[Any, ...]
 _new = tuple.__new__     # a named tuple from a tuple, without _make's length check
@@ -494,10 +494,10 @@ class Decoder:
         kthread = self._task_kthread
 
         def meta(vals: Unpacked) -> TaskMeta:
-            tty, container, flags = get(vals)
+            tty, container, flags, loginuid, cgroup_id = get(vals)
             return TaskMeta(tty_name=tty.split(b"\0", 1)[0].decode("utf-8", "replace"),
                             container_id=container.split(b"\0", 1)[0].decode("ascii", "replace"),
-                            is_kworker=bool(flags & kthread))
+                            is_kworker=bool(flags & kthread), auid=loginuid, cgroup_id=cgroup_id)
         return meta
 
     def _strings(self, codec: StructCodec, *names: str) -> Callable[[Unpacked, bytes], list[bytes]]:

@@ -63,6 +63,8 @@ def image_doc(proc: Process, users: UserNames, *, keep: bool = True) -> dict[str
         "is_thread": proc.is_thread,
         "is_kworker": proc.is_kworker,
         "container": {"id": proc.container_id},
+        "auid": proc.auid,
+        "cgroup": cgroup_doc(proc.cgroup_id),
         **creds_fields(proc.creds, users),
     }
     if proc.envp is not None:
@@ -143,8 +145,13 @@ def process_doc(
                **creds_fields(task.creds, users)}
     doc["tid"] = tid
     doc["comm"] = task.comm
-    doc["cgroup"] = {"id": str(task.cgroup_id)}
+    doc["cgroup"] = cgroup_doc(task.cgroup_id)
     return doc
+
+
+def cgroup_doc(cgroup_id: int) -> dict[str, Any]:
+    """``cgroup`` of a process: its v2 id, which is its directory's inode in cgroupfs."""
+    return {"id": str(cgroup_id), "file": {"inode": cgroup_id}}
 
 
 def body_doc(process: dict[str, Any]) -> dict[str, Any]:

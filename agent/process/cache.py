@@ -179,6 +179,8 @@ class ProcessCache:
             tty_name=tty_name(entry.tty_nr),
             container_id=entry.container_id,
             is_kworker=entry.kthread,
+            auid=entry.auid,
+            cgroup_id=entry.cgroup_id,
             is_thread=is_thread,
             depth=parent.depth + 1 if parent else 0,
         )
@@ -272,6 +274,8 @@ class ProcessCache:
             tty_name=meta.tty_name,
             container_id=meta.container_id,
             is_kworker=meta.is_kworker,
+            auid=meta.auid,
+            cgroup_id=meta.cgroup_id,
             is_thread=True,
             depth=parent.depth + 1 if parent else 0,
         )
@@ -312,6 +316,8 @@ class ProcessCache:
             tty_name=info.meta.tty_name,
             container_id=info.meta.container_id,
             is_kworker=info.meta.is_kworker,
+            auid=info.meta.auid,
+            cgroup_id=info.meta.cgroup_id,
             is_thread=False,
             depth=depth,
         )

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from codegen.constants import AUDIT_AUID_UNSET as AUID_UNSET
+
 # pids whose missing parent does not make a lineage incomplete: init and kthreadd
 ROOT_PIDS = frozenset({0, 1, 2})
 
@@ -39,6 +41,8 @@ class TaskMeta:
     tty_name: str = ""
     container_id: str = ""
     is_kworker: bool = False
+    auid: int = AUID_UNSET
+    cgroup_id: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -77,6 +81,8 @@ class Process:
     tty_name: str = ""
     container_id: str = ""
     is_kworker: bool = False
+    auid: int = AUID_UNSET               # audit login uid (loginuid) when the image started
+    cgroup_id: int = 0                   # cgroup v2 id when the image started (events: the task's now)
     is_thread: bool = False              # forked and not exec'd since (reference semantics)
     depth: int = 0                       # ancestors known when created
     lineage_cut: bool = False            # the chain above was cut to bound memory

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..events.layout import layout
+from .cgroups import cgroup_id_of_cgroup_file
 from .containers import container_id_of_cgroup_file
+from .model import AUID_UNSET
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class ProcEntry:
     tty_nr: int = 0
     kthread: bool = False
     container_id: str = ""
+    cgroup_id: int = 0        # cgroup v2 id (agent/process/cgroups.py)
+    auid: int = AUID_UNSET    # /proc/PID/loginuid
     start_stack: int = 0      # /proc/PID/stat startstack: inherited by fork, new (ASLR) at exec
 
 
@@ -99,6 +103,13 @@ def _read_status(base: Path) -> dict[str, str]:
         if sep and key in ("Uid", "Gid", "CapEff", "CapPrm"):
             out[key] = value.strip()
     return out
+
+
+def _loginuid(base: Path) -> int:
+    try:
+        return int((base / "loginuid").read_text())
+    except (OSError, ValueError):
+        return AUID_UNSET  # no audit support: the kernel has no login uid for anyone
 
 
 def _ids(value: str | None) -> tuple[int, int, int, int]:
@@ -182,6 +193,8 @@ def read_process(pid: int, root: Path = Path("/proc")) -> ProcEntry | None:
         kthread=bool(stat.flags & _PF_KTHREAD),
         start_stack=stat.start_stack,
         container_id=container_id_of_cgroup_file(cgroups),
+        cgroup_id=cgroup_id_of_cgroup_file(cgroups),
+        auid=_loginuid(base),
     )
 
 

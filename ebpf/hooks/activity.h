@@ -585,7 +585,10 @@ static __always_inline int rs_activity_exit(struct trace_event_raw_sys_exit *ctx
 	} else if (type == RS_EVENT_SPLICE || type == RS_EVENT_CHDIR) {
 		if (dentry)
 			rs_fill_file(rec, &off, &e->file, dentry, mnt);
-		if (type == RS_EVENT_CHDIR && !dentry && c->str) {
+		if (type == RS_EVENT_CHDIR && dentry && c->str) {
+			/* the caller's string as given (chdir.syscall.path) */
+			rs_append_str(rec, &off, &e->str, c->str, true);
+		} else if (type == RS_EVENT_CHDIR && c->str) {
 			/* a chdir that failed: the caller's string and where its lookup starts */
 			rs_fim_base(rec, &off, task, &e->base, &e->str, RS_AT_FDCWD, c->str);
 			if (rs_task_chrooted(task)) {

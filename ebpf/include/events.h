@@ -364,7 +364,8 @@ struct rs_task_meta {
 	char tty_name[64];            /* RS_TTY_LEN: signal->tty->name ("pts0"), empty without a tty */
 	char container_id[72];        /* RS_CONTAINER_ID_LEN: from the cgroup names, empty outside containers */
 	__u32 task_flags;             /* enum rs_task_flags */
-	__u32 _pad0;
+	__u32 loginuid;               /* audit login uid (task->loginuid); (__u32)-1: unset, or no audit */
+	__u64 cgroup_id;              /* cgroup v2 id (kernfs node id: the cgroup directory's inode) */
 };
 
 enum rs_task_flags {

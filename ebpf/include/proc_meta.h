@@ -177,7 +177,9 @@ static __always_inline void rs_fill_meta(struct rs_task_meta *m, struct task_str
 	if (tty)
 		bpf_core_read_str(m->tty_name, sizeof(m->tty_name), &tty->name);
 	m->task_flags = (BPF_CORE_READ(task, flags) & RS_PF_KTHREAD) ? RS_TASK_KTHREAD : 0;
-	m->_pad0 = 0;
+	/* without CONFIG_AUDIT the kernel reports every login uid unset (INVALID_UID) */
+	m->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val) : (__u32)-1;
+	m->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	rs_container_id(task, m->container_id);
 }
 

@@ -27,7 +27,7 @@ RULES = {
     # its approver keeps PR_GET_KEEPCAPS only: the PR_SET_NAME must still reach the process cache
     "act_prctl": ("prctl", "prctl.option == PR_GET_KEEPCAPS && prctl.retval == 0"),
     "act_renamed": ("chdir", 'chdir.file.name == "rs-rule-dir2" && process.parent.comm == "rs-rule-name"'),
-    "act_chdir": ("chdir", 'chdir.file.name == "rs-rule-dir"'),
+    "act_chdir": ("chdir", 'chdir.file.name == "rs-rule-dir" && chdir.syscall.path == "rs-rule-dir"'),
     "act_unshare": ("unshare", "unshare.flags & CLONE_NEWUTS > 0"),
     "act_setns": ("setns", "setns.namespace.type & CLONE_NEWUTS > 0 && setns.namespace.is_host"),
 }

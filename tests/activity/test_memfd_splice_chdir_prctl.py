@@ -78,6 +78,8 @@ def test_chdir_and_fchdir_name_the_new_cwd_from_the_kernel(tracer, tmp_path) -> 
             dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
             os.fchdir(dfd)
             os.close(dfd)
+            os.chdir("real")  # relative: chdir.syscall.path keeps it as given
+            os.chdir("..")
             assert sc("chdir", b"missing/dir") == -ERRNO["ENOENT"]
             ffd = os.open(plain, os.O_RDONLY)
             assert sc("fchdir", ffd) == -ERRNO["ENOTDIR"]
@@ -86,10 +88,11 @@ def test_chdir_and_fchdir_name_the_new_cwd_from_the_kernel(tracer, tmp_path) -> 
         os.chdir(old)
     docs = [d["chdir"] for d in docs_of(col, "chdir", me)]
     assert [(d["file"]["path"], d["retval"]) for d in docs] == [
-        (str(real), 0), (str(tmp_path), 0), (str(tmp_path / "missing/dir"), -ERRNO["ENOENT"]),
-        (str(plain), -ERRNO["ENOTDIR"])]
+        (str(real), 0), (str(tmp_path), 0), (str(real), 0), (str(tmp_path), 0),
+        (str(tmp_path / "missing/dir"), -ERRNO["ENOENT"]), (str(plain), -ERRNO["ENOTDIR"])]
+    assert [d["syscall"]["path"] for d in docs] == [str(tmp_path / "lnk"), "", "real", "..", "missing/dir", ""]
     assert docs[0]["file"]["inode"] == real.stat().st_ino and docs[0]["file"]["path_source"] == "kernel"
-    assert docs[2]["file"]["path_source"] == "user"
+    assert docs[4]["file"]["path_source"] == "user"
 
 
 def test_prctl_set_name_and_refused_calls(tracer) -> None:

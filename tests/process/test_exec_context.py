@@ -107,3 +107,39 @@ def test_fileless_exec_from_a_memfd_and_exec_of_a_deleted_binary(tracer, tmp_pat
     assert deleted["path"] == str(doomed) and deleted["is_deleted"] is True and deleted["is_memfd"] is False
     ok = _exec_with_argv(col, ["payload", "from-memfd"])["process"]["ancestors"][0]["file"]
     assert ok["is_memfd"] is False and ok["is_deleted"] is False
+
+
+def test_login_uid_and_cgroup_of_the_new_image(tracer) -> None:
+    """exec.auid from the task's loginuid, *.cgroup.id / cgroup.file.inode from its
+    cgroup v2 directory; the parent (this test process, read from /proc at start)
+    shows its own."""
+    from agent.process.cgroups import cgroup2_mount
+
+    root = cgroup2_mount()
+    assert root is not None, "no cgroup2 mount on this host"
+    mine = Path(f"/proc/{os.getpid()}/cgroup").read_text().split("0::", 1)[1].split("\n", 1)[0]
+    my_ino = os.stat(root + mine).st_ino
+    my_auid = int(Path("/proc/self/loginuid").read_text())
+    group = Path(root) / f"rs-test-auid-{os.getpid()}"
+    group.mkdir()
+
+    def enter() -> None:  # in the child, before exec
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+        Path("/proc/self/loginuid").write_text("4242")
+
+    try:
+        with tracer.collect() as col:
+            subprocess.run([TRUE, "in-group"], preexec_fn=enter, check=True)
+            subprocess.run([TRUE, "as-is"], check=True)
+        ino = group.stat().st_ino
+    finally:
+        group.rmdir()
+    moved = _exec_with_argv(col, [TRUE, "in-group"])
+    for doc in (moved["process"], moved["exec"]):
+        assert doc["auid"] == 4242
+        assert doc["cgroup"] == {"id": str(ino), "file": {"inode": ino}}
+    parent = moved["process"]["ancestors"][0]
+    assert parent["pid"] == os.getpid()
+    assert parent["auid"] == my_auid and parent["cgroup"]["id"] == str(my_ino) != str(ino)
+    as_is = _exec_with_argv(col, [TRUE, "as-is"])["exec"]
+    assert as_is["auid"] == my_auid and as_is["cgroup"]["file"]["inode"] == my_ino

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from agentproc import start_agent
+
+from agent.process.cgroups import cgroup_id_of_cgroup_file
 from sinkutil import free_port
 
 pytestmark = pytest.mark.root
@@ -59,6 +61,12 @@ rules:
   - id: exec_flags
     expression: exec.file.name == "chmod" && exec.args_flags == "R" && exec.args_options == "reference={target}"
     every: 0
+  - id: exec_context
+    expression: >-
+      exec.file.name == "chmod" && exec.args_flags == "R" && exec.cgroup.id == process.parent.cgroup.id
+      && exec.cgroup.id == "{cgroup_id}" && cgroup.file.inode == {cgroup_id}
+      && exec.auid == process.parent.auid && (exec.auid == AUDIT_AUID_UNSET || exec.auid >= 0)
+    every: 0
   - id: chmod_in_named_shell
     expression: exec.file.name == "chmod" && in_sh_c && process.argv.length == 4
     every: 0
@@ -81,7 +89,10 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
     chmod = os.path.realpath(shutil.which("chmod") or "/usr/bin/chmod")
     with open(chmod, "rb") as f:
         chmod_sha256 = hashlib.sha256(f.read()).hexdigest()
-    policy.write_text(POLICY.format(target=target, chmod_sha256=chmod_sha256, chmod_dir=os.path.dirname(chmod)))
+    cgroup_id = cgroup_id_of_cgroup_file(Path("/proc/self/cgroup").read_text())  # the shell's and chmod's
+    assert cgroup_id > 0
+    policy.write_text(POLICY.format(target=target, chmod_sha256=chmod_sha256, chmod_dir=os.path.dirname(chmod),
+                                    cgroup_id=cgroup_id))
     port = free_port()
     log = tmp_path / "agent.log"
     run = start_agent(policy, tmp_path, "--metrics", str(port), stderr=log)
@@ -91,6 +102,7 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
                                     f'chmod -R --reference="{target}" "{target}"'], check=True)
         fired = run.wait_for("chmod_after_write")
         flagged = run.wait_for("exec_flags")
+        context = run.wait_for("exec_context")
         iterated = run.wait_for("chmod_in_named_shell")  # its alert waits for the hash worker
         by_hash = run.wait_for("chmod_by_hash")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -99,6 +111,7 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
         stderr = run.stop()
     assert fired and fired[0]["event"]["chmod"]["file"]["path"] == str(target), stderr
     assert flagged and flagged[0]["event"]["exec"]["argv"][:2] == ["chmod", "-R"], stderr
+    assert context and context[0]["event"]["exec"]["cgroup"]["id"] == str(cgroup_id), stderr
     # named iterator: sh -c is one ancestor; `hash` reported in the alert, in the action and on the file
     digest = f"sha256:{chmod_sha256}"
     assert iterated and iterated[0]["event"]["exec"]["file"]["path"] == chmod, stderr
