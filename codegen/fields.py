@@ -46,6 +46,7 @@ class Field:
     doc: str = ""
     item_array: bool = False  # an iterator field whose value for one element is a list (`ancestors.argv`)
     of: Field | None = None  # a helper field (`process.argv.length`): computed from this one's value
+    unavailable: str = ""  # why this agent has no value for it (always empty; a rule reading it is warned)
 
     @property
     def iterator(self) -> bool:
@@ -96,6 +97,14 @@ FILE_TEMPLATE: tuple[_T, ...] = (
            "`hash` action asks, bounded (docs/secl.md \"File hashes\")"),
 )
 
+# Fields of the reference agent's model whose source this agent does not have:
+# they exist so its policies load, are always empty, and a rule reading one is
+# warned at load (docs/secl.md "Fields without a source").
+NO_K8S_SESSIONS = ("the reference agent learns Kubernetes exec sessions from its own admission controller "
+                   "and cws-instrumentation; this agent has no such source")
+NO_CONTAINER_TAGS = ("the reference agent takes container tags from its tagger (orchestrator and image "
+                     "metadata); this agent has no tagger")
+
 PROCESS_TEMPLATE: tuple[_T, ...] = (
     _T("pid", INT, doc="process ID (thread group ID)"),
     _T("ppid", INT, doc="parent process ID"),
@@ -135,6 +144,10 @@ PROCESS_TEMPLATE: tuple[_T, ...] = (
     _T("cgroup.id", STR, doc="cgroup v2 ID (the cgroup's kernfs node ID, decimal) when the image started; "
        "for the event's own process, its cgroup at the event"),
     _T("cgroup.file.inode", INT, doc="inode of the cgroup's directory in cgroupfs (equal to its ID)"),
+    _T("user_session.k8s_username", STR, unavailable=NO_K8S_SESSIONS, doc="Kubernetes user of a `kubectl exec` session"),
+    _T("user_session.k8s_uid", STR, unavailable=NO_K8S_SESSIONS, doc="Kubernetes UID of a `kubectl exec` session"),
+    _T("user_session.k8s_groups", STR, array=True, unavailable=NO_K8S_SESSIONS,
+       doc="Kubernetes groups of a `kubectl exec` session"),
 )
 
 def _file_fields(prefix: str, path: tuple[PathKey, ...], event_type: str | None,
@@ -159,7 +172,7 @@ def _expand(t: _T, prefix: str, path: tuple[PathKey, ...], event_type: str | Non
         name=f"{prefix}.{t.suffix}", type=t.type, event_type=event_type,
         path=path + tuple(parts), array=array or t.array, glob=t.glob, time=t.time,
         resolver=t.resolver, approver=approver or t.approver, constants=t.constants, doc=t.doc,
-        item_array=t.array and ITER in path,
+        item_array=t.array and ITER in path, unavailable=t.unavailable,
     )
 
 
@@ -187,6 +200,12 @@ def _common_fields() -> list[Field]:
               fallback=("process", "container", "id"), doc="container ID, empty outside containers"),
         Field("container.created_at", INT, None, ("container", "created_at"), time=True,
               fallback=("process", "container", "created_at"), doc="container creation time, ns"),
+        Field("container.tags", STR, None, ("container", "tags"), array=True, unavailable=NO_CONTAINER_TAGS,
+              doc="tags of the container (`key:value`)"),
+        Field("event.service", STR, None, ("service",), resolver="service",
+              doc="the service of the event's process: `DD_SERVICE` of its environment or of its ancestors' "
+                  "(within its container; needs `--capture-env`), the longest when they extend one another, "
+                  "else the closest; empty without one"),
         Field("cgroup.id", STR, None, ("cgroup", "id"),
               fallback=("process", "cgroup", "id"), doc="cgroup v2 ID of the process (decimal kernfs node ID)"),
         Field("cgroup.file.inode", INT, None, ("cgroup", "file", "inode"),

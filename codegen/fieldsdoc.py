@@ -28,6 +28,8 @@ def _flags(f: Field) -> str:
         out.append(f"approver: {f.approver.kind.value}, weight {f.approver.weight}")
     if f.constants:
         out.append(f"constants: `{f.constants}`")
+    if f.unavailable:
+        out.append("always empty: no source (docs/secl.md)")
     return "; ".join(out)
 
 

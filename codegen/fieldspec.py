@@ -42,6 +42,7 @@ class FieldSpec:
     approver: Approver | None = None
     constants: str | None = None
     doc: str = ""
+    unavailable: str = ""  # why this agent has no value for it (always empty; a rule reading it is warned)
 
 
 INT, STR, BOOL, IP = FieldType.INT, FieldType.STRING, FieldType.BOOL, FieldType.IP

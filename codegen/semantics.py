@@ -296,6 +296,8 @@ class Analyzer:
             self.error(span.start + name.index("["), f"'{plain}' is not a field of each element of the iterator: "
                                                      f"'[{register}]' cannot name an element here")
             return None
+        if spec.unavailable:
+            self.diags.warning(self.source, span.start, f"'{plain}' is always empty on this agent: {spec.unavailable}")
         self._record_event_type(spec.event_type, span.start)
         return ir.FieldRef(spec, span, via_variable, register)
 

@@ -256,6 +256,47 @@ def _hashes(obj: Any, key: str) -> Any:
     return obj[key]
 
 
+SERVICE_ENV = "DD_SERVICE="
+
+
+def _env_service(proc: Any) -> str:
+    for entry in elements(child(proc, "envp")):
+        if isinstance(entry, str) and entry.startswith(SERVICE_ENV):
+            return entry[len(SERVICE_ENV):]
+    return ""
+
+
+def _container_of(proc: Any) -> Any:
+    return child(child(proc, "container"), "id")
+
+
+def _service(obj: Any, key: str) -> Any:
+    """``event.service``: DD_SERVICE of the event's process, then of its ancestors
+    (only those in its container when it is in one), as the reference agent
+    guesses it: the longest when each value extends the next shorter one, else the
+    closest to the process."""
+    value = child(obj, key)
+    if isinstance(value, str):
+        return value
+    proc = child(obj, "process")
+    if proc is MISSING:
+        return MISSING
+    container = _container_of(proc)
+    values = [v for v in (_env_service(proc),) if v]
+    for ancestor in elements(child(proc, "ancestors")):
+        if container not in (MISSING, "") and _container_of(ancestor) in (MISSING, ""):
+            break
+        v = _env_service(ancestor)
+        if v:
+            values.append(v)
+    if not values:
+        return ""
+    longest = sorted(values, key=len, reverse=True)
+    if all(a.startswith(b) for a, b in zip(longest, longest[1:])):
+        return longest[0]
+    return values[0]
+
+
 RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "hashes": _hashes,
     "name": _name,
@@ -271,6 +312,7 @@ RESOLVERS: Mapping[str, Callable[[Any, str], Any]] = {
     "envs": _envs,
     "origin": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else ORIGIN,
     "source": lambda obj, key: child(obj, key) if child(obj, key) not in (MISSING, None) else "runtime",
+    "service": _service,
 }
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from codegen import pybackend
 from agent.evaluator.event import DocumentEvent, Lazy
+from codegen.policy import compile_expression
 from secl_helpers import NOW, OPEN_EVENT, compile_ok, evaluate
 
 
@@ -173,3 +174,36 @@ def test_exit_cause_constants(cause: str) -> None:
     assert expr.matches({"type": "exit", "exit": {"cause": cause, "code": 11}})
     others = {"EXITED", "SIGNALED", "COREDUMPED"} - {cause}
     assert not any(expr.matches({"type": "exit", "exit": {"cause": c, "code": 11}}) for c in others)
+
+
+def _with_services(own: str | None, *ancestors: tuple[str | None, str]) -> dict[str, Any]:
+    """An exec event whose process has DD_SERVICE=own and ancestors (service, container id)."""
+    def proc(service: str | None, container: str) -> dict[str, Any]:
+        envp = ["PATH=/usr/bin"] + ([f"DD_SERVICE={service}"] if service is not None else [])
+        return {"envp": envp, "container": {"id": container}}
+    me = proc(own, ancestors[0][1] if ancestors else "")
+    me["ancestors"] = [proc(s, c) for s, c in ancestors]
+    return {"type": "exec", "exec": {}, "process": me}
+
+
+@pytest.mark.parametrize("doc, service", [
+    (_with_services("billing"), "billing"),
+    (_with_services(None, ("billing", "")), "billing"),                         # inherited from the parent
+    (_with_services("billing", ("billing-api", "")), "billing-api"),            # a prefix chain: the longest
+    (_with_services("web", ("billing", "")), "web"),                            # disjoint: the closest
+    (_with_services(None, ("", "c1"), ("billing", "")), ""),                    # not across the container's edge
+    (_with_services(None, ("a", "c1"), ("", "c1")), "a"),                       # within the container
+    (_with_services(None), ""),
+])
+def test_event_service_is_dd_service_of_the_process_or_its_ancestors(doc: dict[str, Any], service: str) -> None:
+    assert evaluate(f'event.service == "{service}"', doc)
+    assert evaluate('event.service != "x-other"', doc)
+
+
+def test_fields_without_a_source_load_with_a_warning_and_read_empty() -> None:
+    for text in ('exec.user_session.k8s_username != ""', '"tags.datadoghq.com/service" in container.tags'):
+        compiled, diags = compile_expression(text)
+        assert compiled is not None and not diags.errors
+        assert [d.col for d in diags] == [text.index("exec.") + 1 if "exec." in text else text.index("container.") + 1]
+        assert "always empty on this agent" in next(iter(diags)).message
+        assert not compiled.matches({"type": "exec", "exec": {}, "process": {}})

@@ -67,6 +67,13 @@ rules:
       && exec.cgroup.id == "{cgroup_id}" && cgroup.file.inode == {cgroup_id}
       && exec.auid == process.parent.auid && (exec.auid == AUDIT_AUID_UNSET || exec.auid >= 0)
     every: 0
+  - id: service_exec
+    expression: >-
+      (exec.envs in ["DD_SERVICE"] || "tags.datadoghq.com/service" in container.tags)
+      && event.service == "compat-svc" && exec.file.name == "chmod"
+    every: 0
+  - id: k8s_session
+    expression: exec.user_session.k8s_username != ""
   - id: chmod_in_named_shell
     expression: exec.file.name == "chmod" && in_sh_c && process.argv.length == 4
     every: 0
@@ -95,14 +102,16 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
                                     cgroup_id=cgroup_id))
     port = free_port()
     log = tmp_path / "agent.log"
-    run = start_agent(policy, tmp_path, "--metrics", str(port), stderr=log)
+    run = start_agent(policy, tmp_path, "--metrics", str(port), "--capture-env", stderr=log)
     try:
         # a shell writes the file, then a chmod child (inherits the shell's variables) changes its mode
         subprocess.run(["sh", "-c", f'echo x > "{target}" && chmod 0700 "{target}" && '
-                                    f'chmod -R --reference="{target}" "{target}"'], check=True)
+                                    f'chmod -R --reference="{target}" "{target}"'], check=True,
+                       env={**os.environ, "DD_SERVICE": "compat-svc"})
         fired = run.wait_for("chmod_after_write")
         flagged = run.wait_for("exec_flags")
         context = run.wait_for("exec_context")
+        service = run.wait_for("service_exec")
         iterated = run.wait_for("chmod_in_named_shell")  # its alert waits for the hash worker
         by_hash = run.wait_for("chmod_by_hash")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -112,6 +121,10 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
     assert fired and fired[0]["event"]["chmod"]["file"]["path"] == str(target), stderr
     assert flagged and flagged[0]["event"]["exec"]["argv"][:2] == ["chmod", "-R"], stderr
     assert context and context[0]["event"]["exec"]["cgroup"]["id"] == str(cgroup_id), stderr
+    assert service and "DD_SERVICE=compat-svc" in service[0]["event"]["exec"]["envp"], stderr
+    # a field without a source: the rule loads, never fires, and its place is warned once
+    warned = [x for x in stderr.splitlines() if "'exec.user_session.k8s_username' is always empty" in x]
+    assert len(warned) == 1 and f"{policy}:" in warned[0], stderr
     # named iterator: sh -c is one ancestor; `hash` reported in the alert, in the action and on the file
     digest = f"sha256:{chmod_sha256}"
     assert iterated and iterated[0]["event"]["exec"]["file"]["path"] == chmod, stderr
@@ -122,6 +135,7 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
     assert re.search(r'^rsagent_file_hashes_total{result="computed"} [1-9]', metrics, re.M), metrics
     ids = {a["rule_id"] for a in run.alerts()}
     assert "mark_writer" not in ids and "chmod_after_write_old_agents" not in ids  # silent; excluded
+    assert "k8s_session" not in ids
     # every rule left out is reported once, with its place and reason
     for rule, reason in (("typo", "unknown_field"), ("not_produced", "unsupported_type")):
         lines = [x for x in stderr.splitlines() if f"rule '{rule}' not loaded ({reason})" in x]
