@@ -274,6 +274,7 @@ ACTIVITY_CALL = Call("rs_activity_call", "rs_activity_call_init", "rs_activity_e
     "flags": "c.flags = {a};",
     "option": "c.option = (int){a};",
     "arg2": "c.arg2 = {a};",
+    "clone_args": "c.flags = rs_clone3_flags((const struct clone_args *){a});",  # clone3: its flags
 }, indexed=("sig",))  # the signal target captures compare the signal with the call's
 # The new mount API (fsmount, move_mount, open_tree, mount_setattr): mount
 # events in the file-integrity record, from the objects the kernel holds at
@@ -711,11 +712,14 @@ EVENT_TYPES: tuple[EventType, ...] = (
                           "(relative, unresolved); empty for fchdir")),
         kernel_approvers=_FILE_APPROVERS),
     EventType(
-        "unshare", 26, _PROC, "a process moved into new namespaces or unshared its context (unshare)",
-        record="rs_activity_event", call=ACTIVITY_CALL, syscalls=(_S("unshare", ("flags",)),),
+        "unshare", 26, _PROC, "a process moved into new namespaces or unshared its context (unshare), or made a "
+        "child in new namespaces (clone, clone3 with `CLONE_NEW*` flags: the parent's call, `retval` the child's "
+        "pid)", record="rs_activity_event", call=ACTIVITY_CALL,
+        syscalls=(_S("unshare", ("flags",)), _S("clone", ("flags",)), _S("clone3", ("clone_args",))),
         fields=(
             F("flags", INT, approver=FLAGS, constants="CLONE_*",
-              doc="unshare flags: `CLONE_NEW*` for the namespaces made"),
+              doc="unshare or clone flags: `CLONE_NEW*` for the namespaces made (clone: the low byte is the "
+              "child's exit signal)"),
             RETVAL,
         ),
         kernel_approvers={"flags": "flags"}),

@@ -62,6 +62,18 @@ def constant(name: str) -> int:
     return int(consts[name]["value"])
 
 
+def clone_new_mask() -> int:
+    """Every namespace flag (CLONE_NEW*) of the clone family: a clone or clone3
+    with one of them makes a child in new namespaces (hooks/activity.h)."""
+    mask = 0
+    for name, value in kconsts()["families"]["clone"].items():
+        if name.startswith("CLONE_NEW"):
+            mask |= int(value)
+    if not mask:
+        raise TableError(f"no CLONE_NEW* in vmlinux/{et.ARCH}/kconsts.json's clone family: run `make kheaders`")
+    return mask
+
+
 def _c_int(v: int) -> str:
     return str(v) if v < 0 or v < 4096 else f"{v:#x}"
 
@@ -79,6 +91,7 @@ def events_block() -> str:
     lines += ["", f"/* kernel constants ({_source()}) */"]
     for name, header in sorted(et.KERNEL_CONSTANTS.items()):
         lines.append(f"#define RS_{name} {_c_int(constant(name))}  /* {header} */")
+    lines.append(f"#define RS_CLONE_NEW_MASK {clone_new_mask():#x}  /* CLONE_NEW* of linux/sched.h */")
     lines += ["", END]
     return "\n".join(lines)
 

@@ -183,7 +183,8 @@ class ActivityResolver:
         body["syscall"] = {"path": e.str.decode("utf-8", "backslashreplace")}
 
     def _unshare(self, e: ActivityRecord, body: Document) -> None:
-        body["flags"] = _arg(e, "flags", c_int=False)  # unsigned long: CLONE_* above bit 31 too
+        flags = _arg(e, "flags", c_int=False)  # unsigned long: CLONE_* above bit 31 too
+        body["flags"] = e.clone_flags if flags is None else flags  # clone3: from its struct clone_args
 
     def _setns(self, e: ActivityRecord, body: Document) -> None:
         kind = e.ns_name.decode("ascii", "replace")

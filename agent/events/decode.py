@@ -177,6 +177,7 @@ class ActivityRecord(NamedTuple):
     base: FileObj
     retval: int
     args: tuple[int, ...]       # the six argument registers
+    clone_flags: int            # clone3: clone_args.flags
     syscall_nr: int
     flags: int                  # enum rs_activity_flags
     pidns_level: int
@@ -565,8 +566,8 @@ class Decoder:
         file, base = self._file_reader(codec, "file."), self._file_reader(codec, "base.")
         retval = codec.index["retval"]
         args = codec.getter(*codec.prefixed("args["))
-        scalars = codec.getter("syscall_nr", "flags", "pidns_level", "pipe_entry_flags", "pipe_exit_flags",
-                               "ns_type", "ns_inum")
+        scalars = codec.getter("clone_flags", "syscall_nr", "flags", "pidns_level", "pipe_entry_flags",
+                               "pipe_exit_flags", "ns_type", "ns_inum")
         i_flags = codec.index["flags"]
         strings = self._strings(codec, "str", "ns_name", "root")
         has_target = self._act_target

@@ -454,6 +454,15 @@ static __always_inline bool rs_nsfs_file(void *rec, __u32 *off, struct rs_activi
 	return true;
 }
 
+/* clone3: the flags of its struct clone_args (user memory; the first member). */
+static __always_inline __u64 rs_clone3_flags(const struct clone_args *uargs)
+{
+	__u64 flags = 0;
+
+	bpf_probe_read_user(&flags, sizeof(flags), &uargs->flags);
+	return flags;
+}
+
 static __always_inline int rs_activity_exit(struct trace_event_raw_sys_exit *ctx, struct rs_activity_call *c)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -469,12 +478,18 @@ static __always_inline int rs_activity_exit(struct trace_event_raw_sys_exit *ctx
 
 	if (rs_is_self())
 		return 0;
+	/* clone, clone3 (unshare type): only a child made in new namespaces, reported once, by the
+	 * parent (the child returns 0 from the same call) */
+	if (type == RS_EVENT_UNSHARE && nr != RS_NR_unshare && (ret == 0 || !(c->flags & RS_CLONE_NEW_MASK)))
+		return 0;
 	RS_STAT_INC(type, seen);
 	rec = rs_record();
 	if (!rec)
 		return 0;
 	e = rec;
 	__builtin_memset(e, 0, sizeof(*e));
+	if (nr == RS_NR_clone3)
+		e->clone_flags = c->flags;
 	if (type == RS_EVENT_PTRACE || type == RS_EVENT_SIGNAL || type == RS_EVENT_SPLICE)
 		rs_activity_capture_take(task, nr, regs, e);
 

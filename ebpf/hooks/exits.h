@@ -1115,6 +1115,36 @@ int rs_exit_unshare(struct trace_event_raw_sys_exit *ctx)
 
 #endif
 
+#if defined(RS_WANT_UNSHARE)
+SEC("tracepoint/syscalls/sys_exit_clone")
+int rs_exit_clone(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_UNSHARE);
+	c.flags = r.a[0];
+	return rs_activity_exit(ctx, &c);
+}
+
+#endif
+
+#if defined(RS_WANT_UNSHARE)
+SEC("tracepoint/syscalls/sys_exit_clone3")
+int rs_exit_clone3(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rs_syscall_args r;
+	struct rs_activity_call c;
+
+	rs_syscall_args(&r);
+	rs_activity_call_init(&c, RS_EVENT_UNSHARE);
+	c.flags = rs_clone3_flags((const struct clone_args *)r.a[0]);
+	return rs_activity_exit(ctx, &c);
+}
+
+#endif
+
 /* -- setns ------------------------------------------------------------------- */
 
 #if defined(RS_WANT_SETNS)

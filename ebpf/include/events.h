@@ -90,6 +90,7 @@ enum rs_event_type {
 #define RS_NR_sendto 44
 #define RS_NR_sendmsg 46
 #define RS_NR_bind 49
+#define RS_NR_clone 56
 #define RS_NR_kill 62
 #define RS_NR_chdir 80
 #define RS_NR_fchdir 81
@@ -155,6 +156,7 @@ enum rs_event_type {
 #define RS_NR_open_tree 428
 #define RS_NR_move_mount 429
 #define RS_NR_fsmount 432
+#define RS_NR_clone3 435
 #define RS_NR_openat2 437
 #define RS_NR_mount_setattr 442
 #define RS_NR_fchmodat2 452
@@ -227,6 +229,7 @@ enum rs_event_type {
 #define RS_S_IFIFO 0x1000  /* linux/stat.h */
 #define RS_TC_ACT_UNSPEC -1  /* linux/pkt_cls.h */
 #define RS_TS_COMPAT 2  /* arch/x86/include/asm/thread_info.h */
+#define RS_CLONE_NEW_MASK 0x7e020080  /* CLONE_NEW* of linux/sched.h */
 
 /* END GENERATED */
 
@@ -457,6 +460,8 @@ struct rs_target {
  *   chdir         file: the new cwd (fchdir that failed: the descriptor's file);
  *                 a chdir that failed: str, its start directory `base` and `root`
  *   setns         ns_*: the namespace a namespace file names; target: a pidfd's process
+ *   unshare       also clone and clone3 that made a child in new namespaces (the parent's
+ *                 call, retval the child's pid); clone3: clone_flags
  */
 struct rs_activity_event {
 	struct rs_event_header hdr;
@@ -466,6 +471,7 @@ struct rs_activity_event {
 	struct rs_file base;
 	__s64 retval;
 	__u64 args[6];
+	__u64 clone_flags;            /* clone3: clone_args.flags (user memory, read at exit) */
 	__u32 syscall_nr;
 	__u32 flags;                  /* enum rs_activity_flags */
 	__u32 pidns_level;            /* the caller's pid namespace depth: 0 is the host's, where pid arguments are global */

@@ -60,6 +60,9 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_bind:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_BIND);
+	case RS_NR_clone:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_UNSHARE);
 	case RS_NR_kill:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_SIGNAL);
@@ -252,6 +255,9 @@ static __always_inline __u64 rs_syscall_types(long nr, int *path_arg)
 	case RS_NR_fsmount:
 		*path_arg = -1;
 		return (1ULL << RS_EVENT_MOUNT);
+	case RS_NR_clone3:
+		*path_arg = -1;
+		return (1ULL << RS_EVENT_UNSHARE);
 	case RS_NR_openat2:
 		*path_arg = 1;
 		return (1ULL << RS_EVENT_OPEN);
@@ -349,6 +355,8 @@ static __always_inline __u32 rs_compat_syscall_type(long nr)
 		return RS_EVENT_CHMOD;
 	case 95: /* fchown */
 		return RS_EVENT_CHOWN;
+	case 120: /* clone */
+		return RS_EVENT_UNSHARE;
 	case 125: /* mprotect */
 		return RS_EVENT_MPROTECT;
 	case 128: /* init_module */
@@ -453,6 +461,8 @@ static __always_inline __u32 rs_compat_syscall_type(long nr)
 		return RS_EVENT_MOUNT;
 	case 432: /* fsmount */
 		return RS_EVENT_MOUNT;
+	case 435: /* clone3 */
+		return RS_EVENT_UNSHARE;
 	case 437: /* openat2 */
 		return RS_EVENT_OPEN;
 	case 442: /* mount_setattr */

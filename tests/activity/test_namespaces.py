@@ -64,3 +64,43 @@ def test_unshare_refused_and_invalid(tracer) -> None:
     assert refused["unshare"] == {"flags": NEWNS, "retval": -ERRNO["EPERM"]} and refused["process"]["uid"] == 65534
     (invalid,) = docs_of(col, "unshare", bad["pid"])
     assert invalid["unshare"] == {"flags": 1, "retval": -ERRNO["EINVAL"]}
+
+
+# clone and clone3 made from Python: the child returns 0 and leaves at once.
+_CLONES = f"""
+import ctypes, signal
+def made(ret):
+    if ret == 0:
+        os._exit(0)
+    if ret > 0:
+        os.waitpid(ret, 0)
+    return ret
+def clone3(flags):
+    args = (ctypes.c_uint64 * 8)(flags, 0, 0, 0, signal.SIGCHLD, 0, 0, 0)
+    return made(sc('clone3', args, ctypes.sizeof(args)))
+print('uts=', made(sc('clone', {NEWUTS} | signal.SIGCHLD, 0, 0, 0, 0)))
+print('plain=', made(sc('clone', signal.SIGCHLD, 0, 0, 0, 0)))
+print('user=', clone3(CLONE['CLONE_NEWUSER'] | {NEWNET}))
+print('plain3=', clone3(0))
+become(NOBODY)
+print('refused=', clone3({NEWNS}))
+print('pid=', os.getpid())
+"""
+
+
+def test_clone_and_clone3_into_new_namespaces(tracer) -> None:
+    """A child made in new namespaces is a namespace change of its parent's
+    (`unshare`), with or without an exec; plain forks are not reported."""
+    newuser = CLONE["CLONE_NEWUSER"]
+    with tracer.collect() as col:
+        out = child_output(run_child(_CLONES))
+    assert out["uts"] > 0 and out["plain"] > 0 and out["user"] > 0 and out["plain3"] > 0
+    assert out["refused"] == -ERRNO["EPERM"]
+    docs = [d["unshare"] for d in docs_of(col, "unshare", out["pid"])]
+    assert docs == [
+        {"flags": NEWUTS | 17, "retval": out["uts"]},            # clone: the low byte is SIGCHLD
+        {"flags": newuser | NEWNET, "retval": out["user"]},      # clone3: from its struct clone_args
+        {"flags": NEWNS, "retval": -ERRNO["EPERM"]},             # refused: nobody lacks CAP_SYS_ADMIN
+    ]
+    children = {out["uts"], out["user"]}
+    assert not [d for d in col.of_type("unshare") if d["process"]["pid"] in children]  # reported once, by the parent
