@@ -93,7 +93,8 @@ class HookSet:
         left_out: dict[str, tuple[str, ...]] = {}
         for event_type, progs in self.programs.items():
             lacking = tuple(r for r in self.type_requires.get(event_type, ()) if not report.has(r))
-            lacking += tuple(f"tracepoint {tp}" for tp in self.type_tracepoints.get(event_type, ()) if not exists(tp))
+            lacking += tuple(f"tracepoint {tp.replace('|', ' or ')}" for tp in self.type_tracepoints.get(event_type, ())
+                             if not any(exists(one) for one in tp.split("|")))
             if lacking:
                 left_out[event_type] = lacking
             else:
@@ -123,9 +124,12 @@ def _tracepoints(types: tuple[EventType, ...]) -> dict[str, tuple[str, ...]]:
 
 
 def _optional(types: tuple[EventType, ...]) -> dict[str, str]:
-    """Syscalls younger than the oldest kernel supported: their programs are
-    left out where the tracepoint does not exist (fchmodat2: 6.6, *xattrat: 6.13)."""
-    return {s.program: s.exit_tracepoint for t in types for s in t.syscalls if s.since}
+    """Programs left out where their tracepoint does not exist: of syscalls younger
+    than the oldest kernel supported (fchmodat2: 6.6, *xattrat: 6.13), and of
+    tracepoints renamed across kernels (the table's program_tracepoints)."""
+    out = {s.program: s.exit_tracepoint for t in types for s in t.syscalls if s.since}
+    out.update(p for t in types for p in t.program_tracepoints)
+    return out
 
 
 def _tracepoint_set() -> HookSet:

@@ -210,6 +210,9 @@ class EventType:
     # tracepoints ("group/name") the type needs on every hook set: it is left
     # out where the kernel lacks one (module/*: kernels without CONFIG_MODULES)
     requires_tracepoints: tuple[str, ...] = ()
+    # programs (of `programs`) attached only where their tracepoint ("group/name") exists: one
+    # tracepoint under two names across kernels, a requires_tracepoints entry "a|b" needs either
+    program_tracepoints: tuple[tuple[str, str], ...] = ()
     requires: tuple[str, ...] = ()        # features (agent/features.py) it needs in every hook set
     # fields rooted elsewhere than at the type's name: (prefix, fields), e.g. dns's network.*
     context: tuple[tuple[str, tuple[FieldSpec, ...]], ...] = ()
@@ -816,8 +819,12 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "io_uring", 35, _KERNEL, "an io_uring instance was set up, or a request submitted to one",
         record="rs_io_uring_event", call=IO_URING_CALL,
         syscalls=(_S("io_uring_setup", ("entries", "params")),),
-        programs=("rs_io_uring_submit", "rs_io_uring_req_failed"),
-        requires_tracepoints=("io_uring/io_uring_submit_req", "io_uring/io_uring_req_failed"),
+        programs=("rs_io_uring_submit", "rs_io_uring_submit_sqe", "rs_io_uring_req_failed"),
+        # io_uring_submit_sqe was renamed io_uring_submit_req in 6.4 (same place, same request)
+        requires_tracepoints=("io_uring/io_uring_submit_req|io_uring/io_uring_submit_sqe",
+                              "io_uring/io_uring_req_failed"),
+        program_tracepoints=(("rs_io_uring_submit", "io_uring/io_uring_submit_req"),
+                             ("rs_io_uring_submit_sqe", "io_uring/io_uring_submit_sqe")),
         files=("file",),
         fields=(
             F("action", STR, doc="`setup` (io_uring_setup) or `submit` (a request entered the kernel, by "
@@ -910,6 +917,9 @@ def _check() -> None:
     for t in PRODUCED:
         if t.record is None:
             raise ValueError(f"{t.name}: a produced type needs a record struct")
+        for prog, _ in t.program_tracepoints:
+            if prog not in t.programs:
+                raise ValueError(f"{t.name}: program_tracepoints names {prog}, not one of its programs")
         for s in t.syscalls:
             if s.call is None and t.call is None:
                 raise ValueError(f"{t.name}: syscall {s.name} without a call kind")

@@ -5,7 +5,7 @@
  * Requests submitted to a ring run their operation without the syscall the
  * operation stands for (IORING_OP_OPENAT opens a file without openat(2)):
  * the syscall tracepoints never see them. The io_uring tracepoints do:
- *  - io_uring_submit_req(req) fires for every request the kernel accepted,
+ *  - io_uring_submit_req(req) (io_uring_submit_sqe before 6.4) fires for every request the kernel accepted,
  *    in the submitting task (io_uring_enter's caller, or the ring's SQPOLL
  *    thread, a thread of the same process), after the request's prep: its
  *    opcode, flags (req->flags' low bits are the SQE's IOSQE_* bits, the
@@ -101,8 +101,7 @@ static __always_inline void rs_iou_open_path(struct rs_io_uring_event *e, __u32 
 		rs_fill_file(e, off, &e->base, dentry, mnt);
 }
 
-SEC("tp_btf/io_uring_submit_req")
-int BPF_PROG(rs_io_uring_submit, struct io_kiocb *req)
+static __always_inline int rs_iou_submit(struct io_kiocb *req)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rs_io_uring_event *e;
@@ -118,6 +117,20 @@ int BPF_PROG(rs_io_uring_submit, struct io_kiocb *req)
 		rs_iou_open_path(e, &off, task, req);
 	rs_submit(e, off);
 	return 0;
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(rs_io_uring_submit, struct io_kiocb *req)
+{
+	return rs_iou_submit(req);
+}
+
+/* The same tracepoint before 6.4 (io_uring_submit_sqe(req, force_nonblock)):
+ * loaded where the kernel has it instead (program_tracepoints). */
+SEC("tp_btf/io_uring_submit_sqe")
+int BPF_PROG(rs_io_uring_submit_sqe, struct io_kiocb *req)
+{
+	return rs_iou_submit(req);
 }
 
 SEC("tp_btf/io_uring_req_failed")

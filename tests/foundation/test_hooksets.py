@@ -30,7 +30,8 @@ def everything(_tracepoint: str) -> bool:
 def _host_lacks() -> set[str]:
     """Types whose tracepoints this host lacks (choose_hook_set asks tracefs:
     no module/* tracepoints on a kernel without modules)."""
-    return {t.name for t in PRODUCED if any(not tracefs_has(tp) for tp in t.requires_tracepoints)}
+    return {t.name for t in PRODUCED
+            if any(not any(tracefs_has(one) for one in tp.split("|")) for tp in t.requires_tracepoints)}
 
 
 def test_fentry_is_preferred_where_it_loads() -> None:
@@ -69,6 +70,23 @@ def test_programs_of_absent_tracepoints_are_dropped() -> None:
     hs = FENTRY.restricted(report(DEBIAN_61), lambda tp: tp != "syscalls/sys_exit_fchmodat2")
     assert hs.absent == ("rs_exit_fchmodat2",)
     assert "rs_exit_fchmodat2" not in hs.programs_for(None) and "rs_exit_fchmodat" in hs.programs_for(None)
+
+
+@pytest.mark.parametrize("hook_set", [FENTRY, TRACEPOINT])
+def test_io_uring_submissions_from_the_tracepoints_name_on_each_kernel(hook_set) -> None:
+    """io_uring_submit_sqe (<= 6.3) was renamed io_uring_submit_req (6.4): the program
+    of the name the kernel has is loaded; with neither, the type is left out, saying why."""
+    def kernel(*missing: str):
+        return lambda tp: tp not in missing
+
+    new = hook_set.restricted(report(DEBIAN_61 + DEV_KERNEL), kernel("io_uring/io_uring_submit_sqe"))
+    assert "rs_io_uring_submit" in new.programs["io_uring"] and "rs_io_uring_submit_sqe" in new.absent
+    old = hook_set.restricted(report(DEBIAN_61 + DEV_KERNEL), kernel("io_uring/io_uring_submit_req"))
+    assert "rs_io_uring_submit_sqe" in old.programs["io_uring"] and "rs_io_uring_submit" in old.absent
+    neither = hook_set.restricted(report(DEBIAN_61 + DEV_KERNEL),
+                                  kernel("io_uring/io_uring_submit_req", "io_uring/io_uring_submit_sqe"))
+    assert neither.left_out["io_uring"] == (
+        "tracepoint io_uring/io_uring_submit_req or io_uring/io_uring_submit_sqe",)
 
 
 def test_both_sets_share_the_exit_programs() -> None:
