@@ -110,6 +110,7 @@ class Engine:
         self.stats.matched += 1
         ts = doc["timestamp"]
         alerts = []
+        read_hashes: list[tuple[tuple[Any, ...], list[str]]] = []
         for rule in matched:
             self.stats.matches[rule.id] += 1
             if rule.silent:  # its actions run (its `set`s already did), no alert
@@ -129,10 +130,15 @@ class Engine:
             if performed:
                 alert["actions"] = performed
             alerts.append((alert, files))
+            read_hashes += [(f.path[:-1], event.cache[f.name]) for f in rule.hash_fields if event.cache.get(f.name)]
         if not alerts:
             return
-        if self._materialize or any(files for _, files in alerts):
+        if self._materialize or read_hashes or any(files for _, files in alerts):
             materialize(doc)  # a hash job's alert is serialized in the worker's thread: nothing lazy left
+        for path, hashes in read_hashes:  # the digests a rule read to decide: shown in its event
+            obj = _file_object(doc, path)
+            if obj is not None:
+                obj["hashes"] = list(hashes)
         for alert, files in alerts:
             alert["event"] = doc
             self.stats.alerts += 1

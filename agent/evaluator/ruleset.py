@@ -1,6 +1,7 @@
 """Compiled rules and the ruleset the agent evaluates events against."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from codegen import ast, ir
 from codegen.actions import Action, Position, SetAction
+from codegen.fields import Field
 from .event import DocumentEvent, as_event
 from .index import Bucket
 from .variables import VariableStore
@@ -55,6 +57,12 @@ class Rule:
     @property
     def set_actions(self) -> tuple[SetAction, ...]:
         return tuple(a for a in self.actions if isinstance(a, SetAction))
+
+    @functools.cached_property
+    def hash_fields(self) -> tuple[Field, ...]:
+        """The ``*.file.hashes`` fields the expression reads (not through an
+        iterator): their values, computed to decide, are shown in the alert."""
+        return tuple(f for f in ir.fields_of(self.ir) if f.resolver == "hashes" and not f.iterator)
 
 
 class Ruleset:

@@ -132,6 +132,9 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
         or iterated[0]["actions"][0]["hash"]["status"] == "cached", iterated[0]
     assert iterated[0]["event"]["exec"]["file"]["hashes"] == [digest]
     assert by_hash and by_hash[0]["event"]["exec"]["file"]["path"] == chmod, stderr  # the field read the real digest
+    by_hash = [a for a in run.alerts() if a["rule_id"] == "chmod_by_hash"]  # all of them, the agent stopped
+    assert all(a["event"]["exec"]["file"]["hashes"] == [digest] for a in by_hash), by_hash  # and the alert shows it
+    assert sorted(len(a["event"]["exec"]["argv"]) for a in by_hash) == [3, 4]  # chmod 0700 has no hash action
     assert re.search(r'^rsagent_file_hashes_total{result="computed"} [1-9]', metrics, re.M), metrics
     ids = {a["rule_id"] for a in run.alerts()}
     assert "mark_writer" not in ids and "chmod_after_write_old_agents" not in ids  # silent; excluded
