@@ -194,8 +194,8 @@ def checks(mine: Callable[[str], list[Doc]], docs: list[Doc], top: Path, types: 
     if path is not None:
         one("load_module: from its file, name from the kernel, its parameters", "load_module",
             lambda m: m["name"] == MODULE and m["retval"] == 0 and not m["loaded_from_memory"]
-            and m.get("file", {}).get("path") == str(path) and m["args"] == MODULE_ARGS,
-            f"{MODULE} from {path} with {MODULE_ARGS}")
+            and m.get("file", {}).get("path") == os.path.realpath(path) and m["args"] == MODULE_ARGS,
+            f"{MODULE} from {os.path.realpath(path)} with {MODULE_ARGS}")  # merged /usr: /lib is usr/lib
         one("load_module: from memory", "load_module",
             lambda m: m["name"] == MODULE and m["retval"] == 0 and m["loaded_from_memory"] and "file" not in m,
             f"{MODULE} from memory")
@@ -209,5 +209,8 @@ def checks(mine: Callable[[str], list[Doc]], docs: list[Doc], top: Path, types: 
 
 
 def _brief(body: Doc) -> Doc:
-    return {k: v for k, v in body.items() if k in ("cmd", "retval", "name", "syscall", "protection", "req_protection",
-                                                   "vm_source", "action", "op", "loaded_from_memory")}
+    brief = {k: v for k, v in body.items() if k in ("cmd", "retval", "name", "syscall", "protection", "req_protection",
+                                                    "vm_source", "action", "op", "loaded_from_memory", "args")}
+    if isinstance(body.get("file"), dict) and "path" in body["file"]:
+        brief["file"] = body["file"]["path"]
+    return brief

@@ -148,3 +148,49 @@ def test_reference_style_policy_loads_what_it_can_and_fires(tmp_path: Path) -> N
     for reason, n in (("filter", 1), ("agent_version", 1), ("unsupported_type", 1), ("unknown_field", 1)):
         assert re.search(rf'^rsagent_rules_skipped_total{{reason="{reason}"}} {n}(\.0)?$', metrics, re.M), metrics
     assert os.stat(target).st_mode & 0o7777 == 0o700
+
+
+SCOPES = """\
+version: 1.0.0
+rules:
+  - id: mark_cgroup
+    expression: open.file.path == "{marker}"
+    silent: true
+    actions:
+      - set: {{name: marked, value: true, scope: cgroup}}
+  - id: read_in_marked_cgroup
+    expression: open.file.path == "{probe}" && ${{cgroup.marked}}
+    every: 0
+"""
+
+
+def test_cgroup_scoped_variable_is_seen_in_its_cgroup_only(tmp_path: Path) -> None:
+    """A variable one process sets with `scope: cgroup` is seen by another process
+    of the same cgroup (v2), not by one outside it: real cgroups, real opens."""
+    from agent.process.cgroups import cgroup2_mount
+
+    root = cgroup2_mount()
+    assert root is not None, "no cgroup2 mount on this host"
+    marker, probe = tmp_path / "marker", tmp_path / "probe"
+    marker.write_text("")
+    probe.write_text("")
+    policy = tmp_path / "scopes.policy"
+    policy.write_text(SCOPES.format(marker=marker, probe=probe))
+    group = Path(root) / f"rs-test-scope-{os.getpid()}"
+    group.mkdir()
+
+    def enter() -> None:  # in the child, before exec
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    run = start_agent(policy, tmp_path)
+    try:
+        subprocess.run(["cat", str(marker)], preexec_fn=enter, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cat", str(probe)], check=True, stdout=subprocess.DEVNULL)          # outside: not marked
+        subprocess.run(["head", "-c0", str(probe)], preexec_fn=enter, check=True)          # same cgroup: marked
+        seen = run.wait_for("read_in_marked_cgroup")
+    finally:
+        stderr = run.stop()
+        group.rmdir()
+    alerts = [a for a in run.alerts() if a["rule_id"] == "read_in_marked_cgroup"]
+    assert seen and [a["event"]["process"]["comm"] for a in alerts] == ["head"], (alerts, stderr)
+    assert alerts[0]["event"]["process"]["cgroup"]["file"]["inode"] != os.stat(root).st_ino
