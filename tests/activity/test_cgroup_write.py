@@ -113,6 +113,42 @@ def test_moving_a_process_back_to_the_parent_is_reported_too(tracer, cgroup: Pat
     assert doc["cgroup_write"]["file"]["path"] == str(parent)
 
 
+def test_a_thread_moved_by_cgroup_threads_is_reported_under_its_process(tracer, cgroup: Path) -> None:
+    """cgroup.threads moves one thread (into a threaded child cgroup): one
+    event, whose pid is the thread's process's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, threading\n"
+         "t = threading.Thread(target=sys.stdin.readline); t.start(); print(t.native_id, flush=True); t.join()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    threaded = cgroup / "threads"
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        tid = int(proc.stdout.readline())
+        assert tid != proc.pid
+        (cgroup / "cgroup.procs").write_text(str(proc.pid))
+        threaded.mkdir()
+        (threaded / "cgroup.type").write_text("threaded")
+        with tracer.collect() as col:
+            out = _write_pids(threaded / "cgroup.threads", tid)
+        assert out["w0"] == 0
+        assert (threaded / "cgroup.threads").read_text().split() == [str(tid)]
+        assert sorted((cgroup / "cgroup.threads").read_text().split()) == [str(proc.pid)]
+    finally:
+        proc.kill()
+        proc.wait()
+        for _ in range(50):
+            try:
+                threaded.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
+    (doc,) = docs_of(col, "cgroup_write", out["pid"])
+    assert doc["cgroup_write"]["pid"] == proc.pid
+    assert doc["cgroup_write"]["file"]["path"] == str(threaded)
+
+
 def test_a_rule_on_cgroup_write_pid_keys_a_variable_of_the_migrated_process(tmp_path: Path, cgroup: Path,
                                                                               built_objects: None) -> None:
     """The rule fires on the write; its `set` (scope_field: cgroup_write.pid)
