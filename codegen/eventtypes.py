@@ -743,6 +743,17 @@ EVENT_TYPES: tuple[EventType, ...] = (
             RETVAL,
         ),
         kernel_approvers={"namespace.type": "flags"}),
+    EventType(
+        "cgroup_write", 28, _PROC, "a process migrated a process to a cgroup by writing its pid to one of the "
+        "cgroup's files (`cgroup.procs`, `cgroup.threads`; cgroup v1: `tasks`); `cgroup_write.file` is the "
+        "cgroup's directory, from the kernel", record="rs_activity_event",
+        # fires in cgroup_attach_task() once the migration succeeded (hooks/activity.h)
+        programs=("rs_cgroup_attach_task",), requires_tracepoints=("cgroup/cgroup_attach_task",),
+        # the writes whose descriptor names the cgroup's file
+        related_syscalls=("write", "writev", "pwrite64", "pwritev", "pwritev2"),
+        files=("file",),
+        fields=(F("pid", INT, doc="the migrated process's ID (its thread-group ID, in the root pid namespace; "
+                  "a `cgroup.threads` write moves one thread: its process's ID)"),)),
     # -- engineer B (issue 9): modules, bpf, memory, io_uring ----------------------
     EventType(
         "load_module", 30, _KERNEL, "a kernel module was loaded (init_module, finit_module)",

@@ -12,6 +12,7 @@
 #include "fim_exit.h"
 #include "hooks/precise.h"
 #include "hooks/activity.h"
+#include "hooks/cgroup.h"
 /* engineer B (issue 9): modules, bpf, memory, io_uring, the new mount API, compat */
 #include "hooks/module.h"
 #include "hooks/bpf.h"

@@ -1,6 +1,6 @@
 """Resolving process-activity records (struct rs_activity_event): ptrace,
 signal, setuid, setgid, capset, memfd_create, splice, prctl, chdir,
-unshare, setns.
+unshare, setns, cgroup_write.
 
 - Credentials: a setuid/setgid/capset record carries the caller's
   credentials after the call, read from the kernel; the process cache's
@@ -15,8 +15,11 @@ unshare, setns.
   namespace is the host's, the image the cache has for the pid argument
   stands in (the cache only: /proc would also answer for a thread id);
   otherwise only the pid is known, or nothing.
-- Files (``chdir.file``, ``splice.file``, ``memfd_create.file``) are resolved
-  as a file event's ``file`` is (agent/events/file_events.py).
+- Files (``chdir.file``, ``splice.file``, ``memfd_create.file``,
+  ``cgroup_write.file``) are resolved as a file event's ``file`` is
+  (agent/events/file_events.py).
+- cgroup_write has no ``retval``: its record is made inside the write, once
+  the migration succeeded (ebpf/hooks/cgroup.h).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ PR_SET_NAME = _L.const("RS_PR_SET_NAME")
 COMM_KEPT = _L.const("RS_COMM_LEN") - 1      # bytes of a name the kernel keeps
 MEMFD_NAME_PREFIX = "memfd:"                 # mm/memfd.c: the file's name is "memfd:" + the caller's
 CREDENTIAL_TYPES = frozenset({"setuid", "setgid", "capset"})
+NO_RETVAL_TYPES = frozenset({"cgroup_write"})   # recorded inside the call, before it returns
 _U32 = 0xFFFFFFFF
 
 
@@ -89,6 +93,7 @@ class ActivityResolver:
             "ptrace": self._ptrace, "signal": self._signal, "setuid": self._setuid, "setgid": self._setgid,
             "capset": self._capset, "memfd_create": self._memfd_create, "splice": self._splice,
             "prctl": self._prctl, "chdir": self._chdir, "unshare": self._unshare, "setns": self._setns,
+            "cgroup_write": self._cgroup_write,
         }
 
     def resolve(self, e: ActivityRecord) -> Document:
@@ -96,7 +101,7 @@ class ActivityResolver:
         if name in CREDENTIAL_TYPES:
             self.res.env.processes.on_credentials(e.hdr.pid, e.task.start_boot_ns, e.task.creds)
         doc = self.res.envelope(e.hdr, e.task)
-        body: Document = {"retval": e.retval}
+        body: Document = {} if name in NO_RETVAL_TYPES else {"retval": e.retval}
         self._bodies[name](e, body)
         doc[name] = body
         return doc
@@ -199,6 +204,12 @@ class ActivityResolver:
             target = self._process(e, 0)
             if target is not None:
                 body["target"] = target
+
+    def _cgroup_write(self, e: ActivityRecord, body: Document) -> None:
+        if e.target is not None:
+            body["pid"] = e.target.pid
+        if e.file.flags & RS_FILE_PRESENT:
+            body["file"] = self._file_of_fd(e)
 
     # -- helpers -------------------------------------------------------------------
     def _file_of_fd(self, e: ActivityRecord) -> Document:

@@ -66,6 +66,7 @@ enum rs_event_type {
 	RS_EVENT_CHDIR = 25,
 	RS_EVENT_UNSHARE = 26,
 	RS_EVENT_SETNS = 27,
+	RS_EVENT_CGROUP_WRITE = 28,
 	RS_EVENT_LOAD_MODULE = 30,
 	RS_EVENT_UNLOAD_MODULE = 31,
 	RS_EVENT_BPF = 32,
@@ -84,6 +85,7 @@ enum rs_event_type {
 #define RS_NR_open 2
 #define RS_NR_mmap 9
 #define RS_NR_mprotect 10
+#define RS_NR_pwrite64 18
 #define RS_NR_writev 20
 #define RS_NR_connect 42
 #define RS_NR_accept 43
@@ -143,6 +145,7 @@ enum rs_event_type {
 #define RS_NR_splice 275
 #define RS_NR_utimensat 280
 #define RS_NR_accept4 288
+#define RS_NR_pwritev 296
 #define RS_NR_rt_tgsigqueueinfo 297
 #define RS_NR_sendmmsg 307
 #define RS_NR_setns 308
@@ -150,6 +153,7 @@ enum rs_event_type {
 #define RS_NR_renameat2 316
 #define RS_NR_memfd_create 319
 #define RS_NR_bpf 321
+#define RS_NR_pwritev2 328
 #define RS_NR_pkey_mprotect 329
 #define RS_NR_pidfd_send_signal 424
 #define RS_NR_io_uring_setup 425
@@ -449,7 +453,8 @@ struct rs_target {
 
 /*
  * Process activity: ptrace, signal, setuid, setgid, capset, memfd_create,
- * splice, prctl, chdir, unshare, setns; one layout (hooks/activity.h).
+ * splice, prctl, chdir, unshare, setns, cgroup_write; one layout
+ * (hooks/activity.h, hooks/cgroup.h).
  * `proc` is the caller after the call (setuid/setgid/capset: the new
  * credentials). `args` are the call's arguments; what else is set:
  *   ptrace        target: the tracee (RS_ACT_TARGET when the kernel named it)
@@ -462,6 +467,8 @@ struct rs_target {
  *   setns         ns_*: the namespace a namespace file names; target: a pidfd's process
  *   unshare       also clone and clone3 that made a child in new namespaces (the parent's
  *                 call, retval the child's pid); clone3: clone_flags
+ *   cgroup_write  target: the migrated task; file: the cgroup's directory; no retval
+ *                 (from tp_btf/cgroup_attach_task inside the write: hooks/cgroup.h)
  */
 struct rs_activity_event {
 	struct rs_event_header hdr;

@@ -375,6 +375,27 @@ def test_scope_field_keys_the_variable_by_another_field(write_policy: WritePolic
     assert "reader" not in matching(result, doc_for(100, "cg", path="/etc/read"))
 
 
+def test_scope_field_cgroup_write_pid_gives_the_variable_to_the_migrated_process(write_policy: WritePolicy) -> None:
+    """The reference agent's default policy keys its execution-context
+    variables by the process a cgroup write moved (execution_context_cgroup_write)."""
+    result = load(write_policy, """rules:
+  - id: moved
+    expression: cgroup_write.pid > 0
+    actions:
+      - set: {name: key, expression: '"cgroup_${builtins.uuid4}"', scope: process, scope_field: cgroup_write.pid,
+              inherited: true}
+  - id: reader
+    expression: open.file.path == "/etc/read" && ${process.key} != ""
+""")
+    assert result.ok and not result.skipped, [(s.id, s.message) for s in result.skipped]
+    write = {"type": "cgroup_write", "timestamp": NOW, "process": {"pid": 100, "comm": "runc"},
+             "cgroup_write": {"pid": 42, "file": {"path": "/sys/fs/cgroup/x", "name": "x"}}}
+    assert matching(result, write) == ["moved"]
+    assert "reader" in matching(result, doc_for(42, "cg", path="/etc/read"))
+    assert "reader" in matching(result, doc_for(43, "cg", ancestors=(42,), path="/etc/read"))  # inherited
+    assert "reader" not in matching(result, doc_for(100, "cg", path="/etc/read"))  # not the writer's
+
+
 def test_action_problems_skip_the_rule(write_policy: WritePolicy) -> None:
     result = load(write_policy, """rules:
   - id: wrong_type_guard
@@ -393,7 +414,7 @@ def test_action_problems_skip_the_rule(write_policy: WritePolicy) -> None:
   - id: scope_field_unknown
     expression: open.file.path == "/etc/z"
     actions:
-      - set: {name: w, value: 1, scope: process, scope_field: cgroup_write.pid}
+      - set: {name: w, value: 1, scope: process, scope_field: cgroup_write.no_such_field}
   - id: hashed
     expression: exec.file.name == "sh"
     actions:

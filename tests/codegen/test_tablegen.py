@@ -61,3 +61,22 @@ def test_table_invariants_hold() -> None:
     for t in et.PRODUCED:
         assert t.record is not None and (t.syscalls or t.programs), t.name
     assert [s.name for s in et.syscalls_of(et.BY_NAME["rmdir"])] == ["rmdir", "unlinkat"]
+
+
+def test_cgroup_write_entry_gives_its_fields_program_and_enum() -> None:
+    """One table entry (issue 17): the SECL fields, the tracepoint it needs,
+    its enum value and the write syscalls its program recognizes."""
+    from codegen.fields import REGISTRY
+
+    t = et.BY_NAME["cgroup_write"]
+    assert t.programs == ("rs_cgroup_attach_task",) and t.requires_tracepoints == ("cgroup/cgroup_attach_task",)
+    pid = REGISTRY.get("cgroup_write.pid")
+    assert pid is not None and pid.type.name == "INT" and pid.event_type == "cgroup_write" and not pid.array
+    for name in ("file.path", "file.name", "file.inode", "file.filesystem", "file.mount_id"):
+        f = REGISTRY.get(f"cgroup_write.{name}")
+        assert f is not None and f.event_type == "cgroup_write", name
+    assert REGISTRY.get("cgroup_write.retval") is None   # recorded before the write returns
+    block = tablegen.events_block()
+    assert f"RS_EVENT_CGROUP_WRITE = {t.id}," in block
+    for nr in ("write", "writev", "pwrite64", "pwritev", "pwritev2"):
+        assert f"#define RS_NR_{nr} {tablegen.syscall_nr(nr)}" in block

@@ -51,7 +51,7 @@ def test_tracepoint_set_leaves_out_path_types_without_ctime_tracepoints() -> Non
     ctime_types = {"chmod", "chown", "mkdir", "rmdir", "unlink", "rename", "link", "utimes", "setxattr", "removexattr"}
     assert set(hs.left_out) == ctime_types
     assert {"open", "exec", "fork", "exit", "mount", "umount", "ptrace", "signal", "setuid",
-            "chdir", "setns", "connect", "bind", "accept", "dns"} <= hs.supported_event_types()
+            "chdir", "setns", "cgroup_write", "connect", "bind", "accept", "dns"} <= hs.supported_event_types()
     assert not ctime_types & hs.supported_event_types()
     assert hs.left_out["chmod"] == ("ctime_tp",) and "rs_ctime_ns_xchg" not in hs.programs_for(None)
     choice = choose_hook_set(report(DEBIAN_61), only="tracepoint")
