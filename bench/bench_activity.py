@@ -25,7 +25,10 @@ what the kernel lacks.
 
 The kernel's own accounting (``kernel.bpf_stats_enabled``; run_time_ns and
 run_cnt of this process's program descriptors) gives each program's cost per
-run, and their sum divided by the calls made: the added kernel cost per call.
+run and runs per call made, and their sum divided by the calls made: the
+added kernel cost per call. The programs see every process: other processes'
+calls of the same syscalls during a round are in the sum (runs per call
+above 1 say how many).
 
 Run as root: ``.venv/bin/python -m bench.bench_activity [--iterations N] [--rounds R] [--op OP]...``.
 """
@@ -111,8 +114,11 @@ class Run:
         return sum(t for _, t in self.programs.values()) / max(self.calls, 1)
 
     def per_run(self) -> str:
+        """Each program's ns per run and runs per loop call (above 1: other
+        processes' calls of the same syscall ran it too, and are in the sum)."""
         used = {n: v for n, v in self.programs.items() if v[0]}
-        return ", ".join(f"`{n}` {t / c:.0f} ns" for n, (c, t) in sorted(used.items())) or "-"
+        return ", ".join(f"`{n}` {t / c:.0f} ns x{c / max(self.calls, 1):.2f}"
+                         for n, (c, t) in sorted(used.items())) or "-"
 
 
 def _prog_stats(obj: Any, names: list[str]) -> dict[str, tuple[int, int]]:
