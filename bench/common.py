@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -24,12 +25,16 @@ def require_root() -> None:
 
 
 def build_c(name: str) -> Path:
-    """Compile bench/c/NAME.c with -O2 into the work directory."""
+    """Compile bench/c/NAME.c with -O2 into the work directory, named for the
+    source's hash: worktrees with other versions of the loop (the work
+    directory is shared) never run each other's binary."""
     WORK.mkdir(parents=True, exist_ok=True)
     src = BENCH / "c" / f"{name}.c"
-    out = WORK / name
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-        subprocess.run([shutil.which("gcc") or "cc", "-O2", "-o", str(out), str(src)], check=True)
+    out = WORK / f"{name}-{hashlib.sha256(src.read_bytes()).hexdigest()[:12]}"
+    if not out.exists():
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        subprocess.run([shutil.which("gcc") or "cc", "-O2", "-o", str(tmp), str(src)], check=True)
+        tmp.replace(out)
     return out
 
 
