@@ -188,9 +188,11 @@ def write_matrix_policy() -> Path:
     covered = set(kernel_filters(load_policies([ROOT / "rules"]).ruleset)) | LIFECYCLE_TYPES
     rules = []
     for t in sorted(set(KERNEL_EVENT_TYPES) - covered | APPROVED_AWAY):
-        # retval is never approvable; dns (a classifier's event) has none, its id is not approvable either
-        expression = f"{t}.retval != 1234567" if REGISTRY.get(f"{t}.retval") else f"{t}.id >= 0"
-        if REGISTRY.get(expression.split()[0]) is None:
+        # retval is never approvable; dns (a classifier's event) has none, its id is not approvable
+        # either; cgroup_write (recorded inside the write) has no retval, its pid approves nothing
+        expression = next((f"{t}.{c}" for c in ("retval != 1234567", "id >= 0", "pid >= 0")
+                           if REGISTRY.get(f"{t}.{c.split()[0]}")), None)
+        if expression is None:
             raise MatrixError(f"write_matrix_policy: no field for a send-all rule on {t!r}; add one here")
         rules.append(f"  - id: matrix_sends_{t}\n    expression: {expression}\n")
     CACHE.mkdir(parents=True, exist_ok=True)
