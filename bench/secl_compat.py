@@ -19,6 +19,7 @@ from pathlib import Path
 
 from codegen.agentversion import EMULATED_VERSION
 from codegen.hostinfo import host_document
+from codegen.ir import fields_of
 from codegen.policy import EXCLUDED, UNSUPPORTED_TYPE, load_policies
 
 
@@ -34,7 +35,8 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
     host = host_document()
-    print("| policy | rules | loaded | skipped by filter / agent_version | unsupported type | failed |")
+    print("| policy | rules | loaded (of them reading a field without a source) "
+          "| skipped by filter / agent_version | unsupported type | failed |")
     print("|---|---:|---:|---:|---:|---:|")
     reasons: dict[str, Counter[str]] = {}
     for path in args.policies:
@@ -45,7 +47,9 @@ def main() -> int:
         failed = len(result.failed) - unsupported
         excluded = " / ".join(str(counts[k]) for k in EXCLUDED)
         note = "" if result.ok else f" (policy errors: {result.diagnostics.error_count})"
-        print(f"| {Path(path).name}{note} | {total} | {len(result.ruleset.rules)} | {excluded} | {unsupported} | {failed} |")
+        sourceless = sum(1 for r in result.ruleset.rules if any(f.unavailable for f in fields_of(r.ir)))
+        print(f"| {Path(path).name}{note} | {total} | {len(result.ruleset.rules)} ({sourceless}) | {excluded} "
+              f"| {unsupported} | {failed} |")
         reasons[Path(path).name] = Counter(_shape(s.message) for s in result.failed if s.reason != UNSUPPORTED_TYPE)
     for name, counter in reasons.items():
         top = "; ".join(f"{n}x {r}" for r, n in counter.most_common(args.top))
