@@ -168,7 +168,8 @@ def daemons(ctx: Context) -> None:
     (ctx.tmp / "hello.c").write_text(HELLO_C)
     out = ctx.sh(f"gcc -g -o {ctx.tmp}/hello {ctx.tmp}/hello.c && strace -f -o /dev/null {ctx.tmp}/hello && "
                  f"gdb -q -batch -ex 'break main' -ex run -ex continue {ctx.tmp}/hello").stdout
-    if out.count("hello from") != 2:
+    # the program's lines, not gdb's listing of the source line it stopped at (printf("hello from %s\n"...))
+    if out.count(f"hello from {ctx.tmp}/hello\n") != 2:
         raise ScenarioError(f"strace and gdb did not run the program: {out!r}")
 
     # sshd: a key login running ordinary commands

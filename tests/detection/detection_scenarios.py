@@ -999,5 +999,116 @@ def renamed_like_kernel_worker(ctx: Context) -> None:
     ctx.sh(f"/usr/bin/python3 {ctx.tmp}/rename.py")
 
 
+
+@scenario("T1562.001", "TA0005", ["security_agent_killed"], quick=True)
+def security_agent_killed(ctx: Context) -> None:
+    """kill -9 a security agent's daemon (sleep installed as /opt/osquery/bin/osqueryd, osquery's path)"""
+    daemon = ctx.mkdir_after("/opt/osquery/bin") / "osqueryd"
+    shutil.copy2("/bin/sleep", daemon)
+    victim = ctx.spawn([str(daemon), "60"])
+    ctx.sh(f"kill -KILL {victim.pid}")
+
+
+MODULE_UNLOAD = LIBC + """
+ret = sc(176, b"rsdet_none", os.O_NONBLOCK)  # delete_module: no such module (ENOENT)
+print("delete_module", ret, ctypes.get_errno())
+"""
+
+
+@scenario("T1562.001", "TA0005", ["kernel_module_unloaded"], quick=True, types=("unload_module",))
+def kernel_module_unloaded(ctx: Context) -> None:
+    """unload a kernel module with a program's own delete_module, as a rootkit does (refused: no such module)"""
+    (ctx.tmp / "unload.py").write_text(MODULE_UNLOAD)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/unload.py")
+
+
+IO_URING = LIBC + """
+params = ctypes.create_string_buffer(120)    # struct io_uring_params
+fd = sc(425, 8, params)                       # io_uring_setup(8 entries)
+if fd < 0:
+    raise SystemExit(f"io_uring_setup: errno {ctypes.get_errno()}")
+os.close(fd)
+"""
+
+
+@scenario("T1014", "TA0005", ["io_uring_by_unexpected_process"], quick=True)
+def io_uring_from_interpreter(ctx: Context) -> None:
+    """a Python program sets up an io_uring (the first step of an io_uring rootkit, whose requests no syscall hook sees)"""
+    (ctx.tmp / "uring.py").write_text(IO_URING)
+    ctx.sh(f"/usr/bin/python3 {ctx.tmp}/uring.py")
+
+
+# the new mount API (fsopen, fsconfig, fsmount): a mount that is never attached to the tree and
+# is used through its descriptor
+FSMOUNT = LIBC + """
+import sys
+FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 0, 1, 6
+def ok(what, ret):
+    if ret < 0:
+        raise SystemExit(f"{what}: errno {ctypes.get_errno()}")
+    return ret
+def fsmount(fs_type, flags=(), **strings):
+    fs = ok("fsopen", sc(430, fs_type.encode(), 1))                   # FSOPEN_CLOEXEC
+    for key, value in strings.items():
+        ok(f"fsconfig {key}", sc(431, fs, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0))
+    for flag in flags:
+        ok(f"fsconfig {flag}", sc(431, fs, FSCONFIG_SET_FLAG, flag.encode(), None, 0))
+    ok("fsconfig create", sc(431, fs, FSCONFIG_CMD_CREATE, None, None, 0))
+    return ok("fsmount", sc(432, fs, 1, 0))                            # FSMOUNT_CLOEXEC: detached
+"""
+
+FSMOUNT_RELEASE_AGENT = FSMOUNT + """
+mnt = fsmount("cgroup", ["none"], name=sys.argv[1])
+os.close(os.open("release_agent", os.O_WRONLY, dir_fd=mnt))        # opened for writing, nothing written
+"""
+
+
+@scenario("T1611", "TA0004", ["cgroup_mounted_in_container", "cgroup_release_agent_written"], quick=True)
+def release_agent_escape_new_mount_api(ctx: Context) -> None:
+    """in a container: fsmount a cgroup v1 hierarchy (detached, never attached) and open its release_agent through it"""
+    (ctx.tmp / "fsmount.py").write_text(FSMOUNT_RELEASE_AGENT)
+    ctx.in_container(f"/usr/bin/python3 {ctx.tmp}/fsmount.py rsdet{ctx.tag}")
+
+
+FSMOUNT_DISK = FSMOUNT + """
+mnt = fsmount("ext2", ["ro"], source=sys.argv[1])
+root = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=mnt)      # the disk read through the descriptor
+print(os.listdir(root))
+"""
+
+
+@scenario("T1611", "TA0004", ["host_device_mounted_in_container"], tolerated=["block_device_written"])
+def disk_mounted_in_container_new_mount_api(ctx: Context) -> None:
+    """in a container: fsmount a disk (a loop device holding an ext2 filesystem) and read it through the descriptor"""
+    dev = ctx.loop_device(fs="ext2")
+    (ctx.tmp / "fsmount.py").write_text(FSMOUNT_DISK)
+    ctx.in_container(f"/usr/bin/python3 {ctx.tmp}/fsmount.py {dev}")
+
+
+
+CAPSET = """import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+CAP_SYS_PTRACE = 19
+hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)        # _LINUX_CAPABILITY_VERSION_3, this process
+data = (ctypes.c_uint32 * 6)()                     # effective, permitted, inheritable (two words each)
+if libc.capget(hdr, data) != 0:
+    raise SystemExit(f"capget: errno {ctypes.get_errno()}")
+data[0] |= 1 << CAP_SYS_PTRACE                     # into the effective set (the file made it permitted)
+if libc.capset(hdr, data) != 0:
+    raise SystemExit(f"capset: errno {ctypes.get_errno()}")
+"""
+
+
+@scenario("T1548", "TA0004", ["capability_raised_by_interpreter"], tolerated=["file_capability_set"], quick=True)
+def capability_backdoor_on_interpreter(ctx: Context) -> None:
+    """nobody runs a copy of python given cap_sys_ptrace+p (a capability backdoor) and raises it with capset"""
+    real = Path(os.path.realpath("/usr/bin/python3"))     # python3.11: an interpreter's name
+    python = ctx.tmp / real.name
+    shutil.copy2(real, python)
+    (ctx.tmp / "cap.py").write_text(CAPSET)
+    ctx.sh(f"setcap cap_sys_ptrace+p {python}")
+    ctx.sh(f"{python} {ctx.tmp}/cap.py", user=NOBODY)
+
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 assert len(BY_NAME) == len(SCENARIOS), "scenario names must be unique"
