@@ -101,7 +101,9 @@ def glob_below(glob: str, directory: str) -> Tri:
             return False
         g = gsegs[i]
         if g == "**":
-            return True
+            # the last segment: everything below; mid-path: what follows it
+            # still has to match the path's end, which some paths below do
+            return True if i == len(gsegs) - 1 else None
         if not wildcard_match(pieces(g), d):
             return False
     rest = gsegs[len(dsegs):]

@@ -1,8 +1,13 @@
 """String matchers: patterns (``~"..."``), globs (on ``.path`` fields) and regexes.
 
 - pattern: ``*`` matches any run of characters, ``/`` included;
-- glob: ``*`` stays inside one path segment; ``**`` only as the whole last
-  segment, matching everything below (``/**`` matches every absolute path);
+- glob: ``*`` stays inside one path segment; a segment that is exactly
+  ``**`` matches whole segments: as the last segment, everything below
+  (``/etc/**`` matches ``/etc/`` and every path under it; ``/**`` matches
+  every absolute path); elsewhere, zero or more segments (``/a/**/b``
+  matches ``/a/b``, ``/a/x/b``, ``/a/x/y/b``). ``**`` may appear once per
+  glob and only as a whole segment (``/a/x**/b`` is an error); see
+  docs/secl.md "Strings, patterns, globs, regexes";
 - regex: Python ``re`` syntax, matched anywhere in the value (unanchored
   search, like the reference agent's ``MatchString``).
 
@@ -10,7 +15,10 @@ Patterns and globs are matched without a backtracking regex: a value
 matches ``p0*p1*...*pk`` when it starts with ``p0``, ends with ``pk`` and
 holds the other pieces in order (leftmost search is exact when ``*`` is the
 only wildcard), so ``"*a*a*a*a*b"`` costs a few ``str.find`` calls on any
-path instead of exponential time; globs match segment by segment.
+path instead of exponential time; globs match segment by segment, and a
+mid-path ``**`` splits a glob into the segments before it (matched from the
+path's start) and after it (matched from the path's end), so a glob costs
+one pass over the path's segments.
 """
 from __future__ import annotations
 
@@ -57,31 +65,52 @@ def wildcard_match(parts: Pieces, value: str) -> bool:
 
 def glob_error(text: str) -> tuple[int, str] | None:
     """(index in ``text``, message) when ``text`` is not a valid glob."""
-    segments = text.split("/")
     index = 0
-    for i, seg in enumerate(segments):
-        if "**" in seg and (seg != "**" or i != len(segments) - 1):
-            return index + seg.index("**"), "'**' is allowed only as the whole last path segment"
+    globstar = False
+    for seg in text.split("/"):
+        if "**" in seg:
+            if seg != "**":
+                return (index + seg.index("**"),
+                        "'**' must be a whole path segment ('/a/**/b'); use '*' within a segment")
+            if globstar:
+                return index, "'**' may appear only once in a glob"
+            globstar = True
         index += len(seg) + 1
     return None
 
 
+def _segments_match(globs: list[Pieces], got: list[str]) -> bool:
+    return all(wildcard_match(p, g) for p, g in zip(globs, got))
+
+
 def _glob(text: str) -> Callable[[str], bool]:
-    """A glob's matcher: ``*`` within one segment, a last ``/**`` below."""
+    """A glob's matcher: ``*`` within one segment, ``**`` over whole segments."""
     if text == "**":
         return lambda s: True
-    below = text.endswith("/**")
-    segments = [pieces(seg) for seg in (text[:-3] if below else text).split("/")]
-    n = len(segments)
+    segments = text.split("/")
+    if "**" in segments[:-1]:
+        at = segments.index("**")
+        head = [pieces(seg) for seg in segments[:at]]
+        tail = [pieces(seg) for seg in segments[at + 1:]]
+        least = len(head) + len(tail)
+
+        def match_across(s: str) -> bool:
+            got = s.split("/")
+            return (len(got) >= least and _segments_match(head, got[:len(head)])
+                    and _segments_match(tail, got[len(got) - len(tail):]))
+        return match_across
+    below = segments[-1] == "**"
+    parts = [pieces(seg) for seg in (segments[:-1] if below else segments)]
+    n = len(parts)
     if below:
         def match_below(s: str) -> bool:
             got = s.split("/", n)
-            return len(got) > n and all(wildcard_match(p, g) for p, g in zip(segments, got))
+            return len(got) > n and _segments_match(parts, got)
         return match_below
 
     def match(s: str) -> bool:
         got = s.split("/")
-        return len(got) == n and all(wildcard_match(p, g) for p, g in zip(segments, got))
+        return len(got) == n and _segments_match(parts, got)
     return match
 
 
@@ -129,5 +158,7 @@ def as_glob(matcher: StrMatcher) -> StrMatcher:
 
 
 def glob_basename(text: str) -> str:
-    """The last segment of a glob (``/etc/*/passwd`` -> ``passwd``)."""
+    """The last segment of a glob (``/etc/*/passwd`` -> ``passwd``); every path the
+    glob matches has it as its basename (``/a/**/token`` -> ``token``) when it
+    has no ``*``."""
     return text.rsplit("/", 1)[-1]

@@ -157,7 +157,8 @@ FIELDS: dict[str, tuple[str, bool, bool, Callable[[dict], Any]]] = {
 INTS = [0, 1, 2, 3, 66, 1000, 0o644]
 STRS = ["/etc/passwd", "/etc/shadow", "/tmp/x", "/var/log/a.log", "/usr/bin/cat", "cat", "bash", "sh", "a.log",
         "passwd", "", "/etc/a/b", "/usr/x/cat"]
-GLOBS = ["/etc/*", "/**", "/var/**", "/usr/*/cat", "/tmp/x", "*"]
+GLOBS = ["/etc/*", "/**", "/var/**", "/usr/*/cat", "/tmp/x", "*", "/etc/**/passwd", "/usr/**/cat", "/**/a.log",
+         "/etc/**/*"]
 PATTERNS = ["*sh", "ca*", "*", "/etc/*", "*a*"]
 REGEXES = ["^ba", "sh$", "a", "^/etc/"]
 
@@ -166,6 +167,11 @@ def _pattern_regex(pattern: str, glob: bool) -> re.Pattern[str]:
     if glob and pattern.endswith("/**"):
         return re.compile(re.escape(pattern[:-2]) + ".*", re.S)
     star = "[^/]*" if glob else ".*"
+    if glob and "**" in pattern:  # a mid-path '**' segment: zero or more whole segments
+        segments = pattern.split("/")
+        return re.compile("".join("(?:[^/]*/)*" if seg == "**" else
+                                  "".join(star if c == "*" else re.escape(c) for c in seg) + ("/" if i < len(segments) - 1 else "")
+                                  for i, seg in enumerate(segments)), re.S)
     return re.compile("".join(star if c == "*" else re.escape(c) for c in pattern), re.S)
 
 

@@ -15,8 +15,9 @@ from secl_helpers import compile_ok, errors_of
     ('open.flags == "x"', [(1, 12, "cannot compare int with string")]),
     ('open.file.path =~ r"etc"', [(1, 19, "regular expressions are not allowed on path field 'open.file.path'; use a glob")]),
     ('open.file.path in ["/a", r"b"]', [(1, 26, "regular expressions are not allowed on path field 'open.file.path'; use a glob")]),
-    ('open.file.path =~ "/etc/**/x"', [(1, 25, "invalid glob: '**' is allowed only as the whole last path segment")]),
-    ('open.file.path =~ "/etc/a**"', [(1, 26, "invalid glob: '**' is allowed only as the whole last path segment")]),
+    ('open.file.path =~ "/etc/**/x/**"', [(1, 30, "invalid glob: '**' may appear only once in a glob")]),
+    ('open.file.path =~ "/etc/a**"', [(1, 26, "invalid glob: '**' must be a whole path segment ('/a/**/b'); "
+                                              "use '*' within a segment")]),
     ('open.file.name =~ r"a(b"', [(1, 22, "invalid regular expression: missing ), unterminated subpattern")]),
     ('process.comm == "x" && exec.file.path == "y" && open.flags > 0',
      [(1, 49, "the expression uses fields of two event types, 'exec' and 'open'; a rule applies to exactly one")]),
