@@ -190,3 +190,45 @@ def test_sighup_reloads_a_policy_of_the_same_shape(tmp_path: Path, built_objects
     assert max(stamps["watched_now"]) < min(stamps["g"])     # the last open of second: no rule any more
     assert "SIGHUP: reloaded 1 rule(s)" in stderr
     assert "with new in-kernel filters" in stderr and "handover to generation 2" in stderr
+
+
+def test_a_mid_path_globstar_rule_approves_by_basename_and_sends_nested_opens(tmp_path: Path,
+                                                                               built_objects: None) -> None:
+    root = tmp_path / "x"
+    nested, direct = root / "a" / "b" / "token", root / "token"
+    other, outside = root / "a" / "other.txt", tmp_path / "y" / "token"
+    for f in (nested, direct, other, outside):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("x")
+    agent = start_agent(_policy(tmp_path, f'open.file.path =~ "{root}/**/token"'), tmp_path)
+    _open_many(other, 300)          # basename 'other.txt' is no approver: dropped in the kernel
+    _open_many(outside, 1)          # basename 'token': sent, but outside the glob
+    _open_many(nested, 1)           # two segments for '**'
+    _open_many(direct, 1)           # zero segments
+    assert agent.wait_for("watched")
+    time.sleep(0.5)
+    stderr = agent.stop()
+    assert counters(stderr)["open"]["dropped_approver"] >= 300, stderr
+    paths = sorted(a["event"]["open"]["file"]["path"] for a in agent.alerts())
+    assert paths == sorted([str(direct), str(nested)]), stderr
+
+
+def test_a_negated_mid_path_globstar_teaches_no_parent_discarder_for_directories_it_spans(
+        tmp_path: Path, built_objects: None) -> None:
+    root = tmp_path / "x"
+    sub = root / "a"
+    sub.mkdir(parents=True)
+    miss, hit = sub / "token", sub / "hit.bin"
+    for f in (miss, hit):
+        f.write_text("x")
+    # every file below x but its tokens; no approvers ('**' basename, a negation): discarders filter
+    agent = start_agent(_policy(tmp_path, f'open.file.path =~ "{root}/**" && open.file.path !~ "{root}/**/token"'),
+                        tmp_path)
+    _open_many(miss, 1)             # matches nothing: a leaf discarder; {sub} must not become one
+    time.sleep(0.5)
+    _open_many(miss, 50)
+    _open_many(hit, 1)              # the rule matches it: the kernel must send it
+    assert agent.wait_for("watched"), "the open of hit.bin was dropped in the kernel"
+    stderr = agent.stop()
+    assert counters(stderr)["open"]["dropped_discarder"] >= 50, stderr
+    assert [a["event"]["open"]["file"]["path"] for a in agent.alerts()] == [str(hit)], stderr
