@@ -35,15 +35,29 @@ class StrMatcher:
 
     def __str__(self) -> str:
         prefix = "r" if self.kind == "regex" else "~"
-        return f'{prefix}"{self.text}"'
+        return f'{prefix}"{_unescaped(self.text)}"'
 
 
 Pieces = tuple[str, ...]
 
+# A `*` that is no wildcard: what a value interpolated into a pattern or glob
+# (`~"/home/%{process.user}/*"`) holds is matched as it is, so the value's own
+# `*` are written as this (no path or SECL string holds a NUL) and matched as `*`.
+LITERAL_STAR = "\0"
+
+
+def literal(text: str) -> str:
+    """``text`` to splice into a pattern's or glob's text, matched as it is."""
+    return text.replace("*", LITERAL_STAR)
+
+
+def _unescaped(text: str) -> str:
+    return text.replace(LITERAL_STAR, "*")
+
 
 def pieces(text: str) -> Pieces:
     """``text`` split on its wildcards: ``"a*b*"`` -> ``("a", "b", "")``."""
-    return tuple(text.split("*"))
+    return tuple(_unescaped(p) for p in text.split("*"))
 
 
 def wildcard_match(parts: Pieces, value: str) -> bool:
@@ -115,14 +129,17 @@ def _glob(text: str) -> Callable[[str], bool]:
 
 
 def _equals(text: str) -> Callable[[str], bool]:
+    text = _unescaped(text)
     return lambda s: s == text
 
 
 def _prefix(prefix: str) -> Callable[[str], bool]:
+    prefix = _unescaped(prefix)
     return lambda s: s.startswith(prefix)
 
 
 def _one_segment_below(prefix: str) -> Callable[[str], bool]:
+    prefix = _unescaped(prefix)
     n = len(prefix)
     return lambda s: s.startswith(prefix) and "/" not in s[n:]
 

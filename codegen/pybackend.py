@@ -18,7 +18,7 @@ from . import ir, ops
 from agent.evaluator.event import MISSING, DocumentEvent, getter, make_element_getter
 from .limits import MAX_ITERATOR_ELEMENTS
 from .ir import Kind
-from .patterns import StrMatcher, glob_error, make_glob, make_pattern
+from .patterns import StrMatcher, glob_error, literal, make_glob, make_pattern
 
 Fn = Callable[[DocumentEvent], Any]
 
@@ -121,8 +121,13 @@ def _template(expr: ir.Template) -> Fn:
         return "".join(_text(fn(ev)) for fn in parts)
     if not expr.matcher:
         return render
+    # a pattern's own text is wildcards; what the values interpolated into it hold is literal
+    marked: list[tuple[bool, Fn]] = [(isinstance(p, str), fn) for p, fn in zip(expr.parts, parts)]
     make = _matcher(expr.matcher)
-    return lambda ev: make(render(ev))
+
+    def render_pattern(ev: DocumentEvent) -> str:
+        return "".join(_text(fn(ev)) if own else literal(_text(fn(ev))) for own, fn in marked)
+    return lambda ev: make(render_pattern(ev))
 
 
 _NEVER = StrMatcher("pattern", "", lambda s: False)

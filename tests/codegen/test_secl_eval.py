@@ -207,3 +207,20 @@ def test_fields_without_a_source_load_with_a_warning_and_read_empty() -> None:
         assert [d.col for d in diags] == [text.index("exec.") + 1 if "exec." in text else text.index("container.") + 1]
         assert "always empty on this agent" in next(iter(diags)).message
         assert not compiled.matches({"type": "exec", "exec": {}, "process": {}})
+
+
+@pytest.mark.parametrize("text, path, expected", [
+    ('open.file.path =~ "/home/%{process.comm}/*"', "/home/a*/x", True),
+    ('open.file.path =~ "/home/%{process.comm}/*"', "/home/abc/x", False),    # the value's * is no wildcard
+    ('open.file.path =~ ~"/srv/%{process.comm}/**"', "/srv/a*/d/e", True),
+    ('open.file.path =~ ~"/srv/%{process.comm}/**"', "/srv/ab/d/e", False),
+    ('open.file.name =~ "%{process.comm}*"', "a*.log", True),                 # a pattern: * spans anything
+    ('open.file.name =~ "%{process.comm}*"', "abc.log", False),
+])
+def test_interpolated_values_are_literal_in_patterns_and_globs(text: str, path: str, expected: bool) -> None:
+    """`%{field}` and `${variable}` inside a pattern or glob: the pattern's own `*`
+    are wildcards, the value's are matched as written (a process named `a*` does
+    not turn the rule into a prefix match)."""
+    doc = {"type": "open", "open": {"file": {"path": path, "name": path.rsplit("/", 1)[-1]}},
+           "process": {"comm": "a*"}}
+    assert evaluate(text, doc) is expected
