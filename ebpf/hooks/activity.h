@@ -454,6 +454,21 @@ static __always_inline bool rs_nsfs_file(void *rec, __u32 *off, struct rs_activi
 	return true;
 }
 
+/* The call a record is about: its number, its six argument registers, the
+ * caller's pid namespace depth. */
+static __always_inline void rs_activity_call_of(struct rs_activity_event *e, struct task_struct *task,
+						struct pt_regs *regs, __u32 nr)
+{
+	e->syscall_nr = nr;
+	e->args[0] = RS_SYSCALL_ARG0(regs);
+	e->args[1] = RS_SYSCALL_ARG1(regs);
+	e->args[2] = RS_SYSCALL_ARG2(regs);
+	e->args[3] = RS_SYSCALL_ARG3(regs);
+	e->args[4] = RS_SYSCALL_ARG4(regs);
+	e->args[5] = RS_SYSCALL_ARG5(regs);
+	e->pidns_level = task->thread_pid->level;
+}
+
 /* clone3: the flags of its struct clone_args (user memory; the first member). */
 static __always_inline __u64 rs_clone3_flags(const struct clone_args *uargs)
 {
@@ -581,14 +596,7 @@ static __always_inline int rs_activity_exit(struct trace_event_raw_sys_exit *ctx
 	rs_fill_header(&e->hdr, type);
 	rs_fill_proc(&e->proc, task);
 	e->retval = ret;
-	e->syscall_nr = nr;
-	e->args[0] = RS_SYSCALL_ARG0(regs);
-	e->args[1] = RS_SYSCALL_ARG1(regs);
-	e->args[2] = RS_SYSCALL_ARG2(regs);
-	e->args[3] = RS_SYSCALL_ARG3(regs);
-	e->args[4] = RS_SYSCALL_ARG4(regs);
-	e->args[5] = RS_SYSCALL_ARG5(regs);
-	e->pidns_level = task->thread_pid->level;
+	rs_activity_call_of(e, task, regs, nr);
 
 	if (type == RS_EVENT_MEMFD_CREATE) {
 		rs_append_user_name(rec, &off, &e->str, c->str);

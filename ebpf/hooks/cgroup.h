@@ -77,14 +77,7 @@ int BPF_PROG(rs_cgroup_attach_task, struct cgroup *dst_cgrp, const char *path, s
 		return 0;
 	rs_fill_target(&e->target, moved);
 	e->flags |= RS_ACT_TARGET;
-	e->syscall_nr = nr;
-	e->args[0] = RS_SYSCALL_ARG0(regs);
-	e->args[1] = RS_SYSCALL_ARG1(regs);
-	e->args[2] = RS_SYSCALL_ARG2(regs);
-	e->args[3] = RS_SYSCALL_ARG3(regs);
-	e->args[4] = RS_SYSCALL_ARG4(regs);
-	e->args[5] = RS_SYSCALL_ARG5(regs);
-	e->pidns_level = task->thread_pid->level;
+	rs_activity_call_of(e, task, regs, nr);
 	rs_fill_file(rec, &off, &e->file, dir, BPF_CORE_READ(f, f_path.mnt));
 	rs_submit(rec, off);
 	return 0;

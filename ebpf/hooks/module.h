@@ -5,13 +5,14 @@
  *
  * The module tracepoints fire inside the call, in the calling task, with the
  * kernel's struct module: module_load in load_module() once the image is
- * parsed, its name known and its parameters copied (mod->args), just before
- * its init function runs; module_free in free_module() when delete_module
- * (or a failed load) frees it. They copy the name (and the parameters) into
- * the task's storage, stamped with the syscall; the sys_exit program adds the
- * return value, the file of finit_module's descriptor, and emits the record.
- * A load that fails before the kernel parsed the image (-ENOEXEC, -EPERM)
- * has no name; its parameters are then the caller's string. The tracepoints
+ * parsed and its name known, just before its init function runs; module_free
+ * in free_module() when delete_module (or a failed load) frees it. They copy
+ * the name into the task's storage, stamped with the syscall; the sys_exit
+ * program adds the return value, the file of finit_module's descriptor, the
+ * parameters (the caller's string: the kernel's copy, mod->args, has been
+ * split in place by parse_args by then, "alpha=3" reads "alpha"), and emits
+ * the record. A load that fails before the kernel parsed the image
+ * (-ENOEXEC, -EPERM) has no name. The tracepoints
  * exist only with CONFIG_MODULES (the table's requires_tracepoints): without
  * them, the type is left out.
  */
@@ -46,11 +47,8 @@ static __always_inline void rs_module_call_init(struct rs_module_call *c, __u32 
 struct rs_module_capture {
 	__u64 arg0;                   /* the call's first argument and number: */
 	__u32 nr;                     /* a capture of another call is never taken */
-	__u32 args_len;               /* bytes in args, NUL excluded; RS_PATH_MAX - 1: truncated */
 	__u32 have_name;
-	__u32 have_args;
 	char name[RS_MODULE_NAME_MAX];
-	char args[RS_PATH_MAX];
 };
 
 struct {
@@ -60,14 +58,13 @@ struct {
 	__type(value, struct rs_module_capture);
 } module_capture SEC(".maps");
 
-/* Keep a struct module's name (and parameters) for the current call of `nr`. */
-static __always_inline int rs_module_capture(struct module *mod, long want_nr, long want_nr2, bool args)
+/* Keep a struct module's name for the current call of `nr`. */
+static __always_inline int rs_module_capture(struct module *mod, long want_nr, long want_nr2)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	struct rs_module_capture *cap;
 	long nr = RS_SYSCALL_NR(regs);
-	long n;
 
 	if (nr != want_nr && nr != want_nr2)
 		return 0;
@@ -79,28 +76,19 @@ static __always_inline int rs_module_capture(struct module *mod, long want_nr, l
 	cap->nr = nr;
 	cap->arg0 = RS_SYSCALL_ARG0(regs);
 	cap->have_name = bpf_probe_read_kernel_str(cap->name, sizeof(cap->name), mod->name) > 0;
-	cap->have_args = 0;
-	cap->args_len = 0;
-	if (args) {
-		n = bpf_probe_read_kernel_str(cap->args, sizeof(cap->args), BPF_CORE_READ(mod, args));
-		if (n > 0) {
-			cap->have_args = 1;
-			cap->args_len = n - 1;
-		}
-	}
 	return 0;
 }
 
 SEC("tp_btf/module_load")
 int BPF_PROG(rs_module_load, struct module *mod)
 {
-	return rs_module_capture(mod, RS_NR_init_module, RS_NR_finit_module, true);
+	return rs_module_capture(mod, RS_NR_init_module, RS_NR_finit_module);
 }
 
 SEC("tp_btf/module_free")
 int BPF_PROG(rs_module_free, struct module *mod)
 {
-	return rs_module_capture(mod, RS_NR_delete_module, RS_NR_delete_module, false);
+	return rs_module_capture(mod, RS_NR_delete_module, RS_NR_delete_module);
 }
 
 static __always_inline int rs_module_exit(struct trace_event_raw_sys_exit *ctx, struct rs_module_call *c)
@@ -140,12 +128,7 @@ static __always_inline int rs_module_exit(struct trace_event_raw_sys_exit *ctx, 
 	} else if (c->name) {
 		bpf_probe_read_user_str(e->name, sizeof(e->name), c->name);
 	}
-	if (mine && cap->have_args) {
-		e->mod_flags |= RS_MOD_ARGS_KERNEL;
-		if (cap->args_len >= RS_PATH_MAX - 1)
-			e->mod_flags |= RS_MOD_ARGS_TRUNCATED;
-		rs_append_str(rec, &off, &e->args, cap->args, false);
-	} else if (c->args) {
+	if (c->args) {
 		rs_append_str(rec, &off, &e->args, c->args, true);
 		if (e->args.len >= RS_PATH_MAX - 1)
 			e->mod_flags |= RS_MOD_ARGS_TRUNCATED;

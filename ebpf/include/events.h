@@ -499,7 +499,6 @@ struct rs_activity_event {
 enum rs_module_flags {
 	RS_MOD_FROM_MEMORY = 1,       /* init_module: the image came from memory */
 	RS_MOD_NAME_KERNEL = 2,       /* name: from the kernel's struct module (else the caller's string) */
-	RS_MOD_ARGS_KERNEL = 4,       /* args: the kernel's copy (struct module.args) */
 	RS_MOD_ARGS_TRUNCATED = 8,    /* args did not fit */
 };
 
