@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.evaluator.event import Lazy
+from codegen.eventtypes import PRODUCED
 
 from .decode import NO_FILE, ActivityRecord
 from .layout import layout
@@ -50,7 +51,9 @@ PR_SET_NAME = _L.const("RS_PR_SET_NAME")
 COMM_KEPT = _L.const("RS_COMM_LEN") - 1      # bytes of a name the kernel keeps
 MEMFD_NAME_PREFIX = "memfd:"                 # mm/memfd.c: the file's name is "memfd:" + the caller's
 CREDENTIAL_TYPES = frozenset({"setuid", "setgid", "capset"})
-NO_RETVAL_TYPES = frozenset({"cgroup_write"})   # recorded inside the call, before it returns
+# recorded inside the call, before it returns (cgroup_write): the table gives them no retval field
+NO_RETVAL_TYPES = frozenset(t.name for t in PRODUCED if t.record == "rs_activity_event"
+                            and all(f.suffix != "retval" for f in t.fields))
 _U32 = 0xFFFFFFFF
 
 
