@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        help="the workload: processes running this executable (canonical path) and their descendants")
     which.add_argument("--container", default=None, metavar="ID", help="the workload: a container's processes")
     which.add_argument("--cgroup", default=None, metavar="PATH",
-                       help="the workload: the processes of a cgroup v2 directory (below /sys/fs/cgroup)")
+                       help="the workload: the processes of a cgroup v2 directory (absolute, or relative to the cgroup2 mount)")
     lp.add_argument("--duration", type=_seconds, default=None, metavar="D",
                     help="live: learn for D (30s, 10m; default: until SIGINT/SIGTERM)")
     lp.add_argument("--from-capture", type=Path, default=None, metavar="CAPTURE",

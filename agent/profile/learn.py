@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.evaluator.event import materialize
+from agent.process.cgroups import cgroup2_mount
 
 from .model import Destination, ProcessEntry, Profile, Selector
 
@@ -64,13 +65,21 @@ def in_scope(selector: Selector, doc: dict[str, Any]) -> bool:
     return str(_d(proc.get("cgroup")).get("id", "")) == selector.cgroup_id
 
 
-def cgroup_selector(path: str) -> Selector:
-    """``--cgroup PATH``: a cgroup v2 directory; events carry its id, the directory's inode number."""
-    full = path if path.startswith("/sys/fs/cgroup") else "/sys/fs/cgroup/" + path.lstrip("/")
+def cgroup_selector(path: str, root: str | None = None) -> Selector:
+    """``--cgroup PATH``: a cgroup v2 directory, absolute or relative to the
+    cgroup2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid
+    host); events carry its id, the directory's inode number."""
+    root = root if root is not None else cgroup2_mount()
+    if root is None:
+        raise ValueError(f"--cgroup {path}: no cgroup v2 hierarchy is mounted (no cgroup2 in /proc/self/mounts)")
+    root = root.rstrip("/") or "/"
+    inside = path == root or path.startswith(root + "/")
+    full = path if inside else root + "/" + path.lstrip("/")
     try:
         st = os.stat(full)
     except OSError as exc:
-        raise ValueError(f"--cgroup {path}: cannot stat {full}: {exc.strerror or exc}") from None
+        raise ValueError(f"--cgroup {path}: cannot stat {full}: {exc.strerror or exc} "
+                         f"(give a directory of the cgroup v2 hierarchy mounted at {root})") from None
     return Selector("cgroup", path, str(st.st_ino))
 
 

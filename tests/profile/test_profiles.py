@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import html.parser
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -302,3 +303,24 @@ def test_run_refuses_a_profile_others_can_write(tmp_path: Path, profile_file: Pa
     proc = subprocess.run([str(BIN / "rsagent"), "run", "--policy", str(pol)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1 and "refusing to load" in proc.stderr and str(profile_file) in proc.stderr, proc.stderr
+
+
+def test_cgroup_selector_resolves_below_the_cgroup2_mount(tmp_path: Path) -> None:
+    """--cgroup takes a directory relative to wherever cgroup v2 is mounted
+    (/sys/fs/cgroup/unified on this hybrid host), or an absolute one below it."""
+    from agent.process.cgroups import cgroup2_mount
+    from agent.profile.learn import cgroup_selector
+
+    root = cgroup2_mount()
+    assert root is not None, "no cgroup2 mount on this host"
+    made = Path(root) / f"rsagent-test-sel-{os.getpid()}"
+    made.mkdir()
+    try:
+        ino = str(made.stat().st_ino)
+        assert cgroup_selector(made.name) == Selector("cgroup", made.name, ino)
+        assert cgroup_selector("/" + made.name).cgroup_id == ino
+        assert cgroup_selector(str(made)).cgroup_id == ino
+        with pytest.raises(ValueError, match=f"mounted at {root}"):
+            cgroup_selector(made.name + "-missing")
+    finally:
+        made.rmdir()
