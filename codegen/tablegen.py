@@ -155,6 +155,13 @@ def render_syscall_table() -> str:
         mask = " | ".join(f"(1ULL << RS_EVENT_{n.upper()})" for n in captured) or "0"
         out += [f"/* The event types whose objects the {name} capture names. */",
                 f"#define RS_CAPTURE_{name.upper()}_TYPES ({mask})", ""]
+    for t in sorted(et.PRODUCED, key=lambda t: t.id or 0):
+        if not t.related_syscalls:
+            continue
+        out += [f"/* Is `nr` one of the calls {t.name}'s programs recognize (its related_syscalls)? */",
+                f"static __always_inline bool rs_related_syscall_{t.name}(long nr)", "{", "\tswitch (nr) {"]
+        out += [f"\tcase RS_NR_{n}:" for n in sorted(t.related_syscalls, key=syscall_nr)]
+        out += ["\t\treturn true;", "\t}", "\treturn false;", "}", ""]
     lifecycle = [t.name for t in sorted(et.PRODUCED, key=lambda t: t.id or 0) if t.lifecycle]
     mask = " | ".join(f"(1ULL << RS_EVENT_{n.upper()})" for n in lifecycle) or "0"
     out += ["/* Lifecycle types: sent on their own ring buffer, so that a storm of other",

@@ -37,12 +37,6 @@
 #include "task.h"
 #include "hooks/activity.h"
 
-static __always_inline bool rs_is_write_nr(long nr)
-{
-	return nr == RS_NR_write || nr == RS_NR_writev || nr == RS_NR_pwrite64 || nr == RS_NR_pwritev ||
-	       nr == RS_NR_pwritev2;
-}
-
 SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(rs_cgroup_attach_task, struct cgroup *dst_cgrp, const char *path, struct task_struct *moved,
 	     bool threadgroup)
@@ -61,7 +55,7 @@ int BPF_PROG(rs_cgroup_attach_task, struct cgroup *dst_cgrp, const char *path, s
 	if (task->flags & (RS_PF_KTHREAD | RS_PF_IO_WORKER))
 		return 0;
 	nr = rs_current_nr(task, &regs);
-	if (!rs_is_write_nr(nr))
+	if (!rs_related_syscall_cgroup_write(nr))
 		return 0;
 	f = rs_fd_file(task, RS_SYSCALL_ARG0(regs));
 	if (!f)

@@ -236,8 +236,7 @@ static __always_inline bool rs_task_sends_on(struct task_struct *task, __u64 sk)
 		return false;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	nr = RS_SYSCALL_NR(regs);
-	if (nr != RS_NR_sendto && nr != RS_NR_sendmsg && nr != RS_NR_sendmmsg &&
-	    nr != RS_NR_write && nr != RS_NR_writev)
+	if (!rs_related_syscall_dns(nr))
 		return false;
 	so = rs_fd_socket(task, RS_SYSCALL_ARG0(regs));
 	return so && (__u64)BPF_CORE_READ(so, sk) == sk;

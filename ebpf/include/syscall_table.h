@@ -485,6 +485,34 @@ static __always_inline __u32 rs_compat_syscall_type(long nr)
 /* The event types whose objects the vma capture names. */
 #define RS_CAPTURE_VMA_TYPES ((1ULL << RS_EVENT_MPROTECT))
 
+/* Is `nr` one of the calls cgroup_write's programs recognize (its related_syscalls)? */
+static __always_inline bool rs_related_syscall_cgroup_write(long nr)
+{
+	switch (nr) {
+	case RS_NR_write:
+	case RS_NR_pwrite64:
+	case RS_NR_writev:
+	case RS_NR_pwritev:
+	case RS_NR_pwritev2:
+		return true;
+	}
+	return false;
+}
+
+/* Is `nr` one of the calls dns's programs recognize (its related_syscalls)? */
+static __always_inline bool rs_related_syscall_dns(long nr)
+{
+	switch (nr) {
+	case RS_NR_write:
+	case RS_NR_writev:
+	case RS_NR_sendto:
+	case RS_NR_sendmsg:
+	case RS_NR_sendmmsg:
+		return true;
+	}
+	return false;
+}
+
 /* Lifecycle types: sent on their own ring buffer, so that a storm of other
  * events cannot leave holes in the process tree. */
 #define RS_LIFECYCLE_TYPES ((1ULL << RS_EVENT_EXEC) | (1ULL << RS_EVENT_FORK) | (1ULL << RS_EVENT_EXIT) | (1ULL << RS_EVENT_SETUID) | (1ULL << RS_EVENT_SETGID) | (1ULL << RS_EVENT_CAPSET) | (1ULL << RS_EVENT_PRCTL))
