@@ -57,8 +57,9 @@ class HookSet:
     description: str = ""
     # event type -> features it needs besides `requires`
     type_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # event type -> tracepoints ("group/name") it needs (the table's requires_tracepoints)
-    type_tracepoints: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # event type -> the tracepoints ("group/name") it needs, each need a tuple of
+    # alternatives (the table's EventType.tracepoint_needs)
+    type_tracepoints: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     # program -> its tracepoint ("group/name"): left out where the kernel lacks it
     optional: dict[str, str] = field(default_factory=dict)
     # const volatile globals of the object the loader sets for this set
@@ -93,8 +94,8 @@ class HookSet:
         left_out: dict[str, tuple[str, ...]] = {}
         for event_type, progs in self.programs.items():
             lacking = tuple(r for r in self.type_requires.get(event_type, ()) if not report.has(r))
-            lacking += tuple(f"tracepoint {tp.replace('|', ' or ')}" for tp in self.type_tracepoints.get(event_type, ())
-                             if not any(exists(one) for one in tp.split("|")))
+            lacking += tuple(f"tracepoint {' or '.join(need)}" for need in self.type_tracepoints.get(event_type, ())
+                             if not any(exists(tp) for tp in need))
             if lacking:
                 left_out[event_type] = lacking
             else:
@@ -119,8 +120,8 @@ def _exits(t: EventType) -> tuple[str, ...]:
     return tuple(s.program for s in syscalls_of(t))
 
 
-def _tracepoints(types: tuple[EventType, ...]) -> dict[str, tuple[str, ...]]:
-    return {t.name: t.requires_tracepoints for t in types if t.requires_tracepoints}
+def _tracepoints(types: tuple[EventType, ...]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    return {t.name: t.tracepoint_needs for t in types if t.tracepoint_needs}
 
 
 def _optional(types: tuple[EventType, ...]) -> dict[str, str]:

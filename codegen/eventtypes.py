@@ -36,6 +36,7 @@ syscall's number is looked up by its name, a constant by its name in
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .fieldspec import (
@@ -211,7 +212,7 @@ class EventType:
     # out where the kernel lacks one (module/*: kernels without CONFIG_MODULES)
     requires_tracepoints: tuple[str, ...] = ()
     # programs (of `programs`) attached only where their tracepoint ("group/name") exists: one
-    # tracepoint under two names across kernels, a requires_tracepoints entry "a|b" needs either
+    # tracepoint under two names across kernels; the type needs at least one of them
     program_tracepoints: tuple[tuple[str, str], ...] = ()
     requires: tuple[str, ...] = ()        # features (agent/features.py) it needs in every hook set
     # fields rooted elsewhere than at the type's name: (prefix, fields), e.g. dns's network.*
@@ -222,6 +223,21 @@ class EventType:
     @property
     def produced(self) -> bool:
         return self.id is not None
+
+    @property
+    def tracepoint_needs(self) -> tuple[tuple[str, ...], ...]:
+        """What the type needs of the kernel's tracepoints, each need a tuple
+        of alternatives: every requires_tracepoints entry, and one of its
+        program_tracepoints' (a tracepoint renamed across kernels)."""
+        needs: tuple[tuple[str, ...], ...] = tuple((tp,) for tp in self.requires_tracepoints)
+        if self.program_tracepoints:
+            needs += (tuple(tp for _, tp in self.program_tracepoints),)
+        return needs
+
+    def lacking_tracepoints(self, exists: Callable[[str], bool]) -> tuple[str, ...]:
+        """The needs (tracepoint_needs) no tracepoint of which ``exists``:
+        "group/name", or "a or b" for alternatives."""
+        return tuple(" or ".join(need) for need in self.tracepoint_needs if not any(exists(tp) for tp in need))
 
 
 # Captures the tracepoint set uses: the inode ctime tracepoints name the
@@ -832,8 +848,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         syscalls=(_S("io_uring_setup", ("entries", "params")),),
         programs=("rs_io_uring_submit", "rs_io_uring_submit_sqe", "rs_io_uring_req_failed"),
         # io_uring_submit_sqe was renamed io_uring_submit_req in 6.4 (same place, same request)
-        requires_tracepoints=("io_uring/io_uring_submit_req|io_uring/io_uring_submit_sqe",
-                              "io_uring/io_uring_req_failed"),
+        requires_tracepoints=("io_uring/io_uring_req_failed",),
         program_tracepoints=(("rs_io_uring_submit", "io_uring/io_uring_submit_req"),
                              ("rs_io_uring_submit_sqe", "io_uring/io_uring_submit_sqe")),
         files=("file",),

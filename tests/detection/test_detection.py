@@ -106,7 +106,7 @@ def _attempt(agent: DetectionAgent, sc: Scenario) -> tuple[list[str], list[Alert
 @pytest.mark.parametrize("sc", [pytest.param(s, id=s.name, marks=() if s.quick else (pytest.mark.slow,))
                                 for s in SCENARIOS])
 def test_scenario(agent: DetectionAgent, sc: Scenario) -> None:
-    absent = [tp for t in sc.types for tp in BY_NAME[t].requires_tracepoints if not tracefs_has(tp)]
+    absent = [tp for t in sc.types for tp in BY_NAME[t].lacking_tracepoints(tracefs_has)]
     if absent:  # a kernel built without the feature (modules): the kernel matrix has them
         pytest.skip(f"{sc.name} needs {', '.join(sc.types)}: this kernel has no tracepoint {', '.join(absent)}")
     attempts = 0

@@ -31,7 +31,7 @@ def _host_lacks() -> set[str]:
     """Types whose tracepoints this host lacks (choose_hook_set asks tracefs:
     no module/* tracepoints on a kernel without modules)."""
     return {t.name for t in PRODUCED
-            if any(not any(tracefs_has(one) for one in tp.split("|")) for tp in t.requires_tracepoints)}
+            if t.lacking_tracepoints(tracefs_has)}
 
 
 def test_fentry_is_preferred_where_it_loads() -> None:
