@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegen.agentversion import add_agent_version
 from codegen.eventtypes import LIFECYCLE_TYPES as PROCESS_TYPES
+from codegen.eventtypes import PRODUCED
 
 from . import installdirs
 from .events.layout import LayoutError
@@ -357,14 +358,14 @@ def _summary(filters: dict[str, TypeFilter]) -> str:
     return "; ".join(f"{t}: {f.summary}" for t, f in sorted(filters.items()))
 
 
-# Fields filled from another event type's records: that type is hooked too.
-FIELDS_FROM: dict[str, str] = {"connect.addr.hostname": "dns"}   # DNS responses name the peers
+# Fields filled from another event type's records: that type is hooked too
+# (the table's EventType.fills: DNS responses name connect's peers).
+FIELDS_FROM: dict[str, str] = {f: t.name for t in PRODUCED for f, _ in t.fills}
 
 
 # Programs that only fill a field of another type's events, loaded when a rule
-# can show or read it: the ingress classifier parses every DNS response, which
-# a policy with dns rules but no connect rule would pay for nothing (bench_net).
-PROGRAMS_FOR: dict[str, str] = {"rs_tc_dns_response": "connect.addr.hostname"}
+# can show or read it (the table's EventType.fills).
+PROGRAMS_FOR: dict[str, str] = {p: f for t in PRODUCED for f, progs in t.fills for p in progs}
 
 
 def _needed_by_fields(ruleset: Ruleset) -> set[str]:

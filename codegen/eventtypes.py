@@ -219,6 +219,12 @@ class EventType:
     context: tuple[tuple[str, tuple[FieldSpec, ...]], ...] = ()
     # syscalls its bodies recognize without hooking them (RS_NR_<name> generated for them too)
     related_syscalls: tuple[str, ...] = ()
+    # tc classifiers among its programs and the clsact hook each goes on ("egress" / "ingress")
+    tc_programs: tuple[tuple[str, str], ...] = ()
+    # fields of other types its records fill, with the programs (of `programs`) that only
+    # serve them: the type is hooked when a rule reads such a field, and those programs are
+    # loaded only when a policy has a rule of the field's type
+    fills: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def produced(self) -> bool:
@@ -892,6 +898,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
         # records who connected a socket to a DNS server (the fallback owner)
         # (and the responses on ingress: the names of connect.addr.hostname)
         programs=("rs_tc_dns", "rs_tc_dns_response", "rs_exit_connect"), requires=("tc",),
+        tc_programs=(("rs_tc_dns", "egress"), ("rs_tc_dns_response", "ingress")),
+        # the ingress classifier parses every DNS response: paid for only when a connect rule
+        # can show or read the names (bench_net)
+        fills=(("connect.addr.hostname", ("rs_tc_dns_response",)),),
         # the calls that send on a socket: the classifier's sending task is in one
         related_syscalls=("write", "writev", "sendto", "sendmsg", "sendmmsg"),
         fields=(
@@ -943,9 +953,15 @@ def _check() -> None:
     for t in PRODUCED:
         if t.record is None:
             raise ValueError(f"{t.name}: a produced type needs a record struct")
-        for prog, _ in t.program_tracepoints:
-            if prog not in t.programs:
-                raise ValueError(f"{t.name}: program_tracepoints names {prog}, not one of its programs")
+        for what, progs in (("program_tracepoints", [p for p, _ in t.program_tracepoints]),
+                            ("tc_programs", [p for p, _ in t.tc_programs]),
+                            ("fills", [p for _, ps in t.fills for p in ps])):
+            for prog in progs:
+                if prog not in t.programs:
+                    raise ValueError(f"{t.name}: {what} names {prog}, not one of its programs")
+        for _, hook in t.tc_programs:
+            if hook not in ("egress", "ingress"):
+                raise ValueError(f"{t.name}: tc_programs hook {hook!r}: egress or ingress")
         for s in t.syscalls:
             if s.call is None and t.call is None:
                 raise ValueError(f"{t.name}: syscall {s.name} without a call kind")

@@ -41,6 +41,8 @@ from pyroute2 import IPRSocket
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
+from codegen.eventtypes import PRODUCED
+
 from .interfaces import InterfaceTable
 from .namespaces import Namespace, own_inode
 from .owners import Owner, State, StateFiles, me
@@ -60,8 +62,8 @@ class ClassifierStats:
     errors: list[str] = field(default_factory=list)
 
 
-# The classifiers of ebpf/hooks/dns.h and the clsact hook each goes on.
-HOOKS = {"rs_tc_dns": EGRESS, "rs_tc_dns_response": INGRESS}
+# The classifiers (the table's EventType.tc_programs) and the clsact hook each goes on.
+HOOKS = {p: EGRESS if hook == "egress" else INGRESS for t in PRODUCED for p, hook in t.tc_programs}
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Program:
         try:
             return cls(fd, HOOKS[name])
         except KeyError:
-            raise ValueError(f"classifier {name}: not in agent/net/classifier.py HOOKS, so no tc hook "
+            raise ValueError(f"classifier {name}: no tc_programs entry of the event-type table names it, so no tc hook "
                              f"is known for it") from None
 
 
