@@ -1,5 +1,5 @@
 """The kernel matrix's part for the kernel event types (bpf, mmap, mprotect,
-io_uring, the new mount API, load_module, unload_module): what the
+io_uring, the new mount API, load_module, unload_module, cgroup_write): what the
 workload's child does (``act``, before it execs) and what the documents
 must say (``checks``), per hook set.
 
@@ -28,6 +28,7 @@ Doc = dict[str, Any]
 URING_ENV = "RSAGENT_URING_HELPER"
 MODULE = "tcp_vegas"
 MODULE_ARGS = "alpha=3"
+CGROUP = "rsagent-matrix"
 MODULE_INIT_COMPRESSED_FILE = 4      # linux/module.h
 ENOEXEC, ENOENT, EINVAL = 8, 2, 22
 PROG_NAME = b"rs_matrix"
@@ -76,6 +77,7 @@ def act(top: Path) -> None:
         proc = subprocess.run([helper, "open", str(top / "real" / "true")], capture_output=True, text=True)
         (top / "uring.pid").write_text(proc.stdout.split("\n")[0].split()[1] if proc.stdout else "0")
     _modules()
+    _cgroup_write(top)
 
 
 class _Insn(ctypes.Structure):
@@ -145,6 +147,31 @@ def _modules() -> None:
     _sys("delete_module", b"rsagent_no_such_module", os.O_NONBLOCK)  # -ENOENT
 
 
+def cgroup2_root(top: Path) -> Path:
+    """The guest's cgroup v2 hierarchy: its mount, or one the workload makes under ``top``."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] == "cgroup2":
+            return Path(parts[1])
+    root = top / "cgroup2"
+    root.mkdir(exist_ok=True)
+    if _libc.mount(b"none", os.fsencode(root), b"cgroup2", 0, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount -t cgroup2 {root}")
+    return root
+
+
+def _cgroup_write(top: Path) -> None:
+    """Move this process into a new cgroup by writing its pid to cgroup.procs, then back."""
+    root = cgroup2_root(top)
+    (top / "cgroup2.root").write_text(str(root))
+    made = root / CGROUP
+    made.mkdir(exist_ok=True)
+    home = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].split("\n")[0]
+    (made / "cgroup.procs").write_text(str(os.getpid()))
+    (root / home.lstrip("/") / "cgroup.procs").write_text(str(os.getpid()))
+    made.rmdir()
+
+
 # -- what must come out ------------------------------------------------------------
 
 Check = tuple[str, str, bool, str]   # name, event type, ok, detail
@@ -190,6 +217,13 @@ def checks(mine: Callable[[str], list[Doc]], docs: list[Doc], top: Path, types: 
         one("io_uring: an open submitted through the ring, its path", "io_uring",
             lambda u: u["action"] == "submit" and u["op"] == IORING_OP_OPENAT
             and u.get("file", {}).get("path") == f"{real}/true", f"IORING_OP_OPENAT of {real}/true", pool)
+    root_file = top / "cgroup2.root"
+    if root_file.exists():
+        made = os.path.realpath(Path(root_file.read_text()) / CGROUP)
+        moved_itself = [d for d in mine("cgroup_write") if d["cgroup_write"]["pid"] == d["process"]["pid"]] \
+            if "cgroup_write" in types else []
+        one("cgroup_write: a write to cgroup.procs moved the writer, the cgroup's directory", "cgroup_write",
+            lambda c: c.get("file", {}).get("path") == made, f"the writer's pid moved to {made}", moved_itself)
     path = module_file()
     if path is not None:
         one("load_module: from its file, name from the kernel, its parameters", "load_module",

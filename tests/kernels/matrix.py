@@ -48,7 +48,7 @@ PRECISE_TYPES = ("open", "exec", "chmod", "unlink", "rename")
 ACTIVITY_TYPES = ("ptrace", "signal", "setuid", "setgid", "capset", "memfd_create", "splice", "prctl", "chdir",
                   "unshare", "setns")
 # The kernel event types (kernel_types.py): everywhere, and the module types where modules exist.
-KERNEL_TYPES = ("bpf", "mmap", "mprotect", "io_uring", "mount")
+KERNEL_TYPES = ("bpf", "mmap", "mprotect", "io_uring", "mount", "cgroup_write")
 MODULE_TYPES = ("load_module", "unload_module")
 # Every kernel must produce these too (the DNS classifier loads and parses there).
 NETWORK_TYPES = ("connect", "bind", "accept", "dns")
