@@ -322,6 +322,62 @@ static __always_inline __u32 rs_dns_udp(struct __sk_buff *skb, __u32 l3, struct 
 	return l4 + 8;
 }
 
+/* Both classifiers' start: a UDP datagram to port 53 (`from_server`: from
+ * it) of this generation, the scratch's event zeroed up to its name. The
+ * offset of the DNS message, or 0 (then *sp is not set). */
+static __always_inline __u32 rs_dns_begin(struct __sk_buff *skb, const bool from_server,
+					  struct rs_dns_scratch **sp)
+{
+	struct sk_buff *kskb = (struct sk_buff *)skb;
+	struct rs_dns_scratch *s;
+	__u16 mh, nh;
+	__u32 off;
+
+	mh = BPF_CORE_READ(kskb, mac_header);
+	nh = BPF_CORE_READ(kskb, network_header);
+	if (nh < mh || nh - mh > 64)
+		return 0;
+	s = rs_dns_scratch();
+	if (!s)
+		return 0;
+	__builtin_memset(&s->ev, 0, offsetof(struct rs_dns_event, name));
+	/* nh - mh: 14 on Ethernet-like devices, 0 on L3 devices */
+	off = rs_dns_udp(skb, nh - mh, &s->ev, from_server);
+	if (!off || rs_dns_other_generation((__u64)kskb))
+		return 0;  /* (another generation's: a reload, the other classifier reports it) */
+	*sp = s;
+	return off;
+}
+
+/* Both classifiers' end: the question's type and class, the record's common
+ * part, and its output, ending after the name. `s` must be fetched after the
+ * walks (the verifier tracks no pointer across their callbacks). True: sent. */
+static __always_inline bool rs_dns_send(struct __sk_buff *skb, struct rs_dns_scratch *s,
+					const struct rs_dns_walk *w, __u32 len, __u8 direction)
+{
+	struct sk_buff *kskb = (struct sk_buff *)skb;
+	struct rs_dns_event *ev = &s->ev;
+	__u32 size;
+
+	ev->qtype = (RS_PKT(s, w->after) << 8) | RS_PKT(s, w->after + 1);
+	ev->qclass = (RS_PKT(s, w->after + 2) << 8) | RS_PKT(s, w->after + 3);
+	ev->name_len = w->out;
+	ev->hdr.type = RS_EVENT_DNS;
+	ev->hdr.timestamp = bpf_ktime_get_boot_ns();
+	ev->hdr.cpu = bpf_get_smp_processor_id();
+	ev->hdr.flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
+	ev->ifindex = skb->ifindex;
+	ev->netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
+	ev->pkt_len = skb->len;
+	ev->dns_len = len;
+	ev->direction = direction;
+	size = (offsetof(struct rs_dns_event, name) + w->out + 7) & ~7U;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	ev->hdr.size = size;
+	return bpf_ringbuf_output(&events, ev, size, rs_wakeup_flags(&events, size)) == 0;
+}
+
 SEC("tc")
 int rs_tc_dns(struct __sk_buff *skb)
 {
@@ -329,29 +385,18 @@ int rs_tc_dns(struct __sk_buff *skb)
 	 * makes that explicit from 6.3 on; probe reads work everywhere). */
 	struct sk_buff *kskb = (struct sk_buff *)skb;
 	struct rs_dns_walk w = {};
-	struct rs_dns_scratch *s;
+	struct rs_dns_scratch *s = NULL;
 	struct rs_dns_event *ev;
 	struct rs_sock_owner *owner;
 	struct task_struct *task;
-	__u32 l3, off, len, n, size, by = 0;
-	__u16 mh, nh, flags;
+	__u32 off, len, n, err, by = 0;
+	__u16 flags;
 	__u64 sk;
 
-	mh = BPF_CORE_READ(kskb, mac_header);
-	nh = BPF_CORE_READ(kskb, network_header);
-	if (nh < mh || nh - mh > 64)
-		return RS_TC_ACT_UNSPEC;
-	l3 = nh - mh;  /* 14 on Ethernet-like devices, 0 on L3 devices */
-	s = rs_dns_scratch();
-	if (!s)
+	off = rs_dns_begin(skb, false, &s);
+	if (!off || !s)
 		return RS_TC_ACT_UNSPEC;
 	ev = &s->ev;
-	__builtin_memset(ev, 0, offsetof(struct rs_dns_event, name));
-	off = rs_dns_udp(skb, l3, ev, false);
-	if (!off)
-		return RS_TC_ACT_UNSPEC;
-	if (rs_dns_other_generation((__u64)kskb))
-		return RS_TC_ACT_UNSPEC;  /* a reload: the other classifier reports this one */
 	RS_STAT_INC(RS_EVENT_DNS, seen);
 	sk = (__u64)BPF_CORE_READ(kskb, sk);
 	if (!sk) {
@@ -386,12 +431,13 @@ int rs_tc_dns(struct __sk_buff *skb)
 	w.end = n;
 	w.limit = RS_DNS_HDR_LEN;
 	bpf_loop(RS_DNS_WALK_STEPS, rs_dns_label, &w, 0);
-	if (!w.err && !w.done)
-		w.err = RS_DNS_STAT_BAD_POINTER; /* steps exhausted: a chain of pointers */
-	if (!w.err && w.after + 4 > w.end)
-		w.err = RS_DNS_STAT_TRUNCATED;   /* no room for the type and class */
-	if (w.err) {
-		rs_dns_count(w.err);
+	err = w.err;
+	if (!err && !w.done)
+		err = RS_DNS_STAT_BAD_POINTER; /* steps exhausted: a chain of pointers */
+	if (!err && w.after + 4 > w.end)
+		err = RS_DNS_STAT_TRUNCATED;   /* no room for the type and class */
+	if (err) {
+		rs_dns_count(err);
 		return RS_TC_ACT_UNSPEC;
 	}
 	/* re-fetched: the walk ran in callbacks (the verifier tracks no pointer across them) */
@@ -399,9 +445,6 @@ int rs_tc_dns(struct __sk_buff *skb)
 	if (!s)
 		return RS_TC_ACT_UNSPEC;
 	ev = &s->ev;
-	ev->qtype = (RS_PKT(s, w.after) << 8) | RS_PKT(s, w.after + 1);
-	ev->qclass = (RS_PKT(s, w.after + 2) << 8) | RS_PKT(s, w.after + 3);
-	ev->name_len = w.out;
 
 	/* who sent it */
 	task = bpf_get_current_task_btf();
@@ -431,22 +474,8 @@ int rs_tc_dns(struct __sk_buff *skb)
 	if (!by)
 		rs_dns_count(RS_DNS_STAT_UNATTRIBUTED);
 
-	ev->hdr.type = RS_EVENT_DNS;
-	ev->hdr.timestamp = bpf_ktime_get_boot_ns();
-	ev->hdr.cpu = bpf_get_smp_processor_id();
-	ev->hdr.flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
-	ev->ifindex = skb->ifindex;
-	ev->netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
-	ev->pkt_len = skb->len;
-	ev->dns_len = len;
 	ev->dns_flags = by;
-	ev->direction = RS_NET_EGRESS;
-	/* the record ends after the name */
-	size = (offsetof(struct rs_dns_event, name) + w.out + 7) & ~7U;
-	if (size > sizeof(*ev))
-		size = sizeof(*ev);
-	ev->hdr.size = size;
-	if (bpf_ringbuf_output(&events, ev, size, rs_wakeup_flags(&events, size)) == 0)
+	if (rs_dns_send(skb, s, &w, len, RS_NET_EGRESS))
 		RS_STAT_INC(RS_EVENT_DNS, sent);
 	else
 		RS_STAT_INC(RS_EVENT_DNS, lost);
@@ -573,29 +602,17 @@ static long rs_dns_rr(__u32 i, void *ctx)
 SEC("tc")
 int rs_tc_dns_response(struct __sk_buff *skb)
 {
-	struct sk_buff *kskb = (struct sk_buff *)skb;
 	struct rs_dns_walk w = {};
 	struct rs_dns_rr_walk rr = {};
-	struct rs_dns_scratch *s;
+	struct rs_dns_scratch *s = NULL;
 	struct rs_dns_event *ev;
-	__u32 l3, off, len, n, size, err;
-	__u16 mh, nh, flags;
+	__u32 off, len, n, err;
+	__u16 flags;
 
-	mh = BPF_CORE_READ(kskb, mac_header);
-	nh = BPF_CORE_READ(kskb, network_header);
-	if (nh < mh || nh - mh > 64)
-		return RS_TC_ACT_UNSPEC;
-	l3 = nh - mh;
-	s = rs_dns_scratch();
-	if (!s)
+	off = rs_dns_begin(skb, true, &s);
+	if (!off || !s)
 		return RS_TC_ACT_UNSPEC;
 	ev = &s->ev;
-	__builtin_memset(ev, 0, offsetof(struct rs_dns_event, name));
-	off = rs_dns_udp(skb, l3, ev, true);
-	if (!off)
-		return RS_TC_ACT_UNSPEC;
-	if (rs_dns_other_generation((__u64)kskb))
-		return RS_TC_ACT_UNSPEC;
 	len = skb->len > off ? skb->len - off : 0;
 	if (len < RS_DNS_HDR_LEN) {
 		rs_dns_count(RS_DNS_STAT_RESPONSE);
@@ -658,24 +675,8 @@ int rs_tc_dns_response(struct __sk_buff *skb)
 	ev = &s->ev;
 	if (rr.cut)
 		rs_dns_count(RS_DNS_STAT_RESP_CUT);
-	ev->qtype = (RS_PKT(s, w.after) << 8) | RS_PKT(s, w.after + 1);
-	ev->qclass = (RS_PKT(s, w.after + 2) << 8) | RS_PKT(s, w.after + 3);
-	ev->name_len = w.out;
 	ev->answer_count = rr.n;
-	ev->hdr.type = RS_EVENT_DNS;
-	ev->hdr.timestamp = bpf_ktime_get_boot_ns();
-	ev->hdr.cpu = bpf_get_smp_processor_id();
-	ev->hdr.flags = (rs_generation & 1) ? RS_HDR_GEN_ODD : 0;
-	ev->ifindex = skb->ifindex;
-	ev->netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
-	ev->pkt_len = skb->len;
-	ev->dns_len = len;
-	ev->direction = RS_NET_INGRESS;
-	size = (offsetof(struct rs_dns_event, name) + w.out + 7) & ~7U;
-	if (size > sizeof(*ev))
-		size = sizeof(*ev);
-	ev->hdr.size = size;
-	if (bpf_ringbuf_output(&events, ev, size, rs_wakeup_flags(&events, size)) == 0)
+	if (rs_dns_send(skb, s, &w, len, RS_NET_INGRESS))
 		rs_dns_count(RS_DNS_STAT_RESP_PARSED);
 	else
 		rs_dns_count(RS_DNS_STAT_RESP_LOST);
