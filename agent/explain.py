@@ -10,7 +10,8 @@ The in-kernel verdict uses the same code the agent does: the policy's
 filters (codegen.cbackend.kernel_filters: which approver checks, which
 values), checked the way ebpf/include/filters.h checks them (flags mask
 first, then the basename key — its length and first RS_BASENAME_PREFIX
-bytes —, port then address for network events), and, for an event that
+bytes —, then the path's longest approved directory prefix and its flags
+mask; port then address for network events), and, for an event that
 matches no rule, the discarders the agent would learn from it
 (agent.discarders.discarder_plan: partial evaluation of the type's rules).
 """
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from codegen import ir
-from codegen.cbackend import ADDR, BASENAME, FLAGS, KERNEL_EVENT_TYPES, PORT, TypeFilter, kernel_filters
+from codegen.cbackend import ADDR, ANY_FLAGS, BASENAME, FLAGS, KERNEL_EVENT_TYPES, PORT, PREFIX, TypeFilter, kernel_filters
 from codegen.eventtypes import BY_NAME
 from codegen.fields import REGISTRY
 from codegen.pybackend import compile_expr
@@ -140,7 +141,44 @@ def _approvers(f: TypeFilter, ev: DocumentEvent) -> tuple[bool, str]:
             return True, f"approved: basename {name!r} is an approver{same}"
         shown = ", ".join(repr(b) for b in sorted(f.basenames)[:8]) + (", ..." if len(f.basenames) > 8 else "")
         tried.append(f"basename {name!r} is not one of {shown}")
+        if t == "rename":
+            dest = _field(ev, "rename.file.destination.path")
+            dname = posixpath.basename(dest) if dest else _field(ev, "rename.file.destination.name")
+            hit = next((b for b in sorted(f.basenames) if _key(b) == _key(dname)), None)
+            if hit is not None:
+                return True, f"approved: the destination's basename {dname!r} is an approver"
+            tried.append(f"nor is the destination's {dname!r}")
+    if PREFIX in f.approve_kinds and f.prefix_field:
+        ok, why = _prefix(f, ev)
+        if ok:
+            return True, why
+        tried.append(why)
     return False, "dropped in the kernel (approver miss): " + "; ".join(tried)
+
+
+def _prefix(f: TypeFilter, ev: DocumentEvent) -> tuple[bool, str]:
+    """The prefix check (filters.h rs_approve_prefix): the longest approved
+    directory prefix of the path, and the flags its mask needs."""
+    assert f.prefix_field is not None
+    path = _field(ev, f.prefix_field) or ""
+    masks = f.prefix_masks()
+    if not path.startswith("/"):
+        return True, f"approved: {f.prefix_field} is not a path the kernel walks (user space decides)"
+    hits = [p for p in masks if path.startswith(p)]
+    if not hits:
+        return False, f"{f.prefix_field} {path!r} has none of the {len(masks)} approved prefixes"
+    longest = max(hits, key=len)
+    mask = 0
+    for p in hits:
+        mask |= masks[p]
+    if mask == ANY_FLAGS:
+        return True, f"approved: {f.prefix_field} {path!r} is below the approved prefix {longest!r}"
+    flags = _field(ev, f"{f.event_type}.flags") or 0
+    if flags & mask:
+        return True, (f"approved: {f.prefix_field} {path!r} is below {longest!r} and {f.event_type}.flags "
+                      f"{flags:#o} has a bit of its mask {mask:#o}")
+    return False, (f"{f.prefix_field} {path!r} is below {longest!r} but {f.event_type}.flags {flags:#o} has no "
+                   f"bit of its mask {mask:#o}")
 
 
 def kernel_verdict(ruleset: Ruleset, filters: dict[str, TypeFilter], doc: dict[str, Any], ev: DocumentEvent,

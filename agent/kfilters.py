@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import ipaddress
 
-from codegen.cbackend import ADDR, BASENAME, PORT, VALUE, TypeFilter
+from codegen.cbackend import ADDR, BASENAME, PORT, PREFIX, VALUE, TypeFilter
 from codegen.eventtypes import INVALIDATING_TYPES
 
 from .events.layout import Layout
@@ -66,12 +66,37 @@ def port_key(type_id: int, port: int, layout: Layout) -> bytes | None:
     return bytes(layout.ffi.buffer(key))
 
 
+def prefix_entries(type_id: int, masks: dict[str, int], layout: Layout) -> dict[bytes, int]:
+    """struct rs_prefix_key -> flags mask for one type's prefixes. A prefix is
+    cut to the key's RS_PREFIX_MAX bytes (the kernel compares no more of a
+    path); its mask is the union of its own and those of every shorter prefix
+    of the type it starts with (the kernel's longest match alone decides)."""
+    limit = layout.const("RS_PREFIX_MAX")
+    cut: dict[bytes, int] = {}
+    for prefix, mask in masks.items():
+        raw = prefix.encode("utf-8", "surrogateescape")[:limit]
+        cut[raw] = cut.get(raw, 0) | mask
+    out = {}
+    for raw in cut:
+        mask = 0
+        for other, m in cut.items():
+            if raw.startswith(other):
+                mask |= m
+        key = layout.ffi.new("struct rs_prefix_key *")
+        key.prefixlen = 8 * (1 + len(raw))
+        key.type = type_id
+        layout.ffi.memmove(key.path, raw, len(raw))
+        out[bytes(layout.ffi.buffer(key))] = mask & 0xFFFFFFFFFFFFFFFF
+    return out
+
+
 @dataclass
 class _Values:
     basenames: dict[bytes, int]   # basename key -> type mask
     flags: dict[int, int]         # type id -> flags mask
     addrs: set[bytes]             # struct rs_addr_key
     ports: set[bytes]             # struct rs_port_key
+    prefixes: dict[bytes, int]    # struct rs_prefix_key -> flags mask
 
 
 def value_key(type_id: int, value: int, layout: Layout) -> bytes:
@@ -80,6 +105,19 @@ def value_key(type_id: int, value: int, layout: Layout) -> bytes:
     key.type = type_id
     key.value = value & 0xFFFFFFFFFFFFFFFF
     return bytes(layout.ffi.buffer(key))
+
+
+def _longest_mask(key: bytes, entries: dict[bytes, int]) -> int:
+    """The mask ``entries`` (struct rs_prefix_key -> mask, as the kernel's
+    trie) give the paths of prefix ``key``: its longest match's."""
+    bits = int.from_bytes(key[:4], "little")
+    body = key[4:4 + bits // 8]
+    best, mask = -1, 0
+    for k, m in entries.items():
+        kbits = int.from_bytes(k[:4], "little")
+        if kbits <= bits and kbits > best and body.startswith(k[4:4 + kbits // 8]):
+            best, mask = kbits, m
+    return mask
 
 
 @dataclass
@@ -95,8 +133,11 @@ class KernelFilters:
         flag_masks: dict[int, int] = {}
         addrs: set[bytes] = set()
         ports: set[bytes] = set()
+        prefixes: dict[bytes, int] = {}
         for event_type, f in sorted(filters.items()):
             type_id = self.type_ids[event_type]
+            if PREFIX in f.approve_kinds:
+                prefixes |= prefix_entries(type_id, f.prefix_masks(), self.layout)
             if ADDR in f.approve_kinds:
                 addrs |= {addr_key(type_id, n, self.layout) for n in f.networks}
             if PORT in f.approve_kinds:
@@ -110,11 +151,12 @@ class KernelFilters:
                     masks[key] = masks.get(key, 0) | type_bit(type_id)
             if f.flags_mask:
                 flag_masks[type_id] = f.flags_mask
-        for name, entries in (("basename_approvers", masks), ("addr_approvers", addrs), ("port_approvers", ports)):
+        for name, entries in (("basename_approvers", masks), ("addr_approvers", addrs), ("port_approvers", ports),
+                              ("prefix_approvers", prefixes)):
             limit = self.obj.map(name).max_entries
             if len(entries) > limit:
                 raise ValueError(f"{len(entries)} approvers exceed the {limit} entries of map {name}")
-        return _Values(masks, flag_masks, addrs, ports)
+        return _Values(masks, flag_masks, addrs, ports, prefixes)
 
     def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
         keys = {value_key(self.type_ids[t], v, self.layout)
@@ -138,6 +180,8 @@ class KernelFilters:
         for name, keys in (("addr_approvers", v.addrs), ("port_approvers", v.ports)):
             for key in keys:
                 self.obj.map(name).update(key, b"\x01")
+        for key, mask in v.prefixes.items():
+            self.obj.map("prefix_approvers").update(key, struct.pack("=Q", mask))
         return len(v.basenames)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
@@ -165,6 +209,13 @@ class KernelFilters:
         for key, mask in masks.items():
             old = basenames.lookup(key)
             basenames.update(key, mask | (int.from_bytes(old, "little") if isinstance(old, bytes) else 0))
+        prefixes = self.obj.map("prefix_approvers")
+        old_prefixes = {k: int.from_bytes(m, "little") for k, m in prefixes.items() if isinstance(m, bytes)}
+        for key in set(old_prefixes) | set(v.prefixes):
+            # every key holds what the old and the new set each give its
+            # paths (their longest match's mask, folded already)
+            union = _longest_mask(key, old_prefixes) | _longest_mask(key, v.prefixes)
+            prefixes.update(key, struct.pack("=Q", union))
         for type_id in self.type_ids.values():
             flags.update(type_id, flag_masks.get(type_id, 0))
         for key in old_keys - set(masks):
@@ -174,6 +225,10 @@ class KernelFilters:
                 m.delete(key)
         for key, mask in masks.items():
             basenames.update(key, mask)
+        for key in set(old_prefixes) - set(v.prefixes):
+            prefixes.delete(key)
+        for key, mask in v.prefixes.items():
+            prefixes.update(key, struct.pack("=Q", mask))
         for key in old_values - new_values:
             values.delete(key)
         self.filters = filters

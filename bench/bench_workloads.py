@@ -170,14 +170,21 @@ def filter_reasons(policy: list[str]) -> list[str]:
     ruleset = load_policies(policy or [str(GIT_SOURCE / "rules")]).ruleset
     out = []
     for t, f in sorted(kernel_filters(ruleset).items()):
-        none, flags_only = [], []
+        none, flags_only, prefix = [], [], 0
         for rule in ruleset.rules_for(t):
             offer, check, _ = _kernel_offer(rule, t, REGISTRY)
             if offer is None:
                 none.append(rule.id)
             elif check == "flags":
                 flags_only.append(f"{rule.id} ({offer.mask:#o})")
+            elif check == "prefix":
+                prefix += 1
         line = f"- {t}: {len(f.rules)} rule(s), {f.shape_summary}"
+        if prefix and f.prefixes:
+            line += (f"; {prefix} rule(s) approved by {len(f.prefix_masks())} directory prefix(es) of "
+                     f"{f.prefix_field} (with their flags)")
+        elif prefix:
+            line += f"; {prefix} rule(s) offer a directory prefix"
         if none:
             line += f"; no approvers because of: {', '.join(none)}"
         elif flags_only:

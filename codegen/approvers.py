@@ -7,10 +7,12 @@ compares the field with — or a reason why it cannot: negations, regexes,
 field-to-field compares, variables, globs whose basename has ``*``,
 patterns on name fields, a field OR-ed with another field. An offer is
 checked by partial evaluation: with the field outside the offered values
-the rule must be certainly false. Path fields offer basenames, bit fields
-a mask. Each rule picks its best field (highest weight); if any rule of the
-type has none, the type gets no approvers (everything is sent to user
-space).
+the rule must be certainly false. Path fields offer basenames, and, as a
+second kind, the literal directory prefixes of their absolute paths and
+globs (``/etc/**`` -> ``/etc/``: the offer a glob whose basename has ``*``
+still makes); bit fields offer a mask. Each rule picks its best offer
+(highest weight); if any rule of the type has none, the type gets no
+approvers (everything is sent to user space).
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from collections.abc import Iterable, Mapping
 
 from . import ir
 from .fields import REGISTRY, ApproverKind, Field, Registry
-from .partial import BasenameNotIn, MaskNone, ValueNotIn, partial_eval
-from .patterns import StrMatcher, glob_basename
+from .fieldspec import PREFIX, Approver
+from .partial import BasenameNotIn, MaskNone, PrefixNotIn, ValueNotIn, partial_eval
+from .patterns import StrMatcher, glob_basename, literal_dir_prefix
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class Offer:
     def ok(self) -> bool:
         return self.reason is None
 
+    @property
+    def key(self) -> str:
+        """Its key among a rule's offers: the field, and the kind for a path's
+        prefix offer (the field's other offer is its basename)."""
+        return offer_key(self.field, self.kind)
+
+
+def offer_key(field: str, kind: ApproverKind) -> str:
+    return f"{field} (prefix)" if kind is ApproverKind.PREFIX else field
+
 
 @dataclass(frozen=True)
 class RuleApprovers:
@@ -50,14 +63,14 @@ class RuleApprovers:
     def reason(self) -> str | None:
         if self.chosen is not None:
             return None
-        return "; ".join(f"{o.field}: {o.reason}" for o in self.offers.values()) or "no approvable field"
+        return "; ".join(f"{k}: {o.reason}" for k, o in self.offers.items()) or "no approvable field"
 
 
 @dataclass(frozen=True)
 class FieldApprovers:
     field: str
     kind: ApproverKind
-    values: frozenset[Any] = frozenset()  # basenames or scalar values
+    values: frozenset[Any] = frozenset()  # basenames, prefixes or scalar values
     mask: int = 0                          # bitmask kind: union of the rules' masks
 
 
@@ -72,9 +85,9 @@ class EventTypeApprovers:
 class _Collector:
     """Walks a rule's IR for comparisons of one field with constants."""
 
-    def __init__(self, spec: Field) -> None:
+    def __init__(self, spec: Field, kind: ApproverKind | None = None) -> None:
         self.spec = spec
-        self.kind = spec.approver.kind  # type: ignore[union-attr]
+        self.kind = kind or spec.approver.kind  # type: ignore[union-attr]
         self.values: set[Any] = set()
         self.mask = 0
         self.problems: list[str] = []
@@ -133,6 +146,8 @@ class _Collector:
                     self.values.add(v)
 
     def approver_value(self, value: Any) -> Any:
+        if self.kind is ApproverKind.PREFIX:
+            return self.prefix_value(value)
         if isinstance(value, StrMatcher):
             if value.kind == "regex":
                 self.problems.append("regex")
@@ -158,6 +173,21 @@ class _Collector:
         return value
 
 
+    def prefix_value(self, value: Any) -> str | None:
+        if isinstance(value, StrMatcher) and value.kind == "regex":
+            self.problems.append("regex")
+            return None
+        prefix = literal_dir_prefix(value) if isinstance(value, (str, StrMatcher)) else None
+        shown = str(value) if isinstance(value, StrMatcher) else repr(value)
+        if prefix is None:
+            self.problems.append(f"{shown} is not an absolute path")
+        elif prefix == "/":
+            self.problems.append(f"{shown} has no directory prefix below '/'")
+        else:
+            return prefix
+        return None
+
+
 def _tests_any_bit(node: ir.Compare) -> bool:
     """``X > 0``, ``X != 0``, ``X >= 1``, or ``X == M`` with M the mask."""
     if not isinstance(node.right, ir.Const) or not isinstance(node.right.value, int):
@@ -168,12 +198,13 @@ def _tests_any_bit(node: ir.Compare) -> bool:
             or (node.op == "==" and k == mask and k != 0))
 
 
-def offer(expr: ir.Expr, spec: Field) -> Offer:
-    """What a rule (its IR) offers as approvers on ``spec``."""
+def offer(expr: ir.Expr, spec: Field, kind: ApproverKind | None = None) -> Offer:
+    """What a rule (its IR) offers as approvers on ``spec`` (of the field's
+    own kind, or ``kind``: PREFIX for a path field)."""
     assert spec.approver is not None
-    c = _Collector(spec)
+    kind = kind or spec.approver.kind
+    c = _Collector(spec, kind)
     c.walk(expr)
-    kind = spec.approver.kind
     if not c.values and not c.mask:
         reason = ", ".join(dict.fromkeys(c.problems)) or "not compared with a constant"
         return Offer(spec.name, kind, reason=reason)
@@ -181,6 +212,8 @@ def offer(expr: ir.Expr, spec: Field) -> Offer:
         outside: Any = MaskNone(c.mask)
     elif kind is ApproverKind.BASENAME:
         outside = BasenameNotIn(frozenset(c.values))
+    elif kind is ApproverKind.PREFIX:
+        outside = PrefixNotIn(frozenset(c.values))
     else:
         outside = ValueNotIn(frozenset(c.values))
     if partial_eval(expr, spec, outside) is not False:
@@ -191,9 +224,17 @@ def offer(expr: ir.Expr, spec: Field) -> Offer:
     return Offer(spec.name, kind, frozenset(c.values), c.mask)
 
 
+def candidates(event_type: str, registry: Registry = REGISTRY) -> list[tuple[Field, Approver]]:
+    """(field, approver) pairs of ``event_type``, best first: each approvable
+    field's own approver, and a path field's prefix."""
+    own = [(f, f.approver) for f in registry.approvable(event_type) if f.approver is not None]
+    prefixes = [(f, PREFIX) for f, a in own if a.kind is ApproverKind.BASENAME]
+    return sorted(own + prefixes, key=lambda c: (-c[1].weight, c[0].name))
+
+
 def rule_approvers(rule_id: str, expr: ir.Expr, event_type: str, registry: Registry = REGISTRY) -> RuleApprovers:
-    offers = {f.name: offer(expr, f) for f in registry.approvable(event_type)}
-    chosen = next((o for o in offers.values() if o.ok), None)  # approvable() is best first
+    offers = {offer_key(f.name, a.kind): offer(expr, f, a.kind) for f, a in candidates(event_type, registry)}
+    chosen = next((o for o in offers.values() if o.ok), None)  # candidates() are best first
     return RuleApprovers(rule_id, offers, chosen)
 
 
@@ -210,8 +251,8 @@ def event_type_approvers(event_type: str, rules: Iterable[Any], registry: Regist
     for r in per_rule:
         o = r.chosen
         assert o is not None
-        prev = merged.get(o.field, FieldApprovers(o.field, o.kind))
-        merged[o.field] = FieldApprovers(o.field, o.kind, prev.values | o.values, prev.mask | o.mask)
+        prev = merged.get(o.key, FieldApprovers(o.field, o.kind))
+        merged[o.key] = FieldApprovers(o.field, o.kind, prev.values | o.values, prev.mask | o.mask)
     return EventTypeApprovers(event_type, per_rule, dict(sorted(merged.items())))
 
 
@@ -220,5 +261,5 @@ def compute_approvers(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, 
     return {t: event_type_approvers(t, ruleset.rules_for(t), registry) for t in ruleset.event_types}
 
 
-__all__ = ["Offer", "RuleApprovers", "FieldApprovers", "EventTypeApprovers", "offer",
+__all__ = ["Offer", "RuleApprovers", "FieldApprovers", "EventTypeApprovers", "offer", "offer_key", "candidates",
            "rule_approvers", "event_type_approvers", "compute_approvers"]

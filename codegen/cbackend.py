@@ -7,8 +7,12 @@ performs and with which values:
   kernel can check — the file's basename (``<type>.file.path`` by basename,
   ``<type>.file.name``), bit masks of flags (``open.flags``; a type with two
   flag fields checks them in one 64-bit value, the second in its high half:
-  ``mmap.protection``) and exact values of a scalar (``ptrace.request``,
-  keyed by event type and value). If one rule
+  ``mmap.protection``), exact values of a scalar (``ptrace.request``,
+  keyed by event type and value) and the literal directory prefix of a
+  path (``/etc/**`` -> ``/etc/``, on the path the kernel walks for the
+  record), each prefix with the flags mask of the rule's flags conjunct
+  (all ones without one: ``etc_file_written``'s write-opens outside /etc
+  stay in the kernel). If one rule
   of the type offers nothing the kernel can check, the type gets no
   approvers and every event of it is sent (docs/secl.md).
 - discarders: for file event types whose rules constrain the file's path or
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
@@ -51,6 +55,7 @@ VALUE = "value"
 ADDR = "addr"           # network events: <type>.addr.ip in the LPM trie addr_approvers
 PORT = "port"           # network events: <type>.addr.port in port_approvers
 FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
+PREFIX = "prefix"       # a path's literal directory prefix in the LPM trie prefix_approvers, with a flags mask
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
@@ -58,11 +63,13 @@ CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     ADDR: (ApproverKind.SCALAR,),
     PORT: (ApproverKind.SCALAR,),
     FLAGS_HI: (ApproverKind.BITMASK,),
+    PREFIX: (ApproverKind.PREFIX,),
 }
 # The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
-CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS}
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS, PREFIX: PREFIX}
 HALF = 32
-APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT)  # in the order of the RS_APPROVE_* bits
+APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT, PREFIX)  # in the order of the RS_APPROVE_* bits
+ANY_FLAGS = (1 << 64) - 1   # a prefix whose rules have no flags conjunct: any flags
 
 
 def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
@@ -70,6 +77,8 @@ def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
     (the table's ``kernel_approvers``)."""
     event_type, _, rel = field_name.partition(".")
     t = BY_NAME.get(event_type)
+    if kind is ApproverKind.PREFIX:
+        return PREFIX if t is not None and t.produced and rel in t.prefix_approvers else None
     check = t.kernel_approvers.get(rel) if t is not None and t.produced else None
     return check if check is not None and kind in CHECKS[check] else None
 
@@ -85,6 +94,8 @@ class TypeFilter:
     values: frozenset[int] = frozenset()   # VALUE: the scalar values some rule accepts
     networks: frozenset[Any] = frozenset()  # ipaddress networks (ADDR)
     ports: frozenset[int] = frozenset()     # PORT
+    prefixes: frozenset[tuple[str, int]] = frozenset()  # PREFIX: (directory prefix, flags mask) of each rule
+    prefix_field: str | None = None         # PREFIX: the path field they are of
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -109,6 +120,8 @@ class TypeFilter:
                 what.append(f"{len(self.networks)} network(s)")
             if self.ports:
                 what.append(f"{len(self.ports)} port(s)")
+            if self.prefixes:
+                what.append(f"{len({p for p, _ in self.prefixes})} path prefix(es) of {self.prefix_field}")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -137,7 +150,17 @@ class TypeFilter:
             out["networks"] = sorted(str(n) for n in self.networks)
         if self.ports:
             out["ports"] = sorted(self.ports)
+        if self.prefixes:
+            out["prefixes"] = {p: m for p, m in sorted(self.prefix_masks().items())}
+            out["prefix_field"] = self.prefix_field
         return out
+
+    def prefix_masks(self) -> dict[str, int]:
+        """Each prefix with the union of its rules' flags masks."""
+        masks: dict[str, int] = {}
+        for prefix, mask in self.prefixes:
+            masks[prefix] = masks.get(prefix, 0) | mask
+        return masks
 
 
 def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer | None, str, str | None]:
@@ -147,14 +170,26 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
     for offer in ra.offers.values():  # best first (registry weight order)
         check = kernel_check(offer.field, offer.kind)
         if not offer.ok:
-            reasons.append(f"{offer.field}: {offer.reason}")
+            reasons.append(f"{offer.key}: {offer.reason}")
         elif check is None:
-            reasons.append(f"{offer.field}: not checked in the kernel")
+            reasons.append(f"{offer.key}: not checked in the kernel")
         elif check == FLAGS_HI and offer.mask >> HALF:
             reasons.append(f"{offer.field}: mask {offer.mask:#x} beyond the {HALF} bits the kernel checks")
+        elif check == PREFIX:
+            return replace(offer, mask=_flags_conjunct(ra.offers.values())), check, None
         else:
             return offer, check, None
     return None, "", "; ".join(reasons) or "no approvable field"
+
+
+def _flags_conjunct(offers: Iterable[Offer]) -> int:
+    """The mask the kernel ANDs with a rule's prefix: the rule's own proven
+    flags offer (flags outside it make the rule false, as a path outside the
+    prefixes does, so the rule needs both), else any flags."""
+    for o in offers:
+        if o.ok and kernel_check(o.field, o.kind) == FLAGS and o.mask:
+            return o.mask
+    return ANY_FLAGS
 
 
 # A directory no rule can name: if partial evaluation of a rule with the
@@ -174,6 +209,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     values: set[int] = set()
     networks: set[Any] = set()
     ports: set[int] = set()
+    prefixes: set[tuple[str, int]] = set()
+    prefix_fields: set[str] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -193,6 +230,9 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
             networks |= set(offer.values)
         elif check == PORT:
             ports |= set(offer.values)
+        elif check == PREFIX:
+            prefixes |= {(p, offer.mask) for p in offer.values}
+            prefix_fields.add(offer.field)
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -203,8 +243,11 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     if missing or not rules:
         return TypeFilter(event_type, ids, discard=discard,
                           reason="; ".join(missing) if missing else "no rules")
+    # the kernel checks one path per type (the table's prefix_approvers)
+    assert len(prefix_fields) <= 1, f"{event_type}: prefixes of {sorted(prefix_fields)}"
     return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values), frozenset(networks),
-                      frozenset(ports), tuple(k for k in APPROVE_KINDS if k in kinds), discard)
+                      frozenset(ports), frozenset(prefixes), next(iter(prefix_fields), None),
+                      tuple(k for k in APPROVE_KINDS if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:
@@ -256,4 +299,4 @@ def render_policy_header(filters: dict[str, TypeFilter]) -> str:
 
 
 __all__ = ["TypeFilter", "kernel_filters", "trace_filters", "type_filter", "render_policy_header", "object_event_types",
-           "shape_digest", "kernel_check", "KERNEL_EVENT_TYPES"]
+           "shape_digest", "kernel_check", "KERNEL_EVENT_TYPES", "PREFIX", "ANY_FLAGS"]

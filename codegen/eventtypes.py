@@ -205,6 +205,9 @@ class EventType:
     fields: tuple[FieldSpec, ...] = ()    # its own fields, relative to the type's name
     # field (relative) -> the kernel check enforcing an approver on it
     kernel_approvers: dict[str, str] = field(default_factory=dict)
+    # path fields (relative) whose literal directory prefix the kernel checks
+    # (RS_APPROVE_PREFIX): the path of the file the record names there
+    prefix_approvers: tuple[str, ...] = ()
     discarders: bool = False              # inode discarders apply (kernel-walked file.path)
     invalidates: str | None = None        # "inode": moves files (tombstones); "mounts": the revision
     lifecycle: bool = False               # always hooked: the process cache needs every one
@@ -376,6 +379,13 @@ _FIM, _PROC, _KERNEL = "file", "process", "kernel"
 _MODE = F("file.destination.mode", INT, constants="S_I*", doc="new mode")
 _OPEN_APPROVERS = {"file.path": "basename", "file.name": "basename", "flags": "flags"}
 _FILE_APPROVERS = {"file.path": "basename", "file.name": "basename"}
+# The path the kernel walks for the record (ebpf/include/filters.h
+# rs_approve_prefix): the file's; rename's object has moved by then, so its
+# new path, the destination.
+_FILE_PREFIX = ("file.path",)
+# rename: the destination's name too (rs_fim_send_rename), in the same map as the source's
+_RENAME_APPROVERS = {**_FILE_APPROVERS, "file.destination.path": "basename", "file.destination.name": "basename"}
+_RENAME_PREFIX = ("file.destination.path",)
 
 _S = Syscall
 
@@ -430,7 +440,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("file.destination.mode", INT, constants="S_I*", doc="mode of the created file"),
             RETVAL,
         ),
-        kernel_approvers=_OPEN_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_OPEN_APPROVERS, discarders=True),
     EventType(
         "chmod", 2, _FIM, "a file's permissions were changed", record="rs_file_event", call=FIM_CALL,
         init=(LOOKUP_FOLLOW,),
@@ -444,7 +454,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         files=("file",), file_approvers=True,
         fields=(_MODE, F("file.destination.rights", INT, resolver="rights", constants="S_I*",
                          doc="new permission bits"), RETVAL),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "chown", 3, _FIM, "a file's owner was changed", record="rs_file_event", call=FIM_CALL,
         init=(LOOKUP_FOLLOW,),
@@ -463,7 +473,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("file.destination.group", STR, doc="new owner group name"),
             RETVAL,
         ),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "mkdir", 4, _FIM, "a directory was created", record="rs_file_event", call=FIM_CALL,
         syscalls=(
@@ -473,13 +483,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
         capture="ctime", precise=("path_mkdir",), precise_requires=("security_path",),
         files=("file",), file_approvers=True,
         fields=(F("file.destination.mode", INT, constants="S_I*", doc="mode of the new directory"), RETVAL),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "rmdir", 5, _FIM, "a directory was removed", record="rs_file_event", call=FIM_CALL,
         syscalls=(_S("rmdir", ("path",)),),   # and unlinkat(AT_REMOVEDIR), under unlink
         capture="ctime", precise=("path_rmdir",), precise_requires=("security_path",),
         files=("file",), file_approvers=True, fields=(RETVAL,),
-        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
     EventType(
         "unlink", 6, _FIM, "a file was deleted", record="rs_file_event", call=FIM_CALL,
         syscalls=(
@@ -489,7 +499,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         capture="ctime", precise=("path_unlink",), precise_requires=("security_path",),
         files=("file",), file_approvers=True,
         fields=(F("flags", INT, doc="unlinkat flags"), RETVAL),
-        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
     EventType(
         "rename", 7, _FIM, "a file was renamed; `file` is the source, `file.destination` the target",
         record="rs_file_event", call=FIM_CALL,
@@ -500,7 +510,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         ),
         capture="ctime", precise=("path_rename",), precise_requires=("security_path",),
         files=("file", "file.destination"), file_approvers=True, fields=(RETVAL,),
-        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+        prefix_approvers=_RENAME_PREFIX, kernel_approvers=_RENAME_APPROVERS, discarders=True, invalidates="inode"),
     EventType(
         "link", 8, _FIM, "a hard link was created; `file` is the source, `file.destination` the link",
         record="rs_file_event", call=FIM_CALL, init=(LOOKUP_LINK,),
@@ -510,7 +520,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         ),
         capture="ctime", precise=("path_link",), precise_requires=("security_path",),
         files=("file", "file.destination"), file_approvers=True, fields=(RETVAL,),
-        kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
     EventType(
         "utimes", 9, _FIM, "a file's access/modification times were changed", record="rs_file_event",
         call=FIM_CALL, init=(LOOKUP_FOLLOW,),
@@ -523,7 +533,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         ),
         capture="ctime", precise=("vfs_utimes",),
         files=("file",), file_approvers=True, fields=(RETVAL,),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "setxattr", 10, _FIM, "an extended attribute was set", record="rs_file_event", call=FIM_CALL,
         init=(LOOKUP_FOLLOW,),
@@ -541,7 +551,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("file.destination.namespace", STR, doc="attribute namespace (user, security...)"),
             RETVAL,
         ),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "removexattr", 11, _FIM, "an extended attribute was removed", record="rs_file_event", call=FIM_CALL,
         init=(LOOKUP_FOLLOW,),
@@ -559,7 +569,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
             F("file.destination.namespace", STR, doc="attribute namespace"),
             RETVAL,
         ),
-        kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
     EventType(
         "mount", 12, _FIM, "a filesystem was mounted", record="rs_file_event", call=FIM_CALL,
         init=("c.need_base = true;",),

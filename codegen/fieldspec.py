@@ -20,6 +20,7 @@ class ApproverKind(str, enum.Enum):
     BASENAME = "basename"  # path fields: the basename of exact paths / literal-basename globs
     SCALAR = "scalar"      # exact values (`==`, `in`)
     BITMASK = "bitmask"    # `field & MASK > 0`: the union of masks
+    PREFIX = "prefix"      # path fields: the literal directory prefix of absolute paths / globs
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ INT, STR, BOOL, IP = FieldType.INT, FieldType.STRING, FieldType.BOOL, FieldType.
 BASENAME = Approver(ApproverKind.BASENAME, 15)
 NAME = Approver(ApproverKind.SCALAR, 10)
 FLAGS = Approver(ApproverKind.BITMASK, 5)
+# Below a basename or a name (cheaper in the kernel, and as selective), above
+# flags alone (the kernel ANDs a prefix with the rule's flags conjunct).
+PREFIX = Approver(ApproverKind.PREFIX, 7)
 SCALAR = Approver(ApproverKind.SCALAR, 5)
 
 RETVAL = FieldSpec("retval", INT, constants="errno", doc="return value; errors are negative errno (`-EACCES`)")

@@ -10,8 +10,9 @@ The fixed value can be concrete (``"/var/log/x"``; for a ``.path`` field the
 file's ``name`` and lengths follow from it) or symbolic:
 
 - :class:`PathsBelow` — "any path strictly below directory D";
-- :class:`BasenameNotIn`, :class:`ValueNotIn`, :class:`MaskNone` — "a value
-  outside the approver set" (see :mod:`codegen.approvers`).
+- :class:`BasenameNotIn`, :class:`ValueNotIn`, :class:`MaskNone`,
+  :class:`PrefixNotIn` — "a value outside the approver set" (see
+  :mod:`codegen.approvers`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 
 from . import ir, ops
 from .fields import REGISTRY, Field
-from .patterns import StrMatcher, glob_basename, pieces, wildcard_match
+from .patterns import StrMatcher, glob_basename, literal_dir_prefix, pieces, wildcard_match
 
 Tri = Optional[bool]
 UNKNOWN: Tri = None
@@ -87,7 +88,14 @@ class MaskNone:
     mask: int
 
 
-Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone)
+@dataclass(frozen=True)
+class PrefixNotIn:
+    """A path that starts with none of ``prefixes`` (directories, ending in ``/``)."""
+
+    prefixes: frozenset[str]
+
+
+Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone, PrefixNotIn)
 
 
 def glob_below(glob: str, directory: str) -> Tri:
@@ -134,6 +142,17 @@ def _basename_outside(value: Any, domain: BasenameNotIn) -> Tri:
     return None
 
 
+def _prefix_outside(value: Any, domain: PrefixNotIn) -> Tri:
+    """A path outside every prefix cannot equal (or match) a value whose every
+    match starts with one of them."""
+    if not isinstance(value, (str, StrMatcher)):
+        return None
+    head = literal_dir_prefix(value)
+    if head is not None and any(head.startswith(p) for p in domain.prefixes):
+        return False
+    return None
+
+
 def _symbolic_element(domain: Any, value: Any) -> Tri:
     """``fixed == value`` for one right-hand element, under a symbolic domain."""
     if isinstance(domain, PathsBelow):
@@ -142,6 +161,8 @@ def _symbolic_element(domain: Any, value: Any) -> Tri:
         return _basename_outside(value, domain)
     if isinstance(domain, ValueNotIn):
         return False if not isinstance(value, StrMatcher) and value in domain.values else None
+    if isinstance(domain, PrefixNotIn):
+        return _prefix_outside(value, domain)
     return None
 
 

@@ -179,3 +179,21 @@ def glob_basename(text: str) -> str:
     glob matches has it as its basename (``/a/**/token`` -> ``token``) when it
     has no ``*``."""
     return text.rsplit("/", 1)[-1]
+
+
+def literal_dir_prefix(value: str | StrMatcher) -> str | None:
+    """The literal directory prefix (up to and including a ``/``) that every
+    path ``value`` matches starts with: an exact path's directory
+    (``/etc/passwd`` -> ``/etc/``), the directory part of a glob's or
+    pattern's text before its first wildcard (``/etc/**`` -> ``/etc/``,
+    ``/home/*/.ssh/*`` -> ``/home/``). None for a regex or a value that is
+    not an absolute path."""
+    if isinstance(value, StrMatcher):
+        if value.kind == "regex":
+            return None
+        head = _unescaped(value.text.split("*", 1)[0])
+    else:
+        head = value
+    if not head.startswith("/"):
+        return None
+    return head[: head.rindex("/") + 1]

@@ -56,4 +56,5 @@ union rs_btf_anchor {
 	struct rs_dns_event dns;
 	struct rs_addr_key addr_key;
 	struct rs_port_key port_key;
+	struct rs_prefix_key prefix_key;
 } rs_btf_anchor __attribute__((unused));

@@ -841,6 +841,20 @@ struct rs_addr_key {
 	__u8 _pad0[2];
 };
 
+/* prefix_approvers (LPM trie): a directory prefix of a path some rule of
+ * `type` can match ("/etc/"), with the flags mask of the rules' flags
+ * conjunct (value: __u64, ~0: any flags). prefixlen counts the bits of
+ * `type` (8) and of the prefix; a path is looked up by its first
+ * RS_PREFIX_MAX bytes (a longer prefix is stored cut to them: it then
+ * approves a few more paths, never fewer). */
+#define RS_PREFIX_MAX 255
+
+struct rs_prefix_key {
+	__u32 prefixlen;
+	__u8 type;                    /* enum rs_event_type */
+	char path[255];               /* RS_PREFIX_MAX */
+};
+
 /* port_approvers: a port some rule of `type` can match. */
 struct rs_port_key {
 	__u32 type;                   /* enum rs_event_type */

@@ -419,18 +419,37 @@ static __always_inline void rs_fim_tombstone(struct rs_fim_slot *s)
 }
 
 /*
+ * rename's destination for the kernel filters: the object's dentry, moved
+ * there by now, through the mount the record's file.destination is walked
+ * through (rs_fim_dentry_file). Precise captures (slot 1 is the target) and
+ * a second file of an exchange have none here: sent.
+ */
+static __always_inline bool rs_fim_send_rename(struct rs_fim_slot *s, struct rs_fim_call *c, const char *upath)
+{
+	struct dentry *dest = s && !s->mnt ? s->dentry : NULL;
+	struct mount *m = NULL;
+
+	if (dest && (rs_policy_approve(RS_EVENT_RENAME) & RS_APPROVE_PREFIX))
+		m = rs_sb_mount_for(BPF_CORE_READ(dest, d_sb), dest);
+	return rs_filter_at(RS_EVENT_RENAME, NULL, NULL, c->flags, upath, dest, m);
+}
+
+/*
  * The kernel filters' decision for the object in slot `s` (filters.h).
  * rename's object has moved by now: it is judged by the last component of
  * the caller's old path (rename does not follow it, so that is the name it
- * had) and without discarders; so is any object whose dentry cannot be
- * trusted any more. Discarders need the mount: only with a single mount in
- * the caller's mount namespace.
+ * had) and without discarders, its destination by its new name and path;
+ * any other object whose dentry cannot be trusted any more by the caller's
+ * string. Discarders need the mount: only with a single mount in the
+ * caller's mount namespace.
  */
 static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_call *c, const char *upath)
 {
 	struct dentry *d = NULL;
 	struct mount *m;
 
+	if (c->type == RS_EVENT_RENAME)
+		return rs_fim_send_rename(s, c, upath);
 	if (c->type != RS_EVENT_RENAME && s)
 		d = rs_fim_filter_dentry(s);
 	if (!d)

@@ -102,7 +102,10 @@ def test_the_basename_of_a_mid_path_globstar_glob_approves() -> None:
     assert partial_eval(expr, "open.file.path", BasenameNotIn(frozenset({"token"}))) is False
     assert partial_eval(expr, "open.file.path", BasenameNotIn(frozenset({"other"}))) is None
     star = compile_ok('open.file.path =~ "/tmp/x/**/tok*"').analysis.expr
-    assert rule_approvers("r", star, "open").chosen is None
+    offers = rule_approvers("r", star, "open")
+    assert not offers.offers["open.file.path"].ok  # no basename: its literal directory prefix only
+    assert offers.chosen is not None and offers.chosen.key == "open.file.path (prefix)"
+    assert offers.chosen.values == {"/tmp/x/"}
 
 
 @pytest.mark.parametrize("directory, expected", [

@@ -10,7 +10,7 @@ import pytest
 from codegen import ir
 from codegen.approvers import compute_approvers, event_type_approvers, rule_approvers
 from codegen.fields import ApproverKind
-from codegen.partial import (BasenameNotIn, MaskNone, PathsBelow, ValueNotIn, directory_discardable,
+from codegen.partial import (BasenameNotIn, MaskNone, PathsBelow, PrefixNotIn, ValueNotIn, directory_discardable,
                              glob_below, is_discarder, partial_eval)
 from codegen.policy import load_policies
 from secl_helpers import compile_ok
@@ -105,7 +105,8 @@ def test_symbolic_domains() -> None:
     ('open.file.path == "/etc/shadow"', "open.file.path", {"shadow"}, 0),
     ('open.file.path in ["/etc/passwd", "/etc/*/sudoers"] && process.uid != 0', "open.file.path", {"passwd", "sudoers"}, 0),
     ('open.file.path == "/a/x" || open.file.path =~ "/b/y"', "open.file.path", {"x", "y"}, 0),
-    ('open.file.path =~ "/etc/*" && open.flags & O_RDWR > 0', "open.flags", set(), 2),
+    ('open.file.path =~ "/etc/*" && open.flags & O_RDWR > 0', "open.file.path", {"/etc/"}, 0),
+    ('process.comm == "x" && open.flags & O_RDWR > 0', "open.flags", set(), 2),
     ("open.flags & (O_CREAT | O_TRUNC) > 0 || open.flags & O_APPEND != 0", "open.flags", set(), 0o3100),
     ("open.flags & O_WRONLY == O_WRONLY", "open.flags", set(), 1),
     ('open.file.name in ["a", "b"] && open.file.path =~ "/x/**"', "open.file.name", {"a", "b"}, 0),
@@ -127,7 +128,10 @@ def test_rule_approvers(text: str, field: str, values: set[str], mask: int) -> N
     ('open.file.name =~ r"abc"', "open.file.name: regex"),
     ('open.file.path == process.file.path', "open.file.path: compared with another field"),
     ('open.file.path == "/proc/${process.pid}/x"', "open.file.path: compared with a variable"),
-    ('open.file.path =~ "/etc/*"', "open.file.path: glob whose basename has '*'"),
+    ('open.file.path =~ "/*"', "open.file.path: glob whose basename has '*'"),
+    ('open.file.path =~ "/*"', "open.file.path (prefix): ~\"/*\" has no directory prefix below '/'"),
+    ('open.file.path =~ "*/x/*"', "open.file.path (prefix): ~\"*/x/*\" is not an absolute path"),
+    ('open.file.path =~ "/etc/*" || open.file.path == "relative"', "('relative' is not an absolute path)"),
     ('open.file.name =~ "ab*"', "open.file.name: pattern on a scalar field"),
     ('open.file.path == "/a/b" || open.file.name == "c"', "open.file.path: the rule can match with other values"),
     ('open.file.path == "/a/b" || open.flags & O_RDWR > 0', "open.file.path: the rule can match with other values"),
@@ -147,8 +151,9 @@ def test_event_type_approvers_need_every_rule(write_policy: Callable[..., Path])
     assert result.approvers is not None and result.reason is None
     assert result.approvers["open.file.path"].values == {"shadow", "sudoers"}
     assert result.approvers["open.file.path"].kind is ApproverKind.BASENAME
-    assert result.approvers["open.flags"].mask == 2
-    assert [r.chosen.field for r in result.rules] == ["open.file.path", "open.flags", "open.file.path"]  # type: ignore[union-attr]
+    assert result.approvers["open.file.path (prefix)"].values == {"/etc/"}
+    assert result.approvers["open.file.path (prefix)"].kind is ApproverKind.PREFIX
+    assert [r.chosen.key for r in result.rules] == ["open.file.path", "open.file.path (prefix)", "open.file.path"]  # type: ignore[union-attr]
     worse = event_type_approvers("open", rules + [rule('open.file.path != "/x"', "d")])
     assert worse.approvers is None and worse.reason is not None and worse.reason.startswith("rule 'd' offers no approver")
     policy = write_policy("rules:\n  - id: a\n    expression: open.file.path == \"/etc/shadow\"\n"
@@ -185,3 +190,105 @@ def test_mount_rules_get_a_filter_without_discarders(tmp_path: Path) -> None:
     assert result.ok
     filters = kernel_filters(result.ruleset)
     assert not filters["mount"].discard and not filters["umount"].discard
+
+
+# --- path-prefix approvers ---------------------------------------------------------
+
+@pytest.mark.parametrize("value, prefix", [
+    ("/etc/passwd", "/etc/"),
+    ("/etc/", "/etc/"),
+    ("/", "/"),
+    ("relative/x", None),
+])
+def test_literal_dir_prefix_of_paths(value: str, prefix: str | None) -> None:
+    from codegen.patterns import literal_dir_prefix
+    assert literal_dir_prefix(value) == prefix
+
+
+@pytest.mark.parametrize("glob, prefix", [
+    ("/etc/**", "/etc/"),
+    ("/etc/cron.d/*", "/etc/cron.d/"),
+    ("/home/*/.ssh/authorized_keys", "/home/"),
+    ("/usr/lib/x*/security/*", "/usr/lib/"),
+    ("/a/**/b", "/a/"),
+    ("/**", "/"),
+    ("**", None),
+    ("*/etc/*", None),
+])
+def test_literal_dir_prefix_of_globs(glob: str, prefix: str | None) -> None:
+    from codegen.patterns import literal_dir_prefix
+    from codegen.patterns import make_glob
+    assert literal_dir_prefix(make_glob(glob)) == prefix
+
+
+@pytest.mark.parametrize("text, prefixes", [
+    ('open.file.path =~ "/etc/**"', {"/etc/"}),
+    ('open.file.path in [~"/etc/cron.d/*", ~"/var/spool/cron/**"]', {"/etc/cron.d/", "/var/spool/cron/"}),
+    ('open.file.path =~ "/etc/*" || open.file.path == "/root/.bashrc"', {"/etc/", "/root/"}),
+    ('open.file.path =~ "/home/*/.ssh/*" && process.uid != 0', {"/home/"}),
+    ('unlink.file.path =~ "/var/log/**" && unlink.retval == 0', {"/var/log/"}),
+    ('rename.file.destination.path =~ "/etc/cron.d/*"', {"/etc/cron.d/"}),
+])
+def test_prefix_offers(text: str, prefixes: set[str]) -> None:
+    r = rule(text)
+    event_type = text.split(".")[0]
+    chosen = rule_approvers("r", r.ir, event_type).chosen
+    assert chosen is not None and chosen.kind is ApproverKind.PREFIX and chosen.values == prefixes
+
+
+@pytest.mark.parametrize("text", [
+    'open.file.path =~ "/etc/**" || open.flags & O_RDWR > 0',     # OR-ed with another field
+    '!(open.file.path =~ "/etc/**")',
+    'open.file.path =~ "/etc/**" || open.file.path =~ "/**/x*"',   # the second offers '/'
+    'open.file.path =~ "/etc/**" || open.file.name =~ "x*"',
+])
+def test_prefixes_that_would_not_hold_are_not_offered(text: str) -> None:
+    result = rule_approvers("r", rule(text).ir, "open")
+    assert not result.offers["open.file.path (prefix)"].ok
+
+
+def test_prefixes_are_sound_against_the_evaluator() -> None:
+    """A path outside the offered prefixes never matches the rule."""
+    from agent.evaluator.event import DocumentEvent
+    text = ('open.file.path in [~"/etc/cron.d/*", "/root/.profile"] || open.file.path =~ "/var/**/x.log" '
+            '&& open.flags & O_WRONLY > 0')
+    chosen = rule_approvers("r", rule(text).ir, "open").chosen
+    assert chosen is not None and chosen.kind is ApproverKind.PREFIX
+    assert chosen.values == {"/etc/cron.d/", "/root/", "/var/"}
+    fn = compile_ok(text)
+    paths = ("/etc/cron.d/a", "/etc/cron.daily/a", "/etc/cron.d", "/root/.profile", "/root2/.profile",
+             "/var/x.log", "/var/a/b/x.log", "/varx.log", "/etc/x.log")
+    for path in paths:
+        doc = {"type": "open", "open": {"flags": 1, "file": {"path": path}}}
+        if fn.matches(DocumentEvent(doc)):
+            assert any(path.startswith(p) for p in chosen.values), path
+    assert partial_eval(rule(text).ir, "open.file.path", PrefixNotIn(frozenset({"/etc/cron.d/"}))) is None
+    assert partial_eval(rule(text).ir, "open.file.path", PrefixNotIn(frozenset(chosen.values))) is False
+
+
+def test_a_prefix_carries_the_flags_conjunct_of_its_rule(write_policy: Callable[..., Path]) -> None:
+    """The kernel ANDs a rule's prefix with its flags offer (cbackend): the
+    write-opens under /etc only; a rule without flags: any flags."""
+    from codegen.cbackend import ANY_FLAGS, PREFIX, kernel_filters
+    policy = write_policy(
+        "rules:\n"
+        '  - id: written\n    expression: open.flags & (O_WRONLY | O_RDWR) > 0 && open.file.path =~ "/etc/**"\n'
+        '  - id: truncated\n    expression: open.flags & O_TRUNC > 0 && open.file.path =~ "/etc/cron.d/*"\n'
+        '  - id: any\n    expression: open.file.path =~ "/root/**"\n'
+        '  - id: shadow\n    expression: open.file.path == "/etc/shadow"\n')
+    f = kernel_filters(load_policies([policy]).ruleset)["open"]
+    assert f.approve_kinds == ("basename", PREFIX) and f.prefix_field == "open.file.path"
+    assert f.basenames == {"shadow"}
+    assert f.prefix_masks() == {"/etc/": 0o3, "/etc/cron.d/": 0o1000, "/root/": ANY_FLAGS}
+    assert f.manifest()["prefixes"] == {"/etc/": 0o3, "/etc/cron.d/": 0o1000, "/root/": ANY_FLAGS}
+    assert "3 path prefix(es) of open.file.path" in f.summary
+
+
+def test_prefixes_of_fields_the_kernel_does_not_walk_offer_nothing_there(write_policy: Callable[..., Path]) -> None:
+    """rename's source has moved by sys_exit: only its destination's prefix
+    is checked; a rule on the source's prefix leaves rename without approvers."""
+    from codegen.cbackend import kernel_filters
+    policy = write_policy("rules:\n  - id: src\n    expression: rename.file.path =~ \"/etc/**\"\n")
+    f = kernel_filters(load_policies([policy]).ruleset)["rename"]
+    assert not f.approve_kinds
+    assert f.reason is not None and "rename.file.path (prefix): not checked in the kernel" in f.reason

@@ -67,8 +67,9 @@ def test_discarders_drop_repeated_chmods(tmp_path: Path, built_objects: None, bi
 
 def _discarders_drop_repeated_chmods(tmp_path: Path) -> None:
     policy = tmp_path / "p.policy"
-    # '*' in the basename: no approver possible; discarders do the work.
-    policy.write_text('rules:\n  - id: confs\n    expression: chmod.file.path =~ "/etc/rsagent-test/*.conf"\n')
+    # '*' in the basename, no directory prefix below '/': no approver
+    # possible; discarders do the work.
+    policy.write_text('rules:\n  - id: confs\n    expression: chmod.file.path =~ "/*/rsagent-test/*.conf"\n')
     f = tmp_path / "data.bin"
     f.write_text("x")
     log = tmp_path / "agent.log"

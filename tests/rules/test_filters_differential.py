@@ -121,6 +121,8 @@ def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> 
     if t == "splice" and rng.random() < 0.2:
         return "splice.pipe_exit_flag & PIPE_BUF_FLAG_CAN_MERGE > 0"
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
+    if t in PREFIX_TYPES and rng.random() < 0.3:
+        return random_prefix_atom(rng, base, t, paths)
     # Weighted towards approvable shapes; negations and process fields keep
     # the "no approver" and "no discarder" shapes in the mix.
     kind = rng.choices(range(12), weights=[4, 3, 4, 3, 2, 3 if t == "open" else 0, 1, 0 if first else 1,
@@ -150,6 +152,32 @@ def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> 
     if kind == 10:
         return f"{t}.file.path =~ {_q(str(base) + '/' + rng.choice(DIRS) + '/*')}"
     return f"{t}.file.path in [~{_q(str(base) + '/b/*')}, {_q(rng.choice(paths))}]"
+
+
+# Types whose path prefixes the kernel checks (filters.h rs_approve_prefix),
+# and the field: rename's destination.
+PREFIX_TYPES = {t.name: f"{t.name}.{t.prefix_approvers[0]}" for t in PRODUCED if t.prefix_approvers}
+
+
+def random_prefix_atom(rng: random.Random, base: Path, t: str, paths: list[str]) -> str:
+    """Globs whose basename has '*' (a directory prefix only, some outside
+    the tree: never met), with open's flags conjunct; rename's destination
+    by glob, path and name."""
+    field = PREFIX_TYPES[t]
+    kind = rng.randrange(5)
+    glob = rng.choice([f"{base}/a/**", f"{base}/c/*", f"{base}/*/deep/*", "/nonexistent-rsagent/**",
+                       f"{base}/b/*.conf", f"{base}/**"])
+    if kind == 0:
+        return f"{field} =~ {_q(glob)}"
+    if kind == 1 and t == "open":
+        return f"open.flags & ({rng.choice(MASKS)}) > 0 && {field} =~ {_q(glob)}"
+    if kind == 1:
+        return f"{field} in [~{_q(glob)}, ~{_q('/nonexistent-rsagent/*')}]"
+    if kind == 2:
+        return f"{field} =~ {_q(glob)} || {field} == {_q(rng.choice(paths))}"
+    if kind == 3 and t == "rename":
+        return f"rename.file.destination.name == {_q(rng.choice(['new1', 'z', 'x.conf']))}"
+    return f"{field} == {_q(rng.choice(paths))}"
 
 
 def random_rule(rng: random.Random, base: Path, t: str) -> str:
@@ -236,6 +264,8 @@ def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
         body = kernel_trials.expected_body(op, result)
     else:
         body = {"file": {"path": op[1], "name": os.path.basename(op[1])}, "retval": result}
+        if t in ("rename", "link"):
+            body["file"]["destination"] = {"path": op[2], "name": os.path.basename(op[2])}
     if t == "open":
         body["flags"] = syscall_flags(op)
     return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}

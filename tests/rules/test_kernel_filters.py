@@ -39,8 +39,9 @@ def test_approvers_drop_other_files_in_the_kernel(tmp_path: Path, built_objects:
 
 def test_glob_rule_repeats_are_discarded_after_the_first(tmp_path: Path, built_objects: None) -> None:
     policy = tmp_path / "p.policy"
-    # A '*' in the basename: no approver possible, so discarders do the work.
-    policy.write_text('rules:\n  - id: confs\n    expression: open.file.path =~ "/etc/rsagent-test/*.conf"\n')
+    # A '*' in the basename and no directory prefix below '/': no approver
+    # possible, so discarders do the work.
+    policy.write_text('rules:\n  - id: confs\n    expression: open.file.path =~ "/*/rsagent-test/*.conf"\n')
     unrelated = tmp_path / "data" / "file.bin"
     unrelated.parent.mkdir()
     unrelated.write_text("x")
@@ -73,7 +74,7 @@ def test_parent_directory_discarder_covers_the_whole_directory(tmp_path: Path, b
     far.mkdir(parents=True)
     for name in ("a.bin", "b.bin"):
         (far / name).write_text("x")
-    agent = start_agent(_policy(tmp_path, 'open.file.path =~ "/etc/rsagent-test/*.conf"'), tmp_path)
+    agent = start_agent(_policy(tmp_path, 'open.file.path =~ "/*/rsagent-test/*.conf"'), tmp_path)
     _open_many(far / "a.bin", 1)
     time.sleep(0.5)
     _open_many(far / "b.bin", 200)   # never opened before: covered by a parent's discarder
