@@ -847,12 +847,12 @@ struct rs_addr_key {
  * `type` (8) and of the prefix; a path is looked up by its first
  * RS_PREFIX_MAX bytes (a longer prefix is stored cut to them: it then
  * approves a few more paths, never fewer). */
-#define RS_PREFIX_MAX 255
+#define RS_PREFIX_MAX 251
 
-struct rs_prefix_key {
+struct rs_prefix_key {          /* 256 bytes: the trie's data is at most 256 */
 	__u32 prefixlen;
 	__u8 type;                    /* enum rs_event_type */
-	char path[255];               /* RS_PREFIX_MAX */
+	char path[251];               /* RS_PREFIX_MAX */
 };
 
 /* port_approvers: a port some rule of `type` can match. */

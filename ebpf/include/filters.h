@@ -265,7 +265,9 @@ static __always_inline bool rs_approve_prefix(__u32 type, struct dentry *dentry,
 		len = RS_PREFIX_MAX;
 	key->type = type;
 	key->prefixlen = 8 + 8 * len;
-	bpf_probe_read_kernel(key->path, RS_MASKED(len, 0xff), &b->data[start & (RS_PATH_BUF - 1)]);
+	/* a constant size: the bytes past the path (still in the buffer) are
+	 * beyond prefixlen, which is all the trie compares */
+	bpf_probe_read_kernel(key->path, sizeof(key->path), &b->data[start & (RS_PATH_BUF - 1)]);
 	mask = bpf_map_lookup_elem(&prefix_approvers, key);
 	return mask && (*mask == ~0ULL || (flags & *mask));
 }
