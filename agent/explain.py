@@ -162,7 +162,13 @@ def _prefix(f: TypeFilter, ev: DocumentEvent) -> tuple[bool, str]:
     assert f.prefix_field is not None
     path = _field(ev, f.prefix_field) or ""
     masks = f.prefix_masks()
-    if not path.startswith("/"):
+    union = 0
+    for m in masks.values():
+        union |= m
+    flags = _field(ev, f"{f.event_type}.flags") or 0
+    if union != ANY_FLAGS and not flags & union:
+        return False, f"{f.event_type}.flags {flags:#o} has no bit of any prefix's mask ({union:#o}): no path walked"
+    if not path.startswith("/") or _path_source(ev, f.prefix_field) == "user":
         return True, f"approved: {f.prefix_field} is not a path the kernel walks (user space decides)"
     hits = [p for p in masks if path.startswith(p)]
     if not hits:
@@ -173,12 +179,20 @@ def _prefix(f: TypeFilter, ev: DocumentEvent) -> tuple[bool, str]:
         mask |= masks[p]
     if mask == ANY_FLAGS:
         return True, f"approved: {f.prefix_field} {path!r} is below the approved prefix {longest!r}"
-    flags = _field(ev, f"{f.event_type}.flags") or 0
     if flags & mask:
         return True, (f"approved: {f.prefix_field} {path!r} is below {longest!r} and {f.event_type}.flags "
                       f"{flags:#o} has a bit of its mask {mask:#o}")
     return False, (f"{f.prefix_field} {path!r} is below {longest!r} but {f.event_type}.flags {flags:#o} has no "
                    f"bit of its mask {mask:#o}")
+
+
+def _path_source(ev: DocumentEvent, field_name: str) -> Any:
+    """Where the record's path came from (`path_source` of its file: "user"
+    for a call without an object, whose path the kernel did not walk)."""
+    node: Any = ev.doc
+    for part in field_name.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node.get("path_source") if isinstance(node, dict) else None
 
 
 def kernel_verdict(ruleset: Ruleset, filters: dict[str, TypeFilter], doc: dict[str, Any], ev: DocumentEvent,

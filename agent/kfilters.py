@@ -97,6 +97,7 @@ class _Values:
     addrs: set[bytes]             # struct rs_addr_key
     ports: set[bytes]             # struct rs_port_key
     prefixes: dict[bytes, int]    # struct rs_prefix_key -> flags mask
+    prefix_flags: dict[int, int]  # type id -> the union of its prefixes' masks
 
 
 def value_key(type_id: int, value: int, layout: Layout) -> bytes:
@@ -134,10 +135,14 @@ class KernelFilters:
         addrs: set[bytes] = set()
         ports: set[bytes] = set()
         prefixes: dict[bytes, int] = {}
+        prefix_flags: dict[int, int] = {}
         for event_type, f in sorted(filters.items()):
             type_id = self.type_ids[event_type]
             if PREFIX in f.approve_kinds:
-                prefixes |= prefix_entries(type_id, f.prefix_masks(), self.layout)
+                found = prefix_entries(type_id, f.prefix_masks(), self.layout)
+                prefixes |= found
+                for mask in found.values():
+                    prefix_flags[type_id] = prefix_flags.get(type_id, 0) | mask
             if ADDR in f.approve_kinds:
                 addrs |= {addr_key(type_id, n, self.layout) for n in f.networks}
             if PORT in f.approve_kinds:
@@ -156,7 +161,7 @@ class KernelFilters:
             limit = self.obj.map(name).max_entries
             if len(entries) > limit:
                 raise ValueError(f"{len(entries)} approvers exceed the {limit} entries of map {name}")
-        return _Values(masks, flag_masks, addrs, ports, prefixes)
+        return _Values(masks, flag_masks, addrs, ports, prefixes, prefix_flags)
 
     def _value_keys(self, filters: dict[str, TypeFilter]) -> set[bytes]:
         keys = {value_key(self.type_ids[t], v, self.layout)
@@ -182,6 +187,8 @@ class KernelFilters:
                 self.obj.map(name).update(key, b"\x01")
         for key, mask in v.prefixes.items():
             self.obj.map("prefix_approvers").update(key, struct.pack("=Q", mask))
+        for type_id, mask in v.prefix_flags.items():
+            self.obj.map("prefix_flags").update(type_id, struct.pack("=Q", mask))
         return len(v.basenames)
 
     def reload(self, filters: dict[str, TypeFilter]) -> int:
@@ -209,7 +216,11 @@ class KernelFilters:
         for key, mask in masks.items():
             old = basenames.lookup(key)
             basenames.update(key, mask | (int.from_bytes(old, "little") if isinstance(old, bytes) else 0))
-        prefixes = self.obj.map("prefix_approvers")
+        prefixes, prefix_flags = self.obj.map("prefix_approvers"), self.obj.map("prefix_flags")
+        for type_id in self.type_ids.values():
+            old = prefix_flags.lookup(type_id)
+            old_mask = int.from_bytes(old, "little") if isinstance(old, bytes) else 0
+            prefix_flags.update(type_id, struct.pack("=Q", old_mask | v.prefix_flags.get(type_id, 0)))
         old_prefixes = {k: int.from_bytes(m, "little") for k, m in prefixes.items() if isinstance(m, bytes)}
         for key in set(old_prefixes) | set(v.prefixes):
             # every key holds what the old and the new set each give its
@@ -229,6 +240,8 @@ class KernelFilters:
             prefixes.delete(key)
         for key, mask in v.prefixes.items():
             prefixes.update(key, struct.pack("=Q", mask))
+        for type_id in self.type_ids.values():
+            prefix_flags.update(type_id, struct.pack("=Q", v.prefix_flags.get(type_id, 0)))
         for key in old_values - new_values:
             values.delete(key)
         self.filters = filters

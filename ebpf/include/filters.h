@@ -221,6 +221,16 @@ struct {
 	__type(value, __u64);
 } prefix_approvers SEC(".maps");
 
+/* Per type, the union of its prefixes' masks (~0: some prefix takes any
+ * flags): flags with none of its bits cannot be approved by a prefix, and
+ * the path is not walked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RS_EVENT_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} prefix_flags SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -236,17 +246,20 @@ struct {
  * Does the path of `dentry` in `mnt` have an approved prefix for `type`,
  * with `flags` meeting its mask? The path is walked as the record's is
  * (rs_walk: up to the root of the mount's namespace, chroot ignored), so it
- * is the string the rules see. No dentry or mount (a failed call, a file
- * reached through several mounts) or a path the walk is unsure of approves:
- * user space decides.
+ * is the string the rules see, and only when the flags have a bit of some
+ * prefix's mask. No dentry or mount (a failed call, a file reached through
+ * several mounts) or a path the walk is unsure of approves: user space
+ * decides.
  */
 static __always_inline bool rs_approve_prefix(__u32 type, struct dentry *dentry, struct mount *mnt, __u64 flags)
 {
 	__u32 zero = 0, start, len;
 	struct rs_prefix_key *key;
 	struct rs_path_buf *b;
-	__u64 *mask;
+	__u64 *mask = bpf_map_lookup_elem(&prefix_flags, &type);
 
+	if (!mask || (*mask != ~0ULL && !(flags & *mask)))
+		return false;         /* no prefix takes these flags: no walk */
 	if (!dentry || !mnt)
 		return true;
 	key = bpf_map_lookup_elem(&prefix_scratch, &zero);

@@ -67,11 +67,30 @@ def _open(path: str, flags: int) -> dict[str, object]:
 def test_explain_names_the_prefix_and_its_flags(tmp_path: Path) -> None:
     policy = tmp_path / "p.policy"
     policy.write_text("rules:\n  - id: written\n    expression: "
-                      "open.flags & (O_WRONLY | O_RDWR) > 0 && open.file.path =~ \"/etc/**\"\n")
+                      "open.flags & (O_WRONLY | O_RDWR) > 0 && open.file.path =~ \"/etc/**\"\n"
+                      "  - id: truncated\n    expression: open.flags & O_TRUNC > 0 && open.file.path =~ \"/var/**\"\n")
     ruleset = load_policies([policy]).ruleset
-    outside = explain(ruleset, _open("/var/x", 1)).kernel
-    assert not outside.sent and "'/var/x' has none of the 1 approved prefixes" in outside.approvers
+    outside = explain(ruleset, _open("/usr/x", 1)).kernel
+    assert not outside.sent and "'/usr/x' has none of the 2 approved prefixes" in outside.approvers
     read = explain(ruleset, _open("/etc/x", 0)).kernel
-    assert not read.sent and "is below '/etc/' but open.flags 0o0 has no bit of its mask 0o3" in read.approvers
+    assert not read.sent and "open.flags 0o0 has no bit of any prefix's mask (0o1003): no path walked" in read.approvers
+    trunc = explain(ruleset, _open("/etc/x", 0o1000)).kernel
+    assert not trunc.sent and "is below '/etc/' but open.flags 0o1000 has no bit of its mask 0o3" in trunc.approvers
     write = explain(ruleset, _open("/etc/x", 2)).kernel
     assert write.sent and "approved: open.file.path '/etc/x' is below '/etc/'" in write.approvers
+
+
+def test_explain_of_a_call_without_an_object(tmp_path: Path) -> None:
+    """The kernel walked no path (path_source "user"): flags alone decide."""
+    policy = tmp_path / "p.policy"
+    policy.write_text("rules:\n  - id: written\n    expression: "
+                      "open.flags & O_CREAT > 0 && open.file.path =~ \"/etc/**\"\n")
+    ruleset = load_policies([policy]).ruleset
+    read, write = _open("/var/missing", 0), _open("/var/missing", 0o101)
+    for doc in (read, write):
+        doc["open"]["retval"] = -2  # type: ignore[index]
+        doc["open"]["file"]["path_source"] = "user"  # type: ignore[index]
+    dropped = explain(ruleset, read).kernel
+    assert not dropped.sent and "has no bit of any prefix's mask (0o100): no path walked" in dropped.approvers
+    sent = explain(ruleset, write).kernel
+    assert sent.sent and "not a path the kernel walks" in sent.approvers
