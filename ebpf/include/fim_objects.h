@@ -450,7 +450,7 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 
 	if (c->type == RS_EVENT_RENAME)
 		return rs_fim_send_rename(s, c, upath);
-	if (c->type != RS_EVENT_RENAME && s)
+	if (s)
 		d = rs_fim_filter_dentry(s);
 	if (!d)
 		return rs_filter(c->type, NULL, NULL, c->flags, upath);
