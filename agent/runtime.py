@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegen.eventtypes import LIFECYCLE_TYPES as PROCESS_TYPES
 
+from . import heap
 from .clock import BootClock
 from .events.decode import Decoder, Record
 from .events.layout import layout
@@ -632,6 +633,7 @@ class Runtime:
 
     def _loop(self, rb: RingBuffer, lifecycle: RingBuffer) -> None:
         cfg = self.config
+        heap.settle()  # the state built so far lives as long as the agent: out of the collector's walks
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:

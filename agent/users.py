@@ -8,16 +8,20 @@ mtime/size/inode changes: checked at most once a second, and at most every
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.evaluator.event import Lazy
+
 log = logging.getLogger(__name__)
 
 _CHECK_NS = 1_000_000_000
 _MISS_CHECK_NS = 50_000_000
+_LAZY_MAX = 4096       # ids with a shared Lazy name (past it, the table starts again)
 
 
 def _parse(path: Path) -> dict[int, str]:
@@ -61,6 +65,8 @@ class UserNames:
         self._groups = _Table(group)
         self._checked = 0
         self._check()
+        self._lazy_users: dict[int, Lazy] = {}
+        self._lazy_groups: dict[int, Lazy] = {}
 
     def _check(self, interval: int = _CHECK_NS) -> None:
         now = time.monotonic_ns()
@@ -79,6 +85,26 @@ class UserNames:
 
     def user(self, uid: int) -> str:
         return self._lookup(self._users, uid)
+
+    def lazy_user(self, uid: int) -> Lazy:
+        """A document's ``user`` for ``uid``: its name looked up when read.
+        One Lazy per id, shared by every document (a Lazy is immutable: a
+        document resolving it replaces it with the name in that document)."""
+        lazy = self._lazy_users.get(uid)
+        if lazy is None:
+            if len(self._lazy_users) >= _LAZY_MAX:
+                self._lazy_users.clear()
+            lazy = self._lazy_users[uid] = Lazy(functools.partial(self.user, uid))
+        return lazy
+
+    def lazy_group(self, gid: int) -> Lazy:
+        """A document's ``group`` for ``gid`` (see lazy_user)."""
+        lazy = self._lazy_groups.get(gid)
+        if lazy is None:
+            if len(self._lazy_groups) >= _LAZY_MAX:
+                self._lazy_groups.clear()
+            lazy = self._lazy_groups[gid] = Lazy(functools.partial(self.group, gid))
+        return lazy
 
     def group(self, gid: int) -> str:
         return self._lookup(self._groups, gid)

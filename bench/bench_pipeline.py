@@ -17,6 +17,7 @@ of either generation of the runtime).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import statistics
@@ -33,7 +34,7 @@ POLICIES = {
 }
 
 
-def child(tree: Path, case: str, events: int, work: Path) -> dict[str, float]:
+def child(tree: Path, case: str, events: int, work: Path, profile: Path | None = None) -> dict[str, float]:
     """One measurement in this process, with ``tree``'s agent."""
     sys.path.insert(0, str(tree))
     from agent.compiled import locate
@@ -77,9 +78,18 @@ def child(tree: Path, case: str, events: int, work: Path) -> dict[str, float]:
         KernelFilters(obj, rt.layout, compiled.filters, rt.decoder.type_ids).load_approvers()
         obj.attach_all(progs)
         run_loop(loop, hot, events)
+        try:
+            from agent.heap import settle  # what the event loop does first (trees since issue 12's consumer work)
+        except ImportError:
+            def settle() -> None:
+                pass
+        settle()
         staged = hasattr(rt, "on_sample")
         callback = rt.on_sample if staged else rt._on_record  # type: ignore[attr-defined]
         with RingBuffer(obj.map("events"), callback) as rb:
+            prof = cProfile.Profile() if profile is not None else None
+            if prof is not None:
+                prof.enable()
             t0 = time.perf_counter()
             if staged:
                 while True:
@@ -91,9 +101,32 @@ def child(tree: Path, case: str, events: int, work: Path) -> dict[str, float]:
                     pass
             closer()
             dt = time.perf_counter() - t0
+            if prof is not None and profile is not None:
+                prof.disable()
+                prof.dump_stats(str(profile))
     devnull.close()
     st = engine.stats
     return {"events": st.events, "alerts": st.alerts, "seconds": dt}
+
+
+def profile_cases(profile: Path, events: int, work: Path) -> int:
+    """One round of each case in this tree under cProfile; the top of each by own time."""
+    import pstats
+
+    for case in POLICIES:
+        out_file = profile.with_name(f"{profile.name}.{case}")
+        cmd = [sys.executable, str(HERE / "bench_pipeline.py"), "--events", str(events), "--profile", str(out_file),
+               "--child", str(MAIN), case, str(work)]
+        out = subprocess.run(cmd, cwd=MAIN, env={**os.environ, "PYTHONPATH": str(MAIN)},
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        m = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{case}: {m['events']} events, {m['alerts']} alerts, {m['events'] / m['seconds']:,.0f} events/s "
+              f"(under cProfile); stats in {out_file}")
+        pstats.Stats(str(out_file)).sort_stats("tottime").print_stats(25)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,20 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout, measured alternately")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="one round of each case in this tree under cProfile: stats to PROFILE.CASE")
     ap.add_argument("--child", nargs=3, metavar=("TREE", "CASE", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         tree, case, work = args.child
-        print(json.dumps(child(Path(tree), case, args.events, Path(work))))
+        print(json.dumps(child(Path(tree), case, args.events, Path(work), args.profile)))
         return 0
     if os.geteuid() != 0:
         print("bench_pipeline: needs root", file=sys.stderr)
         return 1
+    work = Path("/tmp/rsagent-bench-pipeline")
+    work.mkdir(exist_ok=True)
+    if args.profile is not None:
+        return profile_cases(args.profile, args.events, work)
     trees = {"this tree": MAIN}
     if args.baseline is not None:
         trees = {"baseline": args.baseline.resolve(), "this tree": MAIN}
-    work = Path("/tmp/rsagent-bench-pipeline")
-    work.mkdir(exist_ok=True)
     results: dict[tuple[str, str], list[float]] = {}
     for r in range(args.rounds):
         for case in POLICIES:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.evaluator.event import Lazy
-
 from ..paths import basename, decode_path
 from ..users import UserNames
 from .layout import layout
@@ -49,19 +47,25 @@ def file_doc(
     ``name`` are the kernel's name ``memfd:NAME`` and ``is_memfd`` is set. A
     file no directory holds any more (unlinked while open or running, a
     memfd, O_TMPFILE) has ``is_deleted``."""
-    doc: dict[str, Any] = {}
     memfd = bool(flags & RS_FILE_DISCONNECTED) and path.startswith(MEMFD_PREFIX) and path.count(b"/") == 1
     if memfd:
         path = path[1:]
-    path_fields(path, doc)
+    try:
+        text = path.decode("utf-8")
+    except UnicodeDecodeError:
+        doc: dict[str, Any] = path_fields(path, {})
+    else:
+        # the common case, in one literal: UTF-8 (no path_raw_b64), the name
+        # cut from the text ('/' is one byte in UTF-8: the same as basename())
+        doc = {"path": text, "name": text if text == "/" else text.rstrip("/").rsplit("/", 1)[-1]}
     doc.update(
         inode=inode,
         mount_id=mount_id,
         mode=mode,
         uid=uid,
         gid=gid,
-        user=Lazy(lambda: users.user(uid)),
-        group=Lazy(lambda: users.group(gid)),
+        user=users.lazy_user(uid),
+        group=users.lazy_group(gid),
         filesystem=fs_type,
         in_upper_layer=bool(flags & RS_FILE_UPPER_LAYER),
         change_time=ctime_ns,

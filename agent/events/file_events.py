@@ -31,8 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.evaluator.event import Lazy
-
 from ..mounts import Mount
 from ..paths import resolve_user_path
 from .decode import FileObj, FileRecord
@@ -177,8 +175,8 @@ class FileEventResolver:
         return {
             "uid": uid,
             "gid": gid,
-            "user": Lazy(lambda: users.user(uid)),
-            "group": Lazy(lambda: users.group(gid)),
+            "user": users.lazy_user(uid),
+            "group": users.lazy_group(gid),
         }
 
     # -- mount, umount -------------------------------------------------------

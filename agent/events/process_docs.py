@@ -34,7 +34,7 @@ def creds_fields(c: Credentials, users: UserNames) -> dict[str, Any]:
     uid, gid = c.uid, c.gid
     return {
         "uid": uid, "gid": gid, "euid": c.euid, "egid": c.egid, "fsuid": c.fsuid, "fsgid": c.fsgid,
-        "user": Lazy(lambda: users.user(uid)), "group": Lazy(lambda: users.group(gid)),
+        "user": users.lazy_user(uid), "group": users.lazy_group(gid),
         "cap_effective": c.cap_effective, "cap_permitted": c.cap_permitted,
     }
 
@@ -145,7 +145,8 @@ def process_doc(
                **creds_fields(task.creds, users)}
     doc["tid"] = tid
     doc["comm"] = task.comm
-    doc["cgroup"] = cgroup_doc(task.cgroup_id)
+    if proc is None or task.cgroup_id != proc.cgroup_id:  # else the image's own (shared, never written)
+        doc["cgroup"] = cgroup_doc(task.cgroup_id)
     return doc
 
 
