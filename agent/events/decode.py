@@ -401,6 +401,7 @@ class Decoder:
         self._envs_captured = c("RS_ENVS_CAPTURED")
         self._act_target = c("RS_ACT_TARGET")
         self.type_names: dict[int, str] = {}
+        self._fs_names: dict[bytes, str] = {}   # struct rs_file.fstype bytes -> its name
         self._decoders: dict[int, tuple[int, Callable[[Unpacked, bytes, Header], Record], Any]] = {}
         builders = {
             "rs_file_event": self._file_event,
@@ -481,13 +482,19 @@ class Decoder:
         text = self._str
 
         i_flags, i_path, i_inode = (codec.index[f"{prefix}{n}"] for n in ("flags", "path.off", "inode"))
+        fs_names = self._fs_names
 
         def file(vals: Unpacked, buf: bytes) -> FileObj:
             if not vals[i_flags] and not vals[i_path] and not vals[i_inode]:
                 return NO_FILE
             t = get(vals)
-            return _new(FileObj, (*t[:10], text(buf, t[10], t[11]),
-                                  t[12].split(b"\0", 1)[0].decode("utf-8", "replace")))
+            fs_raw = t[12]
+            fstype = fs_names.get(fs_raw)
+            if fstype is None:
+                fstype = fs_raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                if len(fs_names) < 256:   # a host has a few filesystem types
+                    fs_names[fs_raw] = fstype
+            return _new(FileObj, (*t[:10], text(buf, t[10], t[11]), fstype))
         return file
 
     def _meta_reader(self, codec: StructCodec, prefix: str) -> Callable[[Unpacked], TaskMeta]:

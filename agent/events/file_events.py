@@ -28,8 +28,7 @@ Where each path comes from is recorded in the file's ``path_source``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..mounts import Mount
 from ..paths import resolve_user_path
@@ -51,8 +50,7 @@ MS_MOVE = _L.const("RS_MS_MOVE")
 O_NOFOLLOW = _L.const("RS_O_NOFOLLOW")
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
+class _Request(NamedTuple):  # a named tuple: made for every file event, built in one call
     """A path string the caller passed, with what the kernel said about where
     its lookup starts."""
 
