@@ -633,7 +633,7 @@ class Runtime:
 
     def _loop(self, rb: RingBuffer, lifecycle: RingBuffer) -> None:
         cfg = self.config
-        heap.settle()  # the state built so far lives as long as the agent: out of the collector's walks
+        heap.settle()  # young collections spaced past a batch of records (agent/heap.py)
         next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval > 0 else None
         next_loss_check = time.monotonic() + 1.0
         while not self.stop:

@@ -10,12 +10,10 @@ from agent.events.documents import file_doc
 from agent.users import UserNames
 
 
-def test_settle_freezes_what_is_alive_and_spaces_young_collections() -> None:
+def test_settle_spaces_young_collections() -> None:
     before = gc.get_threshold()
-    alive = [{"n": i} for i in range(1000)]
     try:
         heap.settle()
-        assert gc.get_freeze_count() >= len(alive)
         assert gc.get_threshold()[0] >= heap.YOUNG_THRESHOLD
         assert gc.get_threshold()[1:] == before[1:]
         # cyclic garbage made after it is still collected
@@ -24,7 +22,6 @@ def test_settle_freezes_what_is_alive_and_spaces_young_collections() -> None:
         del cycle
         assert gc.collect() >= 1
     finally:
-        gc.unfreeze()
         gc.set_threshold(*before)
 
 
@@ -40,9 +37,12 @@ def test_file_documents_share_one_lazy_name_per_id() -> None:
 
 def test_file_document_name_and_raw_path() -> None:
     users = UserNames()
-    common = dict(inode=1, mount_id=2, mode=0, uid=0, gid=0, fs_type="", flags=0, ctime_ns=0, mtime_ns=0, users=users)
-    assert file_doc(b"/", **common)["name"] == "/"
-    assert file_doc(b"", **common)["name"] == ""
-    assert file_doc(b"/a/b/", **common)["name"] == "b"
-    odd = file_doc(b"/tmp/\xff", **common)
+
+    def doc(path: bytes) -> dict[str, object]:
+        return file_doc(path, inode=1, mount_id=2, mode=0, uid=0, gid=0, fs_type="", flags=0, ctime_ns=0,
+                        mtime_ns=0, users=users)
+    assert doc(b"/")["name"] == "/"
+    assert doc(b"")["name"] == ""
+    assert doc(b"/a/b/")["name"] == "b"
+    odd = doc(b"/tmp/\xff")
     assert odd["name"] == "\\xff" and odd["path_raw_b64"] == "L3RtcC//"
