@@ -115,6 +115,7 @@ const char *bpf_program__name(const struct bpf_program *prog);
 const char *bpf_program__section_name(const struct bpf_program *prog);
 bool bpf_program__autoload(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
+int bpf_program__set_log_level(struct bpf_program *prog, __u32 log_level);
 int bpf_program__fd(const struct bpf_program *prog);
 enum bpf_prog_type bpf_program__type(const struct bpf_program *prog);
 enum bpf_attach_type bpf_program__expected_attach_type(const struct bpf_program *prog);

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ._ffi import ffi, lib
 
-__all__ = ["LIBBPF_LOGGER", "LogCapture", "capture"]
+__all__ = ["LIBBPF_LOGGER", "LogCapture", "VerifierStats", "capture"]
 
 LIBBPF_LOGGER = logging.getLogger("agent.libbpf.libbpf")
 
@@ -30,6 +30,20 @@ _LOAD_LOG = re.compile(
 )
 _MAP_FAILED = re.compile(r"map '(?P<map>[^']+)': failed to create")
 _LOAD_FAILED = re.compile(r"prog '(?P<prog>[^']+)': (?:BPF program load failed|failed to load)")
+
+
+_STATS_TIME = re.compile(r"^verification time (?P<usec>\d+) usec$", re.M)
+_STATS_INSNS = re.compile(r"^processed (?P<insns>\d+) insns .*?total_states (?P<states>\d+)", re.M)
+
+
+@dataclass(frozen=True)
+class VerifierStats:
+    """What the verifier reports for a program loaded at log level 4 (BPF_LOG_STATS)."""
+
+    program: str
+    usec: int
+    insns: int
+    states: int
 
 
 @dataclass
@@ -63,6 +77,17 @@ class LogCapture:
             if match.group("prog") == program:
                 log = match.group("log")
         return log
+
+    def verifier_stats(self) -> list[VerifierStats]:
+        """The statistics of every program whose verifier log libbpf printed."""
+        out = []
+        for match in _LOAD_LOG.finditer(self.text()):
+            text = match.group("log")
+            t, n = _STATS_TIME.search(text), _STATS_INSNS.search(text)
+            if t and n:
+                out.append(VerifierStats(match.group("prog"), int(t.group("usec")), int(n.group("insns")),
+                                         int(n.group("states"))))
+        return out
 
 
 _local = threading.local()

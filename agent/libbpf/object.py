@@ -92,6 +92,14 @@ class Program:
         if rc < 0:
             raise BpfError(f"set autoload {self.name}", -rc)
 
+    def set_log_level(self, level: int) -> None:
+        """``bpf_program__set_log_level`` (before load): 4 (BPF_LOG_STATS)
+        makes the verifier report its time and instructions processed, read
+        back with :meth:`agent.libbpf.log.LogCapture.verifier_stats`."""
+        rc = lib.bpf_program__set_log_level(self._handle("set log level"), level)
+        if rc < 0:
+            raise BpfError(f"set log level {self.name}", -rc)
+
     @property
     def fd(self) -> int:
         fd = int(lib.bpf_program__fd(self._handle("program fd")))
