@@ -46,10 +46,11 @@ struct rs_walk_state {
 	struct dentry *dentry;
 	struct mount *mnt;
 	struct dentry *mnt_root;   /* mnt's root dentry, read once per mount crossed */
+	const char *tail;      /* the walk's input: a last component (kernel memory), */
+	__u32 tail_len;        /* of tail_len bytes (0: none) */
 	__u32 off;             /* first byte of the path in data[] */
 	__u32 flags;           /* RS_FILE_* learned during the walk */
 	__u32 done;
-	__u32 _pad;
 };
 
 struct rs_path_buf {
@@ -189,6 +190,46 @@ static long rs_walk_step(__u32 i, void *ctx)
 }
 
 /*
+ * The walk of the path in path_buf's w (dentry, mnt, tail) into its data.
+ * A global function: verified once per program, not inlined into (and
+ * re-verified, bpf_loop callback included, at) each of a hook's call sites.
+ * Its input comes through the map value, not as arguments: a global
+ * function takes scalars, and the callers' kernel pointers may be BTF ones.
+ * Returns 0, or -1 without the buffer.
+ */
+__noinline int rs_walk_buf(void)
+{
+	__u32 zero = 0;
+	struct rs_path_buf *b = bpf_map_lookup_elem(&path_buf, &zero);
+	__u32 off = RS_PATH_MAX - 1;
+	struct mount *mnt;
+	__u32 tail_len;
+
+	if (!b)
+		return -1;
+	tail_len = b->w.tail_len;
+	if (tail_len > RS_NAME_MAX - 1)
+		tail_len = RS_NAME_MAX - 1;
+	tail_len = RS_MASKED(tail_len, RS_NAME_MAX - 1);
+	if (b->w.tail && tail_len) {
+		off -= tail_len;
+		bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], tail_len, b->w.tail);
+		off -= 1;
+		b->data[off & (RS_PATH_BUF - 1)] = '/';
+	}
+	mnt = b->w.mnt;
+	b->w.mnt_root = mnt ? BPF_CORE_READ(mnt, mnt.mnt_root) : NULL;
+	/* The path ends at RS_PATH_MAX - 1, so it is at most RS_PATH_MAX - 1 long. */
+	b->w.off = off;
+	b->w.flags = 0;
+	b->w.done = 0;
+	bpf_loop(RS_PATH_DEPTH_MAX, rs_walk_step, NULL, 0);
+	if (!b->w.done)
+		b->w.flags |= RS_FILE_PATH_TRUNCATED;
+	return 0;
+}
+
+/*
  * Walk from `dentry` (in `mnt`, or NULL: up to the superblock root) into the
  * per-CPU buffer, after a last component `tail` of `tail_len` bytes (kernel
  * memory; 0: none). Returns the buffer, the path at data[w.off, RS_PATH_MAX - 1).
@@ -198,29 +239,15 @@ static __always_inline struct rs_path_buf *rs_walk(struct dentry *dentry, struct
 {
 	__u32 zero = 0;
 	struct rs_path_buf *b = bpf_map_lookup_elem(&path_buf, &zero);
-	__u32 off = RS_PATH_MAX - 1;
 
 	if (!b)
 		return NULL;
-	if (tail_len > RS_NAME_MAX - 1)
-		tail_len = RS_NAME_MAX - 1;
-	tail_len = RS_MASKED(tail_len, RS_NAME_MAX - 1);
-	if (tail && tail_len) {
-		off -= tail_len;
-		bpf_probe_read_kernel(&b->data[off & (RS_PATH_BUF - 1)], tail_len, tail);
-		off -= 1;
-		b->data[off & (RS_PATH_BUF - 1)] = '/';
-	}
 	b->w.dentry = dentry;
 	b->w.mnt = mnt;
-	b->w.mnt_root = mnt ? BPF_CORE_READ(mnt, mnt.mnt_root) : NULL;
-	/* The path ends at RS_PATH_MAX - 1, so it is at most RS_PATH_MAX - 1 long. */
-	b->w.off = off;
-	b->w.flags = 0;
-	b->w.done = 0;
-	bpf_loop(RS_PATH_DEPTH_MAX, rs_walk_step, NULL, 0);
-	if (!b->w.done)
-		b->w.flags |= RS_FILE_PATH_TRUNCATED;
+	b->w.tail = tail;
+	b->w.tail_len = tail_len;
+	if (rs_walk_buf())
+		return NULL;
 	return b;
 }
 
@@ -290,6 +317,9 @@ struct mount___old {
  * roots are ancestors of a dentry (in a map value: the bpf_loop callback is
  * verified once). */
 struct rs_cover_state {
+	struct super_block *sb;       /* rs_sb_mount_find's input */
+	struct dentry *dentry;
+	struct mount *found;          /* and its answer */
 	struct dentry *d;
 	struct mount *mnt[RS_SB_CANDIDATES];
 	struct dentry *root[RS_SB_CANDIDATES];
@@ -352,16 +382,16 @@ static long rs_cover_step(__u32 i, void *ctx)
  * namespace and one in the host's: the caller's namespace decides, as an
  * open's vfsmount would. `dentry` NULL: no disambiguation.
  */
-static __always_inline struct mount *rs_sb_mount_for(struct super_block *sb, struct dentry *dentry)
+static __always_inline struct mount *rs_sb_mount_search(struct rs_cover_state *c)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct mnt_namespace *ns = BPF_CORE_READ(task, nsproxy, mnt_ns);
-	__u32 zero = 0, i, complete = 0;
-	struct rs_cover_state *c = bpf_map_lookup_elem(&cover_scratch, &zero);
+	/* through locals: BPF_CORE_READ(c->sb, ...) would relocate our own struct */
+	struct super_block *sb = c->sb;
+	struct dentry *dentry = c->dentry;
+	__u32 i, complete = 0;
 	struct mount *found = NULL;
 
-	if (!c)
-		return NULL;
 	c->n = 0;
 	c->covers = 0;
 	if (bpf_core_field_exists(struct mount, mnt_next_for_sb)) {
@@ -409,6 +439,38 @@ static __always_inline struct mount *rs_sb_mount_for(struct super_block *sb, str
 		found = c->mnt[j];
 	}
 	return found;
+}
+
+/*
+ * rs_sb_mount_search with its input and answer in cover_scratch. A global
+ * function: verified once per program, not inlined into (and re-verified,
+ * its loops and bpf_loop callback included, at) each call site; its input
+ * goes through the map value since a global function takes scalars only.
+ */
+__noinline int rs_sb_mount_find(void)
+{
+	__u32 zero = 0;
+	struct rs_cover_state *c = bpf_map_lookup_elem(&cover_scratch, &zero);
+
+	if (!c)
+		return -1;
+	c->found = rs_sb_mount_search(c);
+	return 0;
+}
+
+static __always_inline struct mount *rs_sb_mount_for(struct super_block *sb, struct dentry *dentry)
+{
+	__u32 zero = 0;
+	struct rs_cover_state *c = bpf_map_lookup_elem(&cover_scratch, &zero);
+
+	if (!c)
+		return NULL;
+	c->sb = sb;
+	c->dentry = dentry;
+	c->found = NULL;
+	if (rs_sb_mount_find())
+		return NULL;
+	return c->found;
 }
 
 static __always_inline struct mount *rs_sb_mount_in_ns(struct super_block *sb)
