@@ -27,6 +27,7 @@ from codegen.eventtypes import PRODUCED
 
 from . import installdirs
 from .events.layout import LayoutError
+from .featurecache import cached_probe, save as save_features
 from .features import format_report, probe
 from .hashing import HashConfig, Hasher, parse_algorithms, set_default_hasher
 from .hooksets import Choice, HookSet, choose_hook_sets, parse_hook_sets
@@ -227,7 +228,9 @@ def _check_root() -> str | None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    report = probe(object_path("features.bpf.o", args.objects, insecure=args.insecure_paths))
+    features_object = object_path("features.bpf.o", args.objects, insecure=args.insecure_paths)
+    report = probe(features_object)   # always probed: this command is the check; the next start reuses it
+    save_features(report, features_object)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -237,7 +240,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def _choose(args: argparse.Namespace, features_object: Path) -> Choice | None:
     """The hook sets to try (--hook-set, else the probe's), or None (logged)."""
-    choice = choose_hook_sets(probe(features_object), args.hook_set)
+    choice = choose_hook_sets(cached_probe(features_object), args.hook_set)
     if choice.hook_set is None:
         log.error("%s (see `rsagent probe`)", choice.reason)
         return None

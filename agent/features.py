@@ -101,7 +101,8 @@ def _describe(result: ProbeResult) -> str:
     return f"{result.stage} failed: {os.strerror(result.errno) if result.errno else result.message}"
 
 
-def _lockdown() -> str:
+def lockdown() -> str:
+    """The kernel's lockdown mode (none, integrity, confidentiality)."""
     try:
         text = LOCKDOWN_PATH.read_text()
     except OSError:
@@ -120,7 +121,7 @@ def probe(features_object: Path) -> FeatureReport:
         arch=platform.machine(),
         libbpf=libbpf_version_string(),
         btf=BTF_PATH.is_file(),
-        lockdown=_lockdown(),
+        lockdown=lockdown(),
     )
     for kind in HOOK_KINDS + EXTRA_CHECKS:
         result = try_load(features_object, kind.program, attach=kind.attach, maps=kind.maps)
