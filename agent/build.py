@@ -58,7 +58,10 @@ def build_default_policy(*, quiet: bool = False) -> list[Path]:
 
 
 def build(build_dir: Path, *, quiet: bool = False, force: bool = False) -> list[Path]:
+    from codegen.parser import write_tables
+
     built = []
+    write_tables(str(ROOT / "codegen"))   # the SECL parser's tables, read at import
     gen = build_dir / "trace" / "gen"
     trace_policy_header(gen)
     for t in default_targets(build_dir):

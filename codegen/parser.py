@@ -263,10 +263,22 @@ class _RawTokenLexer:
         return tok
 
 
-_PARSER = yacc.yacc(
-    module=sys.modules[__name__], debug=False, write_tables=False,
-    tabmodule="codegen_secl_parsetab_never_written", errorlog=yacc.NullLogger(),
-)
+# The LALR tables, generated at build time (setup.py's build_py into the
+# package, `python -m agent.build` into a checkout) by write_tables(): PLY
+# reads them at import instead of building them (~55 ms). Missing, or built
+# from another grammar (PLY compares the grammar's signature), they are built
+# here in memory, never written at run time.
+TABLE_MODULE = "_secl_parsetab"
+
+
+_PARSER = yacc.yacc(module=sys.modules[__name__], debug=False, write_tables=False,
+                    tabmodule=f"{__package__}.{TABLE_MODULE}", errorlog=yacc.NullLogger())
+
+
+def write_tables(directory: str) -> None:
+    """Generate the parser's tables as ``directory/_secl_parsetab.py`` (the package's directory)."""
+    table, signature = _generated_table()
+    table.write_table(TABLE_MODULE, directory, signature)
 
 
 def parse(source: Source, diags: Diagnostics, budget: limits.Budget | None = None) -> ast.Node | None:
@@ -325,6 +337,12 @@ _LEAVES = (ast.Ident, ast.Variable, ast.IntLit, ast.DurationLit, ast.BoolLit, as
 
 def grammar_conflicts() -> tuple[list[Any], list[Any]]:
     """(shift/reduce, reduce/reduce) conflicts of the grammar, rebuilt here."""
+    table, _ = _generated_table()
+    return list(table.sr_conflicts), list(table.rr_conflicts)
+
+
+def _generated_table() -> tuple[Any, str]:
+    """The grammar's LALR tables built from this module, and the grammar's signature."""
     pdict = {k: getattr(sys.modules[__name__], k) for k in dir(sys.modules[__name__])}
     info = yacc.ParserReflect(pdict, log=yacc.NullLogger())
     info.get_all()
@@ -336,5 +354,4 @@ def grammar_conflicts() -> tuple[list[Any], list[Any]]:
     for funcname, (file, line, prodname, syms) in info.grammar:
         grammar.add_production(prodname, syms, funcname, file, line)
     grammar.set_start(info.start)
-    table = yacc.LRGeneratedTable(grammar, "LALR", yacc.NullLogger())
-    return list(table.sr_conflicts), list(table.rr_conflicts)
+    return yacc.LRGeneratedTable(grammar, "LALR", yacc.NullLogger()), info.signature()

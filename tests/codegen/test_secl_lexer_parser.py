@@ -62,11 +62,32 @@ def test_grammar_has_no_conflicts() -> None:
 
 def test_parser_is_built_once_and_writes_no_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    package = Path(parser.__file__).parent
+    before = {p: p.stat().st_mtime_ns for p in package.glob("*parsetab*")}
     first = parser._PARSER
     parse("a == 1")
     assert parser._PARSER is first
     assert not list(tmp_path.iterdir())
-    assert not list(Path(parser.__file__).parent.glob("*parsetab*"))
+    # only the build writes the tables (write_tables); parsing never does
+    assert {p: p.stat().st_mtime_ns for p in package.glob("*parsetab*")} == before
+
+
+def test_tables_written_at_build_time_are_the_grammars(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    from ply import yacc
+
+    parser.write_tables(str(tmp_path))
+    spec = importlib.util.spec_from_file_location("written_parsetab", tmp_path / f"{parser.TABLE_MODULE}.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    module = sys.modules[parser.__name__]
+    info = yacc.ParserReflect({k: getattr(module, k) for k in dir(module)}, log=yacc.NullLogger())
+    info.get_all()
+    assert table._lr_signature == info.signature()   # PLY reads them instead of building its own
+    assert parse("process.comm == \"sh\" && open.file.path == \"/etc/passwd\"") is not None
 
 
 @pytest.mark.parametrize("text, expected", [
