@@ -37,3 +37,21 @@ def test_capture_collects_lines(bpf_objects: dict[str, Path]) -> None:
     with capture() as log:
         BpfObject(bpf_objects["kinds"]).close()
     assert "kinds" in log.text()
+
+
+def test_log_level_4_reports_verifier_statistics(bpf_objects: dict[str, Path]) -> None:
+    with BpfObject(bpf_objects["ringbuf_pid"]) as obj:
+        for prog in obj.programs.values():
+            prog.set_log_level(4)
+        with capture() as log:
+            obj.load()
+        stats = {s.program: s for s in log.verifier_stats()}
+    assert set(stats) == set(obj.programs)
+    for s in stats.values():
+        assert s.insns > 0 and s.usec >= 0
+
+
+def test_default_log_level_reports_no_statistics(bpf_objects: dict[str, Path]) -> None:
+    with BpfObject(bpf_objects["ringbuf_pid"]) as obj, capture() as log:
+        obj.load()
+    assert log.verifier_stats() == []
