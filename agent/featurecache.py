@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import stat
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ def cached_probe(features_object: Path, directory: Path = CACHE_DIR) -> FeatureR
     if report is not None:
         log.info("kernel features from %s (probed earlier this boot)", directory / CACHE_NAME)
         return report
+    t0 = time.monotonic()
     report = probe(features_object)
     save(report, features_object, directory)
+    log.info("kernel features probed in %.2f s, kept in %s for this boot", time.monotonic() - t0,
+             directory / CACHE_NAME)
     return report

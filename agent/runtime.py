@@ -395,11 +395,13 @@ class Runtime:
         glob = {"rs_agent_tgid": os.getpid(), "rs_capture_env": int(cfg.capture_env),
                 "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
                 "rs_generation": generation, **cfg.hook_set.variables, **cfg.variables}
+        t0 = time.monotonic()
         obj = load_object(
             cfg.probe_object, programs=progs, variables=glob,
             max_entries={"events": cfg.ringbuf_bytes, "lifecycle_events": cfg.lifecycle_ringbuf_bytes},
             reuse={name: reuse.map(name) for name in self.SHARED_MAPS} if reuse is not None else None,
         )
+        log.info("%d programs loaded (verified by the kernel) in %.2f s", len(progs), time.monotonic() - t0)
         return obj, progs
 
     def _attach(self, gen: _Generation, stack: ExitStack) -> None:

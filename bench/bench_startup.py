@@ -33,13 +33,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MAIN = HERE.parent
 
-# Stage boundaries: the first log line matching each, in this order (a tree
-# lacking one leaves its stage out). Each stage ends at the next boundary.
+# Stage boundaries: the first log line matching each, in this order; each
+# stage runs from the previous boundary (exec for the first) to its own. A
+# tree that does not log one (the baseline has no feature cache line) adds
+# that stage's time to the next one.
 STAGES: tuple[tuple[str, str], ...] = (
-    ("imports + policy", r"hook set|features"),
-    ("features", r"rule\(s\) from"),
-    ("load (verifier)", r"attached \d+ programs"),
-    ("attach -> snapshot", r"process table snapshot"),
+    ("imports + policy load", r"cannot fire|rule\(s\) from"),
+    ("compiled-policy check + features", r"kernel features (from|probed)"),
+    ("(features, baseline) -> run", r"rule\(s\) from"),
+    ("object load (verifier)", r"programs loaded \(verified|loaded \d+ approver|attached \d+ programs"),
+    ("filters + attach", r"attached \d+ programs"),
+    ("/proc snapshot", r"process table snapshot"),
 )
 
 
@@ -92,7 +96,7 @@ def stages(r: Round) -> dict[str, float]:
         if pattern in r.marks:
             out[name] = r.marks[pattern] - prev
             prev = r.marks[pattern]
-    out["snapshot -> ready"] = r.ready - prev
+    out["-> ready file"] = r.ready - prev
     return out
 
 
@@ -113,7 +117,7 @@ def compare(trees: dict[str, Path], rounds: int) -> None:
         xs = [r.ready for r in results[name]]
         row.append(f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})")
     print(f"| exec -> ready, median of {rounds} | " + " | ".join(row) + " |")
-    labels = [s for s, _ in STAGES] + ["snapshot -> ready"]
+    labels = [s for s, _ in STAGES] + ["-> ready file"]
     for label in labels:
         cells = []
         for name in names:
