@@ -52,6 +52,7 @@ from .kstats import TypeStats, format_type_stats, read_type_stats
 from .libbpf.errors import BpfError
 from .libbpf.link import Link
 from .libbpf.object import BpfObject, load_object
+from .libbpf.object import Program as LoadedProgram
 from .libbpf.ringbuf import RingBuffer
 from .events.resolve import Document, ResolveEnv, Resolver
 from .metrics import Registry
@@ -138,6 +139,9 @@ class RuntimeConfig:
     left_out_programs: frozenset[str] = frozenset()
     # loaded in order when hook_set (then the one before) fails to load or attach
     fallbacks: tuple[Fallback, ...] = ()
+    # objects the programs are loaded by, in as many threads (the kernel's
+    # verifier runs in the loading thread); 0: one per CPU, at most 4
+    load_parts: int = 0
 
 
 @dataclass
@@ -156,10 +160,23 @@ class _Generation:
     """One loaded probe object and what of it is attached."""
 
     number: int                 # rs_generation: 1 at start, +1 per handover
-    obj: BpfObject
+    obj: BpfObject              # every map (and the programs, unless parts holds them)
     programs: list[str]
+    parts: list[BpfObject] = field(default_factory=list)       # the programs, loaded in parallel
     links: list[Link] = field(default_factory=list)
     classifiers: list[Program] = field(default_factory=list)   # its tc programs (on self.classifier)
+
+    def program(self, name: str) -> LoadedProgram:
+        for obj in self.parts:
+            prog = obj.programs.get(name)
+            if prog is not None and prog.autoload:
+                return prog
+        return self.obj.program(name)
+
+    def close(self) -> None:
+        for obj in self.parts:
+            obj.close()
+        self.obj.close()
 
 
 class StopFlag:
@@ -387,7 +404,10 @@ class Runtime:
     # way out, the counters, and the handover's own state.
     SHARED_MAPS = ("events", "lifecycle_events", "type_stats", "handoff", "handoff_tasks", "dns_handoff")
 
-    def _load(self, generation: int, reuse: BpfObject | None) -> tuple[BpfObject, list[str]]:
+    def _load(self, generation: int, reuse: BpfObject | None) -> tuple[BpfObject, list[str], list[BpfObject]]:
+        """The object with every map, and the programs: in it, or (more
+        than one CPU) in ``parts``, objects of the same file reusing all of
+        its maps, each loading a share of the programs in its own thread."""
         cfg = self.config
         progs = self.programs()
         if not progs:
@@ -396,22 +416,41 @@ class Runtime:
                 "rs_event_mask": self.event_mask(), "rs_send_mask": self.send_mask(),
                 "rs_generation": generation, **cfg.hook_set.variables, **cfg.variables}
         t0 = time.monotonic()
+        n = cfg.load_parts or min(len(os.sched_getaffinity(0)), 4)
+        n = max(1, min(n, len(progs)))
         obj = load_object(
-            cfg.probe_object, programs=progs, variables=glob,
+            cfg.probe_object, programs=progs if n == 1 else [], variables=glob,
             max_entries={"events": cfg.ringbuf_bytes, "lifecycle_events": cfg.lifecycle_ringbuf_bytes},
             reuse={name: reuse.map(name) for name in self.SHARED_MAPS} if reuse is not None else None,
         )
-        log.info("%d programs loaded (verified by the kernel) in %.2f s", len(progs), time.monotonic() - t0)
-        return obj, progs
+        parts: list[BpfObject] = []
+        if n > 1:
+            try:
+                parts = _load_parts(cfg.probe_object, obj, _split(obj, progs, n), glob)
+            except BaseException:
+                obj.close()
+                raise
+        log.info("%d programs loaded (verified by the kernel) in %.2f s, in %d thread(s)", len(progs),
+                 time.monotonic() - t0, n)
+        return obj, progs, parts
 
     def _attach(self, gen: _Generation, stack: ExitStack) -> None:
-        obj, progs = gen.obj, gen.programs
-        classifiers = [p for p in progs if obj.program(p).kind in CLASSIFIER_KINDS]
-        gen.links = obj.attach_all([p for p in progs if p not in classifiers])
+        progs = gen.programs
+        classifiers = [p for p in progs if gen.program(p).kind in CLASSIFIER_KINDS]
+        links: list[Link] = []
+        try:
+            for p in progs:
+                if p not in classifiers:
+                    links.append(gen.program(p).attach())
+        except BaseException:
+            for link in links:
+                link.close()
+            raise
+        gen.links = links
         if classifiers:
             from .net.classifier import DnsClassifier, Program  # pyroute2: only when needed
 
-            gen.classifiers = [Program.named(name, obj.program(name).fd) for name in classifiers]
+            gen.classifiers = [Program.named(name, gen.program(name).fd) for name in classifiers]
             if self.classifier is None:
                 self.classifier = DnsClassifier(gen.classifiers, resolve_all(self.config.netns), self.interfaces)
                 stack.enter_context(self.classifier)
@@ -438,10 +477,12 @@ class Runtime:
             inner = ExitStack()
             stage = "load"
             try:
-                obj, progs = self._load(number, reuse)
+                obj, progs, parts = self._load(number, reuse)
                 inner.enter_context(obj)
+                for part in parts:
+                    inner.enter_context(part)
                 prepare(obj)
-                gen = _Generation(number, obj, progs)
+                gen = _Generation(number, obj, progs, parts)
                 stage = "attach"
                 try:
                     self._attach(gen, inner)
@@ -602,7 +643,7 @@ class Runtime:
         # the first object owns the ring buffer manager: the later ones close
         # as soon as they are replaced (their links are gone already)
         if old.number != 1:
-            old.obj.close()
+            old.close()
         log.warning("handover to generation %d: %d programs attached in %.2f s, then %d detached in %.2f s",
                     number, len(gen.links), attached - t0, len(old.links), time.monotonic() - attached)
 
@@ -703,6 +744,44 @@ class Runtime:
             log.warning("decode errors: %s", ", ".join(f"{k}={v}" for k, v in sorted(s.decode_errors.items())))
         if s.consumer_errors:
             log.warning("%d events could not be handled (see errors above)", s.consumer_errors)
+
+
+def _split(obj: BpfObject, progs: list[str], n: int) -> list[list[str]]:
+    """``progs`` in ``n`` shares of about equal size (instructions before
+    verification: the verifier's work grows with them), largest first."""
+    sizes = {p: obj.program(p).spec.insn_count for p in progs}
+    shares: list[list[str]] = [[] for _ in range(n)]
+    totals = [0] * n
+    for p in sorted(progs, key=lambda p: -sizes[p]):
+        i = totals.index(min(totals))
+        shares[i].append(p)
+        totals[i] += sizes[p]
+    return [s for s in shares if s]
+
+
+def _load_parts(path: Path, owner: BpfObject, shares: list[list[str]], variables: dict[str, int]) -> list[BpfObject]:
+    """One object per share, each reusing every map of ``owner`` (its globals'
+    sections included: the same values, one copy), loaded in its own thread;
+    all or nothing."""
+    maps = {name: m for name, m in owner.maps.items()}
+
+    def load(share: list[str]) -> BpfObject:
+        return load_object(path, programs=share, variables=variables, reuse=maps)
+
+    with ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="load") as pool:
+        futures = [pool.submit(load, share) for share in shares]
+    loaded, failed = [], []
+    for f in futures:
+        exc = f.exception()
+        if exc is None:
+            loaded.append(f.result())
+        else:
+            failed.append(exc)
+    if failed:
+        for obj in loaded:
+            obj.close()
+        raise failed[0]
+    return loaded
 
 
 def _timestamp(rec: Record) -> int:
