@@ -1,11 +1,12 @@
 """Start-up: exec to ready file, and the verifier's share of it (issue 12).
 
-    python -m bench.bench_startup [--baseline TREE] [--rounds N]
+    python -m bench.bench_startup [--baseline TREE] [--serial] [--rounds N]
     python -m bench.bench_startup --verifier [--top N]
 
 The first form runs ``rsagent run -v --ready-file F --output jsonl:/dev/null``
 with the default policy ``--rounds`` times (alternating with TREE's agent,
-a checkout of another commit with its own .venv, when given), times exec
+a checkout of another commit with its own .venv, when given; and with
+``--serial`` this tree's agent with ``--load-threads 1``), times exec
 to the ready file, and timestamps the agent's log lines as they arrive to
 split the time into stages; medians per tree, side by side.
 
@@ -38,9 +39,8 @@ MAIN = HERE.parent
 # tree that does not log one (the baseline has no feature cache line) adds
 # that stage's time to the next one.
 STAGES: tuple[tuple[str, str], ...] = (
-    ("imports + policy load", r"cannot fire|rule\(s\) from"),
-    ("compiled-policy check + features", r"kernel features (from|probed)"),
-    ("(features, baseline) -> run", r"rule\(s\) from"),
+    ("imports, policy load, compiled-policy check, features", r"kernel features (from|probed)"),
+    ("(baseline: all of the above) -> run", r"rule\(s\) from"),
     ("object load (verifier)", r"programs loaded \(verified|loaded \d+ approver|attached \d+ programs"),
     ("filters + attach", r"attached \d+ programs"),
     ("/proc snapshot", r"process table snapshot"),
@@ -53,11 +53,11 @@ class Round:
     marks: dict[str, float] = field(default_factory=dict)   # boundary pattern -> seconds since exec
 
 
-def one_round(tree: Path, work: Path) -> Round:
+def one_round(tree: Path, work: Path, extra: list[str]) -> Round:
     ready = work / "ready"
     ready.unlink(missing_ok=True)
     argv = [str(tree / ".venv" / "bin" / "rsagent"), "run", "-v", "--ready-file", str(ready),
-            "--output", "jsonl:/dev/null", "--spool-dir", str(work / "spool")]
+            "--output", "jsonl:/dev/null", "--spool-dir", str(work / "spool"), *extra]
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     marks: dict[str, float] = {}
@@ -100,13 +100,13 @@ def stages(r: Round) -> dict[str, float]:
     return out
 
 
-def compare(trees: dict[str, Path], rounds: int) -> None:
+def compare(trees: dict[str, tuple[Path, list[str]]], rounds: int) -> None:
     results: dict[str, list[Round]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         work = Path(tmp)
         for i in range(rounds):
-            for name, tree in trees.items():
-                r = one_round(tree, work)
+            for name, (tree, extra) in trees.items():
+                r = one_round(tree, work, extra)
                 results[name].append(r)
                 print(f"round {i + 1} {name}: ready in {r.ready:.3f} s", flush=True)
     names = list(trees)
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", type=Path, help="another checkout (with its .venv) to compare with")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--serial", action="store_true", help="also this tree loading in one thread")
     p.add_argument("--verifier", action="store_true", help="per-program verifier statistics instead")
     p.add_argument("--top", type=int, default=20)
     args = p.parse_args(argv)
@@ -185,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.verifier:
         verifier(args.top)
         return 0
-    trees = {"this tree": MAIN}
+    trees: dict[str, tuple[Path, list[str]]] = {"this tree": (MAIN, [])}
+    if args.serial:
+        trees["this tree, --load-threads 1"] = (MAIN, ["--load-threads", "1"])
     if args.baseline is not None:
-        trees = {"baseline": args.baseline.resolve(), **trees}
+        trees = {"baseline": (args.baseline.resolve(), []), **trees}
     compare(trees, args.rounds)
     return 0
 
