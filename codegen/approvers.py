@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from . import ir
 from .fields import REGISTRY, ApproverKind, Field, Registry
 from .fieldspec import PREFIX, Approver
-from .partial import BasenameNotIn, MaskNone, PrefixNotIn, ValueNotIn, partial_eval
+from .partial import BasenameNotIn, BasenameNotOf, MaskNone, PrefixNotIn, ValueNotIn, partial_eval
 from .patterns import StrMatcher, glob_basename, literal_dir_prefix
 
 
@@ -232,6 +232,51 @@ def candidates(event_type: str, registry: Registry = REGISTRY) -> list[tuple[Fie
     return sorted(own + prefixes, key=lambda c: (-c[1].weight, c[0].name))
 
 
+# Exec-name approvers: a file field of the event and the fields of the task's
+# executable it may equal, whose basenames the kernel keeps (recorded at exec
+# and fork: ebpf/include/filters.h rs_exec_names). Equal paths (or names)
+# have equal basenames, so a file whose basename is neither can match no
+# `<type>.file.path == process.file.path`.
+EXEC_FIELDS: dict[str, tuple[str, ...]] = {
+    "file.path": ("process.file.path", "process.parent.file.path"),
+    "file.name": ("process.file.name", "process.parent.file.name"),
+}
+
+
+def _exec_compares(node: ir.Expr, spec: Field, targets: frozenset[str]) -> set[str]:
+    """The fields of ``targets`` that ``spec`` is compared with somewhere in ``node``."""
+    found: set[str] = set()
+    if isinstance(node, ir.Compare) and node.op in ("==", "!="):
+        for a, b in ((node.left, node.right), (node.right, node.left)):
+            if (isinstance(a, ir.FieldRef) and a.register is None and a.field.name == spec.name
+                    and isinstance(b, ir.FieldRef) and b.register is None and b.field.name in targets):
+                found.add(b.field.name)
+    elif isinstance(node, ir.Logic):
+        for child in node.operands:
+            found |= _exec_compares(child, spec, targets)
+    elif isinstance(node, ir.Not):
+        found |= _exec_compares(node.operand, spec, targets)
+    elif isinstance(node, ir.Exists):
+        found |= _exec_compares(node.body, spec, targets)
+    return found
+
+
+def exec_offer(expr: ir.Expr, spec: Field) -> Offer:
+    """What a rule offers on ``spec`` (``<type>.file.path`` or ``.file.name``)
+    by comparing it with the task's executable or its parent's: the fields it
+    is compared with, proved by partial evaluation (with the file's basename
+    different from theirs, the rule must be certainly false)."""
+    rel = spec.name.partition(".")[2]
+    targets = frozenset(EXEC_FIELDS.get(rel, ()))
+    kind = ApproverKind.EXEC_BASENAME
+    found = _exec_compares(expr, spec, targets)
+    if not found:
+        return Offer(spec.name, kind, reason="not compared with the executable's " + rel.split(".")[-1])
+    if partial_eval(expr, spec, BasenameNotOf(targets)) is not False:
+        return Offer(spec.name, kind, reason="the rule can match other files than the executable's")
+    return Offer(spec.name, kind, frozenset(found))
+
+
 def rule_approvers(rule_id: str, expr: ir.Expr, event_type: str, registry: Registry = REGISTRY) -> RuleApprovers:
     offers = {offer_key(f.name, a.kind): offer(expr, f, a.kind) for f, a in candidates(event_type, registry)}
     chosen = next((o for o in offers.values() if o.ok), None)  # candidates() are best first
@@ -262,4 +307,4 @@ def compute_approvers(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, 
 
 
 __all__ = ["Offer", "RuleApprovers", "FieldApprovers", "EventTypeApprovers", "offer", "offer_key", "candidates",
-           "rule_approvers", "event_type_approvers", "compute_approvers"]
+           "exec_offer", "EXEC_FIELDS", "rule_approvers", "event_type_approvers", "compute_approvers"]

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 
 import jinja2
 
-from .approvers import Offer, rule_approvers
+from .approvers import Offer, exec_offer, rule_approvers
 from .eventtypes import BY_NAME, INVALIDATING_TYPES, LIFECYCLE_TYPES, PRODUCED
 from .fields import REGISTRY, ApproverKind, Registry
 from .partial import directory_discardable
@@ -56,6 +56,7 @@ ADDR = "addr"           # network events: <type>.addr.ip in the LPM trie addr_ap
 PORT = "port"           # network events: <type>.addr.port in port_approvers
 FLAGS_HI = "flags_hi"   # a second flags field: its mask checked in the high 32 bits of the value
 PREFIX = "prefix"       # a path's literal directory prefix in the LPM trie prefix_approvers, with a flags mask
+EXEC = "exec"           # the file's basename is the task's executable's or its parent's (exec_approvers)
 CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     BASENAME: (ApproverKind.BASENAME, ApproverKind.SCALAR),  # a path's basename, a name
     FLAGS: (ApproverKind.BITMASK,),
@@ -64,11 +65,13 @@ CHECKS: dict[str, tuple[ApproverKind, ...]] = {
     PORT: (ApproverKind.SCALAR,),
     FLAGS_HI: (ApproverKind.BITMASK,),
     PREFIX: (ApproverKind.PREFIX,),
+    EXEC: (ApproverKind.EXEC_BASENAME,),
 }
 # The kind compiled in (RS_APPROVE_<KIND>) for each check: the high half is a flags check.
-CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS, PREFIX: PREFIX}
+CHECK_KIND = {BASENAME: BASENAME, FLAGS: FLAGS, VALUE: VALUE, ADDR: ADDR, PORT: PORT, FLAGS_HI: FLAGS, PREFIX: PREFIX,
+              EXEC: EXEC}
 HALF = 32
-APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT, PREFIX)  # in the order of the RS_APPROVE_* bits
+APPROVE_KINDS = (BASENAME, FLAGS, VALUE, ADDR, PORT, PREFIX, EXEC)  # in the order of the RS_APPROVE_* bits
 ANY_FLAGS = (1 << 64) - 1   # a prefix whose rules have no flags conjunct: any flags
 
 
@@ -79,6 +82,8 @@ def kernel_check(field_name: str, kind: ApproverKind) -> str | None:
     t = BY_NAME.get(event_type)
     if kind is ApproverKind.PREFIX:
         return PREFIX if t is not None and t.produced and rel in t.prefix_approvers else None
+    if kind is ApproverKind.EXEC_BASENAME:
+        return EXEC if t is not None and t.produced and rel in t.exec_approvers else None
     check = t.kernel_approvers.get(rel) if t is not None and t.produced else None
     return check if check is not None and kind in CHECKS[check] else None
 
@@ -96,6 +101,7 @@ class TypeFilter:
     ports: frozenset[int] = frozenset()     # PORT
     prefixes: frozenset[tuple[str, int]] = frozenset()  # PREFIX: (directory prefix, flags mask) of each rule
     prefix_field: str | None = None         # PREFIX: the path field they are of
+    exec_fields: frozenset[str] = frozenset()  # EXEC: the executable's fields the rules compare with
     approve_kinds: tuple[str, ...] = ()    # empty: no approvers, everything is sent
     discard: bool = False
     reason: str | None = None              # why there are no approvers
@@ -122,6 +128,8 @@ class TypeFilter:
                 what.append(f"{len(self.ports)} port(s)")
             if self.prefixes:
                 what.append(f"{len({p for p, _ in self.prefixes})} path prefix(es) of {self.prefix_field}")
+            if self.exec_fields:
+                what.append("the executable's basename (" + ", ".join(sorted(self.exec_fields)) + ")")
             approve = "approvers on " + ", ".join(what)
         else:
             approve = f"no approvers ({self.reason})"
@@ -153,6 +161,8 @@ class TypeFilter:
         if self.prefixes:
             out["prefixes"] = {p: m for p, m in sorted(self.prefix_masks().items())}
             out["prefix_field"] = self.prefix_field
+        if self.exec_fields:
+            out["exec_fields"] = sorted(self.exec_fields)
         return out
 
     def prefix_masks(self) -> dict[str, int]:
@@ -167,7 +177,10 @@ def _kernel_offer(rule: Any, event_type: str, registry: Registry) -> tuple[Offer
     """A rule's best offer the kernel can enforce: (offer, check, reason)."""
     ra = rule_approvers(rule.id, rule.ir, event_type, registry)
     reasons = []
-    for offer in ra.offers.values():  # best first (registry weight order)
+    # best first (registry weight order), then the exec-name offers
+    exec_offers = [exec_offer(rule.ir, registry.fields[f"{event_type}.{rel}"])
+                   for rel in BY_NAME[event_type].exec_approvers] if event_type in BY_NAME else []
+    for offer in [*ra.offers.values(), *exec_offers]:
         check = kernel_check(offer.field, offer.kind)
         if not offer.ok:
             reasons.append(f"{offer.key}: {offer.reason}")
@@ -211,6 +224,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     ports: set[int] = set()
     prefixes: set[tuple[str, int]] = set()
     prefix_fields: set[str] = set()
+    exec_fields: set[str] = set()
     mask = 0
     kinds: set[str] = set()
     missing: list[str] = []
@@ -233,6 +247,8 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
         elif check == PREFIX:
             prefixes |= {(p, offer.mask) for p in offer.values}
             prefix_fields.add(offer.field)
+        elif check == EXEC:
+            exec_fields |= set(offer.values)
         else:
             mask |= offer.mask
     # A discarder needs every rule of the type to constrain the file's path or
@@ -247,7 +263,7 @@ def type_filter(event_type: str, rules: Iterable[Any], registry: Registry = REGI
     assert len(prefix_fields) <= 1, f"{event_type}: prefixes of {sorted(prefix_fields)}"
     return TypeFilter(event_type, ids, frozenset(basenames), mask, frozenset(values), frozenset(networks),
                       frozenset(ports), frozenset(prefixes), next(iter(prefix_fields), None),
-                      tuple(k for k in APPROVE_KINDS if k in kinds), discard)
+                      frozenset(exec_fields), tuple(k for k in APPROVE_KINDS if k in kinds), discard)
 
 
 def kernel_filters(ruleset: Any, registry: Registry = REGISTRY) -> dict[str, TypeFilter]:
@@ -294,6 +310,7 @@ def render_policy_header(filters: dict[str, TypeFilter]) -> str:
         shape_sha256=shape_digest(filters),
         filters=[filters[t] for t in sorted(filters)],
         selected=sorted(object_event_types(filters)),
+        exec_names=any(EXEC in f.approve_kinds for f in filters.values()),
         sendable=sorted(set(filters) | LIFECYCLE_TYPES),
     )
 

@@ -208,6 +208,10 @@ class EventType:
     # path fields (relative) whose literal directory prefix the kernel checks
     # (RS_APPROVE_PREFIX): the path of the file the record names there
     prefix_approvers: tuple[str, ...] = ()
+    # file fields (relative) the kernel compares with the basename of the
+    # task's executable and of its parent's, as recorded at exec and fork
+    # (`unlink.file.path == process.file.path`: filters.h rs_approve_exec_name)
+    exec_approvers: tuple[str, ...] = ()
     discarders: bool = False              # inode discarders apply (kernel-walked file.path)
     invalidates: str | None = None        # "inode": moves files (tombstones); "mounts": the revision
     lifecycle: bool = False               # always hooked: the process cache needs every one
@@ -376,7 +380,9 @@ PRECISE_FEATURES: dict[str, dict[str, str]] = {
 # -- fields -------------------------------------------------------------------
 
 _FIM, _PROC, _KERNEL = "file", "process", "kernel"
-_MODE = F("file.destination.mode", INT, constants="S_I*", doc="new mode")
+# chmod's new mode approves by its bits (`& (S_ISUID | S_ISGID) > 0`): the
+# kernel tests the call's mode (fim_objects.h rs_fim_filter_flags)
+_MODE = F("file.destination.mode", INT, approver=FLAGS, constants="S_I*", doc="new mode")
 _OPEN_APPROVERS = {"file.path": "basename", "file.name": "basename", "flags": "flags"}
 _FILE_APPROVERS = {"file.path": "basename", "file.name": "basename"}
 # The path the kernel walks for the record (ebpf/include/filters.h
@@ -454,7 +460,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
         files=("file",), file_approvers=True,
         fields=(_MODE, F("file.destination.rights", INT, resolver="rights", constants="S_I*",
                          doc="new permission bits"), RETVAL),
-        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers={**_FILE_APPROVERS, "file.destination.mode": "flags"},
+        discarders=True),
     EventType(
         "chown", 3, _FIM, "a file's owner was changed", record="rs_file_event", call=FIM_CALL,
         init=(LOOKUP_FOLLOW,),
@@ -499,7 +506,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
         capture="ctime", precise=("path_unlink",), precise_requires=("security_path",),
         files=("file",), file_approvers=True,
         fields=(F("flags", INT, doc="unlinkat flags"), RETVAL),
-        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, discarders=True, invalidates="inode"),
+        prefix_approvers=_FILE_PREFIX, kernel_approvers=_FILE_APPROVERS, exec_approvers=("file.path", "file.name"),
+        discarders=True, invalidates="inode"),
     EventType(
         "rename", 7, _FIM, "a file was renamed; `file` is the source, `file.destination` the target",
         record="rs_file_event", call=FIM_CALL,

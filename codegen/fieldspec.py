@@ -21,6 +21,9 @@ class ApproverKind(str, enum.Enum):
     SCALAR = "scalar"      # exact values (`==`, `in`)
     BITMASK = "bitmask"    # `field & MASK > 0`: the union of masks
     PREFIX = "prefix"      # path fields: the literal directory prefix of absolute paths / globs
+    # a file's path or name equal to the task's executable's (or its
+    # parent's): the kernel compares basenames (codegen.approvers.exec_offer)
+    EXEC_BASENAME = "exec_basename"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ file's ``name`` and lengths follow from it) or symbolic:
 - :class:`BasenameNotIn`, :class:`ValueNotIn`, :class:`MaskNone`,
   :class:`PrefixNotIn` — "a value outside the approver set" (see
   :mod:`codegen.approvers`).
+- :class:`BasenameNotOf` — "a path whose basename differs from those of
+  these other fields" (the task's executable: exec-name approvers).
 """
 from __future__ import annotations
 
@@ -95,7 +97,17 @@ class PrefixNotIn:
     prefixes: frozenset[str]
 
 
-Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone, PrefixNotIn)
+
+
+@dataclass(frozen=True)
+class BasenameNotOf:
+    """A path (or name) whose basename differs from the basename of each of
+    ``fields`` (``process.file.path``...): so it equals none of them."""
+
+    fields: frozenset[str]
+
+
+Symbolic = (PathsBelow, BasenameNotIn, ValueNotIn, MaskNone, PrefixNotIn, BasenameNotOf)
 
 
 def glob_below(glob: str, directory: str) -> Tri:
@@ -242,6 +254,8 @@ class PartialEvaluator:
         domain, op = self.value, node.op
         if isinstance(domain, MaskNone):
             return self._mask(node, domain)
+        if isinstance(domain, BasenameNotOf):
+            return self._not_of(node, domain)
         if not self._is_fixed(node.left) or not isinstance(node.right, ir.Const):
             return None
         rhs = node.right.value
@@ -250,6 +264,17 @@ class PartialEvaluator:
         if op == "in" or (op == "allin" and not node.left.type.array):
             # `allin` on a single value is `in` (`connect.addr.ip allin [cidr, ...]`)
             return _or(_symbolic_element(domain, v) for v in rhs)
+        return None
+
+    def _not_of(self, node: ir.Compare, domain: BasenameNotOf) -> Tri:
+        """``fixed == other`` is false when ``other`` is one of the fields whose
+        basename the fixed value's differs from (equal paths, equal basenames)."""
+        if node.op != "==":
+            return None
+        for a, b in ((node.left, node.right), (node.right, node.left)):
+            if (self._is_fixed(a) and isinstance(b, ir.FieldRef) and b.register is None
+                    and not b.type.array and b.field.name in domain.fields):
+                return False
         return None
 
     def _mask(self, node: ir.Compare, domain: MaskNone) -> Tri:

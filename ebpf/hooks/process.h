@@ -111,6 +111,14 @@ int BPF_PROG(rs_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	__u32 off = sizeof(*e);
 	void *rec;
 
+	/* before the handover check: this object's names must follow every exec */
+	file = BPF_CORE_READ(bprm, file);
+	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename)) {
+		script = rs_pending_script(p, file);
+		rs_exec_names_exec(p, script ? BPF_CORE_READ(script, f_path.dentry) : NULL);
+	} else {
+		rs_exec_names_exec(p, BPF_CORE_READ(file, f_path.dentry));
+	}
 	if (rs_other_generation(__LINE__))     /* a handover: the other object reports it */
 		return 0;
 	RS_STAT_INC(RS_EVENT_EXEC, seen);
@@ -126,11 +134,10 @@ int BPF_PROG(rs_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	e->argc = BPF_CORE_READ(bprm, argc);
 	e->envc = BPF_CORE_READ(bprm, envc);
 
-	/* bprm->file is what the kernel mapped: the interpreter for scripts. */
-	file = BPF_CORE_READ(bprm, file);
+	/* bprm->file is what the kernel mapped: the interpreter for scripts;
+	 * `script` the script's file, found above. */
 	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename)) {
 		e->args_flags |= RS_EXEC_SCRIPT;
-		script = rs_pending_script(p, file);
 		if (script)
 			rs_fill_file(rec, &off, &e->file, BPF_CORE_READ(script, f_path.dentry),
 				     BPF_CORE_READ(script, f_path.mnt));
@@ -167,6 +174,7 @@ int BPF_PROG(rs_sched_fork, struct task_struct *parent, struct task_struct *chil
 
 	if (child->pid != child->tgid)
 		return 0; /* a thread */
+	rs_exec_names_fork(parent, child);
 	if (rs_other_generation(__LINE__))
 		return 0;
 	RS_STAT_INC(RS_EVENT_FORK, seen);

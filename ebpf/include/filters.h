@@ -36,6 +36,7 @@
 #define RS_APPROVE_ADDR 8       /* network events: the address is in addr_approvers */
 #define RS_APPROVE_PORT 16      /* network events: the port is in port_approvers */
 #define RS_APPROVE_PREFIX 32    /* the file's path has a prefix in prefix_approvers, the flags its mask */
+#define RS_APPROVE_EXEC 64      /* the file's name is the task's executable's or its parent's (exec_names) */
 
 #define RS_DISCARDER_DEPTH 3    /* parents checked above the file */
 
@@ -133,19 +134,122 @@ static __always_inline bool rs_basename_lookup(__u32 type, struct rs_basename_ke
 	return mask && (*mask & rs_type_bit(type));
 }
 
-/* Is the dentry's name an approved basename for `type`? */
-static __always_inline bool rs_approve_basename(__u32 type, struct dentry *dentry)
+/* The dentry's name as a basename key (its length, its first bytes, the
+ * rest zero); false when it cannot be read. `key` must be zeroed. */
+static __always_inline bool rs_dentry_name_key(struct dentry *dentry, struct rs_basename_key *key)
 {
-	struct rs_basename_key key = {};
 	struct qstr name;
 	__u32 n;
 
 	if (!dentry || bpf_core_read(&name, sizeof(name), &dentry->d_name))
 		return false;
-	key.len = name.len;
-	n = key.len < RS_BASENAME_PREFIX ? key.len : RS_BASENAME_PREFIX;
-	bpf_probe_read_kernel(key.prefix, n & 31, name.name);
+	key->len = name.len;
+	n = key->len < RS_BASENAME_PREFIX ? key->len : RS_BASENAME_PREFIX;
+	bpf_probe_read_kernel(key->prefix, n & 31, name.name);
+	return true;
+}
+
+/* Is the dentry's name an approved basename for `type`? */
+static __always_inline bool rs_approve_basename(__u32 type, struct dentry *dentry)
+{
+	struct rs_basename_key key = {};
+
+	if (!rs_dentry_name_key(dentry, &key))
+		return false;
 	return rs_basename_lookup(type, &key);
+}
+
+/*
+ * Exec-name approvers (`unlink.file.path == process.file.path ||
+ * unlink.file.path == process.parent.file.path`, codegen/approvers.py
+ * exec_offer): equal paths have equal basenames, so a file whose name is
+ * neither the process's executable's nor its parent's cannot match. The
+ * names are kept per process (on its thread-group leader) as user space
+ * sees the images: at exec, the file the exec record reports (the script
+ * of a script); at fork, the child's image and its parent's are the
+ * parent's; a parent that has no record (it predates the agent) is read
+ * from its mm->exe_file, as user space reads /proc/PID/exe. A process
+ * without a record, or a name not known, sends everything. Names compare as
+ * basename keys: length and first RS_BASENAME_PREFIX bytes, so two names
+ * may only compare equal when they are not (an event sent, never one lost).
+ */
+#define RS_EXEC_NAME_SELF 1     /* exec_names.self holds the process's executable's name */
+#define RS_EXEC_NAME_PARENT 2   /* exec_names.parent holds its parent's */
+
+struct rs_exec_names {
+	struct rs_basename_key self;    /* process.file.name */
+	struct rs_basename_key parent;  /* process.parent.file.name */
+	__u32 known;                    /* RS_EXEC_NAME_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct rs_exec_names);
+} exec_names SEC(".maps");
+
+static __always_inline bool rs_name_key_eq(const struct rs_basename_key *a, const struct rs_basename_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* exec: the new image is `file` (NULL: not known). */
+static __always_inline void rs_exec_names_exec(struct task_struct *task, struct dentry *file)
+{
+	struct rs_exec_names *n;
+
+	if (!RS_POLICY_EXEC_NAMES)
+		return;
+	n = bpf_task_storage_get(&exec_names, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!n)
+		return;
+	__builtin_memset(&n->self, 0, sizeof(n->self));
+	if (file && rs_dentry_name_key(file, &n->self))
+		n->known |= RS_EXEC_NAME_SELF;
+	else
+		n->known &= ~RS_EXEC_NAME_SELF;
+}
+
+/* fork of a new process: its image and its parent are the parent's. */
+static __always_inline void rs_exec_names_fork(struct task_struct *parent, struct task_struct *child)
+{
+	struct task_struct *leader = parent->group_leader;
+	struct rs_exec_names *n, *p;
+	struct rs_basename_key key = {};
+	bool known;
+
+	if (!RS_POLICY_EXEC_NAMES)
+		return;
+	p = bpf_task_storage_get(&exec_names, leader, 0, 0);
+	if (p)
+		known = (p->known & RS_EXEC_NAME_SELF) != 0;
+	else
+		known = rs_dentry_name_key(BPF_CORE_READ(leader, mm, exe_file, f_path.dentry), &key);
+	n = bpf_task_storage_get(&exec_names, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!n)
+		return;
+	if (p)
+		__builtin_memcpy(&key, &p->self, sizeof(key));
+	__builtin_memcpy(&n->self, &key, sizeof(key));
+	__builtin_memcpy(&n->parent, &key, sizeof(key));
+	n->known = known ? RS_EXEC_NAME_SELF | RS_EXEC_NAME_PARENT : 0;
+}
+
+/* May the file `dentry` be the calling process's executable or its parent's? */
+static __always_inline bool rs_approve_exec_name(struct dentry *dentry)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct rs_exec_names *n = bpf_task_storage_get(&exec_names, task->group_leader, 0, 0);
+	struct rs_basename_key key = {};
+
+	if (!dentry || !n || n->known != (RS_EXEC_NAME_SELF | RS_EXEC_NAME_PARENT))
+		return true;   /* a failed call (no file), or names not known: send */
+	if (!rs_dentry_name_key(dentry, &key))
+		return true;
+	return rs_name_key_eq(&key, &n->self) || rs_name_key_eq(&key, &n->parent);
 }
 
 /* Scratch for a failed call's path string and the scan for its last '/'. */
@@ -422,6 +526,8 @@ static __always_inline bool rs_filter_at(__u32 type, struct dentry *dentry, stru
 			ok = !pdentry || rs_approve_basename(type, pdentry);
 		if (!ok && (kinds & RS_APPROVE_PREFIX))
 			ok = rs_approve_prefix(type, pdentry, pmnt, flags);
+		if (!ok && (kinds & RS_APPROVE_EXEC))
+			ok = rs_approve_exec_name(dentry);
 		if (!ok) {
 			RS_STAT_INC(type, dropped_approver);
 			return false;

@@ -141,7 +141,7 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 			/* tombstone first: it must not depend on the event being sent */
 			if (c->type == RS_EVENT_LINK && ret == 0)
 				rs_inode_moved(BPF_CORE_READ(fd_dentry, d_inode));
-			if (!rs_type_sends(c->type) || !rs_filter(c->type, fd_dentry, fd_mnt, c->flags, NULL))
+			if (!rs_type_sends(c->type) || !rs_filter(c->type, fd_dentry, fd_mnt, rs_fim_filter_flags(c), NULL))
 				goto out;
 		}
 	} else if (cap && cap->count) {
@@ -149,7 +149,7 @@ static __always_inline int rs_fim_exit(struct trace_event_raw_sys_exit *ctx, str
 		verdict = rs_fim_decide(cap, c, ret, &pick);
 		if (!verdict)
 			goto out;
-	} else if (!rs_filter(c->type, NULL, NULL, c->flags, c->path)) {
+	} else if (!rs_filter(c->type, NULL, NULL, rs_fim_filter_flags(c), c->path)) {
 		/* No kernel object (the call failed): the caller's string decides. */
 		goto out;
 	}

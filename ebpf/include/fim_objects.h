@@ -43,6 +43,14 @@ struct rs_fim_call {
 	bool need_base;               /* always send the caller's strings and bases (mount) */
 };
 
+/* The value a type's flags approvers test (RS_APPROVE_FLAGS): chmod's new
+ * mode (chmod.file.destination.mode, `mode & (S_ISUID | S_ISGID) > 0`),
+ * every other type's call flags. */
+static __always_inline __u64 rs_fim_filter_flags(const struct rs_fim_call *c)
+{
+	return c->type == RS_EVENT_CHMOD ? c->mode : c->flags;
+}
+
 static __always_inline void rs_fim_call_init(struct rs_fim_call *c, __u32 type)
 {
 	__builtin_memset(c, 0, sizeof(*c));
@@ -453,10 +461,10 @@ static __always_inline bool rs_fim_send(struct rs_fim_slot *s, struct rs_fim_cal
 	if (s)
 		d = rs_fim_filter_dentry(s);
 	if (!d)
-		return rs_filter(c->type, NULL, NULL, c->flags, upath);
+		return rs_filter(c->type, NULL, NULL, rs_fim_filter_flags(c), upath);
 	/* the mount the call went through (precise sets), else the caller's view */
 	m = s->mnt ? rs_real_mount(s->mnt) : rs_sb_mount_for(s->sb, d);
-	return rs_filter(c->type, d, m ? &m->mnt : NULL, c->flags, upath);
+	return rs_filter(c->type, d, m ? &m->mnt : NULL, rs_fim_filter_flags(c), upath);
 }
 
 /* rs_fim_decide() verdicts */

@@ -292,3 +292,115 @@ def test_prefixes_of_fields_the_kernel_does_not_walk_offer_nothing_there(write_p
     f = kernel_filters(load_policies([policy]).ruleset)["rename"]
     assert not f.approve_kinds
     assert f.reason is not None and "rename.file.path (prefix): not checked in the kernel" in f.reason
+# --- exec-name approvers (unlink of the task's own executable) and chmod's mode bits
+
+SELF_DELETING = ("unlink.retval == 0 && (unlink.file.path == process.file.path"
+                 " || unlink.file.path == process.parent.file.path)")
+
+
+@pytest.mark.parametrize("text, field, values", [
+    (SELF_DELETING, "unlink.file.path", {"process.file.path", "process.parent.file.path"}),
+    ("process.file.path == unlink.file.path", "unlink.file.path", {"process.file.path"}),
+    ("unlink.file.name == process.parent.file.name && process.uid == 0", "unlink.file.name",
+     {"process.parent.file.name"}),
+])
+def test_exec_offers(text: str, field: str, values: set[str]) -> None:
+    from codegen.approvers import exec_offer
+    from codegen.fields import REGISTRY
+
+    offer = exec_offer(rule(text).ir, REGISTRY.fields[field])
+    assert offer.ok and offer.kind is ApproverKind.EXEC_BASENAME and offer.values == values
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('unlink.file.path == "/x"', "not compared with the executable's path"),
+    ("unlink.file.path == process.file.name", "not compared with the executable's path"),
+    ("unlink.file.path != process.file.path", "can match other files"),
+    ("!(unlink.file.path == process.file.path)", "can match other files"),
+    ('unlink.file.path == process.file.path || unlink.file.name == "x"', "can match other files"),
+    ("unlink.file.path == process.ancestors.file.path", "not compared with the executable's path"),
+])
+def test_exec_offers_refused(text: str, reason: str) -> None:
+    from codegen.approvers import exec_offer
+    from codegen.fields import REGISTRY
+
+    offer = exec_offer(rule(text).ir, REGISTRY.fields["unlink.file.path"])
+    assert not offer.ok and offer.reason is not None and reason in offer.reason
+
+
+def test_basename_not_of_domain() -> None:
+    from codegen.partial import BasenameNotOf
+
+    fields = frozenset({"process.file.path", "process.parent.file.path"})
+    assert partial_eval(rule(SELF_DELETING).ir, "unlink.file.path", BasenameNotOf(fields)) is False
+    assert partial_eval(rule(SELF_DELETING).ir, "unlink.file.path",
+                        BasenameNotOf(frozenset({"process.file.path"}))) is None
+    assert partial_eval(rule("unlink.file.path != process.file.path").ir, "unlink.file.path",
+                        BasenameNotOf(fields)) is True
+
+
+def _filters(tmp_path: Path, text: str) -> dict[str, object]:
+    from codegen.cbackend import kernel_filters
+
+    p = tmp_path / "p.policy"
+    p.write_text(text)
+    return kernel_filters(load_policies([p]).ruleset)  # type: ignore[return-value]
+
+
+def test_the_kinds_of_one_type_compose(tmp_path: Path) -> None:
+    """chmod: the mode bits and a basename; unlink: the executable's name and a basename."""
+    from codegen.cbackend import BASENAME, EXEC, FLAGS, PREFIX, TypeFilter
+
+    filters = _filters(tmp_path, (
+        "rules:\n"
+        "  - id: setuid\n"
+        "    expression: chmod.file.destination.mode & (S_ISUID | S_ISGID) > 0 && chmod.file.mode & S_IFMT == S_IFREG\n"
+        "  - id: sensitive\n"
+        '    expression: chmod.file.path in ["/etc/shadow", "/etc/sudoers"]\n'
+        "  - id: self\n"
+        f"    expression: {SELF_DELETING}\n"
+        "  - id: history\n"
+        '    expression: unlink.file.name in [".bash_history"]\n'))
+    chmod, unlink = filters["chmod"], filters["unlink"]
+    assert isinstance(chmod, TypeFilter) and isinstance(unlink, TypeFilter)
+    assert chmod.approve_kinds == (BASENAME, FLAGS) and chmod.flags_mask == 0o6000
+    assert chmod.basenames == {"shadow", "sudoers"}
+    assert unlink.approve_kinds == (BASENAME, EXEC) and unlink.basenames == {".bash_history"}
+    assert unlink.exec_fields == {"process.file.path", "process.parent.file.path"}
+    # the default policy's unlink rules: the log rule's prefix and the executable's name, OR-ed
+    logs = _filters(tmp_path, f"rules:\n  - id: self\n    expression: {SELF_DELETING}\n"
+                              '  - id: logs\n    expression: unlink.file.path =~ "/var/log/**"\n')["unlink"]
+    assert isinstance(logs, TypeFilter) and logs.approve_kinds == (PREFIX, EXEC)
+    # a rule with no approver the kernel can check: nothing is filtered
+    worse = _filters(tmp_path, f"rules:\n  - id: self\n    expression: {SELF_DELETING}\n"
+                               '  - id: other\n    expression: unlink.file.path != "/x"\n')["unlink"]
+    assert isinstance(worse, TypeFilter) and worse.approve_kinds == ()
+
+
+def test_exec_and_mode_approvers_are_sound_against_the_evaluator() -> None:
+    """Random documents: whatever matches passes the kernel's check (the
+    file's basename is the process's or its parent's; the mode has a bit of
+    the mask)."""
+    import random
+
+    from agent.evaluator.event import DocumentEvent
+
+    rng = random.Random(7)
+    names = ["sh", "x", "rm", "stage1", "a.out"]
+    dirs = ["/tmp", "/usr/bin", "/dev/shm"]
+    texts = [SELF_DELETING, "unlink.file.name == process.file.name || unlink.file.path == process.parent.file.path",
+             "process.file.path == unlink.file.path && unlink.retval != 0"]
+    for text in texts:
+        fn = compile_ok(text)
+        for _ in range(300):
+            paths = [f"{rng.choice(dirs)}/{rng.choice(names)}" for _ in range(3)]
+            doc = {"type": "unlink", "unlink": {"retval": rng.choice([0, -2]), "file": {"path": paths[0]}},
+                   "process": {"file": {"path": paths[1]}, "ancestors": [{"file": {"path": paths[2]}}]}}
+            if fn.matches(DocumentEvent(doc)):
+                base = paths[0].rsplit("/", 1)[1]
+                assert base in (paths[1].rsplit("/", 1)[1], paths[2].rsplit("/", 1)[1]), (text, paths)
+    fn = compile_ok("chmod.file.destination.mode & (S_ISUID | S_ISGID) > 0 && chmod.retval == 0")
+    for _ in range(300):
+        mode = rng.randrange(0o10000)
+        doc = {"type": "chmod", "chmod": {"retval": 0, "file": {"path": "/x", "destination": {"mode": mode}}}}
+        assert fn.matches(DocumentEvent(doc)) == bool(mode & 0o6000)

@@ -18,6 +18,10 @@
 #define RS_POLICY_APPROVE_UNLINK (RS_APPROVE_PREFIX)
 #define RS_POLICY_DISCARD_UNLINK 1
 
+/* Exec and fork record the basename of each process's executable (exec-name
+ * approvers, ebpf/include/filters.h): some type's rules need it. */
+#define RS_POLICY_EXEC_NAMES 0
+
 /* The event types whose programs this object holds (ebpf/hooks/exits.h). */
 #define RS_WANT_CAPSET 1
 #define RS_WANT_CHMOD 1

@@ -24,6 +24,10 @@
 #define RS_POLICY_APPROVE_MPROTECT (RS_APPROVE_FLAGS)
 #define RS_POLICY_DISCARD_MPROTECT 0
 
+/* Exec and fork record the basename of each process's executable (exec-name
+ * approvers, ebpf/include/filters.h): some type's rules need it. */
+#define RS_POLICY_EXEC_NAMES 0
+
 /* The event types whose programs this object holds (ebpf/hooks/exits.h). */
 #define RS_WANT_BPF 1
 #define RS_WANT_CAPSET 1
