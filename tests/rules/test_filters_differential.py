@@ -41,6 +41,13 @@ FLAGS = {"O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_CREAT|O_WRONLY": 0o101,
          "O_TRUNC|O_WRONLY": 0o1001, "O_APPEND|O_WRONLY": 0o2001}
 MASKS = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_WRONLY | O_RDWR"]
 XATTR = "user.rsagent"
+# The workload's program and its parent's (this test's), as the kernel names
+# them: unlinks of a namesake of the program meet the exec-name approver.
+WORKLOAD_EXE = subprocess.run(["python3", "-c", "import os; print(os.path.realpath('/proc/self/exe'))"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+PARENT_EXE = os.path.realpath("/proc/self/exe")
+EXE_NAME = os.path.basename(WORKLOAD_EXE)
+CHMOD_MODES = [0o600, 0o640, 0o644, 0o4755, 0o2750, 0o6711]
 
 # The types whose events the kernel may drop (the table says which).
 FILTERED_BY_KERNEL = sorted(t.name for t in PRODUCED if t.kernel_approvers or t.discarders)
@@ -120,6 +127,13 @@ def random_atom(rng: random.Random, base: Path, t: str, first: bool = False) -> 
             return atom
     if t == "splice" and rng.random() < 0.2:
         return "splice.pipe_exit_flag & PIPE_BUF_FLAG_CAN_MERGE > 0"
+    if t == "chmod" and rng.random() < 0.3:   # the mode-bit approver
+        return rng.choice(["chmod.file.destination.mode & (S_ISUID | S_ISGID) > 0",
+                           "chmod.file.destination.mode & S_ISGID > 0", "chmod.file.destination.mode & S_IWGRP != 0"])
+    if t == "unlink" and rng.random() < 0.3:  # the exec-name approver
+        return rng.choice(["unlink.file.path == process.file.path", "unlink.file.path == process.parent.file.path",
+                           "unlink.file.name == process.file.name", "unlink.file.name == process.parent.file.name",
+                           "unlink.file.path != process.file.path"])
     paths = [str(base / d / n) for d in DIRS for n in NAMES]
     if t in PREFIX_TYPES and rng.random() < 0.3:
         return random_prefix_atom(rng, base, t, paths)
@@ -218,7 +232,7 @@ def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
     if t == "open":
         return ["open", path, FLAGS[rng.choice(list(FLAGS))]]
     if t == "chmod":
-        return ["chmod", path, rng.choice([0o600, 0o640, 0o644])]
+        return ["chmod", path, rng.choice(CHMOD_MODES)]
     if t == "chown":
         return ["chown", path, 0, rng.choice([0, 65534])]
     if t == "utimes":
@@ -228,7 +242,7 @@ def _op(rng: random.Random, base: Path, t: str) -> list[Any]:
     if t == "removexattr":
         return ["removexattr", path, XATTR]
     if t == "unlink":
-        return ["unlink", path]
+        return ["unlink", str(base / rng.choice(DIRS) / EXE_NAME) if rng.random() < 0.25 else path]
     if t == "mkdir":
         return ["mkdir", str(base / rng.choice(DIRS) / rng.choice(["n1", "n2", "x.conf", "z"]))]
     if t == "rmdir":
@@ -250,6 +264,7 @@ def make_tree(rng: random.Random, base: Path) -> None:
                 (base / d / n).write_text("x")
                 if rng.random() < 0.5:
                     os.setxattr(base / d / n, XATTR, b"1")
+        (base / d / EXE_NAME).write_text("x")
 
 
 def syscall_flags(op: list[Any]) -> int:
@@ -268,7 +283,10 @@ def expected_doc(op: list[Any], result: int) -> dict[str, Any]:
             body["file"]["destination"] = {"path": op[2], "name": os.path.basename(op[2])}
     if t == "open":
         body["flags"] = syscall_flags(op)
-    return {"type": t, "timestamp": time.time_ns(), t: body, "process": {"comm": "python3"}}
+    if t == "chmod":
+        body["file"]["destination"] = {"mode": op[2]}
+    process = {"comm": "python3", "file": {"path": WORKLOAD_EXE}, "ancestors": [{"file": {"path": PARENT_EXE}}]}
+    return {"type": t, "timestamp": time.time_ns(), t: body, "process": process}
 
 
 def run_workload(ops: list[list[Any]], work: Path) -> tuple[int, list[int | None]]:
