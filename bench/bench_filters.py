@@ -2,6 +2,7 @@
 how many events/s the whole pipeline handles when every event matches.
 
     .venv/bin/python -m bench.bench_filters [--iterations N] [--rounds R] [--no-auditd]
+        [--baseline-discard DIR]
 
 Overhead on an open()+close() loop of a file no rule covers (C,
 bench/c/openloop.c), alternating configurations each round, medians:
@@ -11,6 +12,9 @@ bench/c/openloop.c), alternating configurations each round, medians:
   discard   rsagent run, 20 glob rules with '*' basenames: no approver, the
             first open teaches the kernel a discarder
   auditd    auditd with one `-w /etc/shadow -p rwa` watch (never matching)
+  discard@base  (--baseline-discard DIR) the discard policy with the objects
+            `rulec compile` built into DIR from other sources (a baseline
+            checkout): before/after of a kernel change, side by side
 Targets (issue 6): approve overhead <= 1.5x the floor's, discard <= 2x.
 
 Pipeline capacity: the probes fill a large ring buffer while nobody reads,
@@ -80,22 +84,25 @@ class Auditd:
             self.proc.wait(10)
 
 
-def overhead(iterations: int, rounds: int, with_auditd: bool) -> None:
+def overhead(iterations: int, rounds: int, with_auditd: bool, baseline: Path | None = None) -> None:
     loop = build_c("openloop")
     floor = build_bpf("empty_open_enter_exit")
     target = WORK / "uncovered-file"
     target.write_text("x")
     policies = write_policies()
     ready = WORK / "run.ready"
-    configs = ["none", "floor", "approve", "discard"] + (["auditd"] if with_auditd else [])
+    runs = {"approve": ["--policy", str(policies["approve"])], "discard": ["--policy", str(policies["discard"])]}
+    if baseline is not None:
+        runs["discard@base"] = ["--policy", str(policies["discard"]), "--compiled", str(baseline)]
+    configs = ["none", "floor", *runs] + (["auditd"] if with_auditd else [])
     res: dict[str, list[float]] = {c: [] for c in configs}
     notes: list[str] = []
     for _ in range(rounds):
         res["none"].append(run_loop(loop, target, iterations))
         with load_object(floor, attach=True):
             res["floor"].append(run_loop(loop, target, iterations))
-        for name in ("approve", "discard"):
-            proc = start_rsagent(["run", "-v", "--policy", str(policies[name]), "--output", "jsonl:/dev/null"], ready)
+        for name, args in runs.items():
+            proc = start_rsagent(["run", "-v", *args, "--output", "jsonl:/dev/null"], ready)
             try:
                 run_loop(loop, target, 10)  # the first opens teach the discarder
                 time.sleep(0.3)
@@ -113,8 +120,8 @@ def overhead(iterations: int, rounds: int, with_auditd: bool) -> None:
         extra = ""
         if name not in ("none", "floor") and floor_ns > 0:
             extra = f"   overhead = {(med[name] - base) / floor_ns:.2f}x the floor's"
-        print(f"  {name:<8} {med[name]:8.1f}  {pct(med[name], base) if name != 'none' else '':>9}{extra}")
-    for note in notes[-2:]:
+        print(f"  {name:<12} {med[name]:8.1f}  {pct(med[name], base) if name != 'none' else '':>9}{extra}")
+    for note in notes[-len(runs):]:
         print(f"  ({note})")
 
 
@@ -178,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--no-auditd", action="store_true")
+    ap.add_argument("--baseline-discard", type=Path, help="objects `rulec compile` built for the discard policy "
+                    "from baseline sources: measured beside the current ones")
     args = ap.parse_args(argv)
     require_root()
     WORK.mkdir(parents=True, exist_ok=True)
-    overhead(args.iterations, args.rounds, not args.no_auditd)
+    overhead(args.iterations, args.rounds, not args.no_auditd, args.baseline_discard)
     pipeline(args.events)
     return 0
 

@@ -412,9 +412,10 @@ static __always_inline __u32 rs_discarders_revision(void)
 	return rev ? *rev : 0;
 }
 
-/* A dentry's parent and inode number (see rs_read_dentry in path.h). */
+/* A dentry's parent, inode and inode number (see rs_read_dentry in path.h). */
 struct rs_dentry_view {
 	struct dentry *parent;
+	struct inode *inode;
 	__u64 ino;
 };
 
@@ -426,6 +427,7 @@ static __always_inline int rs_dentry_view(struct dentry *d, struct rs_dentry_vie
 	if (rs_read_dentry(d, &h))
 		return -1;
 	v->parent = h.parent;
+	v->inode = h.inode;
 	/* through a local: BPF_CORE_READ(h.inode, ...) would also relocate our
 	 * own struct rs_dentry_head, which no kernel's BTF knows */
 	inode = h.inode;
@@ -454,27 +456,80 @@ static __always_inline bool rs_discarded_at(__u32 type, __u64 ino, __u32 mount_i
 	return true;
 }
 
+/*
+ * The last file a discarder dropped on this CPU, for the hot case of one
+ * file opened again and again: the same inode (pointer and number) through
+ * the same mount, for the same type, with the discarders' revision and the
+ * count of inode moves (rs_inode_moved: any rename/unlink/link anywhere)
+ * unchanged since, is still discarded, without the mount id read and the
+ * discarder and tombstone lookups. Both counters are read before the
+ * decision is made, so a move or a revision during it leaves a stale entry
+ * that cannot hit.
+ */
+struct rs_discard_cache {
+	struct inode *inode;
+	struct vfsmount *mnt;
+	__u64 ino;
+	__u64 moves;
+	__u32 revision;
+	__u32 type;                  /* the type + 1: 0 is an empty entry */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rs_discard_cache);
+} discard_cache SEC(".maps");
+
+/* rs_inode_moved() calls since load (see rs_discard_cache). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} inode_moves SEC(".maps");
+
+static __always_inline __u64 rs_inode_moves(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&inode_moves, &zero);
+
+	return n ? *n : 0;
+}
+
 /* Does a discarder cover this file: the inode itself, or one of its first
  * RS_DISCARDER_DEPTH parent directories within the same mount? Nearest
  * first, stopping at the first hit: the agent pushes the nearest discardable
  * directory (hot directories hit after two steps) and the farthest one (the
  * widest cover). When nothing hits, the parents' inodes are in
- * filter_scratch for the record. */
+ * filter_scratch for the record (zeros where none was walked). */
 static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
-	struct rs_filter_scratch *fs;
+	struct rs_filter_scratch *fs = rs_filter_scratch();
+	struct rs_discard_cache *dc;
 	struct rs_dentry_view v;
+	struct inode *inode;
 	struct dentry *mnt_root;
-	__u32 mount_id, revision;
+	__u32 zero = 0, mount_id, revision;
+	__u64 ino, moves;
 
+	if (fs)
+		__builtin_memset(fs, 0, sizeof(*fs));
 	if (!dentry || !vfsmnt || rs_dentry_view(dentry, &v))
 		return false;
-	mount_id = BPF_CORE_READ(rs_real_mount(vfsmnt), mnt_id);
 	revision = rs_discarders_revision();
-	if (rs_discarded_at(type, v.ino, mount_id, 1, revision))
+	moves = rs_inode_moves();
+	dc = bpf_map_lookup_elem(&discard_cache, &zero);
+	if (dc && dc->inode == v.inode && dc->ino == v.ino && dc->mnt == vfsmnt && dc->type == type + 1 &&
+	    dc->revision == revision && dc->moves == moves)
 		return true;
+	inode = v.inode;
+	ino = v.ino;
+	mount_id = BPF_CORE_READ(rs_real_mount(vfsmnt), mnt_id);
+	if (rs_discarded_at(type, v.ino, mount_id, 1, revision))
+		goto hit;
 	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	fs = rs_filter_scratch();
 #pragma unroll
 	for (int i = 0; i < RS_DISCARDER_DEPTH; i++) {
 		if (dentry == mnt_root || !v.parent || v.parent == dentry)
@@ -485,9 +540,19 @@ static __always_inline bool rs_discarded(__u32 type, struct dentry *dentry, stru
 		if (fs)
 			fs->parents[i] = v.ino;
 		if (rs_discarded_at(type, v.ino, mount_id, 0, revision))
-			return true;
+			goto hit;
 	}
 	return false;
+hit:
+	if (dc) {
+		dc->inode = inode;
+		dc->mnt = vfsmnt;
+		dc->ino = ino;
+		dc->moves = moves;
+		dc->revision = revision;
+		dc->type = type + 1;
+	}
+	return true;
 }
 
 /*
@@ -504,13 +569,6 @@ static __always_inline bool rs_filter_at(__u32 type, struct dentry *dentry, stru
 					 struct mount *pmnt)
 {
 	__u32 kinds = rs_policy_approve(type);
-
-	if (rs_policy_discard(type)) {
-		struct rs_filter_scratch *fs = rs_filter_scratch();
-
-		if (fs)
-			__builtin_memset(fs, 0, sizeof(*fs));
-	}
 
 	if (kinds) {
 		bool ok = false;
@@ -576,8 +634,14 @@ static __always_inline void rs_inode_moved(struct inode *inode)
 {
 	struct rs_inode_key key = { .inode = BPF_CORE_READ(inode, i_ino) };
 	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 zero = 0;
+	__u64 *moves;
 
 	bpf_map_update_elem(&inode_tombstones, &key, &now, BPF_ANY);
+	/* after the tombstone: a cache entry made before it cannot hit */
+	moves = bpf_map_lookup_elem(&inode_moves, &zero);
+	if (moves)
+		__sync_fetch_and_add(moves, 1);
 }
 
 /* Mounts changed: every discarder may be wrong now. */
