@@ -195,9 +195,9 @@ def _stream_options(p: argparse.ArgumentParser, outputs: bool = True) -> None:
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port: 127.0.0.1)")
     p.add_argument("--ready-file", type=Path, default=None,
                    help="written once every probe is attached and the process snapshot is taken")
-    p.add_argument("--load-threads", type=int, default=1, metavar="N",
+    p.add_argument("--load-threads", type=int, default=0, metavar="N",
                    help="threads the programs are loaded (verified by the kernel) in, one object each "
-                        "(default 1; 0: one per CPU, at most 4; helps only when CPUs are idle at start)")
+                        "(default 0: one per CPU, at most 4; 1: one object, serially)")
     p.add_argument("--ringbuf-mb", type=int, default=8, help="ring buffer size in MiB (power of two)")
     p.add_argument("--lifecycle-ringbuf-mb", type=int, default=4,
                    help="ring buffer for exec/fork/exit in MiB (power of two; read first, so file storms "

@@ -140,9 +140,9 @@ class RuntimeConfig:
     # loaded in order when hook_set (then the one before) fails to load or attach
     fallbacks: tuple[Fallback, ...] = ()
     # objects the programs are loaded by, in as many threads (the kernel's
-    # verifier runs in the loading thread); 0: one per CPU, at most 4. One by
-    # default: on the 2 busy cores of bench/README.md "Start-up" two gained nothing
-    load_parts: int = 1
+    # verifier runs in the loading thread); 0: one per CPU, at most 4
+    # (bench/README.md "Start-up": 0.72x the serial load's time on 2 quiet cores)
+    load_parts: int = 0
 
 
 @dataclass

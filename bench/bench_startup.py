@@ -1,12 +1,12 @@
 """Start-up: exec to ready file, and the verifier's share of it (issue 12).
 
-    python -m bench.bench_startup [--baseline TREE] [--parallel] [--rounds N]
+    python -m bench.bench_startup [--baseline TREE] [--serial] [--rounds N]
     python -m bench.bench_startup --verifier [--top N]
 
 The first form runs ``rsagent run -v --ready-file F --output jsonl:/dev/null``
 with the default policy ``--rounds`` times (alternating with TREE's agent,
 a checkout of another commit with its own .venv, when given; and with
-``--parallel`` this tree's agent with ``--load-threads 2``), times exec
+``--serial`` this tree's agent with ``--load-threads 1``: one object, no threads), times exec
 to the ready file, and timestamps the agent's log lines as they arrive to
 split the time into stages; medians per tree, side by side.
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", type=Path, help="another checkout (with its .venv) to compare with")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--parallel", action="store_true", help="also this tree loading in two threads")
+    p.add_argument("--serial", action="store_true", help="also this tree loading serially (--load-threads 1)")
     p.add_argument("--verifier", action="store_true", help="per-program verifier statistics instead")
     p.add_argument("--top", type=int, default=20)
     args = p.parse_args(argv)
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         verifier(args.top)
         return 0
     trees: dict[str, tuple[Path, list[str]]] = {"this tree": (MAIN, [])}
-    if args.parallel:
-        trees["this tree, --load-threads 2"] = (MAIN, ["--load-threads", "2"])
+    if args.serial:
+        trees["this tree, --load-threads 1"] = (MAIN, ["--load-threads", "1"])
     if args.baseline is not None:
         trees = {"baseline": (args.baseline.resolve(), []), **trees}
     compare(trees, args.rounds)
