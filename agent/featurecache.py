@@ -11,7 +11,9 @@ one else can write it or any directory above it), and the agent probes
 again and rewrites it (0600, in a 0700 directory).
 
 The hook set and its coverage are derived from the features each time,
-not cached: they come from this code, not from the kernel.
+not cached: they come from this code, not from the kernel. Only the
+features that worked are taken from the file: those it records as missing
+are probed again at each start (see cached_probe).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .features import EXTRA_CHECKS, HOOK_KINDS, Feature, FeatureReport, coverage, lockdown, probe
+from .features import EXTRA_CHECKS, HOOK_KINDS, Feature, FeatureReport, coverage, lockdown, probe, reprobe
 from .libbpf.probe import libbpf_version_string
 from .safefile import write_replace
 from .trust import path_problems, private_dir
@@ -126,10 +128,25 @@ def save(report: FeatureReport, features_object: Path, directory: Path = CACHE_D
 
 
 def cached_probe(features_object: Path, directory: Path = CACHE_DIR) -> FeatureReport:
-    """The features from the cache when it is valid, else probed (and cached)."""
+    """The features from the cache when it is valid, else probed (and cached).
+
+    Only what the cache says *works* is trusted: a feature it records as
+    missing is probed again at every start. A probe that failed for a
+    passing reason (memory pressure, a run without CAP_BPF, such as `rsagent
+    probe` under a bounded capability set) must not leave the agent without
+    a hook set for the rest of the boot; on this kernel the failing probes
+    (kprobe, fentry, lsm) fail fast."""
     report = load(features_object, directory)
     if report is not None:
-        log.info("kernel features from %s (probed earlier this boot)", directory / CACHE_NAME)
+        missing = sorted(n for n, f in report.features.items() if not f.available)
+        if missing:
+            reprobe(report, features_object, missing)
+            if any(report.features[n].available for n in missing):
+                log.info("features %s work now (the cache said missing): cache rewritten",
+                         ", ".join(n for n in missing if report.features[n].available))
+                save(report, features_object, directory)
+        log.info("kernel features from %s (probed earlier this boot; %d missing there probed again)",
+                 directory / CACHE_NAME, len(missing))
         return report
     t0 = time.monotonic()
     report = probe(features_object)

@@ -114,8 +114,6 @@ def lockdown() -> str:
 
 
 def probe(features_object: Path) -> FeatureReport:
-    from .hooksets import choose_hook_set
-
     report = FeatureReport(
         kernel=platform.release(),
         arch=platform.machine(),
@@ -123,7 +121,18 @@ def probe(features_object: Path) -> FeatureReport:
         btf=BTF_PATH.is_file(),
         lockdown=lockdown(),
     )
+    reprobe(report, features_object, [k.name for k in HOOK_KINDS + EXTRA_CHECKS])
+    return report
+
+
+def reprobe(report: FeatureReport, features_object: Path, names: list[str]) -> None:
+    """Probe the features ``names`` again into ``report``, then choose its
+    hook set and coverage again."""
+    from .hooksets import choose_hook_set
+
     for kind in HOOK_KINDS + EXTRA_CHECKS:
+        if kind.name not in names:
+            continue
         result = try_load(features_object, kind.program, attach=kind.attach, maps=kind.maps)
         log.debug("probe %s: %s", kind.name, result)
         report.features[kind.name] = Feature(
@@ -133,7 +142,6 @@ def probe(features_object: Path) -> FeatureReport:
     report.hook_set = choice.name
     report.hook_set_reason = choice.reason
     report.coverage = coverage(report)
-    return report
 
 
 def coverage(report: FeatureReport) -> dict[str, Coverage]:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ownership checks need
 def _report() -> FeatureReport:
     features = {"tracepoint": Feature("tracepoint", "syscall tracepoints", True, "loaded and attached", "4.7"),
                 "ringbuf": Feature("ringbuf", "BPF ring buffer", True, "loaded and attached", "5.8"),
-                "kprobe": Feature("kprobe", "kprobes", False, "attach failed: No such file", "4.1")}
+                "kprobe": Feature("kprobe", "kprobes", True, "loaded and attached", "4.1")}
     return FeatureReport(kernel="6.18.0", arch="x86_64", libbpf="1.1.2", btf=True, lockdown="none",
                          features=features)
 
@@ -44,7 +44,7 @@ def test_saved_report_is_read_back_without_probing(cache: tuple[Path, Path]) -> 
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     report = featurecache.cached_probe(obj, directory)   # a probe of this file would raise
     assert {n: f.available for n, f in report.features.items()} == {"tracepoint": True, "ringbuf": True,
-                                                                    "kprobe": False}
+                                                                    "kprobe": True}
     assert report.hook_set                                # derived again, not stored
     assert report.coverage
 
@@ -104,3 +104,24 @@ def test_malformed_file_is_ignored(cache: tuple[Path, Path]) -> None:
     featurecache.save(_report(), obj, directory)
     (directory / featurecache.CACHE_NAME).write_text("{not json")
     assert featurecache.load(obj, directory) is None
+
+
+def test_what_the_cache_says_is_missing_is_probed_again(built_objects: None, tmp_path: Path) -> None:
+    """A probe run without CAP_BPF (tests/deploy: `rsagent probe` under a bounded capability
+    set) records every feature missing: the next start must probe those again, for real,
+    not run without a hook set for the rest of the boot."""
+    from agent.features import probe
+    from agent.objects import object_path
+
+    obj, directory = object_path("features.bpf.o"), tmp_path / "run"
+    real = probe(obj)
+    assert real.hook_set, real.hook_set_reason
+    denied = {n: Feature(n, f.description, False, "load failed: Operation not permitted", f.min_kernel)
+              for n, f in real.features.items()}
+    featurecache.save(FeatureReport(kernel=real.kernel, arch=real.arch, libbpf=real.libbpf, btf=real.btf,
+                                    lockdown=real.lockdown, features=denied), obj, directory)
+    report = featurecache.cached_probe(obj, directory)
+    assert report.hook_set == real.hook_set
+    assert {n: f.available for n, f in report.features.items()} == {n: f.available for n, f in real.features.items()}
+    again = featurecache.load(obj, directory)                 # rewritten with what works
+    assert again is not None and again.has("tracepoint") and again.hook_set == real.hook_set
