@@ -630,18 +630,23 @@ static __always_inline bool rs_filter_scalar(__u32 type, __u64 value, __u64 flag
 
 /* rename/unlink/link changed where an inode lives: discarders decided
  * before now no longer hold for it (see the file comment). */
-static __always_inline void rs_inode_moved(struct inode *inode)
+static __always_inline void rs_inode_number_moved(__u64 ino)
 {
-	struct rs_inode_key key = { .inode = BPF_CORE_READ(inode, i_ino) };
+	struct rs_inode_key key = { .inode = ino };   /* dev 0: see events.h */
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u32 zero = 0;
 	__u64 *moves;
 
 	bpf_map_update_elem(&inode_tombstones, &key, &now, BPF_ANY);
-	/* after the tombstone: a cache entry made before it cannot hit */
+	/* after the tombstone: a discard_cache entry made before it cannot hit */
 	moves = bpf_map_lookup_elem(&inode_moves, &zero);
 	if (moves)
 		__sync_fetch_and_add(moves, 1);
+}
+
+static __always_inline void rs_inode_moved(struct inode *inode)
+{
+	rs_inode_number_moved(BPF_CORE_READ(inode, i_ino));
 }
 
 /* Mounts changed: every discarder may be wrong now. */

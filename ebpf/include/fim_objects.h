@@ -420,10 +420,9 @@ static __always_inline struct dentry *rs_fim_filter_dentry(struct rs_fim_slot *s
  * a removed inode may be freed by now. */
 static __always_inline void rs_fim_tombstone(struct rs_fim_slot *s)
 {
-	struct rs_inode_key key = { .inode = s->file.inode };   /* dev 0: see events.h */
-	__u64 now = bpf_ktime_get_boot_ns();
-
-	bpf_map_update_elem(&inode_tombstones, &key, &now, BPF_ANY);
+	/* (the count of moves too: a per-CPU discard_cache entry of this inode
+	 * must miss, or a link's new name would stay discarded) */
+	rs_inode_number_moved(s->file.inode);
 }
 
 /*
