@@ -113,8 +113,9 @@ def approver_rules() -> list[tuple[str, str]]:
             n = f.name
             if f.type is FieldType.INT and f.approver.kind is ApproverKind.SCALAR:  # a value, in the field's range
                 shapes = [f"{n} == 53", f"{n} in [53, 4444]"]
-            elif f.type is FieldType.INT:  # bit masks, up to what the kernel's u64 map holds
-                shapes = [f"{n} & O_WRONLY > 0", f"{n} & 0xFFFFFFFFFFFFFFFF > 0", f"{n} == 2",
+            elif f.type is FieldType.INT:  # bit masks, every bit of the field (up to the kernel map's u64)
+                every_bit = min(limits.field_range(n).high, 2**64 - 1)
+                shapes = [f"{n} & O_WRONLY > 0", f"{n} & 0x{every_bit:X} > 0", f"{n} == 2",
                           f"({n} & O_CREAT) == O_CREAT"]
             elif f.type is FieldType.IP:  # an address approver (LPM trie): addresses and CIDRs, both families
                 shapes = [f"{n} == 10.0.0.1", f"{n} in [10.0.0.0/8, fd00::/8]", f"{n} == ::1"]
