@@ -169,9 +169,12 @@ MATRIX_POLICY = CACHE / "matrix.policy"
 # Types whose workload calls the default policy's own approvers drop (chown
 # and mkdir: basenames of sensitive files; ptrace: attach/poke requests only;
 # splice: the Dirty Pipe rule's basenames; unshare: CLONE_NEWUSER only;
-# signal: SIGKILL/SIGTERM/SIGSTOP only; io_uring: setups only, no submission):
-# a send-all rule turns their approvers off, so the hooks' documents are checked.
-APPROVED_AWAY = frozenset({"chown", "io_uring", "mkdir", "ptrace", "signal", "splice", "unshare"})
+# signal: SIGKILL/SIGTERM/SIGSTOP only; io_uring: setups only, no submission;
+# open, rename, unlink, utimes: directory prefixes of system paths, the
+# workload's files are in /tmp): a send-all rule turns their approvers off, so
+# the hooks' documents are checked.
+APPROVED_AWAY = frozenset({"chown", "io_uring", "mkdir", "open", "ptrace", "rename", "signal", "splice",
+                           "unlink", "unshare", "utimes"})
 
 
 def write_matrix_policy() -> Path:
