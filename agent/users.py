@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,16 @@ log = logging.getLogger(__name__)
 _CHECK_NS = 1_000_000_000
 _MISS_CHECK_NS = 50_000_000
 _LAZY_MAX = 4096       # ids with a shared Lazy name (past it, the table starts again)
+
+
+def _shared_lazy(table: dict[int, Lazy], key: int, lookup: Callable[[int], str]) -> Lazy:
+    """The one Lazy of ``table`` for ``key`` resolving to ``lookup(key)`` (made on first use)."""
+    lazy = table.get(key)
+    if lazy is None:
+        if len(table) >= _LAZY_MAX:
+            table.clear()
+        lazy = table[key] = Lazy(functools.partial(lookup, key))
+    return lazy
 
 
 def _parse(path: Path) -> dict[int, str]:
@@ -90,21 +101,11 @@ class UserNames:
         """A document's ``user`` for ``uid``: its name looked up when read.
         One Lazy per id, shared by every document (a Lazy is immutable: a
         document resolving it replaces it with the name in that document)."""
-        lazy = self._lazy_users.get(uid)
-        if lazy is None:
-            if len(self._lazy_users) >= _LAZY_MAX:
-                self._lazy_users.clear()
-            lazy = self._lazy_users[uid] = Lazy(functools.partial(self.user, uid))
-        return lazy
+        return _shared_lazy(self._lazy_users, uid, self.user)
 
     def lazy_group(self, gid: int) -> Lazy:
         """A document's ``group`` for ``gid`` (see lazy_user)."""
-        lazy = self._lazy_groups.get(gid)
-        if lazy is None:
-            if len(self._lazy_groups) >= _LAZY_MAX:
-                self._lazy_groups.clear()
-            lazy = self._lazy_groups[gid] = Lazy(functools.partial(self.group, gid))
-        return lazy
+        return _shared_lazy(self._lazy_groups, gid, self.group)
 
     def group(self, gid: int) -> str:
         return self._lookup(self._groups, gid)
